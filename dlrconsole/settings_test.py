@@ -1,0 +1,21 @@
+"""Settings for the test suite: real PostgreSQL and real Redis, never the SQLite demo."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dlrconsole")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
+
+from dlrconsole.settings import *  # noqa: E402,F403
+from dlrconsole.settings import DATABASES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise RuntimeError(
+        "The test suite runs on PostgreSQL only: set DATABASE_URL to a postgres:// URL "
+        f"(got engine {DATABASES['default']['ENGINE']})"
+    )
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
+CELERY_TASK_DEFAULT_QUEUE = "dlrconsole-test"

@@ -1,0 +1,85 @@
+"""Admin for connections, messages and receipts. Secrets are write-only here: the form
+replaces them, the pages only ever show their last characters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from receipts.models import Connection, Message, Receipt
+
+
+class ConnectionForm(forms.ModelForm[Connection]):
+    new_secrets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),
+        help_text="One secret per line. Leave empty to keep the current secrets; several lines accept "
+        "several secrets at once, for rotation.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = ["slug", "provider", "name", "public_url", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        lines = [line.strip() for line in (cleaned.get("new_secrets") or "").splitlines() if line.strip()]
+        if lines:
+            self.instance.secrets = lines
+        elif not self.instance.secrets:
+            self.add_error("new_secrets", "A connection needs at least one secret.")
+        return cleaned
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin[Connection]):
+    form = ConnectionForm
+    list_display = ["slug", "provider", "name", "enabled", "webhook_path"]
+    list_filter = ["provider", "enabled"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["secret_hints", "created_at", "updated_at"]
+
+    @admin.display(description="Secrets (last characters)")
+    def secret_hints(self, obj: Connection) -> str:
+        return ", ".join(obj.secret_hints()) or "—"
+
+
+class ReceiptInline(admin.TabularInline[Receipt, Message]):
+    model = Receipt
+    fields = ["received_at", "provider_status", "status", "outcome", "error_code", "provider_timestamp"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["received_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    list_display = ["provider_message_id", "connection", "recipient", "country", "flow", "status", "submitted_at"]
+    list_filter = ["status", "error_class", "connection", "country"]
+    search_fields = ["provider_message_id", "client_reference", "recipient"]
+    readonly_fields = [f.name for f in Message._meta.fields]
+    inlines = [ReceiptInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(admin.ModelAdmin[Receipt]):
+    list_display = ["received_at", "connection", "provider_message_id", "provider_status", "status", "outcome"]
+    list_filter = ["status", "outcome", "connection"]
+    search_fields = ["provider_message_id"]
+    readonly_fields = [f.name for f in Receipt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # append-only

@@ -1,0 +1,118 @@
+"""The JSON API: register submitted messages, search them, read their timelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from receipts.filters import MessageFilter
+from receipts.models import Connection, Message
+from receipts.phones import InvalidNumber, parse_number
+from receipts.selectors import message_list, message_timeline
+from receipts.services import MessageRegistration, RegistrationConflict, message_register
+
+
+class MessageCursorPagination(CursorPagination):
+    # Newest first by primary key: unique and indexed, so pages stay fast at any depth.
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    connection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "connection", "provider_message_id", "recipient", "country", "flow", "client_reference",
+            "status", "error_code", "reason", "error_class", "submitted_at", "first_receipt_at", "final_at",
+            "status_changed_at",
+        ]
+        read_only_fields = fields
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.CharField()
+    summary = serializers.CharField()
+    detail = serializers.DictField()
+
+
+class MessageDetailSerializer(MessageSerializer):
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+    @extend_schema(responses=TimelineEntrySerializer(many=True))
+    def get_timeline(self, message: Message) -> list[dict[str, Any]]:
+        return TimelineEntrySerializer(message_timeline(message), many=True).data  # type: ignore[return-value]
+
+
+class MessageRegisterSerializer(serializers.Serializer):
+    connection = serializers.SlugRelatedField(slug_field="slug", queryset=Connection.objects.filter(enabled=True))
+    provider_message_id = serializers.CharField(max_length=128)
+    to = serializers.CharField(max_length=40, help_text="Recipient in any common format; E.164 preferred.")
+    region = serializers.CharField(
+        max_length=2, min_length=2, required=False, help_text="Country hint for a national-format number."
+    )
+    flow = serializers.SlugField(max_length=64, required=False, default="")
+    client_reference = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
+    submitted_at = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["to"] = parse_number(attrs["to"], region=attrs.get("region", ""))
+        except InvalidNumber as exc:
+            raise ValidationError({"to": [str(exc)]}) from None
+        return attrs
+
+
+class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Messages: register (POST), search (GET list), one message with its timeline (GET detail)."""
+
+    filterset_class = MessageFilter
+    pagination_class = MessageCursorPagination
+
+    def get_queryset(self) -> QuerySet[Message]:
+        return message_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return MessageDetailSerializer if self.action == "retrieve" else MessageSerializer
+
+    @extend_schema(
+        request=MessageRegisterSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="Already registered with the same details."),
+            409: OpenApiResponse(description="Already registered with a different recipient, flow or reference."),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        incoming = MessageRegisterSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        try:
+            message, created = message_register(
+                MessageRegistration(
+                    connection=data["connection"],
+                    provider_message_id=data["provider_message_id"],
+                    recipient=data["to"],
+                    flow=data["flow"],
+                    client_reference=data["client_reference"],
+                    submitted_at=data.get("submitted_at"),
+                )
+            )
+        except RegistrationConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

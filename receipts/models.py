@@ -1,0 +1,150 @@
+"""Connections, messages and receipts: the records the ingestion path writes."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from receipts.providers import get_adapter, provider_choices
+from receipts.statuses import ReceiptOutcome, Status
+
+
+def _validate_secrets(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        raise ValidationError(_("Secrets must be a list of non-empty strings."))
+
+
+class ErrorClass(models.TextChoices):
+    TEMPORARY = "temporary", _("Temporary")
+    PERMANENT = "permanent", _("Permanent")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Connection(models.Model):
+    """One configured account of a provider, with its own webhook URL and secrets."""
+
+    slug = models.SlugField(max_length=64, unique=True, help_text=_("Part of the webhook URL /hooks/<slug>/."))
+    provider = models.CharField(max_length=32, choices=provider_choices)
+    name = models.CharField(max_length=200, blank=True)
+    # Several secrets are accepted at once so a provider's key can be rotated without losing
+    # receipts signed with the old one while the change propagates.
+    secrets = models.JSONField(default=list, validators=[_validate_secrets])
+    # URL-signed schemes (Twilio) sign the URL the provider called, which differs from the one
+    # Django sees behind a TLS-terminating proxy; when set, verification uses this instead.
+    public_url = models.URLField(blank=True, max_length=500)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        if self.provider not in dict(provider_choices()):
+            return  # the field's own choices validation reports it
+        adapter = get_adapter(self.provider)
+        for secret in self.secrets if isinstance(self.secrets, list) else []:
+            try:
+                adapter.validate_secret(secret)
+            except ValueError as exc:
+                # The reason only: the secret itself is never echoed back.
+                raise ValidationError({"secrets": str(exc)}) from None
+
+    def secret_hints(self) -> list[str]:
+        """The secrets as they may be shown: never more than their last four characters."""
+        return [mask_secret(secret) for secret in self.secrets]
+
+    def webhook_path(self) -> str:
+        return f"/hooks/{self.slug}/"
+
+
+def mask_secret(secret: str) -> str:
+    if len(secret) <= 8:
+        return "…"
+    return f"…{secret[-4:]}"
+
+
+e164_validator = RegexValidator(r"^\+[1-9]\d{6,14}$", _("Enter a number in E.164 form, e.g. +33612345678."))
+
+
+class Message(models.Model):
+    """One submitted SMS, known by (connection, provider message id)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="messages")
+    provider_message_id = models.CharField(max_length=128)
+    recipient = models.CharField(max_length=16, validators=[e164_validator])
+    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 alpha-2, from the number."))
+    flow = models.SlugField(max_length=64, blank=True)
+    client_reference = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error_code = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=48, blank=True)
+    error_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True)
+    submitted_at = models.DateTimeField()
+    first_receipt_at = models.DateTimeField(null=True, blank=True)
+    final_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The identity providers use in receipts; ingestion and registration rely on it.
+            models.UniqueConstraint(fields=["connection", "provider_message_id"], name="message_unique_provider_id"),
+        ]
+        indexes = [
+            # Support search by number, newest first.
+            models.Index(fields=["recipient", "-id"], name="message_recipient_idx"),
+            # The product's own reference lookups.
+            models.Index(fields=["client_reference"], name="message_client_ref_idx", condition=~Q(client_reference="")),
+            # Status filters and the stale-pending sweep.
+            models.Index(fields=["status", "submitted_at"], name="message_status_submitted_idx"),
+            # Time-range searches and dashboards.
+            models.Index(fields=["submitted_at"], name="message_submitted_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.provider_message_id}"
+
+
+class Receipt(models.Model):
+    """One delivery receipt as received. Append-only: its content is never edited; only its
+    link to a message (set when a parked receipt's message is registered) and its outcome
+    (decided when it is applied) are written after insertion."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="receipts")
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, null=True, blank=True, related_name="receipts")
+    provider_message_id = models.CharField(max_length=128)
+    # The provider's event id where it gives one, otherwise a hash of the fields that identify
+    # the event; unique per connection so a provider's retries are stored once.
+    dedupe_key = models.CharField(max_length=128)
+    provider_status = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_description = models.CharField(max_length=255, blank=True)
+    provider_timestamp = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=ReceiptOutcome.choices)
+    raw_body = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "dedupe_key"], name="receipt_unique_dedupe_key"),
+        ]
+        indexes = [
+            # Linking parked receipts when their message is registered.
+            models.Index(
+                fields=["connection", "provider_message_id"],
+                name="receipt_parked_idx",
+                condition=Q(message__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_message_id} {self.provider_status}"

@@ -1,0 +1,152 @@
+"""What every provider adapter implements, and the request and event types they share.
+
+An adapter only verifies and maps; the ingestion flow (receipts/ingestion.py) is the same for
+every provider and is never overridden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from receipts.statuses import Status
+
+
+class WebhookError(Exception):
+    """Base for refusals; the message is safe to send back to the caller (no secrets)."""
+
+
+class SignatureError(WebhookError):
+    """The request is not proven to come from the provider: answer 401, store nothing."""
+
+
+class PayloadError(WebhookError):
+    """The body cannot be read as this provider's receipt: answer 400, store nothing."""
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP request as the adapter needs it, independent of Django."""
+
+    method: str
+    # The URL the provider called, as the provider saw it (scheme, host, port, path, query).
+    url: str
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    remote_addr: str = ""
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+    def query(self) -> dict[str, list[str]]:
+        _, _, query = self.url.partition("?")
+        return parse_qs(query, keep_blank_values=True)
+
+    def form(self) -> dict[str, list[str]]:
+        """The url-encoded body; bad encodings are a 400, never a 500."""
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PayloadError("body is not UTF-8") from None
+        try:
+            return parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+        except ValueError:
+            raise PayloadError("body is not application/x-www-form-urlencoded") from None
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError):
+            raise PayloadError("body is not valid JSON") from None
+
+
+FIELD_LIMITS = {"provider_message_id": 128, "provider_status": 64, "error_code": 32, "error_description": 255}
+
+
+@dataclass(frozen=True)
+class ReceiptEvent:
+    """One delivery event parsed from a provider request (a request may carry several)."""
+
+    provider_message_id: str
+    provider_status: str
+    status: Status
+    error_code: str = ""
+    error_description: str = ""
+    provider_timestamp: datetime | None = None
+    # The provider's own id for this event, when it gives one; the dedupe key then.
+    event_id: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Bounds of the columns these land in: refuse rather than truncate an identifier.
+        for name, limit in FIELD_LIMITS.items():
+            value = getattr(self, name)
+            if len(value) > limit:
+                raise PayloadError(f"{name} is longer than {limit} characters")
+            if "\x00" in value:
+                raise PayloadError(f"{name} contains a NUL character")
+
+    def dedupe_key(self) -> str:
+        if self.event_id:
+            return self.event_id[:128]
+        # Without an event id, a retry of the same event is recognised by the fields that
+        # identify it; the separator cannot appear in any of them un-escaped by json.
+        identity = json.dumps(
+            [
+                self.provider_message_id,
+                self.provider_status,
+                self.error_code,
+                self.provider_timestamp.isoformat() if self.provider_timestamp else "",
+            ]
+        )
+        return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+class ProviderAdapter:
+    """Subclass per provider: set `kind`, `label`, `status_map`; implement verify and parse."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    # Provider status (as sent, compared case-insensitively) → normalized status.
+    status_map: ClassVar[Mapping[str, Status]]
+    # Headers worth keeping with the receipt. Never list one that carries a secret.
+    kept_headers: ClassVar[tuple[str, ...]] = ("content-type", "user-agent")
+
+    def validate_secret(self, secret: str) -> None:
+        """Raise ValueError when `secret` cannot be used by this provider's scheme."""
+
+    def generate_secret(self) -> str:
+        """A fresh secret, for providers where we choose it (the others give theirs)."""
+        return secrets.token_urlsafe(32)
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, public_url: str = "") -> None:
+        raise NotImplementedError
+
+    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        raise NotImplementedError
+
+    def normalize_status(self, provider_status: str) -> Status:
+        """An unmapped status is kept as `unknown`, never an error."""
+        return self.status_map.get(provider_status.strip().lower(), Status.UNKNOWN)
+
+    def headers_to_keep(self, request: WebhookRequest) -> dict[str, str]:
+        return {name: request.headers[name] for name in self.kept_headers if name in request.headers}
+
+
+def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def require_secrets(secrets: Sequence[str]) -> None:
+    if not secrets:
+        # A connection without a secret cannot prove anything; refuse rather than accept all.
+        raise SignatureError("connection has no secret configured")

@@ -1,0 +1,153 @@
+"""Twilio Programmable Messaging status callbacks.
+
+Docs: https://www.twilio.com/docs/messaging/guides/track-outbound-message-status
+Signature: https://www.twilio.com/docs/usage/security#validating-requests
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from receipts.providers.base import (
+    PayloadError,
+    ProviderAdapter,
+    ReceiptEvent,
+    SignatureError,
+    WebhookRequest,
+    constant_time_equal,
+    require_secrets,
+)
+from receipts.statuses import Status
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
+    """X-Twilio-Signature: HMAC-SHA1 over the URL then each sorted name + value, base64.
+
+    Repeated parameters contribute each distinct value once, in sorted order, as Twilio's
+    own validators do.
+    """
+    parts = [url]
+    for name in sorted(params):
+        for value in sorted(set(params[name])):
+            parts.append(name + value)
+    digest = hmac.new(auth_token.encode(), "".join(parts).encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def url_variants(url: str) -> list[str]:
+    """Twilio may sign the URL with or without the default port; accept both spellings."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}")) if port else url
+    without_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}"))
+    return [url] + [u for u in (with_port, without_port) if u != url]
+
+
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
+STATUS_MAP: dict[str, Status] = {
+    "queued": Status.ACCEPTED,
+    "accepted": Status.ACCEPTED,
+    "scheduled": Status.ACCEPTED,
+    "sending": Status.ACCEPTED,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    # `read` is reported by channels with read receipts (WhatsApp, RCS): it implies delivery.
+    "read": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+    "canceled": Status.FAILED,
+    # `partially_delivered` is not mapped: some segments arrived, others did not, and Twilio
+    # does not say which; it is kept as `unknown` with the raw status on the timeline.
+}
+
+
+class TwilioAdapter(ProviderAdapter):
+    kind = "twilio"
+    label = "Twilio"
+    status_map = STATUS_MAP
+    kept_headers = ("content-type", "user-agent", "i-twilio-idempotency-token", "x-home-region")
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, public_url: str = "") -> None:
+        require_secrets(secrets)
+        given = request.header("x-twilio-signature")
+        if not given:
+            raise SignatureError("missing X-Twilio-Signature header")
+        url = signed_url(request, public_url)
+        query = request.query()
+        if "bodySHA256" in query:
+            # JSON bodies: the URL carries the body's hash and no parameters are signed.
+            body_hash = hashlib.sha256(request.body).hexdigest()
+            if not constant_time_equal(body_hash, query["bodySHA256"][0]):
+                raise SignatureError("bodySHA256 does not match the body")
+            params: dict[str, list[str]] = {}
+        else:
+            params = request.form() if request.method == "POST" else {}
+        for token in secrets:
+            for candidate in url_variants(url):
+                if constant_time_equal(signature(token, candidate, params), given):
+                    return
+        raise SignatureError("X-Twilio-Signature does not match")
+
+    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        fields = self._fields(request)
+        message_id = fields.get("MessageSid") or fields.get("SmsSid") or ""
+        provider_status = fields.get("MessageStatus") or fields.get("SmsStatus") or ""
+        if not message_id:
+            raise PayloadError("MessageSid is missing")
+        if not provider_status:
+            raise PayloadError("MessageStatus is missing")
+        return [
+            ReceiptEvent(
+                provider_message_id=message_id,
+                provider_status=provider_status,
+                status=self.normalize_status(provider_status),
+                error_code=fields.get("ErrorCode", ""),
+                error_description=fields.get("ErrorMessage", "")[:255],
+                provider_timestamp=parse_dlr_done_date(fields.get("RawDlrDoneDate", "")),
+            )
+        ]
+
+    def _fields(self, request: WebhookRequest) -> dict[str, str]:
+        if request.header("content-type").startswith("application/json"):
+            data = request.json()
+            if not isinstance(data, dict):
+                raise PayloadError("JSON body must be an object")
+            return {str(k): "" if v is None else str(v) for k, v in data.items()}
+        source = request.form() if request.method == "POST" else request.query()
+        return {name: values[0] for name, values in source.items() if values}
+
+
+def signed_url(request: WebhookRequest, public_url: str) -> str:
+    """The URL Twilio signed: the configured public URL (plus the query) behind a proxy."""
+    if not public_url:
+        return request.url
+    _, _, query = request.url.partition("?")
+    return f"{public_url}?{query}" if query else public_url
+
+
+def parse_dlr_done_date(value: str) -> datetime | None:
+    """RawDlrDoneDate is the carrier's YYMMDDhhmm passed through without a zone; read as UTC.
+
+    A malformed value is dropped (the raw body keeps it) rather than refusing the receipt.
+    """
+    if len(value) != 10 or not value.isdigit():
+        return None
+    try:
+        return datetime.strptime(value, "%y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+adapter = TwilioAdapter()

@@ -1,0 +1,70 @@
+"""Writes that span models: registering messages and configuring connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from receipts.ingestion import link_parked_receipts, lock_message_identity
+from receipts.models import Connection, Message
+from receipts.phones import PhoneNumber
+
+
+class RegistrationConflict(Exception):
+    """The provider message id is already registered with different details."""
+
+
+@dataclass(frozen=True)
+class MessageRegistration:
+    connection: Connection
+    provider_message_id: str
+    recipient: PhoneNumber
+    flow: str = ""
+    client_reference: str = ""
+    submitted_at: datetime | None = None
+
+
+def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
+    """Register a submitted message, idempotently; apply receipts that arrived before it.
+
+    Returns (message, created). Registering the same message again returns it unchanged;
+    registering its id with another recipient, flow or reference is a conflict.
+    """
+    r = registration
+    with transaction.atomic():
+        lock_message_identity(r.connection.pk, r.provider_message_id)
+        message, created = Message.objects.get_or_create(
+            connection=r.connection,
+            provider_message_id=r.provider_message_id,
+            defaults={
+                "recipient": r.recipient.e164,
+                "country": r.recipient.country,
+                "flow": r.flow,
+                "client_reference": r.client_reference,
+                "submitted_at": r.submitted_at or timezone.now(),
+            },
+        )
+        if created:
+            link_parked_receipts(message)
+            message.refresh_from_db()
+        elif (message.recipient, message.flow, message.client_reference) != (
+            r.recipient.e164,
+            r.flow,
+            r.client_reference,
+        ):
+            raise RegistrationConflict(
+                f"message {r.provider_message_id!r} is already registered on {r.connection.slug!r} "
+                "with a different recipient, flow or client reference"
+            )
+    return message, created
+
+
+def connection_create(*, slug: str, provider: str, secrets: list[str], name: str = "", public_url: str = "") -> Connection:
+    """Create a connection; its secrets are checked against the provider's scheme."""
+    connection = Connection(slug=slug, provider=provider, name=name, secrets=secrets, public_url=public_url)
+    connection.full_clean()
+    connection.save()
+    return connection

@@ -1,0 +1,84 @@
+"""The webhook endpoint: providers post receipts here. Its HTTP status is a contract:
+
+401 signature missing or wrong (nothing stored) · 400 malformed body, with the reason (nothing
+stored) · 404 unknown or disabled connection · 413 body too large · 200 for new, duplicate,
+late, unknown-message and unmapped-status receipts · 503 only when the database could not
+store. Providers retry on non-2xx, so a 5xx is an explicit request to send again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from receipts.ingestion import ingest
+from receipts.models import Connection
+from receipts.providers import get_adapter
+from receipts.providers.base import PayloadError, SignatureError, WebhookRequest
+
+logger = logging.getLogger(__name__)
+
+
+def _refuse(status: int, reason: str) -> JsonResponse:
+    return JsonResponse({"error": reason}, status=status)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    limit = settings.DLR_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _refuse(400, "invalid Content-Length")
+    if declared > limit:
+        return _refuse(413, f"body larger than {limit} bytes")
+    try:
+        connection = Connection.objects.filter(slug=slug, enabled=True).first()
+    except DatabaseError:
+        logger.exception("webhook %s: database unavailable", slug)
+        return _refuse(503, "temporarily unable to store receipts")
+    if connection is None:
+        return _refuse(404, "no enabled connection with this slug")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _refuse(413, f"body larger than {limit} bytes")
+    return receive(request, connection, body)
+
+
+def receive(request: HttpRequest, connection: Connection, body: bytes) -> JsonResponse:
+    adapter = get_adapter(connection.provider)
+    hook = WebhookRequest(
+        method=request.method or "POST",
+        url=request.build_absolute_uri(),
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body,
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+    )
+    try:
+        adapter.verify(hook, connection.secrets, public_url=connection.public_url)
+        if b"\x00" in body:
+            raise PayloadError("body contains NUL bytes")
+        events = adapter.parse(hook)
+    except SignatureError as exc:
+        logger.info("webhook %s refused: %s", connection.slug, exc)
+        return _refuse(401, str(exc))
+    except PayloadError as exc:
+        logger.info("webhook %s malformed: %s", connection.slug, exc)
+        return _refuse(400, str(exc))
+    except Exception:
+        # An adapter bug met an input it did not foresee. The input is what is odd, and the
+        # provider must not be told to retry it forever: 400, and the traceback for us.
+        logger.exception("webhook %s: adapter failed on this input", connection.slug)
+        return _refuse(400, "the body could not be read as a receipt")
+    try:
+        result = ingest(connection=connection, request=hook, events=events, headers=adapter.headers_to_keep(hook))
+    except DatabaseError:
+        logger.exception("webhook %s: receipts not stored", connection.slug)
+        return _refuse(503, "temporarily unable to store receipts")
+    return JsonResponse(result.as_dict(), status=200)

@@ -1,0 +1,35 @@
+"""The outbox: status changes that rules must see, written in the ingestion transaction."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxEvent(models.Model):
+    """One change a rule must see. Written in the same transaction as the change, so a change
+    is never lost and never seen without having happened; dispatched to Celery after commit."""
+
+    class Kind(models.TextChoices):
+        STATUS_CHANGED = "status_changed", "Status changed"
+
+    message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="outbox_events")
+    receipt = models.ForeignKey("receipts.Receipt", on_delete=models.SET_NULL, null=True, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    # Set optimistically in the writing transaction (publishing happens right after commit);
+    # cleared if publishing fails, so the sweeper finds it. A row dispatched long ago and still
+    # unprocessed was lost in flight (process died after commit, broker lost it).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_count = models.PositiveIntegerField(default=1)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweeper's scan: only unprocessed rows, oldest first.
+            models.Index(fields=["dispatched_at"], name="outbox_pending_idx", condition=Q(processed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id} → {self.status}"
