@@ -13,6 +13,7 @@ from receipts.models import Connection, Message, Receipt
 
 
 class ConnectionForm(forms.ModelForm[Connection]):
+    public_url = forms.URLField(required=False, assume_scheme="https", max_length=500)
     new_secrets = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),

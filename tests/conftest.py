@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 
 import psycopg
+from collections.abc import Iterator
+
 import pytest
 import redis
 from django.conf import settings
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,3 +34,28 @@ def redis_client() -> redis.Redis:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     client.flushdb()
     return client
+
+
+class _WideBacklogServer(ThreadedWSGIServer):
+    # socketserver's default backlog of 5 resets connections when 50 clients connect at once;
+    # a production server (gunicorn: 2048) would queue them.
+    request_queue_size = 256
+
+
+class _ServerThread(LiveServerThread):
+    server_class = _WideBacklogServer
+
+
+@pytest.fixture
+def http_server(transactional_db: None) -> Iterator[str]:
+    """The project served over real HTTP on loopback, one thread (and DB connection) per request."""
+    thread = _ServerThread("127.0.0.1", _StaticFilesHandler, port=0)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait(10)
+    if thread.error:
+        raise thread.error
+    try:
+        yield f"http://127.0.0.1:{thread.port}"
+    finally:
+        thread.terminate()
