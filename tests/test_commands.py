@@ -1,0 +1,67 @@
+"""Management commands are non-interactive and refuse bad input with a reason."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from receipts.models import Connection
+from tests.factories import GENERIC_SECRET
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_connection_prints_its_webhook_url(settings):
+    settings.PUBLIC_BASE_URL = "https://dlr.example.com"
+    output = run("create_connection", "twilio-eu", "--provider", "twilio", "--secret", "tok-1", "--secret", "tok-2")
+    assert "Webhook URL: https://dlr.example.com/hooks/twilio-eu/" in output
+    assert "tok-1" not in output
+    assert Connection.objects.get(slug="twilio-eu").secrets == ["tok-1", "tok-2"]
+
+
+def test_create_connection_can_generate_a_standard_webhooks_secret():
+    output = run("create_connection", "generic", "--provider", "standard-webhooks", "--generate-secret")
+    secret = Connection.objects.get(slug="generic").secrets[0]
+    assert secret.startswith("whsec_")
+    assert secret in output  # shown once, so it can be configured at the sender
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--provider", "twilio"], "--secret"),
+        (["--provider", "standard-webhooks", "--secret", "not base64!"], "base64"),
+        (["--provider", "standard-webhooks", "--secret", "whsec_c2hvcnQ="], "24 to 64 bytes"),
+        (["--provider", "twilio", "--secret", "x", "--public-url", "not a url"], "public_url"),
+    ],
+)
+def test_create_connection_refuses_bad_input_with_a_reason(args, reason):
+    with pytest.raises(CommandError, match=reason):
+        run("create_connection", "bad", *args)
+    assert not Connection.objects.exists()
+
+
+def test_create_connection_refuses_a_taken_slug():
+    run("create_connection", "taken", "--provider", "standard-webhooks", "--secret", GENERIC_SECRET)
+    with pytest.raises(CommandError, match="slug"):
+        run("create_connection", "taken", "--provider", "standard-webhooks", "--secret", GENERIC_SECRET)
+
+
+def test_create_api_token_creates_the_user_and_is_stable():
+    first = run("create_api_token", "product-backend", "--create-user").strip()
+    again = run("create_api_token", "product-backend").strip()
+    assert first == again == Token.objects.get(user__username="product-backend").key
+
+
+def test_create_api_token_for_a_missing_user_needs_the_flag():
+    with pytest.raises(CommandError, match="--create-user"):
+        run("create_api_token", "nobody")
