@@ -8,8 +8,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dlrcon
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
 
-from dlrconsole.settings import *  # noqa: E402,F403
-from dlrconsole.settings import DATABASES  # noqa: E402
+from dlrconsole.settings import *  # noqa: F403
+from dlrconsole.settings import DATABASES
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise RuntimeError(

@@ -33,8 +33,20 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "connection", "provider_message_id", "recipient", "country", "flow", "client_reference",
-            "status", "error_code", "reason", "error_class", "submitted_at", "first_receipt_at", "final_at",
+            "id",
+            "connection",
+            "provider_message_id",
+            "recipient",
+            "country",
+            "flow",
+            "client_reference",
+            "status",
+            "error_code",
+            "reason",
+            "error_class",
+            "submitted_at",
+            "first_receipt_at",
+            "final_at",
             "status_changed_at",
         ]
         read_only_fields = fields
@@ -115,4 +127,6 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             )
         except RegistrationConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

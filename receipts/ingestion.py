@@ -20,7 +20,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection as db, transaction
+from django.db import connection as db
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -63,7 +64,9 @@ RETURNING id, message_id
 # rare cases the receipt does not move its message.
 
 
-def ingest(*, connection: Connection, request: WebhookRequest, events: list[ReceiptEvent], headers: dict[str, str]) -> IngestResult:
+def ingest(
+    *, connection: Connection, request: WebhookRequest, events: list[ReceiptEvent], headers: dict[str, str]
+) -> IngestResult:
     """Store the events of one webhook request. Raises only if the database fails."""
     now = timezone.now()
     raw_body = request.body.decode("utf-8", errors="replace") or request.url.partition("?")[2]
@@ -79,14 +82,26 @@ def ingest(*, connection: Connection, request: WebhookRequest, events: list[Rece
     return result
 
 
-def _ingest_event(connection: Connection, event: ReceiptEvent, *, now: datetime, raw_body: str, headers_json: str) -> str | None:
+def _ingest_event(
+    connection: Connection, event: ReceiptEvent, *, now: datetime, raw_body: str, headers_json: str
+) -> str | None:
     with db.cursor() as cursor:
         cursor.execute(
             INSERT_RECEIPT_SQL,
             [
-                connection.pk, event.provider_message_id, event.dedupe_key(), event.provider_status,
-                event.status.value, event.error_code, event.error_description, event.provider_timestamp,
-                now, raw_body, headers_json, connection.pk, event.provider_message_id,
+                connection.pk,
+                event.provider_message_id,
+                event.dedupe_key(),
+                event.provider_status,
+                event.status.value,
+                event.error_code,
+                event.error_description,
+                event.provider_timestamp,
+                now,
+                raw_body,
+                headers_json,
+                connection.pk,
+                event.provider_message_id,
             ],
         )
         row = cursor.fetchone()
@@ -98,8 +113,13 @@ def _ingest_event(connection: Connection, event: ReceiptEvent, *, now: datetime,
         if message_id is None:
             return ReceiptOutcome.PARKED.value
     return _apply(
-        message_id=message_id, receipt_id=receipt_id, provider=connection.provider, status=event.status.value,
-        error_code=event.error_code, event_time=event.provider_timestamp or now, now=now,
+        message_id=message_id,
+        receipt_id=receipt_id,
+        provider=connection.provider,
+        status=event.status.value,
+        error_code=event.error_code,
+        event_time=event.provider_timestamp or now,
+        now=now,
     )
 
 
@@ -130,7 +150,16 @@ def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
-def _apply(*, message_id: int, receipt_id: int, provider: str, status: str, error_code: str, event_time: datetime, now: datetime) -> str:
+def _apply(
+    *,
+    message_id: int,
+    receipt_id: int,
+    provider: str,
+    status: str,
+    error_code: str,
+    event_time: datetime,
+    now: datetime,
+) -> str:
     """Move the message to `status` if the state machine allows; return the receipt's outcome."""
     reason, error_class = classify_error(provider=provider, status=status, error_code=error_code)
     changes: dict[str, object] = {
@@ -174,11 +203,13 @@ def link_parked_receipts(message: Message) -> list[str]:
         Receipt.objects.filter(pk=receipt.pk).update(message_id=message.pk, outcome=ReceiptOutcome.APPLIED)
         outcomes.append(
             _apply(
-                message_id=message.pk, receipt_id=receipt.pk, provider=message.connection.provider,
-                status=receipt.status, error_code=receipt.error_code,
-                event_time=receipt.provider_timestamp or receipt.received_at, now=timezone.now(),
+                message_id=message.pk,
+                receipt_id=receipt.pk,
+                provider=message.connection.provider,
+                status=receipt.status,
+                error_code=receipt.error_code,
+                event_time=receipt.provider_timestamp or receipt.received_at,
+                now=timezone.now(),
             )
         )
     return outcomes
-
-

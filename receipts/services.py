@@ -62,7 +62,9 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
     return message, created
 
 
-def connection_create(*, slug: str, provider: str, secrets: list[str], name: str = "", public_url: str = "") -> Connection:
+def connection_create(
+    *, slug: str, provider: str, secrets: list[str], name: str = "", public_url: str = ""
+) -> Connection:
     """Create a connection; its secrets are checked against the provider's scheme."""
     connection = Connection(slug=slug, provider=provider, name=name, secrets=secrets, public_url=public_url)
     connection.full_clean()

@@ -7,8 +7,14 @@ from celery import shared_task
 from retries.outbox import outbox_process, outbox_redispatch
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,), retry_backoff=True,
-             retry_jitter=True, max_retries=8)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
 def process_outbox_event(event_id: int) -> bool:
     return outbox_process(event_id)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-
-import psycopg
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -18,8 +17,12 @@ def pytest_configure(config: pytest.Config) -> None:
     db = settings.DATABASES["default"]
     try:
         psycopg.connect(
-            host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"] or None,
-            password=db["PASSWORD"] or None, dbname="postgres", connect_timeout=3,
+            host=db["HOST"] or None,
+            port=db["PORT"] or None,
+            user=db["USER"] or None,
+            password=db["PASSWORD"] or None,
+            dbname="postgres",
+            connect_timeout=3,
         ).close()
     except psycopg.OperationalError as exc:
         pytest.exit(f"PostgreSQL is unreachable: set DATABASE_URL to a reachable server ({exc})", returncode=3)

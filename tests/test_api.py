@@ -26,8 +26,14 @@ def api() -> APIClient:
 
 
 def registration(conn, **overrides):
-    return {"connection": conn.slug, "provider_message_id": "SM123", "to": "+33 6 12 34 56 78",
-            "flow": "login-otp", "client_reference": "order-42", **overrides}
+    return {
+        "connection": conn.slug,
+        "provider_message_id": "SM123",
+        "to": "+33 6 12 34 56 78",
+        "flow": "login-otp",
+        "client_reference": "order-42",
+        **overrides,
+    }
 
 
 def test_registering_a_message_normalizes_the_number_and_country(api):
@@ -68,8 +74,13 @@ def test_national_number_needs_and_uses_a_region_hint(api):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("to", "not a number"), ("connection", "missing-connection"), ("provider_message_id", "x" * 129),
-     ("flow", "has spaces"), ("submitted_at", "last tuesday")],
+    [
+        ("to", "not a number"),
+        ("connection", "missing-connection"),
+        ("provider_message_id", "x" * 129),
+        ("flow", "has spaces"),
+        ("submitted_at", "last tuesday"),
+    ],
 )
 def test_invalid_registration_is_400_naming_the_field(api, field, value):
     connection = ConnectionFactory()
@@ -132,10 +143,22 @@ def test_each_filter_narrows_the_list(api, params, expected):
     main, other = ConnectionFactory(slug="main"), ConnectionFactory(slug="other")
     day = datetime(2026, 1, 1, tzinfo=UTC)
     MessageFactory(connection=main, provider_message_id="a-1", status=Status.DELIVERED, submitted_at=day)
-    MessageFactory(connection=main, provider_message_id="b-2", client_reference="ref-b", flow="marketing",
-                   recipient="+447700900123", country="GB", submitted_at=day + timedelta(days=1))
-    MessageFactory(connection=other, provider_message_id="c-3", status=Status.EXPIRED, error_class="unknown",
-                   submitted_at=day + timedelta(days=2))
+    MessageFactory(
+        connection=main,
+        provider_message_id="b-2",
+        client_reference="ref-b",
+        flow="marketing",
+        recipient="+447700900123",
+        country="GB",
+        submitted_at=day + timedelta(days=1),
+    )
+    MessageFactory(
+        connection=other,
+        provider_message_id="c-3",
+        status=Status.EXPIRED,
+        error_class="unknown",
+        submitted_at=day + timedelta(days=2),
+    )
     response = api.get("/api/v1/messages/", params)
     assert response.status_code == 200
     assert sorted(m["provider_message_id"] for m in response.json()["results"]) == expected
@@ -154,8 +177,9 @@ def test_detail_includes_the_timeline_of_receipts(api, client):
     for status in ("sent", "delivered", "sent"):
         body = generic_body(message.provider_message_id, status)
         headers = generic_headers(message.connection, body)
-        client.post(f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"),
-                    headers=headers)
+        client.post(
+            f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )
     timeline = api.get(f"/api/v1/messages/{message.pk}/").json()["timeline"]
     assert [entry["kind"] for entry in timeline] == ["registered", "receipt", "receipt", "receipt"]
     assert [entry["detail"].get("outcome") for entry in timeline[1:]] == ["applied", "applied", "late"]

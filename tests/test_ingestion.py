@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.test import Client
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from receipts.models import Message, Receipt
 from receipts.phones import parse_number
@@ -23,14 +25,16 @@ from tests.webhooks import generic_body, generic_headers
 
 def post(client: Client, connection, body: bytes, webhook_id: str | None = None):
     headers = generic_headers(connection, body, webhook_id=webhook_id)
-    return client.post(f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"),
-                       headers=headers)
+    return client.post(
+        f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
 
 
 def register(connection, provider_message_id: str) -> Message:
     message, _ = message_register(
-        MessageRegistration(connection=connection, provider_message_id=provider_message_id,
-                            recipient=parse_number("+33612345678"))
+        MessageRegistration(
+            connection=connection, provider_message_id=provider_message_id, recipient=parse_number("+33612345678")
+        )
     )
     return message
 

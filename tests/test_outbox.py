@@ -27,13 +27,16 @@ def queued_event_ids(redis_client) -> list[int]:
     return ids
 
 
-def test_a_status_change_is_published_to_the_broker_after_commit(client, redis_client, django_capture_on_commit_callbacks):
+def test_a_status_change_is_published_to_the_broker_after_commit(
+    client, redis_client, django_capture_on_commit_callbacks
+):
     message = MessageFactory()
     body = generic_body(message.provider_message_id, "delivered")
     headers = generic_headers(message.connection, body)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"),
-                    headers=headers)
+        client.post(
+            f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )
     event = OutboxEvent.objects.get()
     assert queued_event_ids(redis_client) == [event.pk]
     assert event.dispatched_at is not None
@@ -44,14 +47,16 @@ def test_nothing_is_published_when_the_transaction_does_not_commit(client, redis
     body = generic_body(message.provider_message_id, "delivered")
     headers = generic_headers(message.connection, body)
     # Without the capture the test's transaction never commits, so on_commit never runs.
-    client.post(f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"),
-                headers=headers)
+    client.post(
+        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
     assert redis_client.llen(QUEUE) == 0
 
 
 def test_processing_an_event_twice_has_effect_once():
-    event = OutboxEvent.objects.create(message=MessageFactory(), kind="status_changed", status="delivered",
-                                       created_at=timezone.now())
+    event = OutboxEvent.objects.create(
+        message=MessageFactory(), kind="status_changed", status="delivered", created_at=timezone.now()
+    )
     assert outbox_process(event.pk) is True
     assert outbox_process(event.pk) is False
     event.refresh_from_db()
@@ -63,8 +68,9 @@ def test_redispatch_publishes_never_published_and_lost_events_only(redis_client)
     message = MessageFactory()
 
     def event(**fields) -> OutboxEvent:
-        return OutboxEvent.objects.create(message=message, kind="status_changed", status="sent",
-                                          created_at=now, **fields)
+        return OutboxEvent.objects.create(
+            message=message, kind="status_changed", status="sent", created_at=now, **fields
+        )
 
     never_published = event(dispatched_at=None)
     lost = event(dispatched_at=now - timedelta(minutes=10))

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Receipt
 from receipts.statuses import ReceiptOutcome, Status
 from retries.models import OutboxEvent
 from tests.factories import ConnectionFactory, MessageFactory, TwilioConnectionFactory
@@ -106,7 +106,8 @@ def test_unmapped_status_is_kept_as_unknown_and_answered_200(client):
 def test_missing_signature_is_401_and_nothing_is_stored(client):
     message = MessageFactory()
     response = client.post(
-        f"/hooks/{message.connection.slug}/", data=generic_body(message.provider_message_id, "delivered"),
+        f"/hooks/{message.connection.slug}/",
+        data=generic_body(message.provider_message_id, "delivered"),
         content_type="application/json",
     )
     assert response.status_code == 401
@@ -137,8 +138,9 @@ def test_bad_twilio_signature_is_401_and_nothing_is_stored(client):
     connection = TwilioConnectionFactory()
     body, headers = twilio_signed(connection, f"http://testserver/hooks/{connection.slug}/", twilio_form("SM1", "sent"))
     headers["x-twilio-signature"] = "AAAA" + headers["x-twilio-signature"][4:]
-    response = client.post(f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"),
-                           headers=headers)
+    response = client.post(
+        f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
     assert response.status_code == 401
     assert nothing_stored()
 

@@ -13,11 +13,19 @@ from receipts.providers import standard_webhooks, twilio
 
 
 def generic_body(message_id: str, status: str, **fields: Any) -> bytes:
-    return json.dumps({"type": "message.status", "data": {"message_id": message_id, "status": status, **fields}}).encode()
+    return json.dumps(
+        {"type": "message.status", "data": {"message_id": message_id, "status": status, **fields}}
+    ).encode()
 
 
-def generic_headers(connection: Connection, body: bytes, *, webhook_id: str | None = None,
-                    timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
+def generic_headers(
+    connection: Connection,
+    body: bytes,
+    *,
+    webhook_id: str | None = None,
+    timestamp: int | None = None,
+    secret: str | None = None,
+) -> dict[str, str]:
     msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     ts = int(time.time()) if timestamp is None else timestamp
     return {
@@ -30,9 +38,15 @@ def generic_headers(connection: Connection, body: bytes, *, webhook_id: str | No
 
 def twilio_form(message_id: str, status: str, **fields: str) -> dict[str, str]:
     return {
-        "AccountSid": "AC" + "0" * 32, "ApiVersion": "2010-04-01", "From": "+15017122661",
-        "To": "+15558675310", "MessageSid": message_id, "SmsSid": message_id,
-        "MessageStatus": status, "SmsStatus": status, **fields,
+        "AccountSid": "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "From": "+15017122661",
+        "To": "+15558675310",
+        "MessageSid": message_id,
+        "SmsSid": message_id,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        **fields,
     }
 
 

@@ -35,7 +35,7 @@ from receipts.providers.base import (
 from receipts.statuses import Status
 
 TOLERANCE_SECONDS = 5 * 60
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 
 # The generic format speaks our own vocabulary; the synonyms are what gateways commonly send.
 STATUS_MAP: dict[str, Status] = {status.value: status for status in Status} | {
@@ -112,7 +112,9 @@ class StandardWebhooksAdapter(ProviderAdapter):
         if not items or not all(isinstance(item, dict) for item in items):
             raise PayloadError("`data` must be an object or a non-empty list of objects")
         msg_id = request.header("webhook-id")
-        return [self._event(item, f"{msg_id}:{i}" if isinstance(data, list) else msg_id) for i, item in enumerate(items)]
+        return [
+            self._event(item, f"{msg_id}:{i}" if isinstance(data, list) else msg_id) for i, item in enumerate(items)
+        ]
 
     def _event(self, item: dict[str, Any], event_id: str) -> ReceiptEvent:
         message_id = item.get("message_id")

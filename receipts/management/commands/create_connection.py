@@ -18,10 +18,14 @@ class Command(BaseCommand):
         parser.add_argument("--provider", required=True, choices=[kind for kind, _ in provider_choices()])
         parser.add_argument("--secret", action="append", default=[], help="Repeat for several (rotation).")
         parser.add_argument(
-            "--generate-secret", action="store_true", help="Generate a secret (printed once) for schemes where we choose it."
+            "--generate-secret",
+            action="store_true",
+            help="Generate a secret (printed once) for schemes where we choose it.",
         )
         parser.add_argument("--name", default="")
-        parser.add_argument("--public-url", default="", help="The webhook URL as the provider calls it, behind a proxy.")
+        parser.add_argument(
+            "--public-url", default="", help="The webhook URL as the provider calls it, behind a proxy."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         secrets = list(options["secret"])
@@ -33,12 +37,17 @@ class Command(BaseCommand):
             raise CommandError("give --secret (the provider's signing secret) or --generate-secret")
         try:
             connection = connection_create(
-                slug=options["slug"], provider=options["provider"], secrets=secrets,
-                name=options["name"], public_url=options["public_url"],
+                slug=options["slug"],
+                provider=options["provider"],
+                secrets=secrets,
+                name=options["name"],
+                public_url=options["public_url"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
         self.stdout.write(f"Connection {connection.slug} ({connection.provider}) created.")
-        self.stdout.write(f"Webhook URL: {connection.public_url or settings.PUBLIC_BASE_URL + connection.webhook_path()}")
+        self.stdout.write(
+            f"Webhook URL: {connection.public_url or settings.PUBLIC_BASE_URL + connection.webhook_path()}"
+        )
         if generated:
             self.stdout.write(f"Signing secret (shown once, configure it at the sender): {generated}")
