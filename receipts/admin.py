@@ -50,8 +50,7 @@ class ConnectionAdmin(admin.ModelAdmin[Connection]):
 
 class ReceiptInline(admin.TabularInline[Receipt, Message]):
     model = Receipt
-    fields = ["received_at", "provider_status", "status", "outcome", "error_code", "provider_timestamp"]
-    readonly_fields = fields
+    fields = readonly_fields = ("received_at", "provider_status", "status", "outcome", "error_code", "provider_timestamp")
     extra = 0
     can_delete = False
     ordering = ["received_at", "id"]

@@ -28,7 +28,9 @@ class MessageCursorPagination(CursorPagination):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    connection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    connection: serializers.SlugRelatedField[Connection] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Message
