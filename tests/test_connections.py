@@ -1,0 +1,66 @@
+"""Connections: secrets are never shown back; Twilio verification uses the public URL."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from receipts.models import Message, Receipt
+from receipts.statuses import Status
+from tests.factories import MessageFactory, TwilioConnectionFactory
+from tests.webhooks import twilio_form, twilio_signed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
+    client.login(username="admin", password="pw-for-tests")
+    return client
+
+
+def test_admin_pages_never_show_a_secret_in_full(admin_client):
+    connection = TwilioConnectionFactory(secrets=["first-secret-value-abcd", "second-secret-value-wxyz"])
+    for url in ("/admin/receipts/connection/", f"/admin/receipts/connection/{connection.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert "first-secret-value" not in page
+        assert "second-secret-value" not in page
+    assert "…abcd" in admin_client.get(f"/admin/receipts/connection/{connection.pk}/change/").content.decode()
+
+
+def test_admin_form_keeps_secrets_when_left_empty_and_replaces_them_when_given(admin_client):
+    connection = TwilioConnectionFactory(secrets=["kept-secret-0001"])
+    url = f"/admin/receipts/connection/{connection.pk}/change/"
+    form = {"slug": connection.slug, "provider": "twilio", "name": "", "public_url": "", "enabled": "on"}
+    assert admin_client.post(url, {**form, "new_secrets": ""}).status_code == 302
+    connection.refresh_from_db()
+    assert connection.secrets == ["kept-secret-0001"]
+    admin_client.post(url, {**form, "new_secrets": "new-one-0001\nnew-two-0002\n"})
+    connection.refresh_from_db()
+    assert connection.secrets == ["new-one-0001", "new-two-0002"]
+
+
+def test_twilio_callback_signed_over_the_public_url_is_accepted_behind_a_proxy(client):
+    connection = TwilioConnectionFactory(public_url="https://dlr.example.com/hooks/twilio-main/")
+    message = MessageFactory(connection=connection, provider_message_id="SM0123456789abcdef0123456789abcdef")
+    form = twilio_form(message.provider_message_id, "undelivered", ErrorCode="30003", RawDlrDoneDate="2611261201")
+    body, headers = twilio_signed(connection, connection.public_url, form)
+    response = client.post(
+        f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
+    assert response.status_code == 200
+    message = Message.objects.get(pk=message.pk)
+    assert (message.status, message.error_code, message.error_class) == (Status.UNDELIVERED, "30003", "unknown")
+    receipt = Receipt.objects.get()
+    assert receipt.provider_timestamp.isoformat() == "2026-11-26T12:01:00+00:00"
+    assert "x-twilio-signature" not in receipt.headers
+
+
+def test_twilio_callback_signed_over_the_public_url_fails_without_it(client):
+    connection = TwilioConnectionFactory()
+    body, headers = twilio_signed(connection, "https://dlr.example.com/hooks/x/", twilio_form("SM1", "sent"))
+    response = client.post(
+        f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
+    assert response.status_code == 401
