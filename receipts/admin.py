@@ -50,7 +50,14 @@ class ConnectionAdmin(admin.ModelAdmin[Connection]):
 
 class ReceiptInline(admin.TabularInline[Receipt, Message]):
     model = Receipt
-    fields = readonly_fields = ("received_at", "provider_status", "status", "outcome", "error_code", "provider_timestamp")
+    fields = readonly_fields = (
+        "received_at",
+        "provider_status",
+        "status",
+        "outcome",
+        "error_code",
+        "provider_timestamp",
+    )
     extra = 0
     can_delete = False
     ordering = ["received_at", "id"]
