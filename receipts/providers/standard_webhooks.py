@@ -36,6 +36,7 @@ from receipts.statuses import Status
 
 TOLERANCE_SECONDS = 5 * 60
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+EVENT_ID_MAX_LENGTH = 128  # Receipt.dedupe_key
 
 # The generic format speaks our own vocabulary; the synonyms are what gateways commonly send.
 STATUS_MAP: dict[str, Status] = {status.value: status for status in Status} | {
@@ -113,7 +114,8 @@ class StandardWebhooksAdapter(ProviderAdapter):
             raise PayloadError("`data` must be an object or a non-empty list of objects")
         msg_id = request.header("webhook-id")
         return [
-            self._event(item, f"{msg_id}:{i}" if isinstance(data, list) else msg_id) for i, item in enumerate(items)
+            self._event(item, event_id_for(msg_id, i if isinstance(data, list) else None))
+            for i, item in enumerate(items)
         ]
 
     def _event(self, item: dict[str, Any], event_id: str) -> ReceiptEvent:
@@ -132,6 +134,19 @@ class StandardWebhooksAdapter(ProviderAdapter):
             provider_timestamp=parse_timestamp(item.get("timestamp")),
             event_id=event_id,
         )
+
+
+def event_id_for(webhook_id: str, index: int | None) -> str:
+    """The dedupe key of one event: the webhook id, plus `:<index>` for an item of a list.
+
+    A key longer than the 128-character column is hashed: `ReceiptEvent.dedupe_key` would
+    truncate it, giving `<long id>:1` and `<long id>:10` one key and dropping the second as a
+    retry. The hash is as stable across retries as the id and distinct per event.
+    """
+    key = webhook_id if index is None else f"{webhook_id}:{index}"
+    if len(key) <= EVENT_ID_MAX_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def parse_timestamp(value: object) -> datetime | None:

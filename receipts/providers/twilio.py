@@ -42,14 +42,20 @@ def signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
 
 
 def url_variants(url: str) -> list[str]:
-    """Twilio may sign the URL with or without the default port; accept both spellings."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    userinfo = parts.netloc.rpartition("@")[0]
+    """Twilio may sign the URL with or without the default port; accept both spellings.
+
+    The host is kept as written: Twilio's validators edit the netloc text and do not lower-case
+    it. A URL whose port cannot be read (a Host header `example.com:99999`) gets no variants, so
+    it fails verification with a SignatureError instead of raising ValueError.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return [url]
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = hostport[: hostport.index("]") + 1] if hostport.startswith("[") else hostport.partition(":")[0]
     prefix = f"{userinfo}@" if userinfo else ""
-    port = parts.port or DEFAULT_PORTS.get(parts.scheme)
     with_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}")) if port else url
     without_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}"))
     return [url] + [u for u in (with_port, without_port) if u != url]
@@ -130,11 +136,17 @@ class TwilioAdapter(ProviderAdapter):
 
 
 def signed_url(request: WebhookRequest, public_url: str) -> str:
-    """The URL Twilio signed: the configured public URL (plus the query) behind a proxy."""
+    """The URL Twilio signed: the configured public URL behind a proxy, with the request's query.
+
+    The query is the one the request arrived with (per-message parameters included); a query
+    written into `public_url` is that same query, so it is replaced, never appended twice.
+    """
     if not public_url:
         return request.url
     _, _, query = request.url.partition("?")
-    return f"{public_url}?{query}" if query else public_url
+    if not query:
+        return public_url
+    return f"{public_url.partition('?')[0]}?{query}"
 
 
 def parse_dlr_done_date(value: str) -> datetime | None:
