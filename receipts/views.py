@@ -62,8 +62,9 @@ def receive(request: HttpRequest, connection: Connection, body: bytes) -> JsonRe
     )
     try:
         adapter.verify(hook, connection.secrets, public_url=connection.public_url)
-        if b"\x00" in body:
-            raise PayloadError("body contains NUL bytes")
+        # PostgreSQL text cannot hold NUL; the raw body and kept headers are stored as text.
+        if b"\x00" in body or any("\x00" in value for value in hook.headers.values()):
+            raise PayloadError("body or headers contain NUL bytes")
         events = adapter.parse(hook)
     except SignatureError as exc:
         logger.info("webhook %s refused: %s", connection.slug, exc)

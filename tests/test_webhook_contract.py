@@ -240,3 +240,15 @@ def test_database_unable_to_store_is_503_and_nothing_is_stored(client):
     assert nothing_stored()
     message.refresh_from_db()
     assert message.status == Status.QUEUED
+
+
+def test_nul_in_a_kept_header_is_400_not_a_storage_failure(client):
+    message = MessageFactory()
+    body = generic_body(message.provider_message_id, "delivered")
+    headers = generic_headers(message.connection, body)
+    headers["user-agent"] = "agent\x00with-nul"
+    response = client.post(
+        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
+    assert response.status_code == 400
+    assert nothing_stored()

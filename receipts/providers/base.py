@@ -87,10 +87,11 @@ class ReceiptEvent:
     def __post_init__(self) -> None:
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
-            value = getattr(self, name)
-            if len(value) > limit:
+            if len(getattr(self, name)) > limit:
                 raise PayloadError(f"{name} is longer than {limit} characters")
-            if "\x00" in value:
+        for name in (*FIELD_LIMITS, "event_id"):
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail to store.
+            if "\x00" in getattr(self, name):
                 raise PayloadError(f"{name} contains a NUL character")
 
     def dedupe_key(self) -> str:
