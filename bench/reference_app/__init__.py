@@ -1,0 +1,1 @@
+"""The reference for bench/ingest_throughput.py: the least a Django view does to ingest a receipt."""
