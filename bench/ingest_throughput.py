@@ -205,7 +205,7 @@ def check_database(db_url: str, n: int, *, target: str, published: int | None) -
                 f"{checks.outbox} outbox rows ({checks.outbox_unpublished} unpublished), expected {n}"
             )
         if published != n:
-            checks.problems.append(f"{published} tasks published to Redis, expected {n}")
+            checks.problems.append(f"{published} outbox events published to Redis, expected {n}")
     return checks
 
 
@@ -226,8 +226,17 @@ class BrokerQueue:
         return found
 
     def length(self) -> int:
-        """Messages waiting in the queue (kombu spreads priorities over keys named after it)."""
-        return sum(int(self.client.llen(key)) for key in self.keys() if self.client.type(key) == b"list")
+        """Outbox events waiting in the queue. The project publishes one task per batch of
+        events, so each task message is decoded and its batch counted (kombu spreads
+        priorities over keys named after the queue)."""
+        total = 0
+        for key in self.keys():
+            if self.client.type(key) != b"list":
+                continue
+            for item in self.client.lrange(key, 0, -1):
+                args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(item)["body"]))
+                total += len(args[0])
+        return total
 
     def delete(self) -> None:
         keys = self.keys()
@@ -663,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     last = next(run for run in reversed(runs) if run.target == "project").checks
     print(
         f"checks (last project run): {last.receipts}/{args.receipts} receipts stored, {last.delivered}/{args.receipts}"
-        f" messages delivered, {last.outbox} outbox rows, {last.redis_published} tasks published to Redis"
+        f" messages delivered, {last.outbox} outbox rows, {last.redis_published} outbox events published to Redis"
         f"  ->  {'ok' if summary['checks_ok'] else 'FAILED'}"
     )
     if args.json:

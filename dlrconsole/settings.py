@@ -143,6 +143,10 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rst
 # Infobip batches of 100 reports are ~60 KiB; 1 MiB leaves room for any provider we read.
 DLR_WEBHOOK_MAX_BYTES = env_int("DLR_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
+# How long a web process may use a connection (its secrets, whether it is enabled) before
+# reading it again; changes made in this process apply at once.
+DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
+
 # Celery. The demo runs tasks eagerly in-process; production and the tests use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
@@ -169,6 +173,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrconsole")
+# `celery -A dlrconsole beat` runs the sweeper that publishes outbox events whose publish after
+# commit was lost (broker down, process killed).
+CELERY_BEAT_SCHEDULE = {
+    "outbox-redispatch": {"task": "retries.tasks.redispatch_outbox", "schedule": 10.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class ReceiptsConfig(AppConfig):
     name = "receipts"
     verbose_name = "Receipts"
+
+    def ready(self) -> None:
+        from receipts.connection_cache import connection_cache
+        from receipts.models import Connection
+
+        post_save.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-save")
+        post_delete.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-delete")

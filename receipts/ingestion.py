@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from django.db import connection as db
@@ -30,7 +30,7 @@ from receipts.errors import classify_error
 from receipts.models import Connection, Message, Receipt
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.statuses import ReceiptOutcome, is_final, statuses_below
-from retries.outbox import outbox_add
+from retries.outbox import outbox_record, publish_after_commit
 
 
 @dataclass
@@ -162,25 +162,76 @@ def _apply(
 ) -> str:
     """Move the message to `status` if the state machine allows; return the receipt's outcome."""
     reason, error_class = classify_error(provider=provider, status=status, error_code=error_code)
-    changes: dict[str, object] = {
-        "status": status,
-        "error_code": error_code if error_class else "",
-        "reason": reason,
-        "error_class": error_class,
-        "status_changed_at": now,
-        "first_receipt_at": Coalesce(F("first_receipt_at"), Value(now)),
-    }
-    if is_final(status):
-        changes["final_at"] = event_time
-    moved = Message.objects.filter(pk=message_id, status__in=statuses_below(status)).update(**changes)
-    if moved:
-        outbox_add(message_id=message_id, receipt_id=receipt_id, status=status, now=now)
+    change = StatusChange(
+        status=status,
+        error_code=error_code if error_class else "",
+        reason=reason,
+        error_class=error_class,
+        final_at=event_time if is_final(status) else None,
+        now=now,
+    )
+    advance = _advance_postgresql if db.vendor == "postgresql" else _advance_portable
+    outbox_id = advance(message_id=message_id, receipt_id=receipt_id, change=change)
+    if outbox_id is not None:
+        publish_after_commit([outbox_id])
         return ReceiptOutcome.APPLIED.value
     current = Message.objects.filter(pk=message_id).values_list("status", flat=True).get()
     outcome = _not_applied_outcome(current, status)
     Receipt.objects.filter(pk=receipt_id).update(outcome=outcome)
     Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=now)
     return outcome
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: str
+    error_code: str
+    reason: str
+    error_class: str
+    final_at: datetime | None  # set when the new status is final
+    now: datetime
+
+
+ADVANCE_SQL = """
+WITH moved AS (
+    UPDATE receipts_message
+    SET status = %(status)s, error_code = %(error_code)s, reason = %(reason)s, error_class = %(error_class)s,
+        status_changed_at = %(now)s, first_receipt_at = COALESCE(first_receipt_at, %(now)s),
+        final_at = COALESCE(%(final_at)s, final_at)
+    WHERE id = %(message_id)s AND status = ANY(%(below)s)
+    RETURNING id
+)
+INSERT INTO retries_outboxevent (message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count)
+SELECT id, %(receipt_id)s, 'status_changed', %(status)s, %(now)s, %(now)s, 1 FROM moved
+RETURNING id
+"""
+
+
+def _advance_postgresql(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
+    """The conditional UPDATE and its outbox row in one statement: one round trip on the hot
+    path. Within the CTE the UPDATE keeps its row lock and re-check under concurrency."""
+    params = {**asdict(change), "message_id": message_id, "receipt_id": receipt_id, "below": statuses_below(change.status)}
+    with db.cursor() as cursor:
+        cursor.execute(ADVANCE_SQL, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _advance_portable(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
+    """The same as `_advance_postgresql` for the SQLite demo, in two statements."""
+    changes: dict[str, object] = {
+        "status": change.status,
+        "error_code": change.error_code,
+        "reason": change.reason,
+        "error_class": change.error_class,
+        "status_changed_at": change.now,
+        "first_receipt_at": Coalesce(F("first_receipt_at"), Value(change.now)),
+    }
+    if change.final_at is not None:
+        changes["final_at"] = change.final_at
+    if not Message.objects.filter(pk=message_id, status__in=statuses_below(change.status)).update(**changes):
+        return None
+    return outbox_record(message_id=message_id, receipt_id=receipt_id, status=change.status, now=change.now)
 
 
 def _not_applied_outcome(current: str, new: str) -> str:

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from receipts.connection_cache import connection_cache
 from receipts.ingestion import ingest
 from receipts.models import Connection
 from receipts.providers import get_adapter
@@ -39,7 +40,7 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
     if declared > limit:
         return _refuse(413, f"body larger than {limit} bytes")
     try:
-        connection = Connection.objects.filter(slug=slug, enabled=True).first()
+        connection = connection_cache.get(slug)
     except DatabaseError:
         logger.exception("webhook %s: database unavailable", slug)
         return _refuse(503, "temporarily unable to store receipts")

@@ -18,16 +18,16 @@ class OutboxEvent(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     status = models.CharField(max_length=16)
     created_at = models.DateTimeField()
-    # Set optimistically in the writing transaction (publishing happens right after commit);
-    # cleared if publishing fails, so the sweeper finds it. A row dispatched long ago and still
-    # unprocessed was lost in flight (process died after commit, broker lost it).
+    # Stamped in the writing transaction (the event is handed to the publisher at commit),
+    # cleared when the publish fails. Empty: to be published by the sweeper; stamped long ago
+    # and still unprocessed: lost in flight, published again (retries/outbox.py).
     dispatched_at = models.DateTimeField(null=True, blank=True)
-    dispatch_count = models.PositiveIntegerField(default=1)
+    dispatch_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
-            # The sweeper's scan: only unprocessed rows, oldest first.
+            # The sweeper's scan: only unprocessed rows, by when they were handed to the broker.
             models.Index(fields=["dispatched_at"], name="outbox_pending_idx", condition=Q(processed_at__isnull=True)),
         ]
 

@@ -15,8 +15,9 @@ from retries.outbox import outbox_process, outbox_redispatch
     retry_jitter=True,
     max_retries=8,
 )
-def process_outbox_event(event_id: int) -> bool:
-    return outbox_process(event_id)
+def process_outbox_events(event_ids: list[int]) -> int:
+    """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
+    return sum(outbox_process(event_id) for event_id in event_ids)
 
 
 @shared_task(acks_late=True)

@@ -32,6 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"Redis is unreachable: set REDIS_URL to a reachable server ({exc})", returncode=3)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
+    """Torn down before the test database: the publisher thread holds a connection to it."""
+    yield
+    from retries.outbox import publisher
+
+    publisher.stop(timeout=10)
+
+
 @pytest.fixture
 def redis_client() -> redis.Redis:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])

@@ -1,16 +1,19 @@
-"""The outbox: every status change reaches the broker after commit, and is processed once."""
+"""The outbox: every status change reaches the broker after commit, off the request path,
+and is processed once."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from retries.models import OutboxEvent
-from retries.outbox import outbox_process, outbox_redispatch
+from retries.outbox import outbox_process, outbox_redispatch, publisher
+from retries.tasks import process_outbox_events
 from tests.factories import MessageFactory
 from tests.webhooks import generic_body, generic_headers
 
@@ -18,67 +21,112 @@ pytestmark = pytest.mark.django_db
 QUEUE = "dlrconsole-test"
 
 
-def queued_event_ids(redis_client) -> list[int]:
-    """The outbox ids of the task messages waiting in the real Redis queue, oldest first."""
-    ids = []
+def queued_batches(redis_client) -> list[list[int]]:
+    """The outbox id batches of the task messages waiting in the real Redis queue, oldest first."""
+    batches = []
     for item in reversed(redis_client.lrange(QUEUE, 0, -1)):  # kombu LPUSHes: newest first
         args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(item)["body"]))
-        ids.append(args[0])
-    return ids
+        batches.append(args[0])
+    return batches
 
 
-def test_a_status_change_is_published_to_the_broker_after_commit(
-    client, redis_client, django_capture_on_commit_callbacks
-):
-    message = MessageFactory()
-    body = generic_body(message.provider_message_id, "delivered")
+def post_receipt(client, message, status: str = "delivered"):
+    body = generic_body(message.provider_message_id, status)
     headers = generic_headers(message.connection, body)
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(
-            f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
-        )
+    return client.post(
+        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_change_is_published_to_the_broker_after_commit(client, redis_client):
+    message = MessageFactory()
+    post_receipt(client, message)
+    assert publisher.wait_idle(timeout=10)
     event = OutboxEvent.objects.get()
-    assert queued_event_ids(redis_client) == [event.pk]
+    assert queued_batches(redis_client) == [[event.pk]]
+    assert (event.dispatch_count, event.processed_at) == (1, None)
     assert event.dispatched_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_committed_together_are_published_as_one_batch(client, redis_client):
+    messages = [MessageFactory() for _ in range(5)]
+    for message in messages:
+        post_receipt(client, message)
+    assert publisher.wait_idle(timeout=10)
+    published = [event_id for batch in queued_batches(redis_client) for event_id in batch]
+    assert published == list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
+    assert len(queued_batches(redis_client)) < 5
 
 
 def test_nothing_is_published_when_the_transaction_does_not_commit(client, redis_client):
     message = MessageFactory()
-    body = generic_body(message.provider_message_id, "delivered")
-    headers = generic_headers(message.connection, body)
-    # Without the capture the test's transaction never commits, so on_commit never runs.
-    client.post(
-        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
-    )
+    # The test's transaction never commits, so on_commit never runs.
+    post_receipt(client, message)
+    assert publisher.wait_idle(timeout=10)
     assert redis_client.llen(QUEUE) == 0
 
 
-def test_processing_an_event_twice_has_effect_once():
-    event = OutboxEvent.objects.create(
-        message=MessageFactory(), kind="status_changed", status="delivered", created_at=timezone.now()
-    )
-    assert outbox_process(event.pk) is True
-    assert outbox_process(event.pk) is False
-    event.refresh_from_db()
-    assert event.processed_at is not None
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_broker_neither_blocks_the_webhook_nor_loses_the_event(client, redis_client):
+    """The broker URL points at a closed loopback port: a real refused connection."""
+    from dlrconsole.celery import app
+
+    def use_broker(url: str) -> None:
+        app.conf.broker_url = url
+        # Forget the app's pools (as Celery does after a fork) so the next publish uses `url`;
+        # kombu keeps one pool per URL, so switching back finds the original one.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    message = MessageFactory()
+    original = app.conf.broker_url
+    use_broker("redis://127.0.0.1:1/0")
+    try:
+        started = time.monotonic()
+        response = post_receipt(client, message)
+        answered_in = time.monotonic() - started
+        assert publisher.wait_idle(timeout=30)
+    finally:
+        use_broker(original)
+    assert response.status_code == 200
+    assert answered_in < 1.0  # the publish happens after the response, in the background
+    event = OutboxEvent.objects.get()
+    assert event.dispatched_at is None  # left for the sweeper
+    assert outbox_redispatch() == 1
+    assert queued_batches(redis_client) == [[event.pk]]
+
+
+def test_a_batch_task_processes_each_event_once_however_often_it_is_delivered():
+    message = MessageFactory()
+    events = [
+        OutboxEvent.objects.create(message=message, kind="status_changed", status=s, created_at=timezone.now())
+        for s in ("sent", "delivered")
+    ]
+    ids = [e.pk for e in events]
+    assert process_outbox_events.run(ids) == 2
+    assert process_outbox_events.run(ids) == 0  # a redelivery after a lost ack
+    assert outbox_process(ids[0]) is False
+    assert all(e.processed_at for e in OutboxEvent.objects.all())
 
 
 def test_redispatch_publishes_never_published_and_lost_events_only(redis_client):
     now = timezone.now()
     message = MessageFactory()
 
-    def event(**fields) -> OutboxEvent:
+    def event(created_ago: timedelta, **fields) -> OutboxEvent:
         return OutboxEvent.objects.create(
-            message=message, kind="status_changed", status="sent", created_at=now, **fields
+            message=message, kind="status_changed", status="sent", created_at=now - created_ago, **fields
         )
 
-    never_published = event(dispatched_at=None)
-    lost = event(dispatched_at=now - timedelta(minutes=10))
-    event(dispatched_at=now - timedelta(seconds=5))  # in flight: leave it alone
-    event(dispatched_at=None, processed_at=now)  # done
+    never_published = event(timedelta(seconds=30))  # its publish failed
+    lost = event(timedelta(minutes=10), dispatched_at=now - timedelta(minutes=10), dispatch_count=1)
+    event(timedelta(seconds=5), dispatched_at=now - timedelta(seconds=5), dispatch_count=1)  # in flight
+    event(timedelta(seconds=30), processed_at=now)  # done
 
     assert outbox_redispatch(now=now) == 2
-    assert queued_event_ids(redis_client) == [never_published.pk, lost.pk]
+    assert queued_batches(redis_client) == [[never_published.pk, lost.pk]]
     lost.refresh_from_db()
     assert (lost.dispatched_at, lost.dispatch_count) == (now, 2)
     assert outbox_redispatch(now=now) == 0
