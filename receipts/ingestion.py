@@ -210,7 +210,12 @@ RETURNING id
 def _advance_postgresql(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
     """The conditional UPDATE and its outbox row in one statement: one round trip on the hot
     path. Within the CTE the UPDATE keeps its row lock and re-check under concurrency."""
-    params = {**asdict(change), "message_id": message_id, "receipt_id": receipt_id, "below": statuses_below(change.status)}
+    params = {
+        **asdict(change),
+        "message_id": message_id,
+        "receipt_id": receipt_id,
+        "below": statuses_below(change.status),
+    }
     with db.cursor() as cursor:
         cursor.execute(ADVANCE_SQL, params)
         row = cursor.fetchone()
