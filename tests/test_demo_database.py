@@ -1,0 +1,72 @@
+"""The embedded demo runs on SQLite with eager tasks: its ingestion path (the portable
+status update, the in-process publish) is checked here in a process of its own. The rest of
+the suite runs on PostgreSQL only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from django.conf import settings
+
+SCRIPT = textwrap.dedent(
+    """
+    import django
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+    from receipts.phones import parse_number
+    from receipts.services import MessageRegistration, connection_create, message_register
+    from retries.models import OutboxEvent
+    from tests.webhooks import generic_body, generic_headers
+
+    call_command("migrate", verbosity=0)
+    connection = connection_create(slug="demo", provider="standard-webhooks",
+                                   secrets=["whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"])
+    client = Client()
+
+    def post(message_id, status):
+        body = generic_body(message_id, status)
+        headers = generic_headers(connection, body)
+        response = client.post("/hooks/demo/", data=body, content_type=headers.pop("content-type"), headers=headers)
+        return response.status_code
+
+    message, _ = message_register(MessageRegistration(connection=connection, provider_message_id="m1",
+                                                      recipient=parse_number("+33612345678")))
+    codes = [post("m1", s) for s in ("delivered", "sent", "expired")] + [post("m2", "undelivered")]
+    early, _ = message_register(MessageRegistration(connection=connection, provider_message_id="m2",
+                                                    recipient=parse_number("+447700900123")))
+    message.refresh_from_db()
+    print(codes, message.status, early.status, sorted(OutboxEvent.objects.values_list("status", flat=True)),
+          OutboxEvent.objects.filter(processed_at__isnull=True).count())
+    """
+)
+
+
+def test_demo_database_ingests_in_any_order_and_runs_tasks_in_process(tmp_path: Path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER"}
+    }
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
+        "DLR_VAR_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "testserver",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=settings.BASE_DIR,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[200, 200, 200, 200] delivered undelivered ['delivered', 'undelivered'] 0"
+    assert (tmp_path / "dlrconsole.sqlite3").exists()
