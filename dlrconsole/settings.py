@@ -7,6 +7,7 @@ DEBUG=0 and ALLOWED_HOSTS.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -143,6 +144,13 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rst
 # Infobip batches of 100 reports are ~60 KiB; 1 MiB leaves room for any provider we read.
 DLR_WEBHOOK_MAX_BYTES = env_int("DLR_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
+# Reverse proxies whose X-Forwarded-For is believed when checking a connection's allowed
+# source addresses (comma-separated CIDRs). Empty: REMOTE_ADDR is the caller.
+try:
+    DLR_TRUSTED_PROXIES = [ipaddress.ip_network(n, strict=False) for n in env_list("DLR_TRUSTED_PROXIES", "")]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DLR_TRUSTED_PROXIES must be comma-separated IP networks: {exc}") from None
+
 # How long a web process may use a connection (its secrets, whether it is enabled) before
 # reading it again; changes made in this process apply at once.
 DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
@@ -203,10 +211,16 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "dlrconsole.log_filters.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Replaces Django's own handlers for these (which would log request paths unredacted).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 if not DEBUG:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -15,6 +17,16 @@ from receipts.statuses import ReceiptOutcome, Status
 def _validate_secrets(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
         raise ValidationError(_("Secrets must be a list of non-empty strings."))
+
+
+def _validate_networks(value: object) -> None:
+    if not isinstance(value, list):
+        raise ValidationError(_("Allowed addresses must be a list of IP networks."))
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            raise ValidationError(_("%(item)s is not an IP address or network."), params={"item": item}) from None
 
 
 class ErrorClass(models.TextChoices):
@@ -35,6 +47,12 @@ class Connection(models.Model):
     # URL-signed schemes (Twilio) sign the URL the provider called, which differs from the one
     # Django sees behind a TLS-terminating proxy; when set, verification uses this instead.
     public_url = models.URLField(blank=True, max_length=500)
+    # Provider-specific settings (a Vonage signature method, an SNS topic ARN, ...), checked by
+    # the provider's adapter; see each adapter module for what it takes.
+    options = models.JSONField(default=dict, blank=True)
+    # Source addresses allowed to post (CIDRs); empty allows any. Mostly for providers that
+    # cannot sign and publish their callback addresses.
+    allowed_ips = models.JSONField(default=list, blank=True, validators=[_validate_networks])
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -49,6 +67,10 @@ class Connection(models.Model):
         if self.provider not in dict(provider_choices()):
             return  # the field's own choices validation reports it
         adapter = get_adapter(self.provider)
+        try:
+            adapter.validate_options(self.options if isinstance(self.options, dict) else {})
+        except ValueError as exc:
+            raise ValidationError({"options": str(exc)}) from None
         for secret in self.secrets if isinstance(self.secrets, list) else []:
             try:
                 adapter.validate_secret(secret)
@@ -62,6 +84,15 @@ class Connection(models.Model):
 
     def webhook_path(self) -> str:
         return f"/hooks/{self.slug}/"
+
+    def allows_address(self, address: str) -> bool:
+        if not self.allowed_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(network, strict=False) for network in self.allowed_ips)
 
 
 def mask_secret(secret: str) -> str:

@@ -77,9 +77,7 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
         rows = list(
             OutboxEvent.objects.select_for_update(skip_locked=True)
             .filter(processed_at__isnull=True)
-            .filter(
-                Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER)
-            )
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER))
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )

@@ -12,10 +12,28 @@ if TYPE_CHECKING:
 # kind → module under receipts.providers; each module defines `adapter`.
 PROVIDER_MODULES: dict[str, str] = {
     "twilio": "twilio",
+    "vonage": "vonage",
+    "infobip": "infobip",
+    "sinch": "sinch",
+    "plivo": "plivo",
+    "telnyx": "telnyx",
+    "messagebird": "messagebird",
+    "aws-sns": "aws_sns",
+    "smpp-text": "smpp_text",
+    "kannel": "kannel",
     "standard-webhooks": "standard_webhooks",
 }
 PROVIDER_LABELS: dict[str, str] = {
     "twilio": "Twilio",
+    "vonage": "Vonage (Nexmo) SMS API",
+    "infobip": "Infobip",
+    "sinch": "Sinch SMS",
+    "plivo": "Plivo",
+    "telnyx": "Telnyx",
+    "messagebird": "MessageBird (Bird) SMS",
+    "aws-sns": "AWS End User Messaging SMS (via SNS)",
+    "smpp-text": "SMPP receipt text over HTTP",
+    "kannel": "Kannel dlr-url",
     "standard-webhooks": "Standard Webhooks (generic JSON)",
 }
 

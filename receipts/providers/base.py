@@ -6,6 +6,9 @@ every provider and is never overridden.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,6 +34,18 @@ class PayloadError(WebhookError):
     """The body cannot be read as this provider's receipt: answer 400, store nothing."""
 
 
+class ControlMessage(Exception):
+    """Not a receipt but a provider handshake (an AWS SNS subscription confirmation): answered
+    200 without storing anything. `task` names a Celery task that completes the handshake
+    off the request path, called with `args`."""
+
+    def __init__(self, reason: str, *, task: str = "", args: tuple[Any, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.task = task
+        self.args_for_task = args
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
     """A provider's HTTP request as the adapter needs it, independent of Django."""
@@ -41,6 +56,8 @@ class WebhookRequest:
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
     remote_addr: str = ""
+    # The secret token from /hooks/<slug>/<token>/, for providers that cannot sign.
+    path_token: str = ""
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
@@ -82,6 +99,9 @@ class ReceiptEvent:
     provider_timestamp: datetime | None = None
     # The provider's own id for this event, when it gives one; the dedupe key then.
     event_id: str = ""
+    # The provider's own statement that the failure is permanent (Infobip `error.permanent`);
+    # None when it does not say. It wins over the error catalog's class.
+    permanent: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,7 +147,20 @@ class ProviderAdapter:
         """A fresh secret, for providers where we choose it (the others give theirs)."""
         return secrets.token_urlsafe(32)
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, public_url: str = "") -> None:
+    def validate_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ValueError when the connection's provider-specific options are not usable."""
+        if options:
+            raise ValueError(f"{self.label} connections take no options")
+
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        *,
+        public_url: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise SignatureError unless the request provably comes from the provider."""
         raise NotImplementedError
 
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
@@ -151,3 +184,39 @@ def require_secrets(secrets: Sequence[str]) -> None:
     if not secrets:
         # A connection without a secret cannot prove anything; refuse rather than accept all.
         raise SignatureError("connection has no secret configured")
+
+
+class TokenAuthenticated(ProviderAdapter):
+    """For providers that cannot sign their callbacks (Infobip, Sinch SMS, Kannel, SMPP gateways):
+    the connection's secret is a token the provider presents, as configured on its side, in one of:
+    the URL path (/hooks/<slug>/<token>/), an `X-DLR-Token` header, `Authorization: Bearer <token>`,
+    or HTTP Basic credentials whose `user:password` equals the secret. Any of the connection's
+    secrets matches (rotation). Pair it with the connection's source address allowlist."""
+
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        *,
+        public_url: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        require_secrets(secrets)
+        presented = presented_tokens(request)
+        if not presented:
+            raise SignatureError("missing token: put it in the URL path, X-DLR-Token, Bearer or Basic credentials")
+        for secret in secrets:
+            if any(constant_time_equal(secret, token) for token in presented):
+                return
+        raise SignatureError("token does not match")
+
+
+def presented_tokens(request: WebhookRequest) -> list[str]:
+    tokens = [request.path_token, request.header("x-dlr-token")]
+    scheme, _, credentials = request.header("authorization").partition(" ")
+    if scheme.lower() == "bearer":
+        tokens.append(credentials.strip())
+    elif scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, ValueError):  # unreadable credentials are no token
+            tokens.append(base64.b64decode(credentials.strip(), validate=True).decode("utf-8"))
+    return [token for token in tokens if token]

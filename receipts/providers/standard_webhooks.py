@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +80,14 @@ class StandardWebhooksAdapter(ProviderAdapter):
     def generate_secret(self) -> str:
         return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, public_url: str = "") -> None:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        *,
+        public_url: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         require_secrets(secrets)
         msg_id = request.header("webhook-id")
         raw_timestamp = request.header("webhook-timestamp")

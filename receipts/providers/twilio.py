@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from receipts.providers.base import (
@@ -85,7 +86,14 @@ class TwilioAdapter(ProviderAdapter):
     status_map = STATUS_MAP
     kept_headers = ("content-type", "user-agent", "i-twilio-idempotency-token", "x-home-region")
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, public_url: str = "") -> None:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        *,
+        public_url: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         require_secrets(secrets)
         given = request.header("x-twilio-signature")
         if not given:
