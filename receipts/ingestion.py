@@ -98,7 +98,7 @@ def _ingest_event(
                 event.error_description,
                 event.provider_timestamp,
                 now,
-                raw_body,
+                event.raw or raw_body,
                 headers_json,
                 connection.pk,
                 event.provider_message_id,

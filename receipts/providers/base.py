@@ -102,6 +102,9 @@ class ReceiptEvent:
     # The provider's own statement that the failure is permanent (Infobip `error.permanent`);
     # None when it does not say. It wins over the error catalog's class.
     permanent: bool | None = None
+    # For a request carrying many events (Infobip's batches of 100), this event's own part of
+    # the body, stored instead of the whole body with each receipt.
+    raw: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
