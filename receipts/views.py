@@ -93,6 +93,11 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
     except DatabaseError:
         logger.exception("webhook %s: receipts not stored", connection.slug)
         return _refuse(503, "temporarily unable to store receipts")
+    except Exception:
+        # A bug, not the input (it was verified and parsed): nothing was stored (the
+        # transaction rolled back), so ask the provider to send again rather than answer 500.
+        logger.exception("webhook %s: ingestion failed", connection.slug)
+        return _refuse(503, "temporarily unable to store receipts")
     return JsonResponse(result.as_dict(), status=200)
 
 

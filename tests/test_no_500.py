@@ -134,3 +134,12 @@ def test_unreachable_database_is_503_not_500():
         check=False,
     )
     assert result.stdout.split() == ["503", "503"], result.stderr[-2000:]
+
+
+def test_deeply_nested_json_is_400(client, generic):
+    payload = b"[" * 100_000
+    headers = generic_headers(generic, payload)
+    response = client.post(
+        f"/hooks/{generic.slug}/", data=payload, content_type=headers.pop("content-type"), headers=headers
+    )
+    assert response.status_code == 400

@@ -82,6 +82,8 @@ class WebhookRequest:
             return json.loads(self.body)
         except (UnicodeDecodeError, ValueError):
             raise PayloadError("body is not valid JSON") from None
+        except RecursionError:  # '[' * 100000 fits in the size limit
+            raise PayloadError("body is nested too deeply") from None
 
 
 FIELD_LIMITS = {"provider_message_id": 128, "provider_status": 64, "error_code": 32, "error_description": 255}

@@ -31,7 +31,10 @@ class Command(BaseCommand):
         secrets = list(options["secret"])
         generated = ""
         if options["generate_secret"]:
-            generated = get_adapter(options["provider"]).generate_secret()
+            try:
+                generated = get_adapter(options["provider"]).generate_secret()
+            except ValueError as exc:  # providers that hand out their own keys (Telnyx)
+                raise CommandError(str(exc)) from None
             secrets.append(generated)
         if not secrets:
             raise CommandError("give --secret (the provider's signing secret) or --generate-secret")
