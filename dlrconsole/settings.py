@@ -155,6 +155,13 @@ except ValueError as exc:
 # reading it again; changes made in this process apply at once.
 DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
 
+# AWS SNS: the only places SNS signing certificates (SigningCertURL) and subscription
+# confirmations (SubscribeURL) are fetched from: Amazon SNS hosts, over HTTPS. The pattern must
+# match a URL's whole netloc. Deliberately not read from the environment: widening it lets
+# anyone who can serve a certificate sign receipts. Tests point it at a loopback server.
+DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+DLR_SNS_CERT_URL_SCHEMES = ["https"]
+
 # Celery. The demo runs tasks eagerly in-process; production and the tests use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -63,10 +64,25 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
 
 
 def connection_create(
-    *, slug: str, provider: str, secrets: list[str], name: str = "", public_url: str = ""
+    *,
+    slug: str,
+    provider: str,
+    secrets: list[str],
+    name: str = "",
+    public_url: str = "",
+    options: dict[str, Any] | None = None,
+    allowed_ips: list[str] | None = None,
 ) -> Connection:
-    """Create a connection; its secrets are checked against the provider's scheme."""
-    connection = Connection(slug=slug, provider=provider, name=name, secrets=secrets, public_url=public_url)
+    """Create a connection; its secrets and options are checked against the provider's scheme."""
+    connection = Connection(
+        slug=slug,
+        provider=provider,
+        name=name,
+        secrets=secrets,
+        public_url=public_url,
+        options=options or {},
+        allowed_ips=allowed_ips or [],
+    )
     connection.full_clean()
     connection.save()
     return connection

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from importlib import import_module
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -22,7 +23,7 @@ from receipts.connection_cache import connection_cache
 from receipts.ingestion import ingest
 from receipts.models import Connection
 from receipts.providers import get_adapter
-from receipts.providers.base import ControlMessage, PayloadError, SignatureError, WebhookRequest
+from receipts.providers.base import ControlMessage, PayloadError, SignatureError, TemporaryError, WebhookRequest
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
         if b"\x00" in body or any("\x00" in value for value in hook.headers.values()):
             raise PayloadError("body or headers contain NUL bytes")
         events = adapter.parse(hook)
+    except TemporaryError as exc:
+        logger.warning("webhook %s not checked: %s", connection.slug, exc)
+        return _refuse(503, str(exc))
     except SignatureError as exc:
         logger.info("webhook %s refused: %s", connection.slug, exc)
         return _refuse(401, str(exc))
@@ -106,6 +110,8 @@ def acknowledge_control(connection: Connection, control: ControlMessage) -> Json
         from dlrconsole.celery import app
 
         try:
+            # Web processes do not import task modules up front (workers do): import it here.
+            import_module(control.task.rpartition(".")[0])
             app.tasks[control.task].apply_async(args=control.args_for_task)
         except Exception:
             # Could not queue the follow-up: ask the provider to send the handshake again.

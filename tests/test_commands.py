@@ -65,3 +65,30 @@ def test_create_api_token_creates_the_user_and_is_stable():
 def test_create_api_token_for_a_missing_user_needs_the_flag():
     with pytest.raises(CommandError, match="--create-user"):
         run("create_api_token", "nobody")
+
+
+def test_create_connection_takes_provider_options_and_allowed_sources():
+    run(
+        "create_connection",
+        "vonage-main",
+        "--provider",
+        "vonage",
+        "--secret",
+        "sig-secret-0001",
+        "--option",
+        "signature_method=sha256",
+        "--allow-ip",
+        "203.0.113.0/24",
+    )
+    connection = Connection.objects.get(slug="vonage-main")
+    assert (connection.options, connection.allowed_ips) == ({"signature_method": "sha256"}, ["203.0.113.0/24"])
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [(["--option", "novalue"], "KEY=VALUE"), (["--allow-ip", "not-a-network"], "allowed_ips")],
+)
+def test_create_connection_refuses_bad_options_with_a_reason(args, reason):
+    with pytest.raises(CommandError, match=reason):
+        run("create_connection", "bad", "--provider", "twilio", "--secret", "tok-1", *args)
+    assert not Connection.objects.exists()

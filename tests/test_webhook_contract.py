@@ -155,6 +155,7 @@ def test_bad_twilio_signature_is_401_and_nothing_is_stored(client):
         (b'{"data": {"message_id": "m1", "status": "delivered", "timestamp": "yesterday"}}', "RFC 3339"),
         (b'{"data": {"message_id": "' + b"x" * 129 + b'", "status": "delivered"}}', "longer than 128"),
         (b'{"data": {"message_id": "m\\u0000", "status": "delivered"}}', "NUL"),
+        (b'{"data": {"message_id": "m\\ud800", "status": "delivered"}}', "not valid Unicode"),
         (b"\xff\xfe{}", "not valid JSON"),
     ],
 )

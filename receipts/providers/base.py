@@ -30,6 +30,11 @@ class SignatureError(WebhookError):
     """The request is not proven to come from the provider: answer 401, store nothing."""
 
 
+class TemporaryError(WebhookError):
+    """We could not check the request for a reason of ours (a certificate fetch failed):
+    answer 503 so the provider sends it again, store nothing."""
+
+
 class PayloadError(WebhookError):
     """The body cannot be read as this provider's receipt: answer 400, store nothing."""
 
@@ -114,10 +119,17 @@ class ReceiptEvent:
         for name, limit in FIELD_LIMITS.items():
             if len(getattr(self, name)) > limit:
                 raise PayloadError(f"{name} is longer than {limit} characters")
-        for name in (*FIELD_LIMITS, "event_id"):
-            # PostgreSQL text cannot hold NUL: refuse it here rather than fail to store.
-            if "\x00" in getattr(self, name):
+        for name in (*FIELD_LIMITS, "event_id", "raw"):
+            value = getattr(self, name)
+            # What PostgreSQL text cannot hold (NUL, a lone surrogate from a JSON "\ud800"
+            # escape) is refused here, as bad input, rather than failing to store (a 503
+            # the provider would retry for hours).
+            if "\x00" in value:
                 raise PayloadError(f"{name} contains a NUL character")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PayloadError(f"{name} is not valid Unicode") from None
 
     def dedupe_key(self) -> str:
         if self.event_id:

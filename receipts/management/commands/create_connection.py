@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--public-url", default="", help="The webhook URL as the provider calls it, behind a proxy."
         )
+        parser.add_argument(
+            "--option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="A provider option; VALUE is JSON, or a plain string (e.g. signature_method=sha256, "
+            'topic_arns=["arn:aws:sns:eu-west-1:123456789012:sms-events"]). Repeatable.',
+        )
+        parser.add_argument(
+            "--allow-ip", action="append", default=[], help="Allowed source network (CIDR). Repeatable."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         secrets = list(options["secret"])
@@ -40,6 +52,8 @@ class Command(BaseCommand):
             raise CommandError("give --secret (the provider's signing secret) or --generate-secret")
         try:
             connection = connection_create(
+                options=parse_options(options["option"]),
+                allowed_ips=options["allow_ip"],
                 slug=options["slug"],
                 provider=options["provider"],
                 secrets=secrets,
@@ -54,3 +68,16 @@ class Command(BaseCommand):
         )
         if generated:
             self.stdout.write(f"Signing secret (shown once, configure it at the sender): {generated}")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed

@@ -1,0 +1,134 @@
+"""Infobip SMS delivery reports (webhook, JSON).
+
+Docs: https://www.infobip.com/docs/api/channels/sms/sms-messaging/logs-and-status-reports/receive-outbound-sms-message-report
+Infobip posts `{"results": [...]}`, one report per message, by default up to 100 per request
+(`maxBucketSize` of the subscription). It does not sign its reports: the connection's secret is
+a token Infobip presents, in the notify URL's path (/hooks/<slug>/<token>/) or as Basic
+credentials written into it (TokenAuthenticated); pair it with Infobip's published addresses.
+
+Each report is one event, stored with its own part of the body. One unreadable report refuses
+the whole request (400, nothing stored): Infobip keeps the batch and it can be looked at whole.
+Reports carry no event id; a retry is recognised by (messageId, status, error id, doneAt).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest
+from receipts.statuses import Status
+
+# Far above any maxBucketSize seen in practice (default 100); a body beyond it is not Infobip's.
+MAX_RESULTS = 1000
+
+# Status names, and their groups (1 PENDING, 2 UNDELIVERABLE, 3 DELIVERED, 4 EXPIRED, 5 REJECTED):
+# https://www.infobip.com/docs/developer-resources/api-fundamentals/message-status-codes
+STATUS_MAP: dict[str, Status] = {
+    "pending_accepted": Status.ACCEPTED,
+    # Waiting for delivery / enroute: Infobip has handed the message on to the operator.
+    "pending_waiting_delivery": Status.SENT,
+    "pending_enroute": Status.SENT,
+    "delivered_to_operator": Status.SENT,
+    "delivered_to_handset": Status.DELIVERED,
+    # The operator never sent a final report: Infobip does not know the outcome (not `expired`).
+    "expired_dlr_unknown": Status.UNKNOWN,
+}
+# A name not listed above falls back on its group, which prefixes it. DELIVERED_* is not here:
+# its members differ (to operator = sent, to handset = delivered), an unknown one stays unknown.
+# Peers mapped EXPIRED to sent (providers.md §0): an expired message was not delivered.
+GROUP_PREFIXES: dict[str, Status] = {
+    "pending_": Status.ACCEPTED,
+    "undeliverable_": Status.UNDELIVERED,
+    "expired_": Status.EXPIRED,
+    "rejected_": Status.REJECTED,
+}
+
+
+class InfobipAdapter(TokenAuthenticated):
+    kind = "infobip"
+    label = "Infobip"
+    status_map = STATUS_MAP
+
+    def normalize_status(self, provider_status: str) -> Status:
+        name = provider_status.strip().lower()
+        if name in STATUS_MAP:
+            return STATUS_MAP[name]
+        for prefix, status in GROUP_PREFIXES.items():
+            if name.startswith(prefix):
+                return status
+        return Status.UNKNOWN
+
+    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        payload = json_body(request)
+        results = payload.get("results") if isinstance(payload, dict) else None
+        if not isinstance(results, list) or not results:
+            raise PayloadError("body must be an object with a non-empty `results` list")
+        if len(results) > MAX_RESULTS:
+            raise PayloadError(f"`results` holds more than {MAX_RESULTS} reports")
+        return [self._event(item, index) for index, item in enumerate(results)]
+
+    def _event(self, item: object, index: int) -> ReceiptEvent:
+        if not isinstance(item, dict):
+            raise PayloadError(f"results[{index}] is not an object")
+        message_id = item.get("messageId")
+        status = item.get("status")
+        if not isinstance(message_id, str) or not message_id:
+            raise PayloadError(f"results[{index}].messageId must be a non-empty string")
+        name = status.get("name") if isinstance(status, dict) else None
+        if not isinstance(name, str) or not name:
+            raise PayloadError(f"results[{index}].status.name must be a non-empty string")
+        error = item.get("error")
+        if not isinstance(error, dict):
+            error = {}
+        code = error_code(error)
+        permanent = error.get("permanent")
+        return ReceiptEvent(
+            provider_message_id=message_id,
+            provider_status=name,
+            status=self.normalize_status(name),
+            error_code=code,
+            error_description=str(error.get("description") or error.get("name") or "")[:255] if code else "",
+            provider_timestamp=parse_timestamp(item.get("doneAt")),
+            # The provider's own word on the failure, which wins over our catalog's class.
+            permanent=permanent if code and isinstance(permanent, bool) else None,
+            raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
+            extra={key: item.get(key) for key in ("bulkId", "to", "callbackData", "price", "mccMnc") if key in item},
+        )
+
+
+def error_code(error: dict[str, Any]) -> str:
+    """`error.id` as a string; empty for NO_ERROR (group 0, id 0), which every report carries."""
+    code, group = error.get("id"), error.get("groupId")
+    if code is None or isinstance(code, bool) or not isinstance(code, int | str):
+        return ""
+    if group in (0, "0") or str(code) == "0":
+        return ""
+    return str(code)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """doneAt as Infobip writes it (`2019-11-09T16:00:00.000+0000`) or RFC 3339; a value without
+    a zone is UTC (Infobip's own zone). An unreadable one is dropped: the raw report keeps it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def json_body(request: WebhookRequest) -> Any:
+    """The JSON body, refusing `\\ud800`-style unpaired surrogates: json accepts them, but they
+    cannot be encoded to store the receipt, which would fail after the request was accepted."""
+    payload = request.json()
+    try:
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
+    return payload
+
+
+adapter = InfobipAdapter()

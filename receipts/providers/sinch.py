@@ -1,0 +1,188 @@
+"""Sinch SMS REST API (XMS) delivery report callbacks.
+
+Docs: https://developers.sinch.com/docs/sms/api-reference/sms/tag/Delivery-reports/ and
+https://developers.sinch.com/docs/sms/api-reference/sms/tag/Webhooks/
+Shapes as in Sinch's SDK contract fixtures (sinch-sdk-java `DeliveryReportRecipientSMSDto.json`,
+`DeliveryReportBatchSMSDto.json`):
+
+- `recipient_delivery_report_sms` (batches sent with `delivery_report: per_recipient` or
+  `per_recipient_final`): one recipient's status, with `batch_id`, `recipient`, `status`, `code`,
+  `at` (created at Sinch), `operator_status_at`, `client_reference`;
+- `delivery_report_sms` (`summary` or `full`): the batch's counts per (status, code); `full`
+  adds the recipients of each. Each listed recipient becomes one event. A `summary` report lists
+  none: counts cannot say which message a status belongs to, so it yields no event (200,
+  received 0). Ask Sinch for `per_recipient` or `full` reports.
+
+The provider message id is the `batch_id` the send API returned: the product sends one batch
+per message (one recipient) and registers the Message with that id. Every report of a batch with
+several recipients lands on the message registered under the batch id; the recipient is part of
+each event's dedupe key, so two recipients' reports are never taken for one retried report.
+
+Sinch XMS callbacks are not signed: they authenticate with Basic credentials (or OAuth) set up
+by Sinch's account manager, which TokenAuthenticated checks as `user:password`. Sinch retries
+5xx and 429 for ~22 h and never other 4xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest
+from receipts.statuses import Status
+
+RECIPIENT_TYPES = ("recipient_delivery_report_sms", "recipient_delivery_report_mms")
+BATCH_TYPES = ("delivery_report_sms", "delivery_report_mms")
+# A batch's `to` takes up to 1000 numbers; a full report listing ten times that is not Sinch's.
+MAX_RECIPIENTS = 10_000
+# Codes that are states, not errors: 0 delivered, 400 queued, 401 dispatched.
+NOT_ERRORS = frozenset({"0", "400", "401"})
+
+# https://developers.sinch.com/docs/sms/api-reference/sms/tag/Delivery-reports/ (statuses)
+STATUS_MAP: dict[str, Status] = {
+    "queued": Status.ACCEPTED,
+    # Dispatched may be skipped when a final status comes first (Sinch says so).
+    "dispatched": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "failed": Status.UNDELIVERED,
+    # Deleted by a remote SMSC, e.g. an invalid or opted-out number: a carrier's negative answer.
+    "deleted": Status.UNDELIVERED,
+    "aborted": Status.REJECTED,
+    "rejected": Status.REJECTED,
+    # Cancelled by the user before reaching the SMSC: a failure on our side, not the carrier's.
+    "cancelled": Status.FAILED,
+    "expired": Status.EXPIRED,
+    # "Delivered to SMSC but no DR received or DR couldn't be interpreted".
+    "unknown": Status.UNKNOWN,
+}
+
+
+class SinchAdapter(TokenAuthenticated):
+    kind = "sinch"
+    label = "Sinch SMS"
+    status_map = STATUS_MAP
+
+    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        payload = json_body(request)
+        if not isinstance(payload, dict):
+            raise PayloadError("body must be a JSON object")
+        report_type = payload.get("type")
+        batch_id = payload.get("batch_id")
+        if not isinstance(batch_id, str) or not batch_id:
+            raise PayloadError("`batch_id` must be a non-empty string")
+        if report_type in RECIPIENT_TYPES:
+            return [self._recipient_event(payload, batch_id)]
+        if report_type in BATCH_TYPES:
+            return self._batch_events(payload, batch_id)
+        raise PayloadError(f"`type` {str(report_type)[:40]!r} is not a Sinch delivery report")
+
+    def _recipient_event(self, payload: dict[str, Any], batch_id: str) -> ReceiptEvent:
+        recipient, status = payload.get("recipient"), payload.get("status")
+        if not isinstance(recipient, str) or not recipient:
+            raise PayloadError("`recipient` must be a non-empty string")
+        if not isinstance(status, str) or not status:
+            raise PayloadError("`status` must be a non-empty string")
+        # The operator's time is when it happened; `at` is when Sinch wrote the report.
+        timestamp = parse_timestamp(payload.get("operator_status_at")) or parse_timestamp(payload.get("at"))
+        return self._event(
+            batch_id,
+            recipient,
+            status,
+            payload.get("code"),
+            timestamp,
+            client_reference=payload.get("client_reference"),
+            operator=payload.get("operator"),
+        )
+
+    def _batch_events(self, payload: dict[str, Any], batch_id: str) -> list[ReceiptEvent]:
+        statuses = payload.get("statuses")
+        if not isinstance(statuses, list):
+            raise PayloadError("`statuses` must be a list")
+        events: list[ReceiptEvent] = []
+        for index, entry in enumerate(statuses):
+            if not isinstance(entry, dict) or not isinstance(entry.get("status"), str) or not entry["status"]:
+                raise PayloadError(f"statuses[{index}] must be an object with a `status`")
+            recipients = entry.get("recipients", [])
+            if not isinstance(recipients, list) or not all(isinstance(r, str) and r for r in recipients):
+                raise PayloadError(f"statuses[{index}].recipients must be a list of phone numbers")
+            if len(events) + len(recipients) > MAX_RECIPIENTS:
+                raise PayloadError(f"the report lists more than {MAX_RECIPIENTS} recipients")
+            for recipient in recipients:
+                event = self._event(
+                    batch_id,
+                    recipient,
+                    entry["status"],
+                    entry.get("code"),
+                    None,
+                    raw=_own_part(payload, entry, recipient),
+                    client_reference=payload.get("client_reference"),
+                )
+                events.append(event)
+        return events
+
+    def _event(
+        self,
+        batch_id: str,
+        recipient: str,
+        status: str,
+        code: object,
+        timestamp: datetime | None,
+        *,
+        raw: str = "",
+        client_reference: object = None,
+        operator: object = None,
+    ) -> ReceiptEvent:
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int | str)):
+            raise PayloadError("`code` must be a number")
+        error_code = "" if code is None or str(code) in NOT_ERRORS else str(code)
+        return ReceiptEvent(
+            provider_message_id=batch_id,
+            provider_status=status,
+            status=self.normalize_status(status),
+            error_code=error_code,
+            provider_timestamp=timestamp,
+            event_id=event_id(batch_id, recipient, status, error_code, timestamp),
+            raw=raw,
+            extra={"recipient": recipient, "client_reference": client_reference, "operator": operator},
+        )
+
+
+def _own_part(payload: dict[str, Any], entry: dict[str, Any], recipient: str) -> str:
+    """The report as if it listed only this recipient: stored with its event instead of the
+    whole body, which a full report of a large batch would repeat once per recipient."""
+    own = {**payload, "statuses": [{**entry, "count": 1, "recipients": [recipient]}]}
+    return json.dumps(own, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_id(batch_id: str, recipient: str, status: str, code: str, timestamp: datetime | None) -> str:
+    """Sinch gives no event id; the default dedupe key would leave out the recipient, and two
+    recipients of one batch reaching the same status at once would look like one retried report."""
+    identity = [batch_id, recipient.lstrip("+"), status, code, timestamp.isoformat() if timestamp else ""]
+    return "sha256:" + hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """ISO 8601 as Sinch writes it (`2022-08-30T08:16:08.930Z`); unreadable values are dropped."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def json_body(request: WebhookRequest) -> Any:
+    """The JSON body, refusing `\\ud800`-style unpaired surrogates: json accepts them, but they
+    cannot be encoded to store the receipt, which would fail after the request was accepted."""
+    payload = request.json()
+    try:
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
+    return payload
+
+
+adapter = SinchAdapter()

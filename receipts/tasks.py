@@ -1,0 +1,48 @@
+"""Celery tasks of the receipts app: thin, idempotent, off the webhook's request path."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from celery import shared_task
+
+from receipts.providers.sns_signature import is_sns_url
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBE_TIMEOUT_SECONDS = 5
+
+
+class SubscribeUrlUnavailable(Exception):
+    """SNS answered 5xx: worth another try."""
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(requests.ConnectionError, requests.Timeout, SubscribeUrlUnavailable),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
+def confirm_sns_subscription(subscribe_url: str) -> bool:
+    """Confirm an SNS HTTPS subscription by visiting its SubscribeURL, from a verified
+    SubscriptionConfirmation. Visiting it again (a redelivered task, a resent confirmation)
+    only confirms the same subscription again, so running twice is harmless."""
+    # The URL came signed from SNS, but it is checked as the certificate URL is: a GET to an
+    # arbitrary URL from inside our network is what an attacker would want from us.
+    if not is_sns_url(subscribe_url):
+        logger.warning("SNS subscription not confirmed: SubscribeURL is not on an SNS host")
+        return False
+    topic = parse_qs(urlsplit(subscribe_url).query).get("TopicArn", ["?"])[0]
+    # No redirects: the confirmation is SNS's answer, never another host's.
+    response = requests.get(subscribe_url, timeout=SUBSCRIBE_TIMEOUT_SECONDS, allow_redirects=False)
+    if response.status_code >= 500:
+        raise SubscribeUrlUnavailable(f"SNS answered HTTP {response.status_code}")
+    if response.status_code != 200:
+        # An expired or already used token: retrying cannot help; SNS can resend a confirmation.
+        logger.warning("SNS subscription to %s not confirmed: HTTP %s", topic, response.status_code)
+        return False
+    logger.info("SNS subscription to %s confirmed", topic)
+    return True
