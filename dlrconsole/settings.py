@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "simple_history",
     "receipts",
     "retries",
     "alerts",
@@ -154,6 +155,10 @@ except ValueError as exc:
 # How long a web process may use a connection (its secrets, whether it is enabled) before
 # reading it again; changes made in this process apply at once.
 DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
+
+# How long a web process may classify errors with the admin's overrides of the error catalog
+# before reading them again; changes made in this process apply at once.
+DLR_ERROR_CATALOG_CACHE_SECONDS = env_int("DLR_ERROR_CATALOG_CACHE_SECONDS", 30)
 
 # AWS SNS: the only places SNS signing certificates (SigningCertURL) and subscription
 # confirmations (SubscribeURL) are fetched from: Amazon SNS hosts, over HTTPS. The pattern must

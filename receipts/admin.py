@@ -8,8 +8,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
 
-from receipts.models import Connection, Message, Receipt
+from receipts.errors import shipped_entry
+from receipts.models import Connection, ErrorCodeOverride, Message, Receipt
 
 
 class ConnectionForm(forms.ModelForm[Connection]):
@@ -23,7 +25,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
 
     class Meta:
         model = Connection
-        fields = ["slug", "provider", "name", "public_url", "enabled"]
+        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "enabled"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -56,6 +58,9 @@ class ReceiptInline(admin.TabularInline[Receipt, Message]):
         "status",
         "outcome",
         "error_code",
+        "reason",
+        "error_class",
+        "catalog_class",
         "provider_timestamp",
     )
     extra = 0
@@ -90,3 +95,31 @@ class ReceiptAdmin(admin.ModelAdmin[Receipt]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # append-only
+
+
+@admin.register(ErrorCodeOverride)
+class ErrorCodeOverrideAdmin(SimpleHistoryAdmin):
+    """Corrections of the shipped error catalog. Classification in this process uses a saved
+    change at once, other processes within DLR_ERROR_CATALOG_CACHE_SECONDS; "History" lists
+    who changed what and when."""
+
+    list_display = ["provider", "code", "reason", "error_class", "shipped_mapping", "updated_at"]
+    list_filter = ["provider", "reason", "error_class"]
+    search_fields = ["code", "note"]
+    fields = ["provider", "code", "shipped_mapping", "reason", "error_class", "note", "updated_at"]
+    readonly_fields = ["shipped_mapping", "updated_at"]
+    history_list_display = ["reason", "error_class", "note"]
+
+    @admin.display(description="Shipped catalog says")
+    def shipped_mapping(self, obj: ErrorCodeOverride) -> str:
+        if not obj.provider or not obj.code:
+            return "—"
+        found = shipped_entry(obj.provider, obj.code)
+        if found is not None:
+            table, entry = found
+            return f"{entry.reason} ({entry.error_class or 'usual class'}; table {table})"
+        return "not in the shipped catalog"
+
+    def delete_model(self, request: HttpRequest, obj: ErrorCodeOverride) -> None:
+        obj._history_user = request.user  # type: ignore[attr-defined]  # read by simple_history
+        super().delete_model(request, obj)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from receipts.filters import MessageFilter
 from receipts.models import Connection, Message
 from receipts.phones import InvalidNumber, parse_number
-from receipts.selectors import message_list, message_timeline
+from receipts.selectors import message_list, message_timeline, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 
 
@@ -46,6 +46,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "error_code",
             "reason",
             "error_class",
+            "catalog_class",
+            "class_source",
             "submitted_at",
             "first_receipt_at",
             "final_at",
@@ -62,11 +64,38 @@ class TimelineEntrySerializer(serializers.Serializer):
 
 
 class MessageDetailSerializer(MessageSerializer):
+    provider_disagrees = serializers.SerializerMethodField(
+        help_text="The provider's own permanence flag set the class against the error catalog's."
+    )
+    retry_advice = serializers.SerializerMethodField(
+        help_text="same_route, other_route, fallback_channel or never; empty without a failure."
+    )
+    explanation = serializers.SerializerMethodField(help_text="What support can tell the end user.")
+    what_to_fix = serializers.SerializerMethodField(help_text="For failures that are ours to fix.")
     timeline = serializers.SerializerMethodField()
 
     class Meta(MessageSerializer.Meta):
-        fields = [*MessageSerializer.Meta.fields, "timeline"]
+        fields = [
+            *MessageSerializer.Meta.fields,
+            "provider_disagrees",
+            "retry_advice",
+            "explanation",
+            "what_to_fix",
+            "timeline",
+        ]
         read_only_fields = fields
+
+    def get_provider_disagrees(self, message: Message) -> bool:
+        return bool(receipt_error(message)["provider_disagrees"])
+
+    def get_retry_advice(self, message: Message) -> str:
+        return str(receipt_error(message)["retry_advice"])
+
+    def get_explanation(self, message: Message) -> str:
+        return str(receipt_error(message)["explanation"])
+
+    def get_what_to_fix(self, message: Message) -> str:
+        return str(receipt_error(message)["what_to_fix"])
 
     @extend_schema(responses=TimelineEntrySerializer(many=True))
     def get_timeline(self, message: Message) -> list[dict[str, Any]]:

@@ -1,18 +1,220 @@
-"""From a provider's error to a normalized reason and class.
+"""The error catalog: from a provider's error code to a normalized reason and class.
 
-The error catalog (reasons per provider code, retry advice, end-user explanations) is built in
-the provider/error-catalog issue; until then every failure is classed `unknown` with no
-reason, which is what the catalog itself answers for a code it does not know.
+Three sources, strongest first:
+1. the provider's own permanence flag on the receipt (Infobip `error.permanent`) decides the
+   class; where it disagrees with the catalog, the classification says so;
+2. an admin override for (provider, code), read from the database and cached per process
+   (`OverrideCache`, like the connection cache: cleared in-process on save, other processes
+   follow within `DLR_ERROR_CATALOG_CACHE_SECONDS`);
+3. the shipped table, receipts/data/error_codes.csv, loaded once per process.
+
+With no known code, the status decides: `expired` is an expiry, any other failure is `unknown`.
+Classification runs on the hot path for every receipt, so it never queries the database except
+to refresh the override cache.
 """
 
 from __future__ import annotations
 
-from receipts.models import ErrorClass
-from receipts.statuses import FAILURE_STATUSES
+import csv
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils.functional import Promise
+
+from receipts.models import ClassSource, ErrorCodeOverride
+from receipts.reasons import REASONS, ErrorClass, Reason, RetryAdvice
+from receipts.statuses import FAILURE_STATUSES, Status
+
+TABLE_PATH = Path(__file__).parent / "data" / "error_codes.csv"
+
+# Providers whose codes are (partly) the GSM MAP / SMPP numbering, kept once in the "gsm" table.
+SHARED_TABLES: dict[str, tuple[str, ...]] = {
+    "smpp-text": ("gsm",),
+    "kannel": ("gsm",),
+    "messagebird": ("gsm",),
+    "infobip": ("gsm",),  # Infobip ids 1-36 are MAP errors; its own rows list only some
+}
+# A failure the catalog cannot explain is classified by its status.
+CLASSIFIED_STATUSES: frozenset[str] = FAILURE_STATUSES | {Status.UNKNOWN.value}
+
+DECIMAL_CODE = re.compile(r"[0-9]+")
+HEX_CODE = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
-def classify_error(*, provider: str, status: str, error_code: str) -> tuple[str, str]:
-    """(reason, class) for a receipt; both empty when the status is not a failure."""
-    if status not in FAILURE_STATUSES:
-        return "", ""
-    return "", ErrorClass.UNKNOWN.value
+class CatalogError(ValueError):
+    """The shipped table is malformed: raised when it is loaded, so a bad row fails fast."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    reason: str
+    error_class: str  # the effective class: the provider's flag where it gave one
+    catalog_class: str  # what the catalog (table or override) says
+    class_source: str  # "provider" when the provider's flag decided, "catalog" otherwise
+    advice: str
+    explanation: Promise | str
+    fix: Promise | str = ""
+
+    @property
+    def provider_disagrees(self) -> bool:
+        return self.class_source == ClassSource.PROVIDER and self.error_class != self.catalog_class
+
+
+NOT_A_FAILURE = Classification("", "", "", "", "", "")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One code's row: its reason and, when it differs from the reason's usual class, its class."""
+
+    reason: str
+    error_class: str = ""
+
+
+def normalize_code(code: str) -> str:
+    """The form codes are matched in: numbers without leading zeros ("001" == "1"), SMPP
+    command statuses as lower-case hex ("0x0000000B" == "0xb"), names upper-cased."""
+    code = code.strip()
+    if DECIMAL_CODE.fullmatch(code):  # not str.isdigit(): it takes "¹", which int() refuses
+        return str(int(code))
+    if HEX_CODE.fullmatch(code):
+        return hex(int(code, 16))
+    return code.upper()
+
+
+def parse_table(rows: Iterable[str]) -> dict[tuple[str, str], Entry]:
+    """The shipped table from its CSV lines; '#' lines are comments."""
+    table: dict[tuple[str, str], Entry] = {}
+    reader = csv.DictReader(line for line in rows if not line.startswith("#"))
+    for row in reader:
+        where = f"{TABLE_PATH.name} line {reader.line_num}"
+        provider, code = row["provider"].strip(), normalize_code(row["code"] or "")
+        reason, error_class = row["reason"].strip(), (row["class"] or "").strip()
+        if not provider or not code:
+            raise CatalogError(f"{where}: provider and code are required")
+        if reason not in REASONS:
+            raise CatalogError(f"{where}: unknown reason {reason!r}")
+        if error_class and error_class not in ErrorClass.values:
+            raise CatalogError(f"{where}: unknown class {error_class!r}")
+        if (provider, code) in table:
+            raise CatalogError(f"{where}: {provider} {code} is listed twice")
+        table[(provider, code)] = Entry(reason, error_class)
+    return table
+
+
+@cache
+def shipped_table() -> dict[tuple[str, str], Entry]:
+    with TABLE_PATH.open(encoding="utf-8", newline="") as lines:
+        return parse_table(lines)
+
+
+class OverrideCache:
+    """All admin overrides, read in one query and kept for a few seconds (there are few)."""
+
+    def __init__(self) -> None:
+        self._entries: Mapping[tuple[str, str], Entry] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self) -> Mapping[tuple[str, str], Entry]:
+        now = time.monotonic()
+        if now - self._loaded_at < settings.DLR_ERROR_CATALOG_CACHE_SECONDS:
+            return self._entries
+        entries = {
+            (provider, normalize_code(code)): Entry(reason, error_class)
+            for provider, code, reason, error_class in ErrorCodeOverride.objects.values_list(
+                "provider", "code", "reason", "error_class"
+            )
+            if reason in REASONS
+        }
+        with self._lock:
+            self._entries, self._loaded_at = entries, now
+        return entries
+
+    def clear(self, **_: Any) -> None:
+        with self._lock:
+            self._entries, self._loaded_at = {}, float("-inf")
+
+
+override_cache = OverrideCache()
+
+
+def catalog_entry(provider: str, code: str) -> Entry | None:
+    """The override or shipped row for a provider's code, or None when the catalog does not know it."""
+    if not code:
+        return None
+    key = normalize_code(code)
+    overrides = override_cache.get()
+    table = shipped_table()
+    for source in (provider, *SHARED_TABLES.get(provider, ())):
+        entry = overrides.get((source, key)) or table.get((source, key))
+        if entry is not None:
+            return entry
+    return None
+
+
+def shipped_entry(provider: str, code: str) -> tuple[str, Entry] | None:
+    """The shipped row for a provider's code and the table it is in, ignoring overrides."""
+    key = normalize_code(code)
+    for source in (provider, *SHARED_TABLES.get(provider, ())):
+        entry = shipped_table().get((source, key))
+        if entry is not None:
+            return source, entry
+    return None
+
+
+def classify_error(*, provider: str, status: str, error_code: str, permanent: bool | None = None) -> Classification:
+    """The reason and class of a receipt; empty for delivered and in-flight statuses."""
+    if status not in CLASSIFIED_STATUSES:
+        return NOT_A_FAILURE
+    entry = catalog_entry(provider, error_code)
+    if entry is None:
+        entry = Entry("expired" if status == Status.EXPIRED else "unknown")
+    reason = REASONS[entry.reason]
+    catalog_class = entry.error_class or reason.error_class.value
+    if permanent is None:
+        return _classification(reason, catalog_class, catalog_class, ClassSource.CATALOG)
+    provider_class = ErrorClass.PERMANENT.value if permanent else ErrorClass.TEMPORARY.value
+    return _classification(reason, provider_class, catalog_class, ClassSource.PROVIDER)
+
+
+def _classification(reason: Reason, error_class: str, catalog_class: str, source: ClassSource) -> Classification:
+    return Classification(
+        reason=reason.slug,
+        error_class=error_class,
+        catalog_class=catalog_class,
+        class_source=source.value,
+        advice=retry_advice(reason, error_class),
+        explanation=reason.explanation,
+        fix=reason.fix,
+    )
+
+
+def retry_advice(reason: Reason, error_class: str) -> str:
+    """The reason's advice, bent where the class was set against it: a provider that calls a
+    failure permanent will fail it again on the same route, and one that calls it temporary
+    expects a retry."""
+    if error_class == ErrorClass.PERMANENT and reason.advice == RetryAdvice.SAME_ROUTE:
+        return RetryAdvice.OTHER_ROUTE.value
+    if error_class == ErrorClass.TEMPORARY and reason.advice == RetryAdvice.NEVER:
+        return RetryAdvice.SAME_ROUTE.value
+    return reason.advice.value
+
+
+def describe_reason(reason: str, error_class: str) -> dict[str, str]:
+    """What the API and pages show for a stored reason and class: advice, explanation, fix."""
+    known = REASONS.get(reason)
+    if known is None:
+        return {"retry_advice": "", "explanation": "", "what_to_fix": ""}
+    return {
+        "retry_advice": retry_advice(known, error_class),
+        "explanation": str(known.explanation),
+        "what_to_fix": str(known.fix),
+    }

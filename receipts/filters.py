@@ -6,9 +6,11 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.db.models import F, Q
 
-from receipts.models import Connection, ErrorClass, Message
+from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, parse_number
+from receipts.reasons import reason_choices
 from receipts.statuses import Status
 
 
@@ -34,8 +36,16 @@ class MessageFilter(django_filters.FilterSet):
     provider_message_id = django_filters.CharFilter()
     client_reference = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
-    error_class = django_filters.MultipleChoiceFilter(choices=ErrorClass.choices)
-    reason = django_filters.CharFilter()
+    error_class = django_filters.MultipleChoiceFilter(choices=ErrorClass.choices, help_text="Effective class.")
+    catalog_class = django_filters.MultipleChoiceFilter(
+        choices=ErrorClass.choices, help_text="The class the error catalog gives, whatever the provider said."
+    )
+    class_source = django_filters.ChoiceFilter(choices=ClassSource.choices)
+    provider_disagrees = django_filters.BooleanFilter(
+        method="filter_provider_disagrees",
+        help_text="The provider's own permanence flag contradicted the error catalog (Infobip).",
+    )
+    reason = django_filters.MultipleChoiceFilter(choices=reason_choices)
     flow = django_filters.CharFilter()
     connection = django_filters.ModelChoiceFilter(
         queryset=Connection.objects.all(), to_field_name="slug", help_text="Connection slug."
@@ -51,6 +61,12 @@ class MessageFilter(django_filters.FilterSet):
 
     def filter_nothing(self, queryset: Any, name: str, value: Any) -> Any:
         return queryset
+
+    def filter_provider_disagrees(self, queryset: Any, name: str, value: bool | None) -> Any:
+        if value is None:
+            return queryset
+        disagreeing = Q(class_source=ClassSource.PROVIDER) & ~Q(error_class=F("catalog_class"))
+        return queryset.filter(disagreeing) if value else queryset.exclude(disagreeing)
 
     def filter_country(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.filter(country=value.upper())

@@ -49,9 +49,10 @@ class IngestResult:
 INSERT_RECEIPT_SQL = """
 INSERT INTO receipts_receipt (
     connection_id, provider_message_id, dedupe_key, provider_status, status, error_code,
-    error_description, provider_timestamp, received_at, raw_body, headers, message_id, outcome
+    error_description, reason, error_class, catalog_class, class_source,
+    provider_timestamp, received_at, raw_body, headers, message_id, outcome
 )
-SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, m.id,
+SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, m.id,
        CASE WHEN m.id IS NULL THEN 'parked' ELSE 'applied' END
 FROM (SELECT 1) AS one
 LEFT JOIN receipts_message m ON m.connection_id = %s AND m.provider_message_id = %s
@@ -85,6 +86,13 @@ def ingest(
 def _ingest_event(
     connection: Connection, event: ReceiptEvent, *, now: datetime, raw_body: str, headers_json: str
 ) -> str | None:
+    # In memory (the catalog and its cached overrides): no query per receipt.
+    error = classify_error(
+        provider=connection.provider,
+        status=event.status.value,
+        error_code=event.error_code,
+        permanent=event.permanent,
+    )
     with db.cursor() as cursor:
         cursor.execute(
             INSERT_RECEIPT_SQL,
@@ -96,6 +104,10 @@ def _ingest_event(
                 event.status.value,
                 event.error_code,
                 event.error_description,
+                error.reason,
+                error.error_class,
+                error.catalog_class,
+                error.class_source,
                 event.provider_timestamp,
                 now,
                 event.raw or raw_body,
@@ -115,9 +127,9 @@ def _ingest_event(
     return _apply(
         message_id=message_id,
         receipt_id=receipt_id,
-        provider=connection.provider,
         status=event.status.value,
         error_code=event.error_code,
+        error=ReceiptError(error.reason, error.error_class, error.catalog_class, error.class_source),
         event_time=event.provider_timestamp or now,
         now=now,
     )
@@ -150,23 +162,34 @@ def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
+@dataclass(frozen=True)
+class ReceiptError:
+    """The error catalog's reading of a receipt, as stored on it and copied to its message."""
+
+    reason: str
+    error_class: str
+    catalog_class: str
+    class_source: str
+
+
 def _apply(
     *,
     message_id: int,
     receipt_id: int,
-    provider: str,
     status: str,
     error_code: str,
+    error: ReceiptError,
     event_time: datetime,
     now: datetime,
 ) -> str:
     """Move the message to `status` if the state machine allows; return the receipt's outcome."""
-    reason, error_class = classify_error(provider=provider, status=status, error_code=error_code)
     change = StatusChange(
         status=status,
-        error_code=error_code if error_class else "",
-        reason=reason,
-        error_class=error_class,
+        error_code=error_code if error.error_class else "",
+        reason=error.reason,
+        error_class=error.error_class,
+        catalog_class=error.catalog_class,
+        class_source=error.class_source,
         final_at=event_time if is_final(status) else None,
         now=now,
     )
@@ -188,6 +211,8 @@ class StatusChange:
     error_code: str
     reason: str
     error_class: str
+    catalog_class: str
+    class_source: str
     final_at: datetime | None  # set when the new status is final
     now: datetime
 
@@ -196,6 +221,7 @@ ADVANCE_SQL = """
 WITH moved AS (
     UPDATE receipts_message
     SET status = %(status)s, error_code = %(error_code)s, reason = %(reason)s, error_class = %(error_class)s,
+        catalog_class = %(catalog_class)s, class_source = %(class_source)s,
         status_changed_at = %(now)s, first_receipt_at = COALESCE(first_receipt_at, %(now)s),
         final_at = COALESCE(%(final_at)s, final_at)
     WHERE id = %(message_id)s AND status = ANY(%(below)s)
@@ -229,6 +255,8 @@ def _advance_portable(*, message_id: int, receipt_id: int, change: StatusChange)
         "error_code": change.error_code,
         "reason": change.reason,
         "error_class": change.error_class,
+        "catalog_class": change.catalog_class,
+        "class_source": change.class_source,
         "status_changed_at": change.now,
         "first_receipt_at": Coalesce(F("first_receipt_at"), Value(change.now)),
     }
@@ -261,9 +289,10 @@ def link_parked_receipts(message: Message) -> list[str]:
             _apply(
                 message_id=message.pk,
                 receipt_id=receipt.pk,
-                provider=message.connection.provider,
                 status=receipt.status,
                 error_code=receipt.error_code,
+                # As classified on arrival, with the provider's flag the receipt carried.
+                error=ReceiptError(receipt.reason, receipt.error_class, receipt.catalog_class, receipt.class_source),
                 event_time=receipt.provider_timestamp or receipt.received_at,
                 now=timezone.now(),
             )

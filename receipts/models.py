@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from receipts.providers import get_adapter, provider_choices
+from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import ReceiptOutcome, Status
 
 
@@ -29,10 +32,9 @@ def _validate_networks(value: object) -> None:
             raise ValidationError(_("%(item)s is not an IP address or network."), params={"item": item}) from None
 
 
-class ErrorClass(models.TextChoices):
-    TEMPORARY = "temporary", _("Temporary")
-    PERMANENT = "permanent", _("Permanent")
-    UNKNOWN = "unknown", _("Unknown")
+class ClassSource(models.TextChoices):
+    CATALOG = "catalog", _("Error catalog")
+    PROVIDER = "provider", _("Provider's own flag")
 
 
 class Connection(models.Model):
@@ -117,6 +119,10 @@ class Message(models.Model):
     error_code = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=48, blank=True)
     error_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True)
+    # What the catalog says, kept beside the effective class so a provider's disagreeing
+    # permanence flag shows. Database defaults: the benchmark inserts rows in raw SQL.
+    catalog_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True, default="", db_default="")
+    class_source = models.CharField(max_length=16, choices=ClassSource.choices, blank=True, default="", db_default="")
     submitted_at = models.DateTimeField()
     first_receipt_at = models.DateTimeField(null=True, blank=True)
     final_at = models.DateTimeField(null=True, blank=True)
@@ -158,6 +164,11 @@ class Receipt(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices)
     error_code = models.CharField(max_length=32, blank=True)
     error_description = models.CharField(max_length=255, blank=True)
+    # The error catalog's reading of the code when the receipt arrived (see receipts/errors.py).
+    reason = models.CharField(max_length=48, blank=True, default="", db_default="")
+    error_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True, default="", db_default="")
+    catalog_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True, default="", db_default="")
+    class_source = models.CharField(max_length=16, choices=ClassSource.choices, blank=True, default="", db_default="")
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     outcome = models.CharField(max_length=16, choices=ReceiptOutcome.choices)
@@ -179,3 +190,61 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_message_id} {self.provider_status}"
+
+
+class ErrorCodeOverride(models.Model):
+    """An admin's correction of the shipped error catalog for one provider code. Every change
+    is kept in its history (who, when, what)."""
+
+    provider = models.CharField(max_length=32, choices=provider_choices)
+    # Stored as matched: without leading zeros, see `receipts.errors.normalize_code`.
+    code = models.CharField(max_length=32)
+    reason = models.CharField(max_length=48, choices=reason_choices)
+    error_class = models.CharField(
+        max_length=16,
+        choices=ErrorClass.choices,
+        blank=True,
+        help_text=_("Leave empty to use the reason's usual class."),
+    )
+    note = models.TextField(blank=True, help_text=_("Why the shipped mapping is wrong for us; a source if any."))
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            # One override per code; classification reads them all into a per-process cache.
+            models.UniqueConstraint(fields=["provider", "code"], name="error_override_unique_code"),
+        ]
+        ordering = ["provider", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.code} → {self.reason}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.code = _normalize(self.code)
+        super().save(*args, **kwargs)
+        _forget_overrides()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        _forget_overrides()
+        return deleted
+
+    def clean(self) -> None:
+        # Before the uniqueness check, so "001" is found to be the existing "1".
+        self.code = _normalize(self.code)
+
+
+def _normalize(code: str) -> str:
+    from receipts.errors import normalize_code  # receipts.errors imports this module
+
+    return normalize_code(code)
+
+
+def _forget_overrides() -> None:
+    """This process classifies with the change at once; again after commit, in case a
+    concurrent request reloaded the cache with the committed state in between."""
+    from receipts.errors import override_cache
+
+    override_cache.clear()
+    transaction.on_commit(override_cache.clear)

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from receipts.models import Message, Receipt
+from receipts.errors import describe_reason
+from receipts.models import ClassSource, Message, Receipt
 
 
 def message_list() -> QuerySet[Message]:
@@ -39,7 +40,7 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
             TimelineEntry(
                 at=receipt.received_at,
                 kind="receipt",
-                summary=f"{receipt.provider_status} → {receipt.status} ({receipt.get_outcome_display()})",
+                summary=_receipt_summary(receipt),
                 detail={
                     "receipt_id": receipt.pk,
                     "provider_status": receipt.provider_status,
@@ -47,6 +48,7 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
                     "outcome": receipt.outcome,
                     "error_code": receipt.error_code,
                     "error_description": receipt.error_description,
+                    **receipt_error(receipt),
                     "provider_timestamp": receipt.provider_timestamp,
                     "headers": receipt.headers,
                     "raw_body": receipt.raw_body,
@@ -54,3 +56,24 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
             )
         )
     return sorted(entries, key=lambda entry: entry.at)
+
+
+def _receipt_summary(receipt: Receipt) -> str:
+    summary = f"{receipt.provider_status} → {receipt.status} ({receipt.get_outcome_display()})"
+    if receipt.reason:
+        summary += f": {receipt.reason}, {receipt.error_class}"
+    return summary
+
+
+def receipt_error(record: Message | Receipt) -> dict[str, Any]:
+    """A message's or receipt's error as the API shows it: reason, effective class, the
+    catalog's class and which of the two decided, and what to do and say about it."""
+    disagrees = record.class_source == ClassSource.PROVIDER and record.error_class != record.catalog_class
+    return {
+        "reason": record.reason,
+        "error_class": record.error_class,
+        "catalog_class": record.catalog_class,
+        "class_source": record.class_source,
+        "provider_disagrees": disagrees,
+        **describe_reason(record.reason, record.error_class),
+    }

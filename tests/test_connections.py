@@ -51,7 +51,12 @@ def test_twilio_callback_signed_over_the_public_url_is_accepted_behind_a_proxy(c
     )
     assert response.status_code == 200
     message = Message.objects.get(pk=message.pk)
-    assert (message.status, message.error_code, message.error_class) == (Status.UNDELIVERED, "30003", "unknown")
+    assert (message.status, message.error_code, message.reason, message.error_class) == (
+        Status.UNDELIVERED,
+        "30003",
+        "absent_subscriber",
+        "temporary",
+    )
     receipt = Receipt.objects.get()
     assert receipt.provider_timestamp.isoformat() == "2026-11-26T12:01:00+00:00"
     assert "x-twilio-signature" not in receipt.headers
