@@ -20,7 +20,7 @@ from receipts.reasons import REASONS, ErrorClass, RetryAdvice
 
 T, P, U = "temporary", "permanent", "unknown"
 
-# Transcribed from /work/shared/reference/providers.md §3 (not parsed at test time: the file may
+# Transcribed from shared/reference/providers.md §3 (not parsed at test time: the file may
 # move). (provider, code, class the reference states or None where it states none). A reference
 # class of "unknown" or "mixed", or a message that is itself "unknown error", allows the
 # `unknown` reason; every other code must resolve to a real reason.
