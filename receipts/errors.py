@@ -40,6 +40,9 @@ SHARED_TABLES: dict[str, tuple[str, ...]] = {
     "kannel": ("gsm",),
     "messagebird": ("gsm",),
     "infobip": ("gsm",),  # Infobip ids 1-36 are MAP errors; its own rows list only some
+    # Generic gateways mostly relay the network's MAP codes from SMPP receipts; a gateway with
+    # its own numbering is mapped with admin overrides (docs/STANDARD_WEBHOOKS.md).
+    "standard-webhooks": ("gsm",),
 }
 # A failure the catalog cannot explain is classified by its status.
 CLASSIFIED_STATUSES: frozenset[str] = FAILURE_STATUSES | {Status.UNKNOWN.value}

@@ -3,17 +3,23 @@ through the API and the webhook path, and lands as the providers meant it."""
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
+from receipts.management.commands.demo import demo_kinds, demo_slug, ensure_demo_connections
 from receipts.models import Connection, Message, Receipt
 from receipts.providers import get_adapter
 from receipts.services import connection_create
-from receipts.simulator import Simulator, SimulatorConfig, SimulatorError, check_base_url, load_targets
+from receipts.simulation import Simulator, SimulatorConfig, SimulatorError, check_base_url, load_targets
+from receipts.simulation.players import get_player, player_kinds
+from receipts.simulation.players.telnyx import public_key as telnyx_public_key
+from receipts.simulation.traffic import DEFAULT_MIXES
 
 SLUGS = ["sim-twilio", "sim-generic"]
 
@@ -137,3 +143,50 @@ def test_a_refused_token_stops_the_run_before_any_traffic(live_server, connectio
         Simulator(config, emit=lambda line: None).run()
     assert not Message.objects.exists()
     assert not Receipt.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_command_plays_telnyx_with_its_private_key_and_a_country_mix(live_server, api_token, tmp_path) -> None:
+    player = get_player("telnyx")
+    public, private = player.demo_keys()
+    connection_create(slug="sim-telnyx", provider="telnyx", secrets=[public])
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({country: {"absent_subscriber": 1} for country in DEFAULT_MIXES}))
+    out = StringIO()
+
+    call_command(
+        *("simulate", "--url", live_server.url, "--token", api_token, "--connection", "sim-telnyx"),
+        *("--count", "5", "--rate", "20", "--time-scale", "0.05", "--seed", "1", "--missing-rate", "0"),
+        *("--telnyx-private-key", private, "--country-mix", str(mix)),
+        stdout=out,
+    )
+
+    assert "register 201 x5" in out.getvalue()
+    assert set(Message.objects.values_list("status", "error_code")) == {("undelivered", "40006")}
+
+
+@pytest.mark.django_db
+def test_simulate_command_refuses_telnyx_without_its_private_key() -> None:
+    public, _ = get_player("telnyx").demo_keys()
+    connection_create(slug="sim-telnyx", provider="telnyx", secrets=[public])
+    with pytest.raises(CommandError, match="--telnyx-private-key"):
+        call_command("simulate", "--url", "http://127.0.0.1:9", "--token", "t", "--connection", "sim-telnyx")
+
+
+@pytest.mark.django_db
+def test_demo_creates_a_connection_per_playable_provider_and_a_fresh_telnyx_key_each_run() -> None:
+    created, private_keys = ensure_demo_connections()
+
+    assert sorted(created) == sorted(demo_slug(kind) for kind in demo_kinds())
+    assert "aws-sns" not in demo_kinds()
+    assert set(demo_kinds()) == set(player_kinds()) - {"aws-sns"}
+    first = Connection.objects.get(slug="telnyx-demo").secrets
+    assert first == [telnyx_public_key(private_keys["telnyx"])]
+
+    created_again, private_keys_again = ensure_demo_connections()
+
+    assert created_again == []
+    assert Connection.objects.get(slug="telnyx-demo").secrets == [telnyx_public_key(private_keys_again["telnyx"])]
+    assert private_keys_again["telnyx"] != private_keys["telnyx"]
+    targets = load_targets([demo_slug(kind) for kind in demo_kinds()], private_keys=private_keys_again)
+    assert {target.provider for target in targets} == set(demo_kinds())

@@ -1,8 +1,11 @@
 """`manage.py demo` (what `make demo` runs): the console on the embedded default, fed live.
 
 Migrates the SQLite database under ./var, makes sure the demo user, connections and API token
-exist, starts `runserver` on 127.0.0.1 in a subprocess and, once it answers /healthz, plays the
-simulated providers against it through the real API and webhook path until Ctrl-C.
+exist (one connection per provider the simulator can play in a demo), starts `runserver` on
+127.0.0.1 in a subprocess and, once it answers /healthz, plays the simulated providers against it
+through the real API and webhook path until Ctrl-C.
+
+AWS SNS is not in the demo: SNS signs its envelopes with a certificate only an SNS host serves.
 """
 
 from __future__ import annotations
@@ -29,15 +32,14 @@ from django.db import connections
 from rest_framework.authtoken.models import Token
 
 from receipts.models import Connection
-from receipts.providers import get_adapter
+from receipts.providers import PROVIDER_LABELS
 from receipts.services import connection_create
-from receipts.simulator import Simulator, SimulatorConfig, SimulatorError, load_targets
+from receipts.simulation import Simulator, SimulatorConfig, SimulatorError, load_targets
+from receipts.simulation.players import get_player, player_kinds
 
 DEMO_USER = "demo"
-DEMO_CONNECTIONS = (
-    ("twilio-demo", "twilio", "Twilio (simulated)"),
-    ("generic-demo", "standard-webhooks", "Generic gateway, Standard Webhooks (simulated)"),
-)
+# The demo connection of a provider is "<kind>-demo", except these (kept from earlier demos).
+DEMO_SLUGS = {"standard-webhooks": "generic-demo"}
 HOST = "127.0.0.1"
 
 
@@ -71,11 +73,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         password = options["password"] or secrets.token_urlsafe(12)
         token = ensure_demo_user(password)
-        created = ensure_demo_connections()
+        created, private_keys = ensure_demo_connections()
         for slug in created:
             self.stdout.write(f"Created connection {slug}.")
         try:
-            targets = load_targets([slug for slug, _, _ in DEMO_CONNECTIONS])
+            targets = load_targets([demo_slug(kind) for kind in demo_kinds()], private_keys=private_keys)
             config = SimulatorConfig(
                 base_url=base_url, token=token, targets=targets, rate=options["rate"], duration=options["duration"]
             )
@@ -146,16 +148,37 @@ def ensure_demo_user(password: str) -> str:
     return token.key
 
 
-def ensure_demo_connections() -> list[str]:
-    """Create the demo connections that are missing, with generated secrets; their slugs."""
-    created = []
-    for slug, provider, name in DEMO_CONNECTIONS:
-        if not Connection.objects.filter(slug=slug).exists():
-            connection_create(
-                slug=slug, provider=provider, name=name, secrets=[get_adapter(provider).generate_secret()]
-            )
+def demo_kinds() -> list[str]:
+    """The providers the simulator can play in the demo (all those with a player, but AWS SNS)."""
+    return [kind for kind in player_kinds() if not get_player(kind).not_in_demo]
+
+
+def demo_slug(kind: str) -> str:
+    return DEMO_SLUGS.get(kind, f"{kind}-demo")
+
+
+def ensure_demo_connections() -> tuple[list[str], dict[str, str]]:
+    """Create the demo connections that are missing, with generated secrets.
+
+    Returns the slugs created and, per provider that signs with a private key whose public half
+    the connection holds (Telnyx), that private key: a fresh pair every run, kept in memory only.
+    """
+    created: list[str] = []
+    private_keys: dict[str, str] = {}
+    for kind in demo_kinds():
+        slug = demo_slug(kind)
+        secret, key = get_player(kind).demo_keys()
+        connection = Connection.objects.filter(slug=slug).first()
+        if connection is None:
+            name = f"{PROVIDER_LABELS[kind]} (simulated)"
+            connection_create(slug=slug, provider=kind, name=name, secrets=[secret])
             created.append(slug)
-    return created
+        elif key != secret:
+            connection.secrets = [secret]
+            connection.save(update_fields=["secrets"])
+        if key != secret:
+            private_keys[kind] = key
+    return created, private_keys
 
 
 def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:

@@ -1,0 +1,103 @@
+"""The simulator's traffic: per-country fate mixes, custom mixes, and the transport anomalies
+each rate asks for."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from receipts.simulation import SimulatorConfig, SimulatorError, Target
+from receipts.simulation.base import FATES
+from receipts.simulation.traffic import DEFAULT_MIXES, choose_fate, parse_mixes, plan_message
+
+SAMPLES = 20_000
+
+
+def shares(country: str) -> dict[str, float]:
+    rng = random.Random(country)
+    counts = Counter(choose_fate(rng, DEFAULT_MIXES[country]) for _ in range(SAMPLES))
+    return {fate: counts[fate] / SAMPLES for fate in FATES}
+
+
+def config(**overrides: object) -> SimulatorConfig:
+    values: dict[str, object] = {
+        "base_url": "http://127.0.0.1:8000",
+        "token": "t",
+        "targets": [Target(slug="gw", provider="standard-webhooks", secret="whsec_" + "QUJD" * 8)],
+    }
+    return SimulatorConfig(**(values | overrides))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("country", ["FR", "GB", "DE"])
+def test_western_europe_delivers_nearly_everything(country: str) -> None:
+    assert shares(country)["delivered"] > 0.94
+
+
+def test_harder_routes_fail_more_and_for_their_own_reasons() -> None:
+    fr, ng, india, us = shares("FR"), shares("NG"), shares("IN"), shares("US")
+    assert ng["delivered"] < 0.82 < fr["delivered"]
+    assert ng["absent_subscriber"] > 5 * fr["absent_subscriber"]
+    assert india["blocked_spam"] + india["opted_out"] > 0.07
+    assert us["blocked_spam"] > 10 * fr["blocked_spam"]
+    assert us["landline"] > fr["landline"]
+
+
+def test_every_default_mix_names_known_fates_only() -> None:
+    for mix in DEFAULT_MIXES.values():
+        assert set(mix) <= set(FATES)
+
+
+def test_a_custom_mix_replaces_the_default_of_its_country() -> None:
+    mixes = parse_mixes({"FR": {"delivered": 0, "absent_subscriber": 1}})
+    run = config(country_mixes=mixes, seed=1)
+    rng = random.Random(5)
+    plans = [plan_message(rng, run, now=datetime.now(UTC)) for _ in range(300)]
+
+    assert {plan.fate for plan in plans if plan.country == "FR"} == {"absent_subscriber"}
+    assert "delivered" in {plan.fate for plan in plans if plan.country == "GB"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "JSON object"),
+        ({"XX": {"delivered": 1}}, "no simulated country"),
+        ({"FR": {"teleported": 1}}, "unknown fate"),
+        ({"FR": {"delivered": -1}}, "non-negative"),
+        ({"FR": {"delivered": True}}, "non-negative"),
+        ({"FR": {"delivered": 0}}, "add up to zero"),
+        ({"FR": {}}, "non-empty"),
+    ],
+)
+def test_bad_custom_mixes_are_refused_with_a_reason(data: object, message: str) -> None:
+    with pytest.raises(SimulatorError, match=message):
+        parse_mixes(data)
+
+
+def test_missing_final_receipts_are_never_posted() -> None:
+    rng = random.Random(2)
+    run = config(missing_rate=1.0, country_mixes={c: {"delivered": 1.0} for c in DEFAULT_MIXES})
+    for _ in range(50):
+        plan = plan_message(rng, run, now=datetime.now(UTC))
+        assert "final receipt missing" in plan.traits
+        assert plan.expected_status() in {"accepted", "sent"}
+
+
+def test_a_late_receipt_is_posted_well_after_the_final_one() -> None:
+    rng = random.Random(4)
+    run = config(late_rate=1.0, out_of_order_rate=0.0, missing_rate=0.0, batch_rate=0.0)
+    for _ in range(50):
+        plan = plan_message(rng, run, now=datetime.now(UTC))
+        final = next(post for post in plan.posts if post.events == (len(plan.events) - 1,))
+        late = max(plan.posts, key=lambda post: post.due)
+        assert "late receipt" in plan.traits
+        assert late is not final
+        assert late.due - final.due >= 3.0
+
+
+def test_rates_must_be_fractions() -> None:
+    with pytest.raises(SimulatorError, match="late-rate"):
+        config(late_rate=1.5)
