@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -237,3 +237,15 @@ def presented_tokens(request: WebhookRequest) -> list[str]:
         with contextlib.suppress(binascii.Error, ValueError):  # unreadable credentials are no token
             tokens.append(base64.b64decode(credentials.strip(), validate=True).decode("utf-8"))
     return [token for token in tokens if token]
+
+
+def parse_iso_timestamp(value: object) -> datetime | None:
+    """A provider's ISO 8601 time (`2019-11-09T16:00:00.000+0000`, `…Z`); without a zone it is
+    read as UTC. An unreadable value is dropped, not refused: the raw body keeps it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -14,10 +14,15 @@ Reports carry no event id; a retry is recognised by (messageId, status, error id
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest
+from receipts.providers.base import (
+    PayloadError,
+    ReceiptEvent,
+    TokenAuthenticated,
+    WebhookRequest,
+    parse_iso_timestamp,
+)
 from receipts.statuses import Status
 
 # Far above any maxBucketSize seen in practice (default 100); a body beyond it is not Infobip's.
@@ -61,7 +66,7 @@ class InfobipAdapter(TokenAuthenticated):
         return Status.UNKNOWN
 
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
-        payload = json_body(request)
+        payload = request.json()
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list) or not results:
             raise PayloadError("body must be an object with a non-empty `results` list")
@@ -90,7 +95,7 @@ class InfobipAdapter(TokenAuthenticated):
             status=self.normalize_status(name),
             error_code=code,
             error_description=str(error.get("description") or error.get("name") or "")[:255] if code else "",
-            provider_timestamp=parse_timestamp(item.get("doneAt")),
+            provider_timestamp=parse_iso_timestamp(item.get("doneAt")),
             # The provider's own word on the failure, which wins over our catalog's class.
             permanent=permanent if code and isinstance(permanent, bool) else None,
             raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
@@ -106,29 +111,6 @@ def error_code(error: dict[str, Any]) -> str:
     if group in (0, "0") or str(code) == "0":
         return ""
     return str(code)
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """doneAt as Infobip writes it (`2019-11-09T16:00:00.000+0000`) or RFC 3339; a value without
-    a zone is UTC (Infobip's own zone). An unreadable one is dropped: the raw report keeps it."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def json_body(request: WebhookRequest) -> Any:
-    """The JSON body, refusing `\\ud800`-style unpaired surrogates: json accepts them, but they
-    cannot be encoded to store the receipt, which would fail after the request was accepted."""
-    payload = request.json()
-    try:
-        json.dumps(payload, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
-    return payload
 
 
 adapter = InfobipAdapter()

@@ -27,10 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest
+from receipts.providers.base import (
+    PayloadError,
+    ReceiptEvent,
+    TokenAuthenticated,
+    WebhookRequest,
+    parse_iso_timestamp,
+)
 from receipts.statuses import Status
 
 RECIPIENT_TYPES = ("recipient_delivery_report_sms", "recipient_delivery_report_mms")
@@ -65,7 +71,7 @@ class SinchAdapter(TokenAuthenticated):
     status_map = STATUS_MAP
 
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
-        payload = json_body(request)
+        payload = request.json()
         if not isinstance(payload, dict):
             raise PayloadError("body must be a JSON object")
         report_type = payload.get("type")
@@ -85,7 +91,7 @@ class SinchAdapter(TokenAuthenticated):
         if not isinstance(status, str) or not status:
             raise PayloadError("`status` must be a non-empty string")
         # The operator's time is when it happened; `at` is when Sinch wrote the report.
-        timestamp = parse_timestamp(payload.get("operator_status_at")) or parse_timestamp(payload.get("at"))
+        timestamp = parse_iso_timestamp(payload.get("operator_status_at")) or parse_iso_timestamp(payload.get("at"))
         return self._event(
             batch_id,
             recipient,
@@ -161,28 +167,6 @@ def event_id(batch_id: str, recipient: str, status: str, code: str, timestamp: d
     recipients of one batch reaching the same status at once would look like one retried report."""
     identity = [batch_id, recipient.lstrip("+"), status, code, timestamp.isoformat() if timestamp else ""]
     return "sha256:" + hashlib.sha256(json.dumps(identity).encode()).hexdigest()
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """ISO 8601 as Sinch writes it (`2022-08-30T08:16:08.930Z`); unreadable values are dropped."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def json_body(request: WebhookRequest) -> Any:
-    """The JSON body, refusing `\\ud800`-style unpaired surrogates: json accepts them, but they
-    cannot be encoded to store the receipt, which would fail after the request was accepted."""
-    payload = request.json()
-    try:
-        json.dumps(payload, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
-    return payload
 
 
 adapter = SinchAdapter()
