@@ -95,14 +95,14 @@ def instrument() -> None:
     wrap(StandardWebhooksAdapter, "verify", "adapter.verify (HMAC)")
     wrap(StandardWebhooksAdapter, "parse", "adapter.parse (JSON)")
     wrap(receipts.views, "ingest", "ingest() incl. commit + publish")
-    wrap(receipts.ingestion, "_ingest_event", "_ingest_event (INSERT + _apply)")
-    wrap(receipts.ingestion, "_apply", "_apply (UPDATE + outbox)")
-    wrap(receipts.ingestion, "_advance_postgresql", "_advance_postgresql (UPDATE+outbox CTE)")
+    wrap(receipts.ingestion, "_ingest_one", "_ingest_one (store, advance, record)")
+    wrap(receipts.ingestion, "_change_for", "_change_for (error catalog, in memory)")
+    wrap(receipts.ingestion, "store_and_advance", "store_and_advance (one CTE statement)")
     wrap(retries.outbox, "_hand_off", "hand-off to the publisher thread")
     wrap(DatabaseWrapper, "_commit", "COMMIT round trip")
     wrap(transaction.Atomic, "__exit__", "leaving atomic(): COMMIT + on_commit publish")
     wrap(QuerySet, "first", "ORM .first() (view's connection lookup)")
-    wrap(QuerySet, "update", "ORM .update() (message status, in _apply)")
+    wrap(QuerySet, "update", "ORM .update() (rare paths, publisher)")
     wrap(receipts.views, "JsonResponse", "JsonResponse")
 
     def on_sql(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:

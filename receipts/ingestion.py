@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection as db
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from receipts.errors import classify_error
+from receipts.ingestion_sql import StatusChange, StoredReceipt, advance, store_and_advance
 from receipts.models import Connection, Message, Receipt
 from receipts.providers.base import ReceiptEvent, WebhookRequest
-from receipts.statuses import ReceiptOutcome, is_final, statuses_below
-from retries.outbox import outbox_record, publish_after_commit
+from receipts.statuses import ReceiptOutcome, is_final
+from retries.outbox import publish_after_commit
 
 
 @dataclass
@@ -46,25 +45,6 @@ class IngestResult:
         return {"received": self.received, "duplicates": self.duplicates, **self.outcomes}
 
 
-INSERT_RECEIPT_SQL = """
-INSERT INTO receipts_receipt (
-    connection_id, provider_message_id, dedupe_key, provider_status, status, error_code,
-    error_description, reason, error_class, catalog_class, class_source,
-    provider_timestamp, received_at, raw_body, headers, message_id, outcome
-)
-SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, m.id,
-       CASE WHEN m.id IS NULL THEN 'parked' ELSE 'applied' END
-FROM (SELECT 1) AS one
-LEFT JOIN receipts_message m ON m.connection_id = %s AND m.provider_message_id = %s
-WHERE TRUE
-ON CONFLICT (connection_id, dedupe_key) DO NOTHING
-RETURNING id, message_id
-"""
-# `WHERE TRUE` is not decoration: SQLite needs it to tell an INSERT … SELECT's ON CONFLICT
-# from a join constraint. The outcome written here is provisional; `_apply` corrects it in the
-# rare cases the receipt does not move its message.
-
-
 def ingest(
     *, connection: Connection, request: WebhookRequest, events: list[ReceiptEvent], headers: dict[str, str]
 ) -> IngestResult:
@@ -75,7 +55,19 @@ def ingest(
     result = IngestResult(received=len(events))
     with transaction.atomic():
         for event in events:
-            outcome = _ingest_event(connection, event, now=now, raw_body=raw_body, headers_json=headers_json)
+            receipt = StoredReceipt(
+                connection_id=connection.pk,
+                provider_message_id=event.provider_message_id,
+                dedupe_key=event.dedupe_key(),
+                provider_status=event.provider_status,
+                status=event.status.value,
+                receipt_error_code=event.error_code,
+                error_description=event.error_description,
+                provider_timestamp=event.provider_timestamp,
+                raw_body=event.raw or raw_body,
+                headers=headers_json,
+            )
+            outcome = _ingest_one(connection.provider, receipt, _change_for(connection.provider, event, now))
             if outcome is None:
                 result.duplicates += 1
             else:
@@ -83,56 +75,37 @@ def ingest(
     return result
 
 
-def _ingest_event(
-    connection: Connection, event: ReceiptEvent, *, now: datetime, raw_body: str, headers_json: str
-) -> str | None:
-    # In memory (the catalog and its cached overrides): no query per receipt.
+def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChange:
+    """What the receipt writes on its message; classified in memory, no query."""
     error = classify_error(
-        provider=connection.provider,
-        status=event.status.value,
-        error_code=event.error_code,
-        permanent=event.permanent,
+        provider=provider, status=event.status.value, error_code=event.error_code, permanent=event.permanent
     )
-    with db.cursor() as cursor:
-        cursor.execute(
-            INSERT_RECEIPT_SQL,
-            [
-                connection.pk,
-                event.provider_message_id,
-                event.dedupe_key(),
-                event.provider_status,
-                event.status.value,
-                event.error_code,
-                event.error_description,
-                error.reason,
-                error.error_class,
-                error.catalog_class,
-                error.class_source,
-                event.provider_timestamp,
-                now,
-                event.raw or raw_body,
-                headers_json,
-                connection.pk,
-                event.provider_message_id,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None  # the same event was stored before: a provider retry
-    receipt_id, message_id = row
-    if message_id is None:
-        message_id = _link_after_lock(connection.pk, event.provider_message_id, receipt_id)
-        if message_id is None:
-            return ReceiptOutcome.PARKED.value
-    return _apply(
-        message_id=message_id,
-        receipt_id=receipt_id,
+    return StatusChange(
         status=event.status.value,
-        error_code=event.error_code,
-        error=ReceiptError(error.reason, error.error_class, error.catalog_class, error.class_source),
-        event_time=event.provider_timestamp or now,
+        error_code=event.error_code if error.error_class else "",
+        reason=error.reason,
+        error_class=error.error_class,
+        catalog_class=error.catalog_class,
+        class_source=error.class_source,
+        final_at=(event.provider_timestamp or now) if is_final(event.status.value) else None,
         now=now,
     )
+
+
+def _ingest_one(provider: str, receipt: StoredReceipt, change: StatusChange) -> str | None:
+    """The receipt's outcome, or None for a duplicate."""
+    stored = store_and_advance(receipt, change)
+    if stored is None:
+        return None  # the same event was stored before: a provider retry
+    if stored.outbox_id is not None:
+        publish_after_commit([stored.outbox_id])
+        return ReceiptOutcome.APPLIED.value
+    if stored.message_id is not None:
+        return _record_not_applied(message_id=stored.message_id, receipt_id=stored.receipt_id, status=change.status)
+    message_id = _link_after_lock(receipt.connection_id, receipt.provider_message_id, stored.receipt_id)
+    if message_id is None:
+        return ReceiptOutcome.PARKED.value
+    return _apply(message_id=message_id, receipt_id=stored.receipt_id, change=change)
 
 
 def _link_after_lock(connection_id: int, provider_message_id: str, receipt_id: int) -> int | None:
@@ -162,109 +135,22 @@ def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
-@dataclass(frozen=True)
-class ReceiptError:
-    """The error catalog's reading of a receipt, as stored on it and copied to its message."""
-
-    reason: str
-    error_class: str
-    catalog_class: str
-    class_source: str
-
-
-def _apply(
-    *,
-    message_id: int,
-    receipt_id: int,
-    status: str,
-    error_code: str,
-    error: ReceiptError,
-    event_time: datetime,
-    now: datetime,
-) -> str:
-    """Move the message to `status` if the state machine allows; return the receipt's outcome."""
-    change = StatusChange(
-        status=status,
-        error_code=error_code if error.error_class else "",
-        reason=error.reason,
-        error_class=error.error_class,
-        catalog_class=error.catalog_class,
-        class_source=error.class_source,
-        final_at=event_time if is_final(status) else None,
-        now=now,
-    )
-    advance = _advance_postgresql if db.vendor == "postgresql" else _advance_portable
+def _apply(*, message_id: int, receipt_id: int, change: StatusChange) -> str:
+    """Move a stored receipt's message if the state machine allows; the receipt's outcome."""
     outbox_id = advance(message_id=message_id, receipt_id=receipt_id, change=change)
     if outbox_id is not None:
         publish_after_commit([outbox_id])
         return ReceiptOutcome.APPLIED.value
+    return _record_not_applied(message_id=message_id, receipt_id=receipt_id, status=change.status)
+
+
+def _record_not_applied(*, message_id: int, receipt_id: int, status: str) -> str:
+    """The rare path: the receipt did not move its message; say why on the receipt."""
     current = Message.objects.filter(pk=message_id).values_list("status", flat=True).get()
     outcome = _not_applied_outcome(current, status)
     Receipt.objects.filter(pk=receipt_id).update(outcome=outcome)
-    Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=now)
+    Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=timezone.now())
     return outcome
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    status: str
-    error_code: str
-    reason: str
-    error_class: str
-    catalog_class: str
-    class_source: str
-    final_at: datetime | None  # set when the new status is final
-    now: datetime
-
-
-ADVANCE_SQL = """
-WITH moved AS (
-    UPDATE receipts_message
-    SET status = %(status)s, error_code = %(error_code)s, reason = %(reason)s, error_class = %(error_class)s,
-        catalog_class = %(catalog_class)s, class_source = %(class_source)s,
-        status_changed_at = %(now)s, first_receipt_at = COALESCE(first_receipt_at, %(now)s),
-        final_at = COALESCE(%(final_at)s, final_at)
-    WHERE id = %(message_id)s AND status = ANY(%(below)s)
-    RETURNING id
-)
-INSERT INTO retries_outboxevent (message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count)
-SELECT id, %(receipt_id)s, 'status_changed', %(status)s, %(now)s, %(now)s, 1 FROM moved
-RETURNING id
-"""
-
-
-def _advance_postgresql(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-    """The conditional UPDATE and its outbox row in one statement: one round trip on the hot
-    path. Within the CTE the UPDATE keeps its row lock and re-check under concurrency."""
-    params = {
-        **asdict(change),
-        "message_id": message_id,
-        "receipt_id": receipt_id,
-        "below": statuses_below(change.status),
-    }
-    with db.cursor() as cursor:
-        cursor.execute(ADVANCE_SQL, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _advance_portable(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-    """The same as `_advance_postgresql` for the SQLite demo, in two statements."""
-    changes: dict[str, object] = {
-        "status": change.status,
-        "error_code": change.error_code,
-        "reason": change.reason,
-        "error_class": change.error_class,
-        "catalog_class": change.catalog_class,
-        "class_source": change.class_source,
-        "status_changed_at": change.now,
-        "first_receipt_at": Coalesce(F("first_receipt_at"), Value(change.now)),
-    }
-    if change.final_at is not None:
-        changes["final_at"] = change.final_at
-    if not Message.objects.filter(pk=message_id, status__in=statuses_below(change.status)).update(**changes):
-        return None
-    return outbox_record(message_id=message_id, receipt_id=receipt_id, status=change.status, now=change.now)
 
 
 def _not_applied_outcome(current: str, new: str) -> str:
@@ -285,16 +171,16 @@ def link_parked_receipts(message: Message) -> list[str]:
     ).order_by("id")
     for receipt in parked:
         Receipt.objects.filter(pk=receipt.pk).update(message_id=message.pk, outcome=ReceiptOutcome.APPLIED)
-        outcomes.append(
-            _apply(
-                message_id=message.pk,
-                receipt_id=receipt.pk,
-                status=receipt.status,
-                error_code=receipt.error_code,
-                # As classified on arrival, with the provider's flag the receipt carried.
-                error=ReceiptError(receipt.reason, receipt.error_class, receipt.catalog_class, receipt.class_source),
-                event_time=receipt.provider_timestamp or receipt.received_at,
-                now=timezone.now(),
-            )
+        # As classified on arrival, with the provider's permanence flag the receipt carried.
+        change = StatusChange(
+            status=receipt.status,
+            error_code=receipt.error_code if receipt.error_class else "",
+            reason=receipt.reason,
+            error_class=receipt.error_class,
+            catalog_class=receipt.catalog_class,
+            class_source=receipt.class_source,
+            final_at=(receipt.provider_timestamp or receipt.received_at) if is_final(receipt.status) else None,
+            now=timezone.now(),
         )
+        outcomes.append(_apply(message_id=message.pk, receipt_id=receipt.pk, change=change))
     return outcomes
