@@ -8,6 +8,7 @@ DEBUG=0 and ALLOWED_HOSTS.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -167,6 +168,19 @@ DLR_ERROR_CATALOG_CACHE_SECONDS = env_int("DLR_ERROR_CATALOG_CACHE_SECONDS", 30)
 DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 DLR_SNS_CERT_URL_SCHEMES = ["https"]
 
+# Missing receipts: a message still pending (queued, accepted, sent) this long after submission
+# becomes a `no_receipt` event for the rules. Per flow: DLR_FLOW_RECEIPT_SLA_SECONDS as JSON,
+# e.g. {"login-otp": 120}.
+DLR_RECEIPT_SLA_SECONDS = env_int("DLR_RECEIPT_SLA_SECONDS", 6 * 3600)
+try:
+    DLR_FLOW_RECEIPT_SLA_SECONDS: dict[str, int] = json.loads(os.environ.get("DLR_FLOW_RECEIPT_SLA_SECONDS") or "{}")
+except ValueError:
+    raise ImproperlyConfigured("DLR_FLOW_RECEIPT_SLA_SECONDS must be a JSON object of flow → seconds") from None
+if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
+    isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in DLR_FLOW_RECEIPT_SLA_SECONDS.items()
+):
+    raise ImproperlyConfigured("DLR_FLOW_RECEIPT_SLA_SECONDS must map flow names to positive whole seconds")
+
 # Celery. The demo runs tasks eagerly in-process; production and the tests use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
@@ -197,6 +211,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrcons
 # commit was lost (broker down, process killed).
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "retries.tasks.redispatch_outbox", "schedule": 10.0},
+    "missing-receipts": {"task": "retries.tasks.sweep_missing_receipts", "schedule": 60.0},
 }
 
 REST_FRAMEWORK = {

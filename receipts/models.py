@@ -127,6 +127,8 @@ class Message(models.Model):
     first_receipt_at = models.DateTimeField(null=True, blank=True)
     final_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # When the missing-receipt sweep reported this message as still pending past its SLA.
+    no_receipt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

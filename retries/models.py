@@ -12,6 +12,8 @@ class OutboxEvent(models.Model):
 
     class Kind(models.TextChoices):
         STATUS_CHANGED = "status_changed", "Status changed"
+        # Still pending past its flow's receipt SLA (retries/sweeps.py).
+        NO_RECEIPT = "no_receipt", "No receipt"
 
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="outbox_events")
     receipt = models.ForeignKey("receipts.Receipt", on_delete=models.SET_NULL, null=True, blank=True)

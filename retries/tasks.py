@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from retries.outbox import outbox_process, outbox_redispatch
+from retries.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 
 
 @shared_task(
@@ -23,3 +24,8 @@ def process_outbox_events(event_ids: list[int]) -> int:
 @shared_task(acks_late=True)
 def redispatch_outbox() -> int:
     return outbox_redispatch()
+
+
+@shared_task(acks_late=True)
+def sweep_missing_receipts() -> int:
+    return sweep_missing_receipts_service()
