@@ -55,7 +55,47 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
                 },
             )
         )
+    entries.extend(_decision_entries(message))
     return sorted(entries, key=lambda entry: entry.at)
+
+
+def _decision_entries(message: Message) -> list[TimelineEntry]:
+    """The rules' decisions on this message, and the attempts they scheduled."""
+    from retries.models import Attempt, Decision
+
+    entries = []
+    for decision in Decision.objects.filter(message=message).select_related("rule").order_by("created_at", "id"):
+        entries.append(
+            TimelineEntry(
+                at=decision.created_at,
+                kind="decision",
+                summary=f"{decision.get_action_display()}: {decision.get_state_display()} ({decision.why})",
+                detail={
+                    "decision_id": decision.pk,
+                    "action": decision.action,
+                    "state": decision.state,
+                    "why": decision.why,
+                    "rule": decision.rule.name if decision.rule else None,
+                },
+            )
+        )
+    for attempt in Attempt.objects.filter(decision__message=message).order_by("due_at", "id"):
+        entries.append(
+            TimelineEntry(
+                at=attempt.finished_at or attempt.due_at,
+                kind="attempt",
+                summary=f"Attempt {attempt.number}: {attempt.get_outcome_display()}",
+                detail={
+                    "attempt_id": attempt.pk,
+                    "number": attempt.number,
+                    "outcome": attempt.outcome,
+                    "due_at": attempt.due_at,
+                    "detail": attempt.detail,
+                    "resend_message_id": attempt.resend_id,
+                },
+            )
+        )
+    return entries
 
 
 def _receipt_summary(receipt: Receipt) -> str:

@@ -35,3 +35,100 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id} → {self.status}"
+
+
+class Rule(models.Model):
+    """What to do when a message's status changes (or its receipt goes missing). Rules are tried
+    in `position` order; the first whose every non-empty criterion matches decides."""
+
+    class Action(models.TextChoices):
+        RETRY_SAME = "retry_same", "Retry on the same connection"
+        RETRY_OTHER = "retry_other", "Retry on another connection"
+        FALLBACK = "fallback", "Send through a fallback channel"
+        NOTIFY = "notify", "Notify the product"
+        ALERT = "alert", "Raise a support alert"
+        NONE = "none", "Nothing"
+
+    name = models.CharField(max_length=120)
+    position = models.PositiveIntegerField(default=100, help_text="Lower positions are tried first.")
+    enabled = models.BooleanField(default=True)
+    # Criteria; an empty list matches anything. `statuses` may hold `no_receipt`.
+    flows = models.JSONField(default=list, blank=True)
+    connections = models.ManyToManyField("receipts.Connection", blank=True, related_name="+")
+    countries = models.JSONField(default=list, blank=True)
+    statuses = models.JSONField(default=list, blank=True)
+    error_classes = models.JSONField(default=list, blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target_connection = models.ForeignKey(
+        "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For 'retry on another connection'.",
+    )  # fmt: skip
+    fallback_channel = models.CharField(max_length=32, blank=True, help_text="For 'fallback': a sender kind.")
+    max_attempts = models.PositiveIntegerField(default=3)
+    # Seconds to wait before attempt 1, 2, 3, ...; the last value repeats.
+    backoff_seconds = models.JSONField(default=list, blank=True)
+    # After this long since the original submission a retry is pointless (an OTP after 5 min).
+    deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Decision(models.Model):
+    """What a rule decided for one outbox event: one per event, however often it is processed."""
+
+    class State(models.TextChoices):
+        RECORDED = "recorded", "Recorded"  # notify, alert, nothing: no attempt to run
+        SCHEDULED = "scheduled", "Attempt scheduled"
+        SKIPPED = "skipped", "Not acted on"  # max attempts reached, deadline passed, no target
+        CANCELLED = "cancelled", "Cancelled"  # the chain was delivered meanwhile
+
+    message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="decisions")
+    outbox_event = models.OneToOneField(OutboxEvent, on_delete=models.CASCADE, related_name="decision")
+    rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    action = models.CharField(max_length=16, choices=Rule.Action.choices)
+    state = models.CharField(max_length=16, choices=State.choices)
+    why = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.action} for {self.message_id}"
+
+
+class Attempt(models.Model):
+    """One execution of a decision (a resend or a fallback), idempotent by its key."""
+
+    class Outcome(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="attempts")
+    # The original message of the chain this attempt belongs to (resends point to it too).
+    chain_root = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="chain_attempts")
+    number = models.PositiveIntegerField(help_text="1 for the first resend of the chain, 2 for the next, ...")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    due_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SCHEDULED)
+    detail = models.CharField(max_length=255, blank=True)
+    response_summary = models.CharField(max_length=255, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    resend = models.ForeignKey(
+        "receipts.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="sent_by_attempt"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The attempt runner's scan: scheduled attempts by due time.
+            models.Index(fields=["due_at"], name="attempt_due_idx", condition=Q(outcome="scheduled")),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.chain_root_id}"

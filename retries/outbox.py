@@ -91,12 +91,16 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
 
 
 def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
-    """Mark an event processed, exactly once; False if another worker already did.
+    """Decide for an event, exactly once; False if it was already processed.
 
-    The decision engine hooks in here (rules → decisions → attempts) in the decisions issue;
-    until then a status change has no consumer beyond being recorded as seen.
-    """
-    claimed = OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(
-        processed_at=now or timezone.now()
-    )
-    return claimed == 1
+    The claim and the decision commit together: a worker that dies in between leaves the event
+    unclaimed, and its redelivery (acks late) decides it then."""
+    from retries.decisions import decide
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        claimed = OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(processed_at=now)
+        if claimed != 1:
+            return False
+        decide(OutboxEvent.objects.get(pk=event_id), now=now)
+    return True

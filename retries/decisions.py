@@ -1,0 +1,127 @@
+"""From an outbox event to a decision: the first matching rule decides, once per event.
+
+A retry or fallback is scheduled as an Attempt with a due time in the database (never a
+broker countdown). A `delivered` status anywhere in a message's attempt chain cancels the
+chain's scheduled attempts (no double OTP).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from receipts.models import Message
+from receipts.statuses import Status
+from retries.models import Attempt, Decision, OutboxEvent, Rule
+
+NO_RECEIPT = "no_receipt"
+ATTEMPTING = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER, Rule.Action.FALLBACK)
+
+
+def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
+    """Decide for `event`, inside the caller's transaction (the outbox claim's)."""
+    now = now or timezone.now()
+    message = Message.objects.select_related("chain_root").get(pk=event.message_id)
+    root = message.chain_root or message
+    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
+    if seen == Status.DELIVERED:
+        cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
+    rule = first_matching_rule(message, seen)
+    decision = Decision(
+        message=message, outbox_event=event, rule=rule, created_at=now,
+        action=rule.action if rule else Rule.Action.NONE,
+    )  # fmt: skip
+    if rule is None:
+        decision.state, decision.why = Decision.State.RECORDED, f"no rule matches {seen}"
+    elif rule.action in ATTEMPTING:
+        decision.state, decision.why = _schedule_state(rule, message, root, now)
+    else:
+        decision.state, decision.why = Decision.State.RECORDED, f"rule “{rule.name}”"
+    decision.save()
+    if decision.state == Decision.State.SCHEDULED:
+        _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
+    return decision
+
+
+def first_matching_rule(message: Message, seen: str) -> Rule | None:
+    for rule in Rule.objects.filter(enabled=True).prefetch_related("connections"):
+        if rule_matches(rule, message, seen):
+            return rule
+    return None
+
+
+def rule_matches(rule: Rule, message: Message, seen: str) -> bool:
+    """Every non-empty criterion must hold; `seen` is the status, or `no_receipt`."""
+    connection_ids = {c.pk for c in rule.connections.all()}
+    return (
+        (not rule.flows or message.flow in rule.flows)
+        and (not connection_ids or message.connection_id in connection_ids)
+        and (not rule.countries or message.country in rule.countries)
+        and (not rule.statuses or seen in rule.statuses)
+        and (not rule.error_classes or message.error_class in rule.error_classes)
+        and (not rule.reasons or message.reason in rule.reasons)
+    )
+
+
+def backoff_delay(backoff_seconds: list[int], attempts_made: int) -> int:
+    """Seconds before the next attempt: the schedule's entry for it, the last one repeating."""
+    if not backoff_seconds:
+        return 0
+    return int(backoff_seconds[min(attempts_made, len(backoff_seconds) - 1)])
+
+
+def _schedule_state(rule: Rule, message: Message, root: Message, now: datetime) -> tuple[str, str]:
+    if chain_delivered(root):
+        return Decision.State.SKIPPED, "the chain was already delivered"
+    if Attempt.objects.filter(idempotency_key=attempt_key(message)).exists():
+        # A message is replaced once: a second failure status of the same message (a stronger
+        # final after a weaker one) must not send a second copy.
+        return Decision.State.SKIPPED, "this message was already retried"
+    made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+    if made >= rule.max_attempts:
+        return Decision.State.SKIPPED, f"{made} of {rule.max_attempts} attempts already made"
+    due = now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made))
+    if rule.deadline_seconds is not None and due > root.submitted_at + timedelta(seconds=rule.deadline_seconds):
+        return Decision.State.SKIPPED, f"past the {rule.deadline_seconds} s deadline"
+    if rule.action == Rule.Action.RETRY_OTHER and rule.target_connection_id is None:
+        return Decision.State.SKIPPED, "no other connection configured on the rule"
+    if rule.action == Rule.Action.FALLBACK and not rule.fallback_channel:
+        return Decision.State.SKIPPED, "no fallback channel configured on the rule"
+    return Decision.State.SCHEDULED, f"rule “{rule.name}”: attempt {made + 1} of {rule.max_attempts}"
+
+
+def attempt_key(message: Message) -> str:
+    """One attempt per failed message: the key the resend (and the provider) dedupes on."""
+    return f"retry-of-message-{message.pk}"
+
+
+def _schedule_attempt(decision: Decision, rule: Rule, message: Message, root: Message, now: datetime) -> None:
+    made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+    try:
+        # The unique key settles two decisions racing for the same message (two failure
+        # receipts processed at once by two workers): one attempt, not two.
+        with transaction.atomic():
+            Attempt.objects.create(
+                decision=decision, chain_root=root, number=made + 1, idempotency_key=attempt_key(message),
+                due_at=now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made)),
+            )  # fmt: skip
+    except IntegrityError:
+        Decision.objects.filter(pk=decision.pk).update(
+            state=Decision.State.SKIPPED, why="this message was already retried"
+        )
+
+
+def chain_delivered(root: Message) -> bool:
+    return Message.objects.filter(Q(pk=root.pk) | Q(chain_root=root), status=Status.DELIVERED).exists()
+
+
+def cancel_chain(root: Message, *, now: datetime, why: str) -> int:
+    """Cancel the chain's scheduled attempts (and their decisions); how many."""
+    attempts = Attempt.objects.filter(chain_root=root, outcome=Attempt.Outcome.SCHEDULED)
+    decision_ids = list(attempts.values_list("decision_id", flat=True))
+    cancelled = attempts.update(outcome=Attempt.Outcome.CANCELLED, detail=why[:255], finished_at=now)
+    Decision.objects.filter(pk__in=decision_ids).update(state=Decision.State.CANCELLED)
+    return cancelled
