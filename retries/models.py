@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -76,6 +77,29 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from receipts.reasons import REASONS, ErrorClass
+        from receipts.statuses import Status
+
+        allowed = {
+            "statuses": {*Status.values, "no_receipt"},
+            "error_classes": set(ErrorClass.values),
+            "reasons": set(REASONS),
+        }
+        errors: dict[str, str] = {}
+        for name in ("flows", "countries", "statuses", "error_classes", "reasons"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+                errors[name] = "a list of names"
+            elif name in allowed and (unknown := set(value) - allowed[name]):
+                errors[name] = f"unknown: {', '.join(sorted(unknown))}"
+        if not isinstance(self.backoff_seconds, list) or not all(
+            isinstance(s, int) and s >= 0 for s in self.backoff_seconds
+        ):
+            errors["backoff_seconds"] = "a list of whole seconds, e.g. [60, 300, 900]"
+        if errors:
+            raise ValidationError(errors)
 
 
 class Decision(models.Model):

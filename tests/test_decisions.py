@@ -143,3 +143,22 @@ def test_decisions_and_attempts_are_on_the_message_timeline(client):
     token = Token.objects.create(user=get_user_model().objects.create_user("product"))
     timeline = client.get(f"/api/v1/messages/{message.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}").json()["timeline"]
     assert [e["kind"] for e in timeline if e["kind"] in {"decision", "attempt"}] == ["decision", "attempt"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"statuses": ["delivred"]}, "statuses"),
+        ({"reasons": ["bad_luck"]}, "reasons"),
+        ({"error_classes": ["fatal"]}, "error_classes"),
+        ({"backoff_seconds": [60, "soon"]}, "backoff_seconds"),
+        ({"flows": "login-otp"}, "flows"),
+    ],
+)
+def test_rules_refuse_what_cannot_match_with_a_reason(fields, field):
+    from django.core.exceptions import ValidationError
+
+    rule = Rule(name="r", **{"action": "notify", **fields})
+    with pytest.raises(ValidationError) as refused:
+        rule.full_clean()
+    assert field in refused.value.message_dict

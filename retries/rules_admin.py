@@ -1,0 +1,48 @@
+"""Admin for rules (edited by admins) and for decisions and attempts (read-only records)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from retries.models import Attempt, Decision, Rule
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin[Rule]):
+    list_display = ["position", "name", "action", "enabled", "max_attempts", "deadline_seconds"]
+    list_display_links = ["name"]
+    list_editable = ["position", "enabled"]
+    list_filter = ["action", "enabled"]
+    filter_horizontal = ["connections"]
+    fieldsets = [
+        (None, {"fields": ["name", "position", "enabled"]}),
+        ("Which messages (empty = any)", {"fields": ["flows", "connections", "countries", "statuses",
+                                                    "error_classes", "reasons"]}),
+        ("What to do", {"fields": ["action", "target_connection", "fallback_channel", "max_attempts",
+                                   "backoff_seconds", "deadline_seconds"]}),
+    ]  # fmt: skip
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "message", "action", "state", "rule", "why"]
+    list_filter = ["action", "state"]
+    raw_id_fields = ["message", "outbox_event", "rule"]
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyAdmin):
+    list_display = ["due_at", "chain_root", "number", "outcome", "detail", "duration_ms"]
+    list_filter = ["outcome"]
+    raw_id_fields = ["decision", "chain_root", "resend"]
