@@ -16,6 +16,7 @@ urlpatterns = [
     path("hooks/<slug:slug>/", webhook, name="webhook"),
     # For providers that cannot sign: the connection's secret token in the path.
     path("hooks/<slug:slug>/<str:token>/", webhook, name="webhook-with-token"),
+    path("api/v1/feed/", include("retries.feed_urls")),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -156,3 +156,6 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.chain_root_id}"
+
+
+from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint  # noqa: E402, F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from retries.feed_tasks import deliver_feed  # noqa: F401 - registers the feed's task with autodiscovery
 from retries.outbox import outbox_process, outbox_redispatch
 from retries.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 

@@ -1,0 +1,273 @@
+"""The product feed: events about messages, POSTed to the product's endpoints, signed with
+Standard Webhooks headers and retried on the Standard Webhooks schedule.
+
+Spec: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+(headers webhook-id / webhook-timestamp / webhook-signature; retry schedule "immediately, 5 s,
+5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h"; 410 Gone disables the endpoint).
+
+Lifecycle of a delivery: `feed_publish` writes it due now, in the caller's transaction →
+`feed_deliver_due` claims it (SKIP LOCKED, then a lease moves its due time past the HTTP
+timeouts so nobody else picks it while it is in flight) → POST → delivered, or rescheduled on
+the schedule, or abandoned after the last slot.
+
+In order per (endpoint, message): a delivery is not attempted while an earlier delivery of the
+same message to the same endpoint is still open (pending or failed); it waits. Abandoning the
+earlier one releases it. Events of different messages never wait on each other.
+
+An endpoint is disabled at once on 410 Gone, and when one of its deliveries is abandoned (it
+failed every slot of the schedule, about three days). Re-enabling it (`feed_endpoint_enable`,
+the admin's action and form) makes its open deliveries due at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from receipts.errors import describe_reason
+from receipts.models import Message
+from receipts.providers.standard_webhooks import sign
+from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint
+
+# Delay before attempt 1, 2, ...; after the last one fails the delivery is abandoned.
+SCHEDULE = (
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
+)
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 15.0
+# A claimed delivery is due again after this if its worker died mid-POST: above the timeouts.
+LEASE = timedelta(seconds=60)
+# Retry-After is honoured on these, up to a bound: a product cannot park the feed for a week.
+RETRY_AFTER_STATUSES = frozenset({429, 502, 504})
+RETRY_AFTER_MAX = timedelta(hours=24)
+OPEN = (FeedDelivery.Status.PENDING, FeedDelivery.Status.FAILED)
+
+
+def feed_next_delay(attempts_made: int) -> timedelta | None:
+    """The wait after `attempts_made` failed attempts; None: the schedule is spent."""
+    return SCHEDULE[attempts_made] if attempts_made < len(SCHEDULE) else None
+
+
+def feed_retry_after(value: str, *, now: datetime) -> timedelta | None:
+    """A Retry-After header (seconds or an HTTP date), bounded; None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        delay = timedelta(seconds=int(value))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        delay = when - now
+    return min(max(delay, timedelta(0)), RETRY_AFTER_MAX)
+
+
+def feed_headers(*, secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, webhook_id, timestamp, body),
+    }
+
+
+def feed_payload(*, event_type: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {"type": event_type, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
+
+
+def feed_message_data(message: Message) -> dict[str, Any]:
+    """What every event says about its message; failures add the catalog's reading."""
+    data: dict[str, Any] = {
+        "message_id": message.pk,
+        "provider_message_id": message.provider_message_id,
+        "connection": message.connection.slug,
+        "recipient": message.recipient,
+        "flow": message.flow,
+        "status": message.status,
+    }
+    if message.error_code or message.reason:
+        described = describe_reason(message.reason, message.error_class)
+        data |= {
+            "error_code": message.error_code,
+            "reason": message.reason,
+            "error_class": message.error_class,
+            "retry_advice": described["retry_advice"],
+            "explanation": described["explanation"],  # already str(): lazy text rendered
+        }
+    return data
+
+
+def feed_publish(*, message: Message, event_type: str, payload: dict[str, Any] | None = None) -> FeedEvent:
+    """Record one event and one delivery per enabled, subscribed endpoint, in the caller's
+    transaction: the event is sent only if what it reports committed. `payload` adds to the
+    message's data (e.g. the retry's due time)."""
+    now = timezone.now()
+    data = feed_message_data(message) | (payload or {})
+    event = FeedEvent.objects.create(
+        type=FeedEvent.Type(event_type),
+        message=message,
+        payload=feed_payload(event_type=event_type, data=data, now=now),
+        created_at=now,
+    )
+    endpoints = [e for e in ProductEndpoint.objects.filter(enabled=True) if e.subscribes_to(event_type)]
+    FeedDelivery.objects.bulk_create(
+        FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints
+    )
+    return event
+
+
+def _claim_due(now: datetime, limit: int) -> list[int]:
+    """Lease up to `limit` due deliveries whose earlier siblings are all closed."""
+    earlier_open = FeedDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        message_id=OuterRef("message_id"),
+        event_id__lt=OuterRef("event_id"),
+        status__in=OPEN,
+    )
+    with transaction.atomic():
+        # SKIP LOCKED: a concurrent deliverer skips what this one is claiming; after commit the
+        # lease has moved the due time, so it does not see them as due either.
+        ids = list(
+            FeedDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status__in=OPEN, next_attempt_at__lte=now, endpoint__enabled=True)
+            .exclude(Exists(earlier_open))
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        FeedDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + LEASE)
+    return ids
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status_code: int | None
+    error: str
+    duration_ms: int
+    retry_after: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def feed_post(*, url: str, headers: dict[str, str], body: bytes) -> PostResult:
+    """One POST; never raises. Errors name the failure, never the URL or the headers."""
+    started = time.monotonic()
+    try:
+        response = requests.post(
+            url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False
+        )
+    except requests.Timeout:
+        return PostResult(None, "timed out", _ms_since(started))
+    except requests.RequestException as exc:
+        return PostResult(None, f"request failed: {type(exc).__name__}", _ms_since(started))
+    error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return PostResult(response.status_code, error, _ms_since(started), response.headers.get("retry-after", ""))
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def feed_deliver_due(now: datetime | None = None, limit: int = 100) -> int:
+    """Attempt every due delivery (up to `limit`); returns how many were attempted."""
+    now = now or timezone.now()
+    ids = _claim_due(now, limit)
+    for delivery_id in ids:
+        delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+        _attempt(delivery, now=now)
+    return len(ids)
+
+
+def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
+    body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
+    headers = feed_headers(
+        secret=delivery.endpoint.secret,
+        webhook_id=delivery.event.webhook_id,
+        timestamp=int(now.timestamp()),
+        body=body,
+    )
+    result = feed_post(url=delivery.endpoint.url, headers=headers, body=body)
+    with transaction.atomic():
+        endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        delivery.attempts += 1
+        FeedAttempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempts,
+            attempted_at=now,
+            status_code=result.status_code,
+            error=result.error,
+            duration_ms=result.duration_ms,
+        )
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        delivery.last_duration_ms = result.duration_ms
+        if result.ok:
+            _delivered(delivery, endpoint, now=now)
+        else:
+            _failed(delivery, endpoint, result, now=now)
+        delivery.save()
+        endpoint.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
+
+
+def _delivered(delivery: FeedDelivery, endpoint: ProductEndpoint, *, now: datetime) -> None:
+    delivery.status = FeedDelivery.Status.DELIVERED
+    delivery.delivered_at = now
+    delivery.next_attempt_at = None
+    endpoint.consecutive_failures = 0
+
+
+def _failed(delivery: FeedDelivery, endpoint: ProductEndpoint, result: PostResult, *, now: datetime) -> None:
+    endpoint.consecutive_failures += 1
+    delay = feed_next_delay(delivery.attempts)
+    if result.status_code == 410:
+        # Gone: the product removed this endpoint. Keep the delivery open so that re-enabling
+        # the endpoint resumes it.
+        endpoint.enabled = False
+        endpoint.disabled_reason = f"410 Gone from the endpoint at {now.isoformat()}"
+    if delay is None:
+        delivery.status = FeedDelivery.Status.ABANDONED
+        delivery.next_attempt_at = None
+        endpoint.enabled = False
+        endpoint.disabled_reason = (
+            f"delivery evt_{delivery.event_id} abandoned after {delivery.attempts} attempts at {now.isoformat()}"
+        )
+        return
+    if result.status_code in RETRY_AFTER_STATUSES:
+        asked = feed_retry_after(result.retry_after, now=now)
+        delay = max(delay, asked) if asked is not None else delay
+    delivery.status = FeedDelivery.Status.FAILED
+    delivery.next_attempt_at = now + delay
+
+
+def feed_endpoint_enable(*, endpoint: ProductEndpoint, now: datetime | None = None) -> int:
+    """Enable an endpoint and make its open deliveries due at once; returns how many."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ProductEndpoint.objects.filter(pk=endpoint.pk).update(
+            enabled=True, disabled_reason="", consecutive_failures=0, updated_at=now
+        )
+        endpoint.refresh_from_db()
+        return FeedDelivery.objects.filter(endpoint=endpoint, status__in=OPEN).update(next_attempt_at=now)

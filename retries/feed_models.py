@@ -1,0 +1,143 @@
+"""The product feed: signed webhooks to the product's endpoints (retries/feed.py)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+__all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
+
+FEED_EVENT_TYPES = (
+    "message.delivered",
+    "message.failed",
+    "message.retry_scheduled",
+    "message.fallback_sent",
+    "message.no_receipt",
+)
+
+
+def validate_feed_secret(value: str) -> None:
+    from receipts.providers.standard_webhooks import SECRET_PREFIX, decode_secret
+
+    if not value.startswith(SECRET_PREFIX):
+        raise ValidationError("a Standard Webhooks secret starts with whsec_")
+    try:
+        key = decode_secret(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    if not 24 <= len(key) <= 64:
+        raise ValidationError("a Standard Webhooks secret decodes to 24 to 64 bytes")
+
+
+def validate_event_types(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("a list of event types")
+    if unknown := set(value) - set(FEED_EVENT_TYPES):
+        raise ValidationError(f"unknown: {', '.join(sorted(unknown))}")
+
+
+class ProductEndpoint(models.Model):
+    """One URL of the product that receives the feed, with its own signing secret."""
+
+    name = models.CharField(max_length=120)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=120, validators=[validate_feed_secret])
+    # Empty: every event type.
+    event_types = models.JSONField(default=list, blank=True, validators=[validate_event_types])
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def secret_hint(self) -> str:
+        """What pages and the API may show of the secret: its last 4 characters."""
+        return f"…{self.secret[-4:]}" if self.secret else ""
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class FeedEvent(models.Model):
+    """One event of the feed; `webhook_id` is the Standard Webhooks id, the same on every retry."""
+
+    class Type(models.TextChoices):
+        DELIVERED = "message.delivered", "Message delivered"
+        FAILED = "message.failed", "Message failed"
+        RETRY_SCHEDULED = "message.retry_scheduled", "Retry scheduled"
+        FALLBACK_SENT = "message.fallback_sent", "Fallback sent"
+        NO_RECEIPT = "message.no_receipt", "No receipt"
+
+    type = models.CharField(max_length=32, choices=Type.choices)
+    message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="feed_events")
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} {self.type}"
+
+    @property
+    def webhook_id(self) -> str:
+        return f"evt_{self.pk}"
+
+
+class FeedDelivery(models.Model):
+    """One event to one endpoint: retried on the Standard Webhooks schedule until delivered."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (retrying)"
+        ABANDONED = "abandoned", "Abandoned"
+
+    event = models.ForeignKey(FeedEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(ProductEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # Denormalized from the event: the in-order check looks up earlier deliveries by it.
+    message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="feed_delivery_unique"),
+        ]
+        indexes = [
+            # The deliverer's scan: open deliveries by due time.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="feed_delivery_due_idx",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+            # The in-order check: earlier open deliveries of a message to an endpoint.
+            models.Index(fields=["endpoint", "message", "event"], name="feed_delivery_order_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evt_{self.event_id} → {self.endpoint_id}"
+
+
+class FeedAttempt(models.Model):
+    """One POST of a delivery, as the admin's delivery log shows it."""
+
+    delivery = models.ForeignKey(FeedDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

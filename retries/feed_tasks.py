@@ -1,0 +1,21 @@
+"""Celery task of the product feed: thin; due times live in the database (retries/feed.py),
+so nothing is ever scheduled beyond the broker's visibility timeout. Run by beat every 5 s."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from retries.feed import feed_deliver_due
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=3,
+)
+def deliver_feed(limit: int = 100) -> int:
+    """Idempotent: a redelivered run claims only what is still due (leases, SKIP LOCKED)."""
+    return feed_deliver_due(limit=limit)

@@ -1,0 +1,1 @@
+"""Senders: provider send APIs and fallback channels. Every error says temporary or permanent."""

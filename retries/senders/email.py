@@ -1,0 +1,84 @@
+"""Fallback channel: e-mail through Django's email backend.
+
+`to` is an e-mail address here. The connection gets an explicit timeout because Django's SMTP
+backend otherwise waits on the socket default (none). The Message-ID we set is the provider id.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Mapping
+from email.utils import make_msgid
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, get_connection
+from django.core.validators import validate_email
+
+from retries.senders.base import Sender, SendError, SendResult
+
+DEFAULT_SMTP_TIMEOUT = 10.0
+
+
+class EmailSender(Sender):
+    kind = "email"
+    label = "E-mail (Django email backend)"
+    secret_keys: ClassVar[tuple[str, ...]] = ("password",)
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        from_email = str(config.get("from_email") or "")
+        if from_email:
+            try:
+                validate_email(from_email)
+            except ValidationError:
+                raise ValueError("from_email is not a valid e-mail address") from None
+        if config.get("port") not in (None, "") and not str(config["port"]).isdigit():
+            raise ValueError("port must be a number")
+
+    def _connection(self) -> Any:
+        kwargs: dict[str, Any] = {"timeout": float(self.config.get("timeout") or DEFAULT_SMTP_TIMEOUT)}
+        # Only pass what is configured: the rest falls back to the EMAIL_* settings.
+        for key in ("host", "username", "password", "use_tls", "use_ssl"):
+            if self.config.get(key) not in (None, ""):
+                kwargs[key] = self.config[key]
+        if self.config.get("port") not in (None, ""):
+            kwargs["port"] = int(self.config["port"])
+        return get_connection(self.config.get("backend") or None, fail_silently=False, **kwargs)
+
+    def send(
+        self,
+        *,
+        to: str,
+        body: str,
+        sender_id: str,
+        options: Mapping[str, Any],
+        idempotency_key: str,
+        status_callback_url: str = "",
+    ) -> SendResult:
+        try:
+            validate_email(to)
+        except ValidationError:
+            raise SendError("invalid e-mail address", permanent=True) from None
+        subject = str(options.get("subject") or self.config.get("subject") or "Your message")
+        message_id = make_msgid(idstring=idempotency_key[:40] or None, domain="dlrconsole")
+        email = EmailMessage(
+            subject=subject,
+            body=body,
+            from_email=sender_id or self.config.get("from_email") or None,
+            to=[to],
+            headers={"Message-ID": message_id},
+            connection=self._connection(),
+        )
+        started = time.monotonic()
+        try:
+            email.send()
+        except smtplib.SMTPRecipientsRefused:
+            raise SendError("the mail server refused the recipient", permanent=True) from None
+        except smtplib.SMTPAuthenticationError:
+            raise SendError("the mail server rejected the credentials", permanent=True) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            # Connection refused, timeouts and 4xx SMTP replies are all worth another try.
+            raise SendError(f"mail server unavailable ({type(exc).__name__})", permanent=False) from None
+        return SendResult(message_id, f"sent to {to}", time.monotonic() - started)
