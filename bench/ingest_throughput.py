@@ -147,7 +147,10 @@ def reset_data(db_url: str, connection_id: int, n: int, round_no: int) -> None:
     TRUNCATE (not UPDATE) so both targets start on the same fresh, bloat-free tables."""
     now = datetime.now(UTC)
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("TRUNCATE retries_outboxevent, receipts_receipt, receipts_message RESTART IDENTITY")
+        conn.execute(
+            "TRUNCATE retries_attempt, retries_decision, retries_outboxevent, receipts_receipt, receipts_message"
+            " RESTART IDENTITY"
+        )
         with conn.cursor() as cursor:
             copy_sql = (
                 "COPY receipts_message (connection_id, provider_message_id, recipient, country, flow,"

@@ -130,9 +130,7 @@ class Message(models.Model):
     # When the missing-receipt sweep reported this message as still pending past its SLA.
     no_receipt_at = models.DateTimeField(null=True, blank=True)
     # A resend points to the original message of its attempt chain; originals leave it empty.
-    chain_root = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
-    )
+    chain_root = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,3 @@
-"""Admin registrations of the retries app."""
+"""Admin registrations of the retries app: importing the modules registers their admins."""
 
-from retries import feed_admin  # noqa: F401 - registers the feed's admin
-from retries import rules_admin  # noqa: E402, F401
+from retries import feed_admin, rules_admin  # noqa: F401
