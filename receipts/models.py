@@ -148,6 +148,15 @@ class Message(models.Model):
             # Time-range searches and dashboards.
             models.Index(fields=["submitted_at"], name="message_submitted_idx"),
         ]
+        # The console's capabilities, granted to roles in dlrconsole/roles.py.
+        permissions = [
+            ("use_console", "Use the console: overview and search"),
+            ("view_timeline", "Open a message's page and timeline"),
+            ("resend_message", "Resend a message"),
+            ("export_messages", "Export search results as CSV"),
+            ("see_full_numbers", "See full phone numbers"),
+            ("view_audit_log", "Read the audit log of configuration changes"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.connection_id}:{self.provider_message_id}"

@@ -1,0 +1,91 @@
+"""The console's roles: three Django groups and what each may do.
+
+Pages and API endpoints check permissions (`user.has_perm`), never group names, so an admin can
+grant one capability to one person without inventing a role. The groups are kept in step with
+this table after every migrate (receipts/apps.py), so adding a permission here is enough.
+
+- support: search, timelines, resend; sees full numbers (they talk to the end user).
+- admin: everything support does, plus configuration (connections, rules, the error catalog,
+  product endpoints, users) and the audit log.
+- viewer: dashboards and exports, with phone numbers masked (BI does not need them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SUPPORT = "support"
+ADMIN = "admin"
+VIEWER = "viewer"
+ROLES = (SUPPORT, ADMIN, VIEWER)
+
+# Capabilities, declared on receipts.Message's Meta.permissions.
+USE_CONSOLE = "receipts.use_console"  # overview and search results
+VIEW_TIMELINE = "receipts.view_timeline"  # a message's page: timeline, raw payloads, chain
+RESEND = "receipts.resend_message"
+EXPORT = "receipts.export_messages"
+SEE_NUMBERS = "receipts.see_full_numbers"
+VIEW_AUDIT_LOG = "receipts.view_audit_log"
+
+# Django's model permissions (add/change/delete/view) the admin role gets for configuration.
+CONFIGURATION_MODELS = (
+    "receipts.connection",
+    "receipts.errorcodeoverride",
+    "retries.rule",
+    "retries.productendpoint",
+    "auth.user",
+    "auth.group",
+)
+# Read-only in the Django admin for the admin role.
+INSPECTION_MODELS = (
+    "receipts.message",
+    "receipts.receipt",
+    "retries.decision",
+    "retries.attempt",
+    "retries.outboxevent",
+    "retries.feedevent",
+    "retries.feeddelivery",
+    "retries.feedattempt",
+)
+
+SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    VIEWER: (USE_CONSOLE, EXPORT),
+    SUPPORT: SUPPORT_PERMISSIONS,
+    ADMIN: (
+        *SUPPORT_PERMISSIONS,
+        VIEW_AUDIT_LOG,
+        *(f"{app}.{action}_{model}" for app_model in CONFIGURATION_MODELS for app, model in [app_model.split(".")]
+          for action in ("add", "change", "delete", "view")),
+        *(f"{app}.view_{model}" for app_model in INSPECTION_MODELS for app, model in [app_model.split(".")]),
+    ),
+}  # fmt: skip
+
+
+def roles_sync(**_: Any) -> None:
+    """Create the role groups and give each exactly its permissions (post_migrate handler)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = []
+        for name in names:
+            app_label, codename = name.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is None:
+                # Not created yet: post_migrate runs once per app; the last app's run completes it.
+                continue
+            permissions.append(permission)
+        group.permissions.set(permissions)
+
+
+def user_role(user: Any) -> str:
+    """The role a page shows in its header; superusers are admins."""
+    if getattr(user, "is_superuser", False):
+        return ADMIN
+    names = set(user.groups.values_list("name", flat=True)) if user.is_authenticated else set()
+    return next((role for role in (ADMIN, SUPPORT, VIEWER) if role in names), "")
+
+
+def can_see_numbers(user: Any) -> bool:
+    return bool(user.has_perm(SEE_NUMBERS))
