@@ -180,6 +180,11 @@ if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
     isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in DLR_FLOW_RECEIPT_SLA_SECONDS.items()
 ):
     raise ImproperlyConfigured("DLR_FLOW_RECEIPT_SLA_SECONDS must map flow names to positive whole seconds")
+# A claimed attempt is taken over by another runner after this long without a result (its
+# worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
+DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)
+# A message's text is kept only to resend it; erased this long after submission.
+DLR_MESSAGE_BODY_RETENTION_SECONDS = env_int("DLR_MESSAGE_BODY_RETENTION_SECONDS", 24 * 3600)
 
 # Celery. The demo runs tasks eagerly in-process; production and the tests use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -214,6 +219,9 @@ CELERY_BEAT_SCHEDULE = {
     "missing-receipts": {"task": "retries.tasks.sweep_missing_receipts", "schedule": 60.0},
     # Product feed: delivers what is due; the due times live in the database.
     "feed-deliver": {"task": "retries.feed_tasks.deliver_feed", "schedule": 5.0},
+    # Retries and fallbacks: runs what is due; the due times live in the database.
+    "attempts-run": {"task": "retries.tasks.run_due_attempts", "schedule": 5.0},
+    "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},
 }
 
 REST_FRAMEWORK = {

@@ -131,6 +131,11 @@ class Message(models.Model):
     no_receipt_at = models.DateTimeField(null=True, blank=True)
     # A resend points to the original message of its attempt chain; originals leave it empty.
     chain_root = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
+    # The text, kept only to resend it (retries) and erased after DLR_MESSAGE_BODY_RETENTION
+    # (retries/sweeps.py); never in the API's output, the feed or logs.
+    body = models.TextField(blank=True, max_length=1600)
+    # Where a fallback channel reaches the recipient (an e-mail address), if the product gave one.
+    fallback_address = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

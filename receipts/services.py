@@ -26,6 +26,10 @@ class MessageRegistration:
     flow: str = ""
     client_reference: str = ""
     submitted_at: datetime | None = None
+    body: str = ""
+    fallback_address: str = ""
+    # For a resend: the original message of its attempt chain.
+    chain_root: Message | None = None
 
 
 def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
@@ -46,6 +50,9 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
                 "flow": r.flow,
                 "client_reference": r.client_reference,
                 "submitted_at": r.submitted_at or timezone.now(),
+                "body": r.body,
+                "fallback_address": r.fallback_address,
+                "chain_root": r.chain_root,
             },
         )
         if created:

@@ -16,15 +16,22 @@ from django.utils import timezone
 from receipts.models import Message
 from receipts.statuses import Status
 from retries.models import Attempt, Decision, OutboxEvent, Rule
+from retries.notifications import notify_decision
+from retries.runner_kick import kick_attempt_runner
 
 NO_RECEIPT = "no_receipt"
+# Skips that are not a failure the product must hear of: nothing more is owed to anybody.
+WHY_CHAIN_DELIVERED = "the chain was already delivered"
+WHY_ALREADY_RETRIED = "this message was already retried"
 ATTEMPTING = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER, Rule.Action.FALLBACK)
 
 
 def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     """Decide for `event`, inside the caller's transaction (the outbox claim's)."""
     now = now or timezone.now()
-    message = Message.objects.select_related("chain_root").get(pk=event.message_id)
+    # Locked: two events of one message decided at once by two workers would both count the
+    # chain's attempts and both tell the product.
+    message = Message.objects.select_for_update(of=("self",)).select_related("chain_root").get(pk=event.message_id)
     root = message.chain_root or message
     seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
     if seen == Status.DELIVERED:
@@ -41,8 +48,10 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     else:
         decision.state, decision.why = Decision.State.RECORDED, f"rule “{rule.name}”"
     decision.save()
+    attempt = None
     if decision.state == Decision.State.SCHEDULED:
-        _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
+        attempt = _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
+    notify_decision(decision, message=message, seen=seen, attempt=attempt)
     return decision
 
 
@@ -75,11 +84,11 @@ def backoff_delay(backoff_seconds: list[int], attempts_made: int) -> int:
 
 def _schedule_state(rule: Rule, message: Message, root: Message, now: datetime) -> tuple[str, str]:
     if chain_delivered(root):
-        return Decision.State.SKIPPED, "the chain was already delivered"
+        return Decision.State.SKIPPED, WHY_CHAIN_DELIVERED
     if Attempt.objects.filter(idempotency_key=attempt_key(message)).exists():
         # A message is replaced once: a second failure status of the same message (a stronger
         # final after a weaker one) must not send a second copy.
-        return Decision.State.SKIPPED, "this message was already retried"
+        return Decision.State.SKIPPED, WHY_ALREADY_RETRIED
     made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
     if made >= rule.max_attempts:
         return Decision.State.SKIPPED, f"{made} of {rule.max_attempts} attempts already made"
@@ -88,7 +97,7 @@ def _schedule_state(rule: Rule, message: Message, root: Message, now: datetime) 
         return Decision.State.SKIPPED, f"past the {rule.deadline_seconds} s deadline"
     if rule.action == Rule.Action.RETRY_OTHER and rule.target_connection_id is None:
         return Decision.State.SKIPPED, "no other connection configured on the rule"
-    if rule.action == Rule.Action.FALLBACK and not rule.fallback_channel:
+    if rule.action == Rule.Action.FALLBACK and rule.fallback_channel_id is None:
         return Decision.State.SKIPPED, "no fallback channel configured on the rule"
     return Decision.State.SCHEDULED, f"rule “{rule.name}”: attempt {made + 1} of {rule.max_attempts}"
 
@@ -98,20 +107,28 @@ def attempt_key(message: Message) -> str:
     return f"retry-of-message-{message.pk}"
 
 
-def _schedule_attempt(decision: Decision, rule: Rule, message: Message, root: Message, now: datetime) -> None:
+def _schedule_attempt(decision: Decision, rule: Rule, message: Message, root: Message, now: datetime) -> Attempt | None:
     made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+    deadline = root.submitted_at + timedelta(seconds=rule.deadline_seconds) if rule.deadline_seconds else None
     try:
         # The unique key settles two decisions racing for the same message (two failure
         # receipts processed at once by two workers): one attempt, not two.
         with transaction.atomic():
-            Attempt.objects.create(
+            attempt = Attempt.objects.create(
                 decision=decision, chain_root=root, number=made + 1, idempotency_key=attempt_key(message),
                 due_at=now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made)),
+                action=rule.action, deadline_at=deadline,
+                connection_id=rule.target_connection_id if rule.action == Rule.Action.RETRY_OTHER
+                else message.connection_id if rule.action == Rule.Action.RETRY_SAME else None,
+                channel_id=rule.fallback_channel_id if rule.action == Rule.Action.FALLBACK else None,
             )  # fmt: skip
     except IntegrityError:
-        Decision.objects.filter(pk=decision.pk).update(
-            state=Decision.State.SKIPPED, why="this message was already retried"
-        )
+        decision.state, decision.why = Decision.State.SKIPPED, WHY_ALREADY_RETRIED
+        Decision.objects.filter(pk=decision.pk).update(state=decision.state, why=decision.why)
+        return None
+    if attempt.due_at <= now:
+        transaction.on_commit(kick_attempt_runner)
+    return attempt
 
 
 def chain_delivered(root: Message) -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from retries.senders.base import Sender
+from retries.senders.registry import get_sender, sender_choices, validate_config
 
 
 class OutboxEvent(models.Model):
@@ -65,7 +69,10 @@ class Rule(models.Model):
         "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="For 'retry on another connection'.",
     )  # fmt: skip
-    fallback_channel = models.CharField(max_length=32, blank=True, help_text="For 'fallback': a sender kind.")
+    fallback_channel = models.ForeignKey(
+        "retries.FallbackChannel", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For 'fallback'.",
+    )  # fmt: skip
     max_attempts = models.PositiveIntegerField(default=3)
     # Seconds to wait before attempt 1, 2, 3, ...; the last value repeats.
     backoff_seconds = models.JSONField(default=list, blank=True)
@@ -112,7 +119,13 @@ class Decision(models.Model):
         CANCELLED = "cancelled", "Cancelled"  # the chain was delivered meanwhile
 
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="decisions")
-    outbox_event = models.OneToOneField(OutboxEvent, on_delete=models.CASCADE, related_name="decision")
+    # Empty for a resend asked for by a person (`requested_by`) rather than decided by a rule.
+    outbox_event = models.OneToOneField(
+        OutboxEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="decision"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
     action = models.CharField(max_length=16, choices=Rule.Action.choices)
     state = models.CharField(max_length=16, choices=State.choices)
@@ -138,7 +151,18 @@ class Attempt(models.Model):
     chain_root = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="chain_attempts")
     number = models.PositiveIntegerField(help_text="1 for the first resend of the chain, 2 for the next, ...")
     idempotency_key = models.CharField(max_length=64, unique=True)
+    # What to run, fixed when scheduled so that editing a rule later does not change an
+    # attempt already promised: a resend through `connection`, or a send on `channel`.
+    action = models.CharField(max_length=16, choices=Rule.Action.choices, default=Rule.Action.RETRY_SAME)
+    connection = models.ForeignKey(
+        "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    channel = models.ForeignKey("retries.FallbackChannel", null=True, blank=True, on_delete=models.PROTECT)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # When it may run. While it runs, a lease: a worker that dies mid-send leaves it RUNNING
+    # with this in the past, and the runner claims it again (retries/attempts.py).
     due_at = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0, help_text="Executions so far, including sender errors.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SCHEDULED)
     detail = models.CharField(max_length=255, blank=True)
     response_summary = models.CharField(max_length=255, blank=True)
@@ -150,12 +174,66 @@ class Attempt(models.Model):
 
     class Meta:
         indexes = [
-            # The attempt runner's scan: scheduled attempts by due time.
-            models.Index(fields=["due_at"], name="attempt_due_idx", condition=Q(outcome="scheduled")),
+            # The attempt runner's scan: attempts to run, or whose runner's lease ran out.
+            models.Index(fields=["due_at"], name="attempt_due_idx", condition=Q(outcome__in=["scheduled", "running"])),
         ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.chain_root_id}"
+
+
+class ConnectionSender(models.Model):
+    """How to send through a connection: its provider's send API, with credentials. A retry on
+    a connection without one fails with a reason that says so."""
+
+    connection = models.OneToOneField("receipts.Connection", on_delete=models.CASCADE, related_name="sender")
+    kind = models.CharField(max_length=32, choices=sender_choices)
+    # Credentials and settings, checked by the sender kind; shown only masked.
+    config = models.JSONField(default=dict, blank=True)
+    sender_id = models.CharField(max_length=32, blank=True, help_text="The From: a number or an alphanumeric id.")
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.connection_id}"
+
+    def clean(self) -> None:
+        validate_sender_config(self.kind, self.config)
+
+    def build(self) -> Sender:
+        return get_sender(self.kind, self.config)
+
+
+class FallbackChannel(models.Model):
+    """Another way to reach the recipient (e-mail, a signed webhook the product turns into a
+    voice call or an app push), used by rules with the fallback action."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=sender_choices)
+    config = models.JSONField(default=dict, blank=True)
+    sender_id = models.CharField(max_length=254, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        validate_sender_config(self.kind, self.config)
+
+    def build(self) -> Sender:
+        return get_sender(self.kind, self.config)
+
+
+def validate_sender_config(kind: str, config: object) -> None:
+    if not isinstance(config, dict):
+        raise ValidationError({"config": "an object of settings"})
+    try:
+        validate_config(kind, config)
+    except ValueError as exc:
+        # The reason only: a configuration holds credentials, never echoed back.
+        raise ValidationError({"config": str(exc)}) from None
 
 
 from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint  # noqa: E402, F401

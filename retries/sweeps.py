@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from receipts.models import Message
 from receipts.statuses import Status
-from retries.models import OutboxEvent
+from retries.models import Attempt, OutboxEvent
 from retries.outbox import publish_after_commit
 
 PENDING_STATUSES = (Status.QUEUED, Status.ACCEPTED, Status.SENT)
@@ -53,3 +53,18 @@ def _sweep(
         )  # fmt: skip
         publish_after_commit([event.pk for event in events])
     return len(rows)
+
+
+def message_bodies_erase(*, now: datetime | None = None) -> int:
+    """Erase message texts older than the retention, unless their chain still has an attempt to
+    run (which needs the text). Returns how many were erased."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.DLR_MESSAGE_BODY_RETENTION_SECONDS)
+    waiting = Attempt.objects.filter(outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING))
+    return (
+        Message.objects.filter(submitted_at__lt=cutoff)
+        .exclude(body="")
+        .exclude(pk__in=waiting.values("chain_root_id"))
+        .exclude(chain_root_id__in=waiting.values("chain_root_id"))
+        .update(body="")
+    )

@@ -1,0 +1,244 @@
+"""Running attempts: a resend through a connection's send API, or a send on a fallback channel.
+
+An attempt's life: scheduled with a due time → claimed by the runner (RUNNING; its due time
+becomes a lease) → the sender is called with the attempt's idempotency key → succeeded (a resend
+joins the chain as a new Message whose receipts take the normal path), rescheduled after a
+temporary sender error, failed on a permanent one, or cancelled because the chain was delivered
+or its deadline passed meanwhile.
+
+Exactly once: a worker that dies mid-send leaves the attempt RUNNING with its lease in the past;
+the next pass claims it again and sends with the same idempotency key, which the generic HTTP
+and Infobip senders pass on so the provider drops the copy. Twilio and Vonage document no such
+key: for them a crash between the provider's acceptance and our commit can resend once more,
+which is why the lease is well above every send timeout, so a slow send is never taken over.
+A result is recorded only by the claim that made it (`tries` matches): a run whose lease was
+taken over records nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from receipts.models import Message
+from receipts.phones import PhoneNumber
+from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from retries.decisions import chain_delivered
+from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
+from retries.notifications import notify_attempt_failed, notify_fallback_sent
+from retries.senders.base import Sender, SendError, SendResult
+
+# Waits after a sender's temporary error (rate limited, provider down) before the same attempt
+# runs again; after the last one the attempt has failed.
+SEND_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
+OPEN = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
+SMS_ACTIONS = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER)
+
+
+class NotSendable(Exception):
+    """Nothing to send with: a missing configuration, text or address. Permanent."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    sender: Sender
+    to: str
+    body: str
+    sender_id: str
+    status_callback_url: str = ""
+
+
+def attempt_lease() -> timedelta:
+    return timedelta(seconds=settings.DLR_ATTEMPT_LEASE_SECONDS)
+
+
+def attempts_run_due(*, now: datetime | None = None, limit: int = 50, budget: float = 20.0) -> int:
+    """Claim and run due attempts (or those whose runner died), one at a time so that each
+    claim's lease covers only its own send; stop after `limit` or `budget` seconds, well inside
+    the task's time limit. Returns how many ran."""
+    started = time.monotonic()
+    ran = 0
+    while ran < limit and time.monotonic() - started < budget:
+        claimed = _claim_due(now or timezone.now(), 1)
+        if not claimed:
+            break
+        attempt_execute(claimed[0])
+        ran += 1
+    return ran
+
+
+def _claim_due(now: datetime, limit: int) -> list[int]:
+    with transaction.atomic():
+        # SKIP LOCKED: runners in parallel never claim the same attempt; after commit the lease
+        # has moved its due time, so they do not see it as due either.
+        ids = list(
+            Attempt.objects.select_for_update(skip_locked=True)
+            .filter(outcome__in=OPEN, due_at__lte=now)
+            .order_by("due_at", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        Attempt.objects.filter(pk__in=ids).update(
+            outcome=Attempt.Outcome.RUNNING, due_at=now + attempt_lease(), tries=F("tries") + 1
+        )
+    return ids
+
+
+def attempt_execute(attempt_id: int) -> None:
+    """Run one claimed attempt and record what happened."""
+    now = timezone.now()
+    attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel").get(
+        pk=attempt_id
+    )
+    if attempt.outcome != Attempt.Outcome.RUNNING:
+        return
+    if chain_delivered(attempt.chain_root):
+        _finish(attempt, Attempt.Outcome.CANCELLED, "the chain was delivered meanwhile", now=now)
+        return
+    if attempt.deadline_at is not None and now > attempt.deadline_at:
+        _finish(attempt, Attempt.Outcome.CANCELLED, "its deadline passed", now=now, tell_product=True)
+        return
+    if attempt.tries > len(SEND_RETRY_DELAYS) + 1:
+        # Claimed again and again without recording a result: the worker dies on it.
+        _fail(attempt, f"gave up after {attempt.tries - 1} runs that recorded no result", now=now)
+        return
+    try:
+        plan = attempt_plan(attempt)
+    except NotSendable as exc:
+        _fail(attempt, str(exc), now=now)
+        return
+    started = time.monotonic()
+    try:
+        result = plan.sender.send(
+            to=plan.to, body=plan.body, sender_id=plan.sender_id, options={},
+            idempotency_key=attempt.idempotency_key, status_callback_url=plan.status_callback_url,
+        )  # fmt: skip
+    except SendError as exc:
+        _after_send_error(attempt, exc, duration=time.monotonic() - started, now=now)
+        return
+    _succeeded(attempt, result, now=timezone.now())
+
+
+def attempt_plan(attempt: Attempt) -> Plan:
+    """What to send, to whom, through which sender; NotSendable says why not."""
+    root = attempt.chain_root
+    if attempt.action in SMS_ACTIONS:
+        connection = attempt.connection
+        if connection is None:
+            raise NotSendable("no connection to resend through")
+        configured = ConnectionSender.objects.filter(connection=connection, enabled=True).first()
+        if configured is None:
+            raise NotSendable(f"connection {connection.slug} has no send API configured")
+        if not root.body:
+            raise NotSendable("no message text is kept for this message (not registered, or erased)")
+        callback = connection.public_url or f"{settings.PUBLIC_BASE_URL}{connection.webhook_path()}"
+        return Plan(_build(configured), root.recipient, root.body, configured.sender_id, callback)
+    channel = attempt.channel
+    if channel is None or not channel.enabled:
+        raise NotSendable("the fallback channel is missing or disabled")
+    to = root.fallback_address if channel.kind == "email" else root.recipient
+    if not to:
+        raise NotSendable(f"no fallback address was registered for the {channel.slug} channel")
+    return Plan(_build(channel), to, root.body, channel.sender_id)
+
+
+def _build(configured: ConnectionSender | FallbackChannel) -> Sender:
+    try:
+        return configured.build()
+    except ValueError as exc:
+        raise NotSendable(f"the send configuration is invalid: {exc}") from None
+
+
+def _after_send_error(attempt: Attempt, error: SendError, *, duration: float, now: datetime) -> None:
+    delay = SEND_RETRY_DELAYS[attempt.tries - 1] if attempt.tries <= len(SEND_RETRY_DELAYS) else None
+    past_deadline = attempt.deadline_at is not None and delay is not None and now + delay > attempt.deadline_at
+    if error.permanent or delay is None or past_deadline:
+        kind = "permanent" if error.permanent else "temporary, no time left to try again"
+        _fail(attempt, f"{kind}: {error.reason}", now=now, duration=duration)
+        return
+    with transaction.atomic():
+        if not _still_mine(attempt):
+            return
+        Attempt.objects.filter(pk=attempt.pk).update(
+            outcome=Attempt.Outcome.SCHEDULED,
+            due_at=now + delay,
+            detail=f"temporary: {error.reason}"[:255],
+            duration_ms=int(duration * 1000),
+        )
+
+
+def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
+    with transaction.atomic():
+        if not _still_mine(attempt):
+            return
+        detail, resend = "sent", None
+        if attempt.action in SMS_ACTIONS:
+            try:
+                resend = _register_resend(attempt, result, now=now)
+                detail = f"resent as message {resend.pk}"
+            except RegistrationConflict:
+                # The provider gave an id we know for another message: record the send, but do
+                # not attach that message's receipts to this chain.
+                detail = f"sent as {result.provider_message_id[:64]}, an id already registered for another message"
+        Attempt.objects.filter(pk=attempt.pk).update(
+            outcome=Attempt.Outcome.SUCCEEDED,
+            resend=resend,
+            detail=detail[:255],
+            response_summary=result.response_summary[:255],
+            duration_ms=int(result.duration * 1000),
+            finished_at=now,
+        )
+        if attempt.action == Rule.Action.FALLBACK:
+            notify_fallback_sent(attempt, attempt.decision.message)
+
+
+def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> Message:
+    root = attempt.chain_root
+    assert attempt.connection is not None
+    registration = MessageRegistration(
+        connection=attempt.connection, provider_message_id=result.provider_message_id,
+        recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
+        client_reference=root.client_reference, submitted_at=now, body=root.body,
+        fallback_address=root.fallback_address, chain_root=root,
+    )  # fmt: skip
+    with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
+        message, _ = message_register(registration)
+    return message
+
+
+def _fail(attempt: Attempt, why: str, *, now: datetime, duration: float | None = None) -> None:
+    _finish(attempt, Attempt.Outcome.FAILED, why, now=now, duration=duration, tell_product=True)
+
+
+def _finish(
+    attempt: Attempt,
+    outcome: str,
+    why: str,
+    *,
+    now: datetime,
+    duration: float | None = None,
+    tell_product: bool = False,
+) -> None:
+    with transaction.atomic():
+        if not _still_mine(attempt):
+            return
+        Attempt.objects.filter(pk=attempt.pk).update(
+            outcome=outcome, detail=why[:255], finished_at=now,
+            duration_ms=None if duration is None else int(duration * 1000),
+        )  # fmt: skip
+        if outcome == Attempt.Outcome.CANCELLED:
+            Decision.objects.filter(pk=attempt.decision_id).update(state=Decision.State.CANCELLED)
+        if tell_product:
+            # In the same transaction: the product hears of the failure iff it was recorded.
+            notify_attempt_failed(attempt, attempt.decision.message, why)
+
+
+def _still_mine(attempt: Attempt) -> bool:
+    """Lock the row; True if this run's claim still holds it (no other run took it over)."""
+    current = Attempt.objects.select_for_update().filter(pk=attempt.pk).values_list("outcome", "tries").first()
+    return current == (Attempt.Outcome.RUNNING, attempt.tries)

@@ -1,0 +1,77 @@
+"""What the product hears: decisions and attempt outcomes turned into feed events.
+
+Each of message.delivered, message.failed and message.no_receipt is published at most once per
+message (callers hold the message's row lock, retries/decisions.py), so a stronger final after a
+weaker one, or a second worker, never tells the product twice. Only rules whose action is
+`notify` tell the product about a status; retries and fallbacks say what they did.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from receipts.models import Message
+from receipts.statuses import Status
+from retries.feed import feed_publish
+from retries.feed_models import FeedEvent
+
+if TYPE_CHECKING:
+    from retries.models import Attempt, Decision
+
+DELIVERED = "message.delivered"
+FAILED = "message.failed"
+RETRY_SCHEDULED = "message.retry_scheduled"
+FALLBACK_SENT = "message.fallback_sent"
+NO_RECEIPT = "message.no_receipt"
+FAILURE_STATUSES = {Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
+
+
+def notify_decision(decision: Decision, *, message: Message, seen: str, attempt: Attempt | None) -> None:
+    from retries.decisions import WHY_ALREADY_RETRIED, WHY_CHAIN_DELIVERED
+    from retries.models import Decision, Rule
+
+    if decision.state == Decision.State.SCHEDULED and attempt is not None:
+        notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
+    elif decision.state == Decision.State.SKIPPED and decision.why not in (WHY_CHAIN_DELIVERED, WHY_ALREADY_RETRIED):
+        # A retry was wanted and cannot happen: the failure is final, and the product must know.
+        notify_once(message, FAILED, {"final": True, "why": decision.why})
+    elif decision.action == Rule.Action.NOTIFY:
+        if seen == Status.DELIVERED:
+            notify_once(message, DELIVERED)
+        elif seen == "no_receipt":
+            notify_once(message, NO_RECEIPT)
+        elif seen in FAILURE_STATUSES:
+            notify_once(message, FAILED, {"final": True, "why": decision.why})
+
+
+def notify_attempt_failed(attempt: Attempt, message: Message, why: str) -> None:
+    """An attempt could not run or failed for good: the original's failure stands."""
+    notify_once(message, FAILED, {"final": True, "why": why} | attempt_data(attempt))
+
+
+def notify_fallback_sent(attempt: Attempt, message: Message) -> None:
+    notify_once(message, FALLBACK_SENT, attempt_data(attempt), once=False)
+
+
+def notify_once(message: Message, event_type: str, extra: dict[str, Any] | None = None, *, once: bool = True) -> None:
+    """Publish, in the caller's transaction; `once`: unless this message already had one."""
+    if once:
+        # The row lock serialises the check with a concurrent decision or attempt.
+        Message.objects.select_for_update().filter(pk=message.pk).values_list("pk").first()
+        if FeedEvent.objects.filter(message=message, type=event_type).exists():
+            return
+    data = dict(extra or {})
+    if message.chain_root_id:
+        data["chain_root_message_id"] = message.chain_root_id
+    feed_publish(message=message, event_type=event_type, payload=data)
+
+
+def attempt_data(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": {
+            "number": attempt.number,
+            "action": attempt.action,
+            "due_at": attempt.due_at.isoformat().replace("+00:00", "Z"),
+            "idempotency_key": attempt.idempotency_key,
+        }
+    }
