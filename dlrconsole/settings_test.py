@@ -19,3 +19,6 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
 CELERY_TASK_DEFAULT_QUEUE = "dlrconsole-test"
+# A worker started with its embedded beat (tests/worker.py) runs every periodic task each
+# second, so end-to-end tests wait seconds, not the production intervals.
+CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELERY_BEAT_SCHEDULE.items()}  # noqa: F405
