@@ -135,6 +135,11 @@ def feed_publish(*, message: Message, event_type: str, payload: dict[str, Any] |
     FeedDelivery.objects.bulk_create(
         FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints
     )
+    if endpoints:
+        from retries.runner_kick import kick_feed_deliverer
+
+        # Deliver now rather than at the deliverer's next beat tick (a spare kick finds nothing due).
+        transaction.on_commit(kick_feed_deliverer)
     return event
 
 
