@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "django_celery_beat",
     "receipts",
     "retries",
     "alerts",
@@ -214,6 +215,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrconsole")
 # `celery -A dlrconsole beat` runs the sweeper that publishes outbox events whose publish after
 # commit was lost (broker down, process killed).
+# Periodic tasks live in the database (django-celery-beat): `celery beat` installs the entries
+# below at start, and admins can pause one or change its interval in the admin without a deploy.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "retries.tasks.redispatch_outbox", "schedule": 10.0},
     "missing-receipts": {"task": "retries.tasks.sweep_missing_receipts", "schedule": 60.0},
