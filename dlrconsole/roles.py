@@ -46,6 +46,7 @@ INSPECTION_MODELS = (
     "retries.feedevent",
     "retries.feeddelivery",
     "retries.feedattempt",
+    "alerts.alert",  # viewing is enough to acknowledge (alerts/admin.py)
 )
 
 SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 # Lets admin and form classes be subscripted with their model at runtime, as the type stubs want.
 django_stubs_ext.monkeypatch()
@@ -184,6 +185,14 @@ if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)
+# Who is mailed when a rule raises a support alert (comma-separated); empty: alerts are only
+# listed in the admin.
+DLR_ALERT_EMAILS = [a.strip() for a in os.environ.get("DLR_ALERT_EMAILS", "").split(",") if a.strip()]
+for _address in DLR_ALERT_EMAILS:
+    try:
+        validate_email(_address)
+    except ValidationError:
+        raise ImproperlyConfigured(f"DLR_ALERT_EMAILS: {_address!r} is not an e-mail address") from None
 # A message's text is kept only to resend it; erased this long after submission.
 DLR_MESSAGE_BODY_RETENTION_SECONDS = env_int("DLR_MESSAGE_BODY_RETENTION_SECONDS", 24 * 3600)
 
