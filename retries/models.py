@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from audit.history import AuditedHistory
 from retries.senders.base import Sender
 from retries.senders.registry import get_sender, sender_choices, validate_config
 
@@ -78,6 +79,8 @@ class Rule(models.Model):
     backoff_seconds = models.JSONField(default=list, blank=True)
     # After this long since the original submission a retry is pointless (an OTP after 5 min).
     deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Who changed what (the audit log), the connections a rule applies to included.
+    history = AuditedHistory(m2m_fields=["connections"])
 
     class Meta:
         ordering = ["position", "id"]
