@@ -13,7 +13,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords, ModelChange
 from simple_history.utils import get_m2m_reverse_field_name
 
-from audit.history import secret_fingerprint
+from audit.history import REDACTED, secret_fingerprint
 from audit.models import AuditEntry
 
 MAX_VALUE_CHARS = 300
@@ -21,9 +21,20 @@ MAX_VALUE_CHARS = 300
 
 def fingerprint_secrets(*, instance: models.Model, history_instance: Any, **_: Any) -> None:
     """pre_create_historical_record: the secrets' fingerprints, never their values."""
-    names = getattr(type(history_instance), "audit_secret_fields", ())
-    if names:
-        history_instance.secret_fingerprints = {name: secret_fingerprint(getattr(instance, name)) for name in names}
+    fingerprints = {
+        name: secret_fingerprint(getattr(instance, name))
+        for name in getattr(type(history_instance), "audit_secret_fields", ())
+    }
+    for name, keys_of in getattr(type(history_instance), "audit_secret_keys", {}).items():
+        value = getattr(instance, name)
+        if not isinstance(value, dict):
+            continue
+        keys = set(keys_of(instance))
+        # A new dict: the record's value is the instance's own object until replaced.
+        setattr(history_instance, name, {k: REDACTED if k in keys and v else v for k, v in value.items()})
+        fingerprints.update({f"{name}.{key}": secret_fingerprint(value.get(key)) for key in sorted(keys)})
+    if fingerprints:
+        history_instance.secret_fingerprints = fingerprints
 
 
 def record_entry(*, instance: models.Model, history_instance: Any, history_user: Any, **_: Any) -> None:
@@ -144,8 +155,10 @@ def _merge(earlier: list[dict[str, Any]], later: list[dict[str, Any]]) -> list[d
 
 
 def _label(record: Any, name: str) -> str:
+    field_name, _, key = name.partition(".")
     try:
-        return str(record.instance_type._meta.get_field(name).verbose_name)
+        label = str(record.instance_type._meta.get_field(field_name).verbose_name)
+        return f"{label}: {key}" if key else label
     except Exception:
         return name
 

@@ -38,6 +38,8 @@ CONFIGURATION_MODELS = (
     "receipts.errorcodeoverride",
     "retries.rule",
     "retries.productendpoint",
+    "retries.connectionsender",
+    "retries.fallbackchannel",
     "auth.user",
     "auth.group",
 )
