@@ -82,7 +82,7 @@ def _changes(record: Any, action: str) -> list[dict[str, Any]]:
     previous = record.prev_record if action == AuditEntry.Action.CHANGED else None
     changes: list[dict[str, Any]] = []
     if previous is None:
-        changes = [_created(record, field) for field in record.tracked_fields if field.editable]
+        changes = [_created(record, field) for field in record.tracked_fields if _worth_listing(record, field)]
         changes = [change for change in changes if change["new"]]
         changes += [_m2m(record, field, [], getattr(record, field.name).all()) for field in record._history_m2m_fields]
         changes = [change for change in changes if change.get("added") or change.get("new")]
@@ -94,6 +94,13 @@ def _changes(record: Any, action: str) -> list[dict[str, Any]]:
         if fingerprint != before:
             changes.append({"field": name, "label": _label(record, name), "secret": True})
     return changes
+
+
+def _worth_listing(record: Any, field: models.Field) -> bool:
+    """On creation: the values that say something (not the id, not a default left as is)."""
+    if not field.editable or field.primary_key:
+        return False
+    return callable(field.default) or getattr(record, field.attname) != field.get_default()
 
 
 def _created(record: Any, field: models.Field) -> dict[str, Any]:
@@ -164,7 +171,7 @@ def _label(record: Any, name: str) -> str:
 
 
 def _display(field: models.Field, value: Any) -> str:
-    if value is None or value == "":
+    if value is None or (isinstance(value, str | list | dict) and not value):
         return ""
     if field.choices and not isinstance(value, models.Model):
         value = dict(field.flatchoices).get(value, value)

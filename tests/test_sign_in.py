@@ -17,6 +17,7 @@ from tests.factories import user_in_role
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct-horse-battery-staple"
+NEW_PASSWORD = "another-long-passphrase"
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_changing_ones_password(client: Client, agent):
     assert response.status_code == 302
     assert response["Location"] == "/password/done/"
     assert client.get("/password/done/").status_code == 200
-    assert get_user_model().objects.get(pk=agent.pk).check_password("another-long-passphrase")
+    assert get_user_model().objects.get(pk=agent.pk).check_password(NEW_PASSWORD)
 
 
 def test_a_password_change_with_a_wrong_old_password_is_refused(client: Client, agent):
