@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.decorators import console_permission_required
 from audit.selectors import audit_entries, audit_usernames, audited_models
 from dlrconsole.roles import VIEW_AUDIT_LOG
 
 PAGE_SIZE = 50
 
 
-@login_required
-@permission_required(VIEW_AUDIT_LOG, raise_exception=True)
+@console_permission_required(VIEW_AUDIT_LOG)
 def audit_log(request: HttpRequest) -> HttpResponse:
     models = audited_models()
     model = request.GET.get("model", "")
