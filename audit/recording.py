@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from simple_history.models import HistoricalRecords, ModelChange
 from simple_history.utils import get_m2m_reverse_field_name
@@ -51,6 +52,10 @@ def record_entry(*, instance: models.Model, history_instance: Any, history_user:
     entry = pending.get(key)
     if entry is not None and action == AuditEntry.Action.CHANGED:
         entry.changes = _merge(entry.changes, changes)
+        if not entry.changes and entry.action == AuditEntry.Action.CHANGED:
+            entry.delete()  # changed and changed back within the request
+            del pending[key]
+            return
         entry.object_repr = str(instance)[:200]
         entry.save(update_fields=["changes", "object_repr"])
         return
@@ -166,7 +171,7 @@ def _label(record: Any, name: str) -> str:
     try:
         label = str(record.instance_type._meta.get_field(field_name).verbose_name)
         return f"{label}: {key}" if key else label
-    except Exception:
+    except FieldDoesNotExist:  # a field since removed from the model keeps its name
         return name
 
 

@@ -135,3 +135,21 @@ def test_a_timeline_without_the_numbers_permission_masks_them_in_raw_payloads(cl
     assert '"+336•••••678"' in raw
     assert '"336•••••678"' in raw
     assert NUMBER in full.json()["timeline"][1]["detail"]["raw_body"]
+
+
+def test_masking_covers_every_spelling_providers_use_and_leaves_other_digits():
+    from receipts.phones import mask_number_in
+
+    payload = {
+        "to": NUMBER,
+        "form": "To=%2B33612345678&From=%2B15005550006",
+        "msisdn": "33612345678",
+        "national": "0612345678",
+        "nested": [{"dest": "0033612345678"}],
+        "id": "SM1700000000",
+        "count": 3,
+    }
+    masked = mask_number_in(payload, NUMBER)
+    assert "12345" not in repr(masked)
+    assert masked["form"] == "To=%2B336•••••678&From=%2B15005550006"
+    assert (masked["id"], masked["count"]) == ("SM1700000000", 3)

@@ -98,3 +98,16 @@ def test_a_wrong_api_token_is_a_401_and_locks_nobody(agent):
     for _ in range(6):
         assert anonymous.get("/api/v1/messages/").status_code == 401
     assert sign_in(Client(), "agent", PASSWORD).status_code == 302
+
+
+def test_an_admin_unlocks_a_user_early_in_the_admin(client: Client, agent):
+    from axes.models import AccessAttempt
+
+    fail(client, 5)
+    admin = Client()
+    admin.force_login(user_in_role(roles.ADMIN, "boss"))
+    attempt = AccessAttempt.objects.get(username="agent")
+    assert admin.get("/admin/axes/accessattempt/").status_code == 200
+    response = admin.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert sign_in(client, "agent", PASSWORD).status_code == 302
