@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -74,6 +75,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "django_celery_beat",
+    "axes",
+    "audit",
+    "accounts",
     "receipts",
     "retries",
     "alerts",
@@ -88,6 +92,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Who made a configuration change, for its history and the audit log (audit/).
+    "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: turns a sign-in refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dlrconsole.urls"
@@ -139,7 +147,28 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+# A working day: support agents sign in once per shift, not once per fortnight.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+
+# Login throttling (django-axes): the first backend refuses a locked-out username+address
+# before any password is checked; ModelBackend then signs in and answers permission checks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failures for one username from one address lock that pair out for
+# LOGIN_LOCKOUT_MINUTES; another user, or the same user elsewhere, can still sign in. A
+# success resets the count. Admins unlock early in the admin (Axes: access attempts).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# The same caller address the webhooks' allowlist uses (DLR_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "receipts.views.client_address"
 
 # Where providers reach this console, used to print webhook URLs (`create_connection`).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

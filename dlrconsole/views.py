@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 
+@login_required
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 

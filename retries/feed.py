@@ -217,6 +217,7 @@ def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body)
     with transaction.atomic():
         endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        was = (endpoint.enabled, endpoint.disabled_reason)
         delivery.attempts += 1
         FeedAttempt.objects.create(
             delivery=delivery,
@@ -234,7 +235,12 @@ def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
         else:
             _failed(delivery, endpoint, result, now=now)
         delivery.save()
-        endpoint.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
+        # Only disabling the endpoint is a configuration change (its history, the audit log);
+        # the failure count alone moves on every delivery and is saved without a record.
+        fields = ["consecutive_failures", "updated_at"]
+        if (endpoint.enabled, endpoint.disabled_reason) != was:
+            fields += ["enabled", "disabled_reason"]
+        endpoint.save(update_fields=fields)
 
 
 def _delivered(delivery: FeedDelivery, endpoint: ProductEndpoint, *, now: datetime) -> None:
@@ -271,8 +277,9 @@ def feed_endpoint_enable(*, endpoint: ProductEndpoint, now: datetime | None = No
     """Enable an endpoint and make its open deliveries due at once; returns how many."""
     now = now or timezone.now()
     with transaction.atomic():
-        ProductEndpoint.objects.filter(pk=endpoint.pk).update(
-            enabled=True, disabled_reason="", consecutive_failures=0, updated_at=now
-        )
+        locked = ProductEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.enabled, locked.disabled_reason, locked.consecutive_failures = True, "", 0
+        # A save, not an update: re-enabling is recorded in the endpoint's history (audit log).
+        locked.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
         endpoint.refresh_from_db()
         return FeedDelivery.objects.filter(endpoint=endpoint, status__in=OPEN).update(next_attempt_at=now)
