@@ -166,3 +166,28 @@ def test_a_permanent_or_opt_out_failure_is_never_retried_and_the_product_is_told
     assert data["explanation"]
     assert FeedEvent.objects.count() == 1
     assert json.loads(received.body)["data"]["recipient"] == otp.recipient
+
+
+def test_a_failing_then_recovering_product_endpoint_gets_every_event_once_in_order_per_message(client, otp, product):
+    backoff(60)  # the retries stay scheduled; the feed is what is under test
+    messages = [otp] + [MessageFactory(connection=otp.connection, body="hi") for _ in range(2)]
+    # The first try of each message's first event fails; the schedule's next slot is 5 s later,
+    # and each message's second event waits for its first.
+    product.fail_first(3, status=503)
+    with celery_worker(beat=True):
+        for message in messages:
+            post(client, message, "undelivered", ABSENT_SUBSCRIBER)
+        # Decided before the deliveries arrive (decided after, a failure needs no retry).
+        assert wait_until(lambda: Attempt.objects.filter(outcome="scheduled").count() == 3, timeout=30)
+        for message in messages:
+            post(client, message, "delivered")
+        assert wait_until(lambda: feed_idle() and len(product.received) >= 9, timeout=60)
+        settle()
+    assert [r.event["type"] for r in product.received[:3]] == ["message.retry_scheduled"] * 3  # refused
+    delivered = product.received[3:]
+    assert len(delivered) == 6
+    ids = [r.headers["webhook-id"] for r in delivered]
+    assert len(set(ids)) == 6  # every event once
+    for message in messages:
+        types = [r.event["type"] for r in delivered if r.event["data"]["message_id"] == message.pk]
+        assert types == ["message.retry_scheduled", "message.delivered"]
