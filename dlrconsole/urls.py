@@ -13,6 +13,7 @@ router.register("messages", MessageViewSet, basename="message")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("console/", include("receipts.console.urls")),
     path("hooks/<slug:slug>/", webhook, name="webhook"),
     # For providers that cannot sign: the connection's secret token in the path.
     path("hooks/<slug:slug>/<str:token>/", webhook, name="webhook-with-token"),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from receipts.errors import describe_reason
 from receipts.models import ClassSource, Message, Receipt
@@ -19,7 +19,7 @@ def message_list() -> QuerySet[Message]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # "registered" | "receipt"; decisions and attempts join in later issues
+    kind: str  # "registered" | "receipt" | "decision" | "attempt" | "notification"
     summary: str
     detail: dict[str, Any]
 
@@ -56,6 +56,7 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
             )
         )
     entries.extend(_decision_entries(message))
+    entries.extend(_notification_entries(message))
     return sorted(entries, key=lambda entry: entry.at)
 
 
@@ -96,6 +97,81 @@ def _decision_entries(message: Message) -> list[TimelineEntry]:
             )
         )
     return entries
+
+
+def _notification_entries(message: Message) -> list[TimelineEntry]:
+    """What the product was told about this message (the feed), and whether it got it."""
+    from retries.models import FeedDelivery, FeedEvent
+
+    events = (
+        FeedEvent.objects.filter(message=message)
+        .prefetch_related(Prefetch("deliveries", FeedDelivery.objects.select_related("endpoint").order_by("id")))
+        .order_by("created_at", "id")
+    )
+    return [
+        TimelineEntry(
+            at=event.created_at,
+            kind="notification",
+            summary=f"Product told: {event.get_type_display()}",
+            detail={
+                "event_id": event.webhook_id,
+                "type": event.type,
+                "deliveries": [
+                    {
+                        "endpoint": delivery.endpoint.name,
+                        "status": delivery.status,
+                        "attempts": delivery.attempts,
+                        "last_status_code": delivery.last_status_code,
+                        "last_error": delivery.last_error,
+                        "delivered_at": delivery.delivered_at,
+                    }
+                    for delivery in event.deliveries.all()
+                ],
+            },
+        )
+        for event in events
+    ]
+
+
+def message_detail(pk: int) -> Message:
+    """One message for its page; raises Message.DoesNotExist."""
+    return Message.objects.select_related("connection", "chain_root").get(pk=pk)
+
+
+@dataclass(frozen=True)
+class AttemptChain:
+    """An original message, its resends and the attempts that made them."""
+
+    root: Message
+    messages: list[Message]
+    attempts: list[Any]  # retries.models.Attempt; retries imports this module's app
+
+    @property
+    def is_single(self) -> bool:
+        return len(self.messages) == 1 and not self.attempts
+
+
+def message_chain(message: Message) -> AttemptChain:
+    from retries.models import Attempt
+
+    root = message.chain_root or message
+    resends = list(root.resends.select_related("connection").order_by("submitted_at", "id"))
+    attempts = list(
+        Attempt.objects.filter(chain_root=root)
+        .select_related("decision", "decision__requested_by", "connection", "channel")
+        .order_by("number", "id")
+    )
+    return AttemptChain(root=root, messages=[root, *resends], attempts=attempts)
+
+
+def recipient_other_messages(message: Message, *, limit: int = 10) -> list[Message]:
+    """The recipient's latest other messages, newest registered first (message_recipient_idx)."""
+    return list(
+        Message.objects.filter(recipient=message.recipient)
+        .exclude(pk=message.pk)
+        .select_related("connection")
+        .order_by("-id")[:limit]
+    )
 
 
 def _receipt_summary(receipt: Receipt) -> str:
