@@ -62,12 +62,12 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def roles_sync(**_: Any) -> None:
+def roles_sync(**kwargs: Any) -> None:
     """Create the role groups and give each exactly its permissions (post_migrate handler)."""
     from django.contrib.auth.models import Group, Permission
 
     for role, names in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
+        group, _created = Group.objects.get_or_create(name=role)
         permissions = []
         for name in names:
             app_label, codename = name.split(".")

@@ -112,6 +112,14 @@ class MessageRegisterSerializer(serializers.Serializer):
     flow = serializers.SlugField(max_length=64, required=False, default="")
     client_reference = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
     submitted_at = serializers.DateTimeField(required=False)
+    body = serializers.CharField(
+        max_length=1600, required=False, default="", allow_blank=True, trim_whitespace=False,
+        help_text="The text, kept only so that retries can resend it; erased after the retention period, "
+        "never returned by the API.",
+    )  # fmt: skip
+    fallback_email = serializers.EmailField(
+        required=False, default="", allow_blank=True, help_text="Where the e-mail fallback reaches the recipient."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -154,6 +162,8 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                     flow=data["flow"],
                     client_reference=data["client_reference"],
                     submitted_at=data.get("submitted_at"),
+                    body=data["body"],
+                    fallback_email=data["fallback_email"],
                 )
             )
         except RegistrationConflict as exc:

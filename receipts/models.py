@@ -134,8 +134,8 @@ class Message(models.Model):
     # The text, kept only to resend it (retries) and erased after DLR_MESSAGE_BODY_RETENTION
     # (retries/sweeps.py); never in the API's output, the feed or logs.
     body = models.TextField(blank=True, max_length=1600)
-    # Where a fallback channel reaches the recipient (an e-mail address), if the product gave one.
-    fallback_address = models.CharField(max_length=254, blank=True)
+    # Where the e-mail fallback channel reaches the recipient, if the product gave it.
+    fallback_email = models.EmailField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -27,7 +27,7 @@ class MessageRegistration:
     client_reference: str = ""
     submitted_at: datetime | None = None
     body: str = ""
-    fallback_address: str = ""
+    fallback_email: str = ""
     # For a resend: the original message of its attempt chain.
     chain_root: Message | None = None
 
@@ -51,7 +51,7 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
                 "client_reference": r.client_reference,
                 "submitted_at": r.submitted_at or timezone.now(),
                 "body": r.body,
-                "fallback_address": r.fallback_address,
+                "fallback_email": r.fallback_email,
                 "chain_root": r.chain_root,
             },
         )

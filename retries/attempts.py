@@ -65,10 +65,11 @@ def attempts_run_due(*, now: datetime | None = None, limit: int = 50, budget: fl
     started = time.monotonic()
     ran = 0
     while ran < limit and time.monotonic() - started < budget:
-        claimed = _claim_due(now or timezone.now(), 1)
+        current = now or timezone.now()
+        claimed = _claim_due(current, 1)
         if not claimed:
             break
-        attempt_execute(claimed[0])
+        attempt_execute(claimed[0], now=current)
         ran += 1
     return ran
 
@@ -89,9 +90,9 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
     return ids
 
 
-def attempt_execute(attempt_id: int) -> None:
+def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
     """Run one claimed attempt and record what happened."""
-    now = timezone.now()
+    now = now or timezone.now()
     attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel").get(
         pk=attempt_id
     )
@@ -121,7 +122,7 @@ def attempt_execute(attempt_id: int) -> None:
     except SendError as exc:
         _after_send_error(attempt, exc, duration=time.monotonic() - started, now=now)
         return
-    _succeeded(attempt, result, now=timezone.now())
+    _succeeded(attempt, result, now=now)
 
 
 def attempt_plan(attempt: Attempt) -> Plan:
@@ -141,9 +142,9 @@ def attempt_plan(attempt: Attempt) -> Plan:
     channel = attempt.channel
     if channel is None or not channel.enabled:
         raise NotSendable("the fallback channel is missing or disabled")
-    to = root.fallback_address if channel.kind == "email" else root.recipient
+    to = root.fallback_email if channel.kind == "email" else root.recipient
     if not to:
-        raise NotSendable(f"no fallback address was registered for the {channel.slug} channel")
+        raise NotSendable(f"no fallback e-mail address was registered for the {channel.slug} channel")
     return Plan(_build(channel), to, root.body, channel.sender_id)
 
 
@@ -204,7 +205,7 @@ def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> 
         connection=attempt.connection, provider_message_id=result.provider_message_id,
         recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
         client_reference=root.client_reference, submitted_at=now, body=root.body,
-        fallback_address=root.fallback_address, chain_root=root,
+        fallback_email=root.fallback_email, chain_root=root,
     )  # fmt: skip
     with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
         message, _ = message_register(registration)

@@ -227,13 +227,14 @@ class FallbackChannel(models.Model):
 
 
 def validate_sender_config(kind: str, config: object) -> None:
+    # Not tied to the `config` field: admin forms edit it as settings plus a separate credential.
     if not isinstance(config, dict):
-        raise ValidationError({"config": "an object of settings"})
+        raise ValidationError("The sender settings must be an object.")
     try:
         validate_config(kind, config)
     except ValueError as exc:
         # The reason only: a configuration holds credentials, never echoed back.
-        raise ValidationError({"config": str(exc)}) from None
+        raise ValidationError(f"Sender settings: {exc}.") from None
 
 
 from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint  # noqa: E402, F401

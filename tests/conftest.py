@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
+from tests.send_api import FakeGateway
+
 
 def pytest_configure(config: pytest.Config) -> None:
     db = settings.DATABASES["default"]
@@ -71,3 +73,14 @@ def http_server(transactional_db: None) -> Iterator[str]:
         yield f"http://127.0.0.1:{thread.port}"
     finally:
         thread.terminate()
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    """A real local SMS gateway (the generic HTTP send API) that honours idempotency keys."""
+    server = FakeGateway()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+    server.thread.join(timeout=5)

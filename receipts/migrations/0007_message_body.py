@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='message',
-            name='fallback_address',
-            field=models.CharField(blank=True, max_length=254),
+            name='fallback_email',
+            field=models.EmailField(blank=True, max_length=254),
         ),
     ]

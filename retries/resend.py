@@ -1,0 +1,67 @@
+"""A resend asked for by a person (support, from the console) rather than decided by a rule.
+
+It is an ordinary attempt with a decision that names who asked, so it runs, cancels and shows
+on the timeline like any retry. The form's one-time key makes it idempotent: a double-clicked
+confirmation resends once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from receipts.models import Message
+from retries.models import Attempt, ConnectionSender, Decision, Rule
+from retries.notifications import RETRY_SCHEDULED, attempt_data, notify_once
+from retries.runner_kick import kick_attempt_runner
+
+
+class ResendRefused(Exception):
+    """Why this message cannot be resent now; shown to the person who asked."""
+
+
+def resend_request(*, message: Message, user: Any, request_key: str = "") -> Attempt:
+    """Schedule a resend of `message` now, through its own connection; idempotent by
+    `request_key` (a fresh one per confirmation form). Raises ResendRefused."""
+    key = f"manual-{message.pk}-{request_key or uuid.uuid4().hex}"[:64]
+    now = timezone.now()
+    with transaction.atomic():
+        root = message.chain_root or message
+        Message.objects.select_for_update().filter(pk=root.pk).values_list("pk").first()
+        if (existing := Attempt.objects.filter(idempotency_key=key).first()) is not None:
+            return existing
+        resend_refusal(message)
+        decision = Decision.objects.create(
+            message=message, outbox_event=None, requested_by=user if user.is_authenticated else None,
+            action=Rule.Action.RETRY_SAME, state=Decision.State.SCHEDULED, created_at=now,
+            why=f"resend requested by {user.get_username() or 'an API client'}"[:255],
+        )  # fmt: skip
+        made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+        try:
+            with transaction.atomic():
+                attempt = Attempt.objects.create(
+                    decision=decision, chain_root=root, number=made + 1, idempotency_key=key, due_at=now,
+                    action=Rule.Action.RETRY_SAME, connection=message.connection,
+                )  # fmt: skip
+        except IntegrityError:
+            raise ResendRefused("this resend was already requested") from None
+        notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
+        transaction.on_commit(kick_attempt_runner)
+    return attempt
+
+
+def resend_refusal(message: Message) -> None:
+    """Raise ResendRefused if `message` cannot be resent now (the console shows the reason
+    before asking for confirmation)."""
+    root = message.chain_root or message
+    if Attempt.objects.filter(
+        chain_root=root, outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
+    ).exists():
+        raise ResendRefused("a resend of this message is already scheduled or running")
+    if not root.body:
+        raise ResendRefused("no message text is kept for this message (not registered, or erased)")
+    if not ConnectionSender.objects.filter(connection_id=message.connection_id, enabled=True).exists():
+        raise ResendRefused(f"connection {message.connection.slug} has no send API configured")

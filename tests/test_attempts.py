@@ -1,0 +1,229 @@
+"""Attempts run through real senders (a local gateway on loopback): one resend per attempt,
+registered into the chain; sender errors rescheduled or final; the product told what happened."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db.models import F
+from django.utils import timezone
+
+from receipts.models import Message
+from receipts.statuses import Status
+from retries.attempts import attempts_run_due
+from retries.feed_models import FeedEvent
+from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, OutboxEvent, Rule
+from retries.outbox import outbox_process
+from retries.sweeps import message_bodies_erase
+from tests.factories import ConnectionFactory, MessageFactory
+from tests.send_api import FakeGateway
+
+pytestmark = pytest.mark.django_db
+
+
+def fail(message: Message, reason: str = "absent_subscriber", error_class: str = "temporary") -> Decision:
+    Message.objects.filter(pk=message.pk).update(status=Status.UNDELIVERED, reason=reason, error_class=error_class)
+    event = OutboxEvent.objects.create(message=message, kind="status_changed", status="undelivered",
+                                       created_at=timezone.now())  # fmt: skip
+    outbox_process(event.pk)
+    return Decision.objects.get(outbox_event=event)
+
+
+def events(message: Message | None = None) -> list[str]:
+    found = FeedEvent.objects.order_by("id")
+    return list((found.filter(message=message) if message else found).values_list("type", flat=True))
+
+
+def run_later(seconds: int = 600) -> int:
+    return attempts_run_due(now=timezone.now() + timedelta(seconds=seconds))
+
+
+@pytest.fixture
+def otp(gateway: FakeGateway) -> Message:
+    message = MessageFactory(body="Your code is 123456", fallback_email="user@example.com")
+    gateway.configure(message.connection, sender_id="ACME")
+    return message
+
+
+def test_a_temporary_failure_is_resent_after_the_backoff_as_a_new_message_in_the_chain(otp, gateway):
+    fail(otp)
+    assert attempts_run_due() == 0  # not due before its backoff
+    assert run_later() == 1
+    attempt = Attempt.objects.get()
+    resend = attempt.resend
+    assert (attempt.outcome, attempt.tries, attempt.detail) == ("succeeded", 1, f"resent as message {resend.pk}")
+    assert attempt.response_summary == "HTTP 200: id gw-1"
+    assert attempt.duration_ms is not None
+    assert (resend.chain_root, resend.provider_message_id, resend.connection) == (otp, "gw-1", otp.connection)
+    assert (resend.recipient, resend.flow, resend.status) == (otp.recipient, otp.flow, Status.QUEUED)
+    [sent] = gateway.sends.values()
+    assert (sent["to"], sent["body"], sent["sender_id"]) == (otp.recipient, "Your code is 123456", "ACME")
+    assert sent["status_callback_url"].endswith(f"/hooks/{otp.connection.slug}/")
+    assert events() == ["message.retry_scheduled"]
+    assert run_later() == 0  # nothing runs twice
+
+
+def test_the_provider_sees_the_attempts_idempotency_key(otp, gateway):
+    fail(otp)
+    run_later()
+    assert [r["key"] for r in gateway.requests] == [f"retry-of-message-{otp.pk}"]
+
+
+def test_a_late_delivery_cancels_the_scheduled_retry_and_nothing_is_sent(otp, gateway):
+    fail(otp)
+    Message.objects.filter(pk=otp.pk).update(status=Status.DELIVERED)
+    outbox_process(OutboxEvent.objects.create(message=otp, kind="status_changed", status="delivered",
+                                              created_at=timezone.now()).pk)  # fmt: skip
+    assert run_later() == 0
+    assert Attempt.objects.get().outcome == "cancelled"
+    assert gateway.requests == []
+    assert events() == ["message.retry_scheduled", "message.delivered"]
+
+
+def test_a_temporary_sender_error_runs_the_same_attempt_again_later(otp, gateway):
+    gateway.fail_next(503)
+    fail(otp)
+    assert run_later(60) == 1
+    attempt = Attempt.objects.get()
+    assert (attempt.outcome, attempt.detail) == ("scheduled", 'temporary: HTTP 503: {"error": "try later"}')
+    assert run_later(60) == 0  # waits its own delay
+    assert run_later(120) == 1
+    attempt.refresh_from_db()
+    assert (attempt.outcome, attempt.tries) == ("succeeded", 2)
+    assert len(gateway.sends) == 1
+    assert Message.objects.filter(chain_root=otp).count() == 1
+
+
+def test_a_permanent_sender_error_fails_the_attempt_and_tells_the_product_once(otp, gateway):
+    gateway.fail_next(400)
+    fail(otp)
+    run_later()
+    attempt = Attempt.objects.get()
+    assert attempt.outcome == "failed"
+    assert attempt.detail.startswith("permanent: HTTP 400")
+    assert events() == ["message.retry_scheduled", "message.failed"]
+    failed = FeedEvent.objects.get(type="message.failed").payload["data"]
+    assert failed["final"] is True
+    assert failed["reason"] == "absent_subscriber"
+    assert failed["explanation"]
+    assert not Message.objects.filter(chain_root=otp).exists()
+
+
+def test_a_connection_without_a_send_api_fails_the_attempt_with_the_reason():
+    message = MessageFactory(body="hello")
+    fail(message)
+    run_later()
+    assert Attempt.objects.get().detail == f"connection {message.connection.slug} has no send API configured"
+    assert events() == ["message.retry_scheduled", "message.failed"]
+
+
+def test_without_the_text_there_is_nothing_to_resend(gateway):
+    message = MessageFactory(body="")
+    gateway.configure(message.connection)
+    fail(message)
+    run_later()
+    assert Attempt.objects.get().outcome == "failed"
+    assert "no message text" in Attempt.objects.get().detail
+    assert gateway.requests == []
+
+
+def test_an_attempt_past_its_deadline_is_cancelled_and_the_failure_stands(otp, gateway):
+    fail(otp)
+    assert run_later(2 * 3600) == 1  # the default temporary rule's deadline is an hour
+    attempt = Attempt.objects.get()
+    assert (attempt.outcome, attempt.detail) == ("cancelled", "its deadline passed")
+    assert gateway.requests == []
+    assert events() == ["message.retry_scheduled", "message.failed"]
+
+
+def test_a_route_problem_is_resent_on_the_other_connection(otp, gateway):
+    backup = ConnectionFactory(slug="backup")
+    gateway.configure(backup)
+    Rule.objects.filter(action="retry_other").update(target_connection=backup)
+    fail(otp, reason="carrier_rejected", error_class="permanent")
+    assert attempts_run_due() == 1
+    resend = Attempt.objects.get().resend
+    assert (resend.connection, resend.chain_root) == (backup, otp)
+
+
+def test_a_fallback_channel_sends_an_email_and_tells_the_product(otp, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    channel = FallbackChannel.objects.create(slug="email", kind="email", config={"from_email": "otp@acme.test"})
+    Rule.objects.create(name="Fallback", position=1, statuses=["undelivered"], action="fallback",
+                        fallback_channel=channel, backoff_seconds=[0])  # fmt: skip
+    fail(otp)
+    assert attempts_run_due() == 1
+    [email] = mail.outbox
+    assert (email.to, email.body, email.from_email) == (["user@example.com"], "Your code is 123456", "otp@acme.test")
+    attempt = Attempt.objects.get()
+    assert attempt.outcome == "succeeded"
+    assert attempt.resend is None
+    assert events() == ["message.retry_scheduled", "message.fallback_sent"]
+
+
+def test_a_claim_whose_runner_died_is_taken_over_after_its_lease(otp, gateway, settings):
+    settings.DLR_ATTEMPT_LEASE_SECONDS = 30
+    fail(otp)
+    later = timezone.now() + timedelta(hours=0, seconds=120)
+    Attempt.objects.update(outcome="running", due_at=later - timedelta(seconds=1), tries=1)  # a dead claim
+    assert attempts_run_due(now=later) == 1
+    attempt = Attempt.objects.get()
+    assert (attempt.outcome, attempt.tries) == ("succeeded", 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_claim_was_taken_over_during_the_send_records_nothing(otp, gateway):
+    from django.db import connection
+
+    def another_runner_takes_over() -> None:
+        Attempt.objects.update(tries=F("tries") + 1)
+        connection.close()  # the gateway's thread: its own connection
+
+    gateway.on_send = another_runner_takes_over
+    fail(otp)
+    assert run_later() == 1
+    assert Attempt.objects.get().outcome == "running"
+    assert not Message.objects.filter(chain_root=otp).exists()
+
+
+def test_message_text_is_erased_after_the_retention_unless_a_retry_still_needs_it(gateway, settings):
+    settings.DLR_MESSAGE_BODY_RETENTION_SECONDS = 60
+    old = timezone.now() - timedelta(minutes=5)
+    kept_for_retry = MessageFactory(body="code 1", submitted_at=old)
+    gateway.configure(kept_for_retry.connection)
+    fail(kept_for_retry)
+    Attempt.objects.update(deadline_at=None)
+    erased = MessageFactory(body="code 2", submitted_at=old)
+    recent = MessageFactory(body="code 3")
+    assert message_bodies_erase() == 1
+    bodies = Message.objects.filter(pk__in=[kept_for_retry.pk, erased.pk, recent.pk]).order_by("pk")
+    assert [m.body for m in bodies] == ["code 1", "", "code 3"]
+
+
+def test_the_sender_admin_never_shows_the_credential_and_blank_keeps_it(admin_client, otp):
+    configured = ConnectionSender.objects.get(connection=otp.connection)
+    configured.config = {"url": "https://gw.example/send", "token": "tok-secret-value-1234"}
+    configured.save()
+    url = f"/admin/retries/connectionsender/{configured.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "tok-secret-value-1234" not in page
+    assert "…1234" in page
+    response = admin_client.post(url, {
+        "connection": otp.connection.pk, "kind": "generic-http", "settings": '{"url": "https://gw2.example/send"}',
+        "credential": "", "sender_id": "ACME", "enabled": "on",
+    })  # fmt: skip
+    assert response.status_code == 302
+    configured.refresh_from_db()
+    assert configured.config == {"url": "https://gw2.example/send", "token": "tok-secret-value-1234"}
+
+
+def test_the_sender_admin_refuses_an_incomplete_configuration_with_the_reason(admin_client, otp):
+    response = admin_client.post("/admin/retries/fallbackchannel/add/", {
+        "slug": "hook", "kind": "generic-webhook", "settings": '{"url": "https://product.example/hook"}',
+        "credential": "", "sender_id": "", "enabled": "on",
+    })  # fmt: skip
+    assert response.status_code == 200
+    assert "Sender settings: missing required setting(s): secret." in response.content.decode()
+    assert not FallbackChannel.objects.exists()
