@@ -105,7 +105,8 @@ def delivery_times_sql(delivered: QuerySet[Message]) -> tuple[timedelta | None, 
 
 
 def delivery_times_python(delivered: QuerySet[Message]) -> tuple[timedelta | None, timedelta | None]:
-    ordered = sorted(final - submitted for submitted, final in delivered.values_list("submitted_at", "final_at"))
+    rows = delivered.filter(final_at__isnull=False).values_list("submitted_at", "final_at")
+    ordered = sorted(final - submitted for submitted, final in rows if final is not None)
     return percentile_cont(ordered, 0.5), percentile_cont(ordered, 0.95)
 
 
