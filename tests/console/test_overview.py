@@ -10,13 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from receipts.models import Message, Receipt
-from receipts.overview import (
-    delivery_times_python,
-    delivery_times_sql,
-    overview_summary,
-    percentile_cont,
-    receipts_per_minute,
-)
+from receipts.overview import delivery_times_ranked, delivery_times_sql, overview_summary, receipts_per_minute
 from tests.console.conftest import HTMX
 from tests.factories import ConnectionFactory, MessageFactory
 
@@ -34,19 +28,16 @@ def _failed(reason: str, **fields) -> Message:
     return MessageFactory(status="undelivered", reason=reason, error_class="temporary", **fields)
 
 
-def test_percentiles_interpolate_like_postgresql() -> None:
-    values = [timedelta(seconds=s) for s in (1, 2, 3, 4, 10)]
-    assert percentile_cont(values, 0.5) == timedelta(seconds=3)
-    assert percentile_cont(values, 0.95) == timedelta(seconds=8.8)
-    assert percentile_cont([], 0.5) is None
-
-
-def test_time_to_delivery_is_the_same_in_sql_and_in_the_sqlite_fallback() -> None:
+def test_time_to_delivery_is_the_same_with_percentile_cont_and_with_the_ranked_fallback() -> None:
     for seconds in (1, 2, 3, 4, 10, 7.5):
         _delivered(seconds)
     _failed("absent_subscriber")
     delivered = Message.objects.filter(status="delivered")
-    assert delivery_times_sql(delivered) == delivery_times_python(delivered)
+    for by_sql, by_rank in zip(delivery_times_sql(delivered), delivery_times_ranked(delivered), strict=True):
+        assert abs(by_sql - by_rank) < timedelta(milliseconds=1)
+    assert delivery_times_ranked(Message.objects.none()) == (None, None)
+    assert delivery_times_ranked(delivered.filter(flow="none")) == (None, None)
+    assert delivery_times_ranked(delivered.filter(pk=delivered.first().pk)) == (timedelta(seconds=1),) * 2
     p50, p95 = overview_summary(window="1h").p50, overview_summary(window="1h").p95
     assert p50 == timedelta(seconds=3.5)
     assert p95 == timedelta(seconds=9.375)
@@ -73,18 +64,22 @@ def test_the_window_bounds_which_messages_count() -> None:
 
 def test_top_failure_reasons_and_breakdowns_by_connection_and_country() -> None:
     eu, us = ConnectionFactory(slug="eu"), ConnectionFactory(slug="us")
+    MessageFactory(status="failed", reason="", connection=us, country="US", flow="no-reason")
     for _ in range(3):
         _failed("absent_subscriber", connection=eu, country="FR")
     _failed("landline", connection=us, country="US")
     _delivered(1, connection=us, country="US")
     summary = overview_summary(window="1h")
-    assert [(r.reason, r.messages) for r in summary.top_reasons] == [("absent_subscriber", 3), ("landline", 1)]
+    assert [(r.reason, r.messages) for r in summary.top_reasons] == [
+        ("absent_subscriber", 3), ("landline", 1), ("unknown", 1)
+    ]  # fmt: skip
     assert "switched off" in summary.top_reasons[0].explanation
     assert [(t.key, t.total, t.delivered, t.failed) for t in summary.by_connection] == [
         ("eu", 3, 0, 3),
-        ("us", 2, 1, 1),
+        ("us", 3, 1, 2),
     ]
-    assert [(t.key, t.delivery_rate) for t in summary.by_country] == [("FR", 0.0), ("US", 0.5)]
+    assert [(t.key, t.delivery_rate) for t in summary.by_country] == [("FR", 0.0), ("US", 1 / 3)]
+    assert (summary.totals.total, summary.totals.failed) == (6, 5)
 
 
 def test_receipts_per_minute_fills_every_minute_of_the_last_hour() -> None:
