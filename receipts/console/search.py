@@ -20,7 +20,8 @@ MULTI_VALUED = ("status", "error_class", "reason")
 @require_GET
 @console_view(roles.USE_CONSOLE)
 def search(request: HtmxHttpRequest) -> HttpResponse:
-    filterset = MessageFilter(request.GET, queryset=message_list())
+    # The text kept for resends is never shown in a list.
+    filterset = MessageFilter(request.GET, queryset=message_list().defer("body"))
     context = {
         "nav": "search",
         "form": filterset.form,
