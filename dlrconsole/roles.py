@@ -8,6 +8,10 @@ this table after every migrate (receipts/apps.py), so adding a permission here i
 - admin: everything support does, plus configuration (connections, rules, the error catalog,
   product endpoints, users) and the audit log.
 - viewer: dashboards and exports, with phone numbers masked (BI does not need them).
+
+One more group is not a console role but a service account: `product`, the product that sends
+SMS. Its API token registers messages, searches them, reads timelines with full numbers and
+reads the feed API; it has no password and never signs in (`create_api_token --product`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ SUPPORT = "support"
 ADMIN = "admin"
 VIEWER = "viewer"
 ROLES = (SUPPORT, ADMIN, VIEWER)
+PRODUCT = "product"
 
 # Capabilities, declared on receipts.Message's Meta.permissions.
 USE_CONSOLE = "receipts.use_console"  # overview and search results
@@ -33,6 +38,8 @@ CONFIGURATION_MODELS = (
     "receipts.errorcodeoverride",
     "retries.rule",
     "retries.productendpoint",
+    "retries.connectionsender",
+    "retries.fallbackchannel",
     "auth.user",
     "auth.group",
 )
@@ -46,7 +53,16 @@ INSPECTION_MODELS = (
     "retries.feedevent",
     "retries.feeddelivery",
     "retries.feedattempt",
+    "alerts.alert",  # viewing is enough to acknowledge (alerts/admin.py)
 )
+
+# Sign-in throttling records (django-axes): admins read them and delete one to unlock early.
+LOCKOUT_PERMISSIONS = ("axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accesslog")
+
+# What the product's API token does (receipts/api.py, retries/feed_api.py).
+REGISTER_MESSAGES = "receipts.add_message"
+READ_FEED_DELIVERIES = "retries.view_feeddelivery"
+READ_FEED_ENDPOINTS = "retries.view_productendpoint"
 
 SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -58,6 +74,10 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *(f"{app}.{action}_{model}" for app_model in CONFIGURATION_MODELS for app, model in [app_model.split(".")]
           for action in ("add", "change", "delete", "view")),
         *(f"{app}.view_{model}" for app_model in INSPECTION_MODELS for app, model in [app_model.split(".")]),
+        *LOCKOUT_PERMISSIONS,
+    ),
+    PRODUCT: (
+        REGISTER_MESSAGES, USE_CONSOLE, VIEW_TIMELINE, SEE_NUMBERS, READ_FEED_DELIVERIES, READ_FEED_ENDPOINTS,
     ),
 }  # fmt: skip
 

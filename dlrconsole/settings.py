@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 # Lets admin and form classes be subscripted with their model at runtime, as the type stubs want.
 django_stubs_ext.monkeypatch()
@@ -74,6 +76,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "django_celery_beat",
+    "axes",
+    "audit",
+    "accounts",
     "receipts",
     "retries",
     "alerts",
@@ -88,6 +94,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Who made a configuration change, for its history and the audit log (audit/).
+    "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: turns a sign-in refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dlrconsole.urls"
@@ -139,7 +149,28 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+# A working day: support agents sign in once per shift, not once per fortnight.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+
+# Login throttling (django-axes): the first backend refuses a locked-out username+address
+# before any password is checked; ModelBackend then signs in and answers permission checks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failures for one username from one address lock that pair out for
+# LOGIN_LOCKOUT_MINUTES; another user, or the same user elsewhere, can still sign in. A
+# success resets the count. Admins unlock early in the admin (Axes: access attempts).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# The same caller address the webhooks' allowlist uses (DLR_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "receipts.views.client_address"
 
 # Where providers reach this console, used to print webhook URLs (`create_connection`).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -185,6 +216,14 @@ if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)
+# Who is mailed when a rule raises a support alert (comma-separated); empty: alerts are only
+# listed in the admin.
+DLR_ALERT_EMAILS = [a.strip() for a in os.environ.get("DLR_ALERT_EMAILS", "").split(",") if a.strip()]
+for _address in DLR_ALERT_EMAILS:
+    try:
+        validate_email(_address)
+    except ValidationError:
+        raise ImproperlyConfigured(f"DLR_ALERT_EMAILS: {_address!r} is not an e-mail address") from None
 # A message's text is kept only to resend it; erased this long after submission.
 DLR_MESSAGE_BODY_RETENTION_SECONDS = env_int("DLR_MESSAGE_BODY_RETENTION_SECONDS", 24 * 3600)
 
@@ -216,6 +255,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrconsole")
 # `celery -A dlrconsole beat` runs the sweeper that publishes outbox events whose publish after
 # commit was lost (broker down, process killed).
+# Periodic tasks live in the database (django-celery-beat): `celery beat` installs the entries
+# below at start, and admins can pause one or change its interval in the admin without a deploy.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "retries.tasks.redispatch_outbox", "schedule": 10.0},
     "missing-receipts": {"task": "retries.tasks.sweep_missing_receipts", "schedule": 60.0},

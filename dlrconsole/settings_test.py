@@ -19,3 +19,9 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
 CELERY_TASK_DEFAULT_QUEUE = "dlrconsole-test"
+# A worker started with its embedded beat (tests/worker.py) runs every periodic task each
+# second, so end-to-end tests wait seconds, not the production intervals. The database
+# scheduler wakes at most every 5 s, so that beat keeps its schedule in a file
+# (tests/test_beat.py checks the production scheduler installs the schedule).
+CELERY_BEAT_SCHEDULER = "celery.beat:PersistentScheduler"
+CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELERY_BEAT_SCHEDULE.items()}  # noqa: F405

@@ -12,9 +12,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from dlrconsole import roles
+from dlrconsole.api_permissions import ActionPermissions
 from receipts.filters import MessageFilter
 from receipts.models import Connection, Message
-from receipts.phones import InvalidNumber, parse_number
+from receipts.phones import InvalidNumber, mask_number, mask_number_in, parse_number
 from receipts.selectors import message_list, message_timeline, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 
@@ -27,10 +29,24 @@ class MessageCursorPagination(CursorPagination):
     max_page_size = 500
 
 
+def _shows_numbers(serializer: serializers.BaseSerializer) -> bool:
+    request = serializer.context.get("request")
+    return request is not None and roles.can_see_numbers(request.user)
+
+
 class MessageSerializer(serializers.ModelSerializer):
+    """A message; its recipient masked for callers without the see-full-numbers permission
+    (and for any use without a request in the context)."""
+
     connection: serializers.SlugRelatedField[Connection] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if not _shows_numbers(self):
+            data["recipient"] = mask_number(instance.recipient)
+        return data
 
     class Meta:
         model = Message
@@ -99,7 +115,9 @@ class MessageDetailSerializer(MessageSerializer):
 
     @extend_schema(responses=TimelineEntrySerializer(many=True))
     def get_timeline(self, message: Message) -> list[dict[str, Any]]:
-        return TimelineEntrySerializer(message_timeline(message), many=True).data  # type: ignore[return-value]
+        entries: list[dict[str, Any]] = TimelineEntrySerializer(message_timeline(message), many=True).data  # type: ignore[assignment]
+        # Raw payloads and headers carry the recipient in the provider's own spellings.
+        return entries if _shows_numbers(self) else mask_number_in(entries, message.recipient)
 
 
 class MessageRegisterSerializer(serializers.Serializer):
@@ -130,8 +148,18 @@ class MessageRegisterSerializer(serializers.Serializer):
 
 
 class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Messages: register (POST), search (GET list), one message with its timeline (GET detail)."""
+    """Messages: register (POST), search (GET list), one message with its timeline (GET detail).
 
+    Search is what the console's search page does (viewers too, numbers masked); a timeline
+    is a message page's; registering is the sending product's (dlrconsole/roles.py, PRODUCT).
+    """
+
+    permission_classes = [ActionPermissions]
+    action_permissions = {
+        "list": (roles.USE_CONSOLE,),
+        "retrieve": (roles.VIEW_TIMELINE,),
+        "create": (roles.REGISTER_MESSAGES,),
+    }
     filterset_class = MessageFilter
     pagination_class = MessageCursorPagination
 
@@ -169,5 +197,6 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         except RegistrationConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(
-            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            MessageSerializer(message, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )

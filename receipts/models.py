@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from audit.history import AuditedHistory
 from receipts.providers import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import ReceiptOutcome, Status
@@ -58,6 +59,8 @@ class Connection(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who changed what (the audit log); the secrets only as "changed".
+    history = AuditedHistory(secret_fields=["secrets"])
 
     class Meta:
         ordering = ["slug"]

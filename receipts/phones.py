@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 
@@ -46,3 +48,44 @@ def mask_number(e164: str) -> str:
     if len(e164) < 8:
         return "•" * len(e164)
     return e164[:4] + "•" * (len(e164) - 7) + e164[-3:]
+
+
+# A run of digits, with what may stand before an international number: +, URL-encoded +, 00.
+_DIGIT_RUN = re.compile(r"(\+|%2[Bb]|00)?(\d+)")
+
+
+def mask_number_in(value: Any, e164: str) -> Any:
+    """`value` (text, or lists and dicts of text) with every spelling of `e164` masked.
+
+    For raw provider payloads shown to someone who may not see numbers: providers write the
+    recipient as E.164, without the +, URL-encoded, with 00 or in national form, so any run of
+    digits that ends with the number's national digits is masked. Spellings split by spaces
+    or dashes are not recognised; providers do not send those.
+    """
+    national = _national_digits(e164)
+    if not national:
+        return value
+
+    def mask(match: re.Match[str]) -> str:
+        prefix, digits = match.group(1) or "", match.group(2)
+        if not digits.endswith(national):
+            return match.group(0)
+        return prefix + digits[:3] + "•" * max(len(digits) - 6, 1) + digits[-3:]
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _DIGIT_RUN.sub(mask, item)
+        if isinstance(item, dict):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(inner) for inner in item]
+        return item
+
+    return walk(value)
+
+
+def _national_digits(e164: str) -> str:
+    try:
+        return str(phonenumbers.parse(e164, None).national_number)
+    except phonenumbers.NumberParseException:
+        return ""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
 from receipts.errors import describe_reason
 from receipts.models import ClassSource, Message, Receipt
@@ -56,7 +56,6 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
             )
         )
     entries.extend(_decision_entries(message))
-    entries.extend(_notification_entries(message))
     return sorted(entries, key=lambda entry: entry.at)
 
 
@@ -65,7 +64,8 @@ def _decision_entries(message: Message) -> list[TimelineEntry]:
     from retries.models import Attempt, Decision
 
     entries = []
-    for decision in Decision.objects.filter(message=message).select_related("rule").order_by("created_at", "id"):
+    decisions = Decision.objects.filter(message=message).select_related("rule", "requested_by")
+    for decision in decisions.order_by("created_at", "id"):
         entries.append(
             TimelineEntry(
                 at=decision.created_at,
@@ -77,10 +77,12 @@ def _decision_entries(message: Message) -> list[TimelineEntry]:
                     "state": decision.state,
                     "why": decision.why,
                     "rule": decision.rule.name if decision.rule else None,
+                    "requested_by": decision.requested_by.get_username() if decision.requested_by else None,
                 },
             )
         )
-    for attempt in Attempt.objects.filter(decision__message=message).order_by("due_at", "id"):
+    attempts = Attempt.objects.filter(decision__message=message).select_related("connection", "channel")
+    for attempt in attempts.order_by("due_at", "id"):
         entries.append(
             TimelineEntry(
                 at=attempt.finished_at or attempt.due_at,
@@ -90,47 +92,41 @@ def _decision_entries(message: Message) -> list[TimelineEntry]:
                     "attempt_id": attempt.pk,
                     "number": attempt.number,
                     "outcome": attempt.outcome,
+                    "action": attempt.action,
+                    "through": str(attempt.connection or attempt.channel or ""),
                     "due_at": attempt.due_at,
+                    "tries": attempt.tries,
                     "detail": attempt.detail,
+                    "response_summary": attempt.response_summary,
+                    "duration_ms": attempt.duration_ms,
+                    "idempotency_key": attempt.idempotency_key,
                     "resend_message_id": attempt.resend_id,
                 },
             )
         )
-    return entries
+    return entries + _notification_entries(message)
 
 
 def _notification_entries(message: Message) -> list[TimelineEntry]:
-    """What the product was told about this message (the feed), and whether it got it."""
-    from retries.models import FeedDelivery, FeedEvent
+    """What the product was told about this message, and whether it got it."""
+    from retries.feed_models import FeedEvent
 
-    events = (
-        FeedEvent.objects.filter(message=message)
-        .prefetch_related(Prefetch("deliveries", FeedDelivery.objects.select_related("endpoint").order_by("id")))
-        .order_by("created_at", "id")
-    )
-    return [
-        TimelineEntry(
-            at=event.created_at,
-            kind="notification",
-            summary=f"Product told: {event.get_type_display()}",
-            detail={
-                "event_id": event.webhook_id,
-                "type": event.type,
-                "deliveries": [
-                    {
-                        "endpoint": delivery.endpoint.name,
-                        "status": delivery.status,
-                        "attempts": delivery.attempts,
-                        "last_status_code": delivery.last_status_code,
-                        "last_error": delivery.last_error,
-                        "delivered_at": delivery.delivered_at,
-                    }
-                    for delivery in event.deliveries.all()
-                ],
-            },
+    entries = []
+    for event in FeedEvent.objects.filter(message=message).prefetch_related("deliveries__endpoint").order_by("id"):
+        deliveries = [
+            {"endpoint": d.endpoint.name, "status": d.status, "attempts": d.attempts, "delivered_at": d.delivered_at}
+            for d in event.deliveries.all()
+        ]
+        delivered = sum(1 for d in deliveries if d["status"] == "delivered")
+        entries.append(
+            TimelineEntry(
+                at=event.created_at,
+                kind="notification",
+                summary=f"Product told {event.type} ({delivered} of {len(deliveries)} endpoints received it)",
+                detail={"event_id": event.webhook_id, "type": event.type, "deliveries": deliveries},
+            )
         )
-        for event in events
-    ]
+    return entries
 
 
 def message_detail(pk: int) -> Message:

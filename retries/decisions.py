@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts.services import alert_raise_for_decision
 from receipts.models import Message
 from receipts.statuses import Status
 from retries.models import Attempt, Decision, OutboxEvent, Rule
@@ -52,6 +53,8 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     if decision.state == Decision.State.SCHEDULED:
         attempt = _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
     notify_decision(decision, message=message, seen=seen, attempt=attempt)
+    if decision.action == Rule.Action.ALERT:
+        alert_raise_for_decision(decision=decision, now=now)
     return decision
 
 

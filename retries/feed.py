@@ -135,6 +135,11 @@ def feed_publish(*, message: Message, event_type: str, payload: dict[str, Any] |
     FeedDelivery.objects.bulk_create(
         FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints
     )
+    if endpoints:
+        from retries.runner_kick import kick_feed_deliverer
+
+        # Deliver now rather than at the deliverer's next beat tick (a spare kick finds nothing due).
+        transaction.on_commit(kick_feed_deliverer)
     return event
 
 
@@ -212,6 +217,7 @@ def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body)
     with transaction.atomic():
         endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        was = (endpoint.enabled, endpoint.disabled_reason)
         delivery.attempts += 1
         FeedAttempt.objects.create(
             delivery=delivery,
@@ -229,7 +235,12 @@ def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
         else:
             _failed(delivery, endpoint, result, now=now)
         delivery.save()
-        endpoint.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
+        # Only disabling the endpoint is a configuration change (its history, the audit log);
+        # the failure count alone moves on every delivery and is saved without a record.
+        fields = ["consecutive_failures", "updated_at"]
+        if (endpoint.enabled, endpoint.disabled_reason) != was:
+            fields += ["enabled", "disabled_reason"]
+        endpoint.save(update_fields=fields)
 
 
 def _delivered(delivery: FeedDelivery, endpoint: ProductEndpoint, *, now: datetime) -> None:
@@ -266,8 +277,9 @@ def feed_endpoint_enable(*, endpoint: ProductEndpoint, now: datetime | None = No
     """Enable an endpoint and make its open deliveries due at once; returns how many."""
     now = now or timezone.now()
     with transaction.atomic():
-        ProductEndpoint.objects.filter(pk=endpoint.pk).update(
-            enabled=True, disabled_reason="", consecutive_failures=0, updated_at=now
-        )
+        locked = ProductEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.enabled, locked.disabled_reason, locked.consecutive_failures = True, "", 0
+        # A save, not an update: re-enabling is recorded in the endpoint's history (audit log).
+        locked.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
         endpoint.refresh_from_db()
         return FeedDelivery.objects.filter(endpoint=endpoint, status__in=OPEN).update(next_attempt_at=now)

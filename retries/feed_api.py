@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.pagination import CursorPagination
 
+from dlrconsole import roles
+from dlrconsole.api_permissions import ActionPermissions
 from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
 
 
@@ -59,6 +61,9 @@ class NewestFirst(CursorPagination):
 
 
 class FeedDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    # The product's service account and admins (Django's view permission on the model).
+    permission_classes = [ActionPermissions]
+    action_permissions = {"list": (roles.READ_FEED_DELIVERIES,), "retrieve": (roles.READ_FEED_DELIVERIES,)}
     serializer_class = FeedDeliverySerializer
     filterset_class = FeedDeliveryFilter
     pagination_class = NewestFirst
@@ -68,6 +73,8 @@ class FeedDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
 
 class ProductEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [ActionPermissions]
+    action_permissions = {"list": (roles.READ_FEED_ENDPOINTS,), "retrieve": (roles.READ_FEED_ENDPOINTS,)}
     serializer_class = ProductEndpointSerializer
     pagination_class = NewestFirst
     queryset = ProductEndpoint.objects.all()

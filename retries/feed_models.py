@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from audit.history import AuditedHistory
+
 __all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
 
 FEED_EVENT_TYPES = (
@@ -50,6 +52,13 @@ class ProductEndpoint(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who changed what (the audit log); the secret only as "changed". The deliverer's failure
+    # count moves on every delivery and is not configuration; its disabling an endpoint is.
+    history = AuditedHistory(
+        secret_fields=["secret"],
+        excluded_fields=["consecutive_failures"],
+        quiet_fields=["consecutive_failures", "updated_at"],
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from audit.history import AuditedHistory
 from retries.senders.base import Sender
-from retries.senders.registry import get_sender, sender_choices, validate_config
+from retries.senders.registry import SENDERS, get_sender, sender_choices, validate_config
 
 
 class OutboxEvent(models.Model):
@@ -78,6 +79,8 @@ class Rule(models.Model):
     backoff_seconds = models.JSONField(default=list, blank=True)
     # After this long since the original submission a retry is pointless (an OTP after 5 min).
     deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Who changed what (the audit log), the connections a rule applies to included.
+    history = AuditedHistory(m2m_fields=["connections"])
 
     class Meta:
         ordering = ["position", "id"]
@@ -192,6 +195,8 @@ class ConnectionSender(models.Model):
     config = models.JSONField(default=dict, blank=True)
     sender_id = models.CharField(max_length=32, blank=True, help_text="The From: a number or an alphanumeric id.")
     enabled = models.BooleanField(default=True)
+    # Who changed what (the audit log); the credential in `config` only as "changed".
+    history = AuditedHistory(secret_keys={"config": lambda sender: sender_secret_keys(sender.kind)})
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.connection_id}"
@@ -212,6 +217,7 @@ class FallbackChannel(models.Model):
     config = models.JSONField(default=dict, blank=True)
     sender_id = models.CharField(max_length=254, blank=True)
     enabled = models.BooleanField(default=True)
+    history = AuditedHistory(secret_keys={"config": lambda channel: sender_secret_keys(channel.kind)})
 
     class Meta:
         ordering = ["slug"]
@@ -224,6 +230,11 @@ class FallbackChannel(models.Model):
 
     def build(self) -> Sender:
         return get_sender(self.kind, self.config)
+
+
+def sender_secret_keys(kind: str) -> tuple[str, ...]:
+    """The keys of a sender's config that hold credentials."""
+    return SENDERS[kind].secret_keys if kind in SENDERS else ()
 
 
 def validate_sender_config(kind: str, config: object) -> None:

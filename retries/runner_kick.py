@@ -1,4 +1,5 @@
-"""Run due attempts now instead of at the runner's next beat tick."""
+"""Run due work now instead of at the next beat tick: attempts due at once, feed deliveries
+just published. Both are best effort, after commit: the beat's next pass covers a failure."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def kick_attempt_runner() -> None:
         run_due_attempts.apply_async(retry=False)
     except Exception as exc:  # any broker failure only delays the attempt
         logger.warning("could not ask for due attempts to run now (%s); the runner's next pass will", exc)
+
+
+def kick_feed_deliverer() -> None:
+    from retries.feed_tasks import deliver_feed
+
+    try:
+        deliver_feed.apply_async(retry=False)
+    except Exception as exc:  # any broker failure only delays the delivery
+        logger.warning("could not ask for the feed to be delivered now (%s); its next pass will", exc)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
+from tests.product_endpoint import ProductEndpointServer, serve_product
 from tests.send_api import FakeGateway
 
 
@@ -84,3 +85,21 @@ def gateway() -> Iterator[FakeGateway]:
     server.httpd.shutdown()
     server.httpd.server_close()
     server.thread.join(timeout=5)
+
+
+@pytest.fixture
+def product() -> Iterator[ProductEndpointServer]:
+    with serve_product() as server:
+        yield server
+
+
+@pytest.fixture
+def default_rules(db: None) -> None:
+    """The shipped rule set. Migrations install it, but a transactional test's flush empties
+    every table, so tests that depend on it after one ask for it."""
+    from retries.default_rules import DEFAULT_RULES
+    from retries.models import Rule
+
+    if not Rule.objects.exists():
+        for fields in DEFAULT_RULES:
+            Rule.objects.create(**fields)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 
 import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
+from dlrconsole import roles
 from receipts.models import Connection, Message
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"generic-test-secret-0123456789ab").decode()
@@ -37,3 +42,22 @@ class MessageFactory(factory.django.DjangoModelFactory):
     country = "FR"
     flow = "login-otp"
     submitted_at = factory.LazyFunction(timezone.now)
+
+
+def user_in_role(role: str, username: str = "", *, password: str = "") -> AbstractUser:
+    """A user in one of dlrconsole/roles.py's groups (support, admin, viewer or product)."""
+    user = get_user_model().objects.create_user(username or f"{role}-user", password=password or None)
+    user.groups.add(Group.objects.get(name=role))
+    return get_user_model().objects.get(pk=user.pk)  # a fresh instance: no cached permissions
+
+
+def api_client_for(user: AbstractUser) -> APIClient:
+    """An API client that presents the user's token, as the product does."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def product_token(username: str = "product") -> str:
+    """The API token of the sending product's service account."""
+    return Token.objects.create(user=user_in_role(roles.PRODUCT, username)).key

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dlrconsole import roles
 from receipts.models import Message
 from receipts.statuses import Status
-from tests.factories import ConnectionFactory, MessageFactory
+from tests.factories import ConnectionFactory, MessageFactory, api_client_for, user_in_role
 from tests.webhooks import generic_body, generic_headers
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api() -> APIClient:
-    user = get_user_model().objects.create_user("product")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(user_in_role(roles.PRODUCT, "product"))
 
 
 def registration(conn, **overrides):

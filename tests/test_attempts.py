@@ -41,7 +41,7 @@ def run_later(seconds: int = 600) -> int:
 
 
 @pytest.fixture
-def otp(gateway: FakeGateway) -> Message:
+def otp(gateway: FakeGateway, default_rules: None) -> Message:
     message = MessageFactory(body="Your code is 123456", fallback_email="user@example.com")
     gateway.configure(message.connection, sender_id="ACME")
     return message

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client(client):
-    get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
-    client.login(username="admin", password="pw-for-tests")
+    client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests"))
     return client
 
 

@@ -135,13 +135,12 @@ def test_backoff_takes_the_schedules_entry_and_repeats_the_last(made, expected):
 
 
 def test_decisions_and_attempts_are_on_the_message_timeline(client):
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from tests.factories import product_token
 
     message = failed("absent_subscriber", "temporary")
     decide(event_for(message, "undelivered"))
-    token = Token.objects.create(user=get_user_model().objects.create_user("product"))
-    timeline = client.get(f"/api/v1/messages/{message.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}").json()["timeline"]
+    token = product_token()
+    timeline = client.get(f"/api/v1/messages/{message.pk}/", HTTP_AUTHORIZATION=f"Token {token}").json()["timeline"]
     assert [e["kind"] for e in timeline if e["kind"] in {"decision", "attempt"}] == ["decision", "attempt"]
 
 

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dlrconsole import roles
 from receipts.errors import classify_error, override_cache
 from receipts.ingestion import ingest
 from receipts.models import ErrorCodeOverride, Message, Receipt
@@ -19,7 +19,7 @@ from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
-from tests.factories import ConnectionFactory, MessageFactory, TwilioConnectionFactory
+from tests.factories import ConnectionFactory, MessageFactory, TwilioConnectionFactory, api_client_for, user_in_role
 from tests.webhooks import twilio_form, twilio_signed
 
 pytestmark = pytest.mark.django_db
@@ -36,16 +36,12 @@ def _fresh_overrides() -> Iterator[None]:
 
 @pytest.fixture
 def api() -> APIClient:
-    user = get_user_model().objects.create_user("product")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(user_in_role(roles.PRODUCT, "product"))
 
 
 @pytest.fixture
 def admin_client(client):
-    get_user_model().objects.create_superuser("catalog-admin", "admin@example.com", "pw-for-tests")
-    client.login(username="catalog-admin", password="pw-for-tests")
+    client.force_login(get_user_model().objects.create_superuser("catalog-admin", "admin@example.com", "pw-for-tests"))
     return client
 
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection as db_connection
@@ -27,65 +23,9 @@ from retries.feed import (
 )
 from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
 from tests.factories import GENERIC_SECRET, MessageFactory
+from tests.product_endpoint import Received
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict:
-        return json.loads(self.body)
-
-
-@dataclass
-class ProductEndpointServer:
-    """Answers the scripted (status, headers) replies in turn, then 200; records every request."""
-
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def fail_first(self, count: int, status: int = 500) -> None:
-        self.script = [(status, {})] * count
-
-    def next_reply(self) -> tuple[int, dict[str, str]]:
-        with self.lock:
-            return self.script.pop(0) if self.script else (200, {})
-
-
-@pytest.fixture
-def product() -> Iterator[ProductEndpointServer]:
-    state = ProductEndpointServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            with state.lock:
-                state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
-            status, headers = state.next_reply()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.timeout = 5
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/feed"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def make_endpoint(url: str, **fields: object) -> ProductEndpoint:
@@ -346,7 +286,7 @@ def test_concurrent_deliverers_never_deliver_the_same_delivery_twice(product):
 
 
 @pytest.mark.django_db
-def test_the_task_runs_the_deliverer_and_is_registered_for_beat(product, settings):
+def test_the_task_runs_the_deliverer_and_is_registered_for_beat(product):
     from retries.feed_tasks import deliver_feed
 
     make_endpoint(product.url)
@@ -356,5 +296,7 @@ def test_the_task_runs_the_deliverer_and_is_registered_for_beat(product, setting
     assert len(product.received) == 1
     assert deliver_feed.acks_late
     assert deliver_feed.reject_on_worker_lost
-    beat = settings.CELERY_BEAT_SCHEDULE["feed-deliver"]
+    from dlrconsole.settings import CELERY_BEAT_SCHEDULE  # production's, before the tests' 1 s
+
+    beat = CELERY_BEAT_SCHEDULE["feed-deliver"]
     assert (beat["task"], beat["schedule"]) == (deliver_feed.name, 5.0)

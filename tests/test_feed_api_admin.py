@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dlrconsole import roles
 from retries.feed import feed_publish
 from retries.feed_models import FeedAttempt, FeedDelivery, ProductEndpoint
-from tests.factories import GENERIC_SECRET, MessageFactory
+from tests.factories import GENERIC_SECRET, MessageFactory, api_client_for, user_in_role
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +21,7 @@ SECRET_BODY = GENERIC_SECRET.removeprefix("whsec_")
 
 @pytest.fixture
 def api() -> APIClient:
-    user = get_user_model().objects.create_user("product")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(user_in_role(roles.PRODUCT, "product"))
 
 
 @pytest.fixture

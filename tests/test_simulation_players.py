@@ -20,8 +20,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from receipts.errors import catalog_entry
 from receipts.models import Message, Receipt
@@ -35,6 +33,7 @@ from receipts.simulation.players.aws_sns import signer
 from receipts.simulation.players.telnyx import public_key
 from receipts.simulation.traffic import MessagePlan
 from receipts.statuses import FAILURE_STATUSES, Status
+from tests.factories import product_token
 
 KINDS = player_kinds()
 # Where a provider has no status of its own for an expiry, it says so with another one.
@@ -235,8 +234,7 @@ def test_telnyx_needs_the_private_key_of_the_connections_public_key() -> None:
 
 @pytest.fixture
 def api_token() -> str:
-    user = get_user_model().objects.create_user(username="simulator")
-    return Token.objects.create(user=user).key
+    return product_token("simulator")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,10 +7,8 @@ import json
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
 
 from receipts.management.commands.demo import demo_kinds, demo_slug, ensure_demo_connections
 from receipts.models import Connection, Message, Receipt
@@ -20,14 +18,14 @@ from receipts.simulation import Simulator, SimulatorConfig, SimulatorError, chec
 from receipts.simulation.players import get_player, player_kinds
 from receipts.simulation.players.telnyx import public_key as telnyx_public_key
 from receipts.simulation.traffic import DEFAULT_MIXES
+from tests.factories import product_token
 
 SLUGS = ["sim-twilio", "sim-generic"]
 
 
 @pytest.fixture
 def api_token() -> str:
-    user = get_user_model().objects.create_user(username="simulator")
-    return Token.objects.create(user=user).key
+    return product_token("simulator")
 
 
 @pytest.fixture

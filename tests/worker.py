@@ -4,13 +4,18 @@ writing to the test database."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -22,22 +27,32 @@ def _database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, ready_timeout: float = 60) -> Iterator[subprocess.Popen[str]]:
-    """Start `celery worker` on the test queue; stop it (TERM, then KILL) on exit."""
+def celery_worker(
+    *, ready_timeout: float = 60, beat: bool = False, redis_url: str = "", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Start `celery worker` on the test queue; stop it (TERM, then KILL) on exit. With `beat`,
+    its embedded beat runs the periodic tasks (every second under the test settings)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings_test",
         "DATABASE_URL": _database_url(),  # the test database pytest-django created
-        "REDIS_URL": os.environ["REDIS_URL"],
+        "REDIS_URL": redis_url or os.environ["REDIS_URL"],
+        **(env or {}),
     }
     command = [
         sys.executable, "-m", "celery", "-A", "dlrconsole", "worker", "--pool", "solo", "--concurrency", "1",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel", "INFO",
     ]  # fmt: skip
+    schedule_dir = tempfile.TemporaryDirectory(prefix="beat-")
+    if beat:
+        command += ["--beat", "--schedule", os.path.join(schedule_dir.name, "schedule")]
+    # Its own process group: the embedded beat is a child process, and stopping (or killing) the
+    # worker must take it along, or it goes on publishing into the next test's queue.
     process = subprocess.Popen(
-        command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     lines: list[str] = []
     ready = threading.Event()
 
@@ -55,13 +70,24 @@ def celery_worker(*, ready_timeout: float = 60) -> Iterator[subprocess.Popen[str
             raise RuntimeError("celery worker did not start:\n" + "".join(lines[-40:]))
         yield process
     finally:
-        process.terminate()
-        try:
+        _signal_group(process, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _signal_group(process, signal.SIGKILL)  # whatever is left of the group, beat included
+        process.wait(timeout=10)
         reader.join(timeout=5)
+        schedule_dir.cleanup()
+
+
+def kill_worker(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the worker and its children at once, as when its machine dies."""
+    _signal_group(process, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    with suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signum)
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1) -> bool:
@@ -72,3 +98,63 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, that the test can stop and
+    start again (the shared one serves other tests)."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH: the broker-outage test starts its own")
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        if not wait_until(lambda: _pings(client), timeout=10):
+            raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@contextmanager
+def broker(url: str) -> Iterator[None]:
+    """Point this process's Celery app (the outbox publisher) at `url` for the block."""
+    from dlrconsole.celery import app
+
+    def use(target: str) -> None:
+        app.conf.broker_url = target
+        # Forget the app's pools (as Celery does after a fork) so the next publish uses `target`;
+        # kombu keeps one pool per URL, so switching back finds the original one.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original = app.conf.broker_url
+    use(url)
+    try:
+        yield
+    finally:
+        use(original)

@@ -7,13 +7,14 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
+
+from accounts.decorators import console_permission_required
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -24,23 +25,21 @@ View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def console_view(permission: str) -> Callable[[View], View]:
-    """Anonymous visitors go to sign in (an htmx poll makes the whole page go there, not the
-    fragment); signed-in users without `permission` get 403."""
+    """The console's permission gate (accounts.decorators) that also knows htmx: an htmx poll
+    after the session expired sends the whole page to sign in, not the sign-in form into a
+    fragment."""
 
     def decorator(view: View) -> View:
-        @wraps(view)
-        def gated(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if not request.user.is_authenticated:
-                to_login = redirect_to_login(request.get_full_path())
-                if request.htmx:
-                    page = request.htmx.current_url_abs_path or request.get_full_path()
-                    return HttpResponseClientRedirect(redirect_to_login(page).url)
-                return to_login
-            if not request.user.has_perm(permission):
-                raise PermissionDenied(f"needs the permission {permission}")
-            return view(request, *args, **kwargs)
+        gated = console_permission_required(permission)(view)
 
-        return gated  # type: ignore[return-value]
+        @wraps(view)
+        def htmx_aware(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.htmx and not request.user.is_authenticated:
+                page = request.htmx.current_url_abs_path or request.get_full_path()
+                return HttpResponseClientRedirect(redirect_to_login(page).url)
+            return gated(request, *args, **kwargs)
+
+        return htmx_aware  # type: ignore[return-value]
 
     return decorator
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('receipts', '0007_message_body'),
+        ('receipts', '0008_connection_history'),
     ]
 
     operations = [

@@ -1,0 +1,30 @@
+"""Reads for the audit page."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from simple_history.models import registered_models
+
+from audit.models import AuditEntry
+
+
+def audit_entries(*, model: str = "", username: str = "") -> QuerySet[AuditEntry]:
+    """Newest first; `model` is an app_label.modelname, `username` who made the change."""
+    entries = AuditEntry.objects.select_related("user").order_by("-id")
+    if model:
+        entries = entries.filter(model=model)
+    if username:
+        entries = entries.filter(username=username)
+    return entries
+
+
+def audited_models() -> list[tuple[str, str]]:
+    """(app_label.modelname, verbose name) of every model with history, by name."""
+    found = {m._meta.label_lower: str(m._meta.verbose_name).capitalize() for m in registered_models.values()}
+    return sorted(found.items(), key=lambda item: item[1])
+
+
+def audit_usernames() -> list[str]:
+    return list(
+        AuditEntry.objects.exclude(username="").order_by("username").values_list("username", flat=True).distinct()
+    )

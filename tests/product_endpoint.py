@@ -1,0 +1,69 @@
+"""A real local HTTP server standing in for the product's feed endpoint: replies as scripted,
+records every request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class ProductEndpointServer:
+    """Answers the scripted (status, headers) replies in turn, then 200; records every request."""
+
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def fail_first(self, count: int, status: int = 500) -> None:
+        self.script = [(status, {})] * count
+
+    def next_reply(self) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            return self.script.pop(0) if self.script else (200, {})
+
+
+@contextmanager
+def serve_product() -> Iterator[ProductEndpointServer]:
+    """A real local HTTP server standing in for the product's feed endpoint."""
+    state = ProductEndpointServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with state.lock:
+                state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+            status, headers = state.next_reply()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.timeout = 5
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

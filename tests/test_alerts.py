@@ -1,0 +1,62 @@
+"""The `alert` action raises one support alert per decision, mailed to the alert list."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from alerts.models import Alert
+from alerts.services import alert_acknowledge
+from retries.models import OutboxEvent, Rule
+from retries.outbox import outbox_process
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alert_rule() -> Rule:
+    return Rule.objects.create(name="Blocked content: tell support", position=1, reasons=["blocked_content"],
+                               action="alert")  # fmt: skip
+
+
+def blocked(message):
+    message.status, message.reason, message.error_class = "rejected", "blocked_content", "permanent"
+    message.save()
+    event = OutboxEvent.objects.create(message=message, kind="status_changed", status="rejected",
+                                       created_at=timezone.now())  # fmt: skip
+    return event
+
+
+def test_an_alert_rule_raises_one_alert_and_mails_the_list(alert_rule, settings, django_capture_on_commit_callbacks):
+    settings.DLR_ALERT_EMAILS = ["oncall@acme.test"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    event = blocked(MessageFactory(provider_message_id="SM9"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox_process(event.pk) is True
+        assert outbox_process(event.pk) is False  # redelivered: no second alert
+    alert = Alert.objects.get()
+    assert alert.decision.rule == alert_rule
+    assert alert.title.startswith(f"{event.message.connection.slug} SM9: rejected (blocked_content)")
+    [sent] = mail.outbox
+    assert sent.to == ["oncall@acme.test"]
+    assert "SM9" in sent.subject
+
+
+def test_an_alert_is_acknowledged_once(alert_rule, admin_user):
+    outbox_process(blocked(MessageFactory()).pk)
+    alert = Alert.objects.get()
+    assert alert_acknowledge(alert=alert, user=admin_user) is True
+    assert alert_acknowledge(alert=alert, user=admin_user) is False
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == admin_user
+
+
+def test_admins_acknowledge_alerts_from_the_admin(alert_rule, admin_client):
+    outbox_process(blocked(MessageFactory()).pk)
+    alert = Alert.objects.get()
+    response = admin_client.post("/admin/alerts/alert/", {"action": "acknowledge", "_selected_action": [alert.pk]})
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is not None
