@@ -78,8 +78,8 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "axes",
-    "audit",
-    "accounts",
+    "dlrconsole.audit",
+    "dlrconsole.accounts",
     "receipts",
     "retries",
     "alerts",
@@ -168,7 +168,7 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "dlrconsole.accounts.lockout.lockout_response"
 # The same caller address the webhooks' allowlist uses (DLR_TRUSTED_PROXIES).
 AXES_CLIENT_IP_CALLABLE = "receipts.views.client_address"
 

@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from audit.views import audit_log
 from dlrconsole import views
+from dlrconsole.audit.views import audit_log
 from receipts.api import MessageViewSet
 from receipts.views import webhook
 
@@ -14,7 +14,7 @@ router.register("messages", MessageViewSet, basename="message")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("", include("accounts.urls")),
+    path("", include("dlrconsole.accounts.urls")),
     path("console/audit/", audit_log, name="audit-log"),
     path("console/", include("receipts.console.urls")),
     path("hooks/<slug:slug>/", webhook, name="webhook"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -35,6 +36,13 @@ class ConnectionForm(forms.ModelForm[Connection]):
         elif not self.instance.secrets:
             self.add_error("new_secrets", "A connection needs at least one secret.")
         return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model reports bad secrets on `secrets`, which this form edits as `new_secrets`
+        # (e.g. stored secrets that do not suit a newly chosen provider).
+        if hasattr(errors, "error_dict") and "secrets" in errors.error_dict:
+            errors.error_dict["new_secrets"] = errors.error_dict.pop("secrets")
+        super()._update_errors(errors)
 
 
 @admin.register(Connection)

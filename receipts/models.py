@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from audit.history import AuditedHistory
+from dlrconsole.audit.history import AuditedHistory
 from receipts.providers import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import ReceiptOutcome, Status

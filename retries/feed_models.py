@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from audit.history import AuditedHistory
+from dlrconsole.audit.history import AuditedHistory
 
 __all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
 

@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group
 from django.db import connection as db
 from django.test import Client
 
-from audit.models import AuditEntry
 from dlrconsole import roles
+from dlrconsole.audit.models import AuditEntry
 from receipts.models import Connection
 from retries.feed_models import ProductEndpoint
 from retries.models import ConnectionSender, Rule

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from receipts.models import Message, Receipt
 from receipts.statuses import Status
-from tests.factories import MessageFactory, TwilioConnectionFactory
+from tests.factories import ConnectionFactory, MessageFactory, TwilioConnectionFactory
 from tests.webhooks import twilio_form, twilio_signed
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +68,16 @@ def test_twilio_callback_signed_over_the_public_url_fails_without_it(client):
         f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
     )
     assert response.status_code == 401
+
+
+def test_switching_provider_with_secrets_unfit_for_it_is_a_form_error_not_a_500(admin_client):
+    connection = ConnectionFactory(slug="switch")  # a Standard Webhooks whsec_ secret
+    response = admin_client.post(
+        f"/admin/receipts/connection/{connection.pk}/change/",
+        {"slug": "switch", "provider": "telnyx", "name": "", "public_url": "", "options": "{}",
+         "allowed_ips": "[]", "enabled": "on", "new_secrets": ""},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["new_secrets"]
+    connection.refresh_from_db()
+    assert connection.provider == "standard-webhooks"

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from simple_history import register
 
-from audit.history import AuditedHistory
+from dlrconsole.audit.history import AuditedHistory
 
 
 class AuditEntry(models.Model):
@@ -56,11 +56,11 @@ class AuditEntry(models.Model):
 # secret (recorded as "changed"); a login's last_login update is not a change.
 register(
     get_user_model(),
-    app="audit",
+    app="dlrconsole.audit",
     records_class=AuditedHistory,
     secret_fields=["password"],
     excluded_fields=["last_login"],
     quiet_fields=["last_login"],
     m2m_fields=["groups", "user_permissions"],
 )
-register(Group, app="audit", records_class=AuditedHistory, m2m_fields=["permissions"])
+register(Group, app="dlrconsole.audit", records_class=AuditedHistory, m2m_fields=["permissions"])

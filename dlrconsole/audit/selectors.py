@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from simple_history.models import registered_models
 
-from audit.models import AuditEntry
+from dlrconsole.audit.models import AuditEntry
 
 
 def audit_entries(*, model: str = "", username: str = "") -> QuerySet[AuditEntry]:

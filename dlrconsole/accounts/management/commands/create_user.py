@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.services import user_save_in_role
+from dlrconsole.accounts.services import user_save_in_role
 from dlrconsole.roles import ROLES
 
 

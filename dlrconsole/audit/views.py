@@ -6,8 +6,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.decorators import console_permission_required
-from audit.selectors import audit_entries, audit_usernames, audited_models
+from dlrconsole.accounts.decorators import console_permission_required
+from dlrconsole.audit.selectors import audit_entries, audit_usernames, audited_models
 from dlrconsole.roles import VIEW_AUDIT_LOG
 
 PAGE_SIZE = 50

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.authtoken.models import Token
 
-from accounts.services import user_make_product_account
+from dlrconsole.accounts.services import user_make_product_account
 
 
 class Command(BaseCommand):
