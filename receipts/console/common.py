@@ -14,7 +14,7 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from accounts.decorators import console_permission_required
+from dlrconsole.accounts.decorators import console_permission_required
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -25,9 +25,9 @@ View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def console_view(permission: str) -> Callable[[View], View]:
-    """The console's permission gate (accounts.decorators) that also knows htmx: an htmx poll
-    after the session expired sends the whole page to sign in, not the sign-in form into a
-    fragment."""
+    """The console's permission gate (dlrconsole.accounts.decorators) that also knows htmx: an
+    htmx poll after the session expired sends the whole page to sign in, not the sign-in form
+    into a fragment."""
 
     def decorator(view: View) -> View:
         gated = console_permission_required(permission)(view)
