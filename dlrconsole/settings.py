@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "django_htmx",
+    # Inline partials: one template serves a console page and its htmx fragment.
+    "template_partials",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",

@@ -16,6 +16,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", include("dlrconsole.accounts.urls")),
     path("console/audit/", audit_log, name="audit-log"),
+    path("console/", include("receipts.console.urls")),
     path("hooks/<slug:slug>/", webhook, name="webhook"),
     # For providers that cannot sign: the connection's secret token in the path.
     path("hooks/<slug:slug>/<str:token>/", webhook, name="webhook-with-token"),

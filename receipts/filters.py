@@ -1,4 +1,4 @@
-"""One FilterSet per listable model, shared by the API and (later) the console pages."""
+"""One FilterSet per listable model, shared by the API and the console pages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, parse_number
 from receipts.reasons import reason_choices
+from receipts.search import SearchTerm, search_interpret
 from receipts.statuses import Status
 
 
@@ -25,27 +26,44 @@ class MessageFilterForm(forms.Form):
                 cleaned["recipient"] = parse_number(raw, region=cleaned.get("region") or "").e164
             except InvalidNumber as exc:
                 self.add_error("recipient", str(exc))
+        # The search box reads a national number with the country hint, or else with the
+        # country filter: someone looking at French messages types French numbers.
+        if cleaned.get("q"):
+            hint = cleaned.get("region") or cleaned.get("country") or ""
+            cleaned["q"] = search_interpret(cleaned["q"], region=hint)
         return cleaned
 
 
 class MessageFilter(django_filters.FilterSet):
+    # The multiple-choice filters below say distinct=False: django-filter's default DISTINCT
+    # guards against joins that repeat rows, which these single-table filters never make, and
+    # it would make PostgreSQL sort every match instead of reading the first page off an index.
+    q = django_filters.CharFilter(
+        method="filter_q",
+        max_length=128,
+        help_text="Phone number in any common format, provider message id or client reference (exact).",
+    )
     recipient = django_filters.CharFilter(field_name="recipient", help_text="Phone number in any common format.")
     region = django_filters.CharFilter(
         method="filter_nothing", max_length=2, help_text="Country hint (ISO alpha-2) for a national-format number."
     )
     provider_message_id = django_filters.CharFilter()
     client_reference = django_filters.CharFilter()
-    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
-    error_class = django_filters.MultipleChoiceFilter(choices=ErrorClass.choices, help_text="Effective class.")
+    status = django_filters.MultipleChoiceFilter(distinct=False, choices=Status.choices)
+    error_class = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=ErrorClass.choices, help_text="Effective class."
+    )
     catalog_class = django_filters.MultipleChoiceFilter(
-        choices=ErrorClass.choices, help_text="The class the error catalog gives, whatever the provider said."
+        distinct=False,
+        choices=ErrorClass.choices,
+        help_text="The class the error catalog gives, whatever the provider said.",
     )
     class_source = django_filters.ChoiceFilter(choices=ClassSource.choices)
     provider_disagrees = django_filters.BooleanFilter(
         method="filter_provider_disagrees",
         help_text="The provider's own permanence flag contradicted the error catalog (Infobip).",
     )
-    reason = django_filters.MultipleChoiceFilter(choices=reason_choices)
+    reason = django_filters.MultipleChoiceFilter(distinct=False, choices=reason_choices)
     flow = django_filters.CharFilter()
     connection = django_filters.ModelChoiceFilter(
         queryset=Connection.objects.all(), to_field_name="slug", help_text="Connection slug."
@@ -61,6 +79,9 @@ class MessageFilter(django_filters.FilterSet):
 
     def filter_nothing(self, queryset: Any, name: str, value: Any) -> Any:
         return queryset
+
+    def filter_q(self, queryset: Any, name: str, value: SearchTerm) -> Any:
+        return queryset.filter(value.condition())
 
     def filter_provider_disagrees(self, queryset: Any, name: str, value: bool | None) -> Any:
         if value is None:

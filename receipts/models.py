@@ -153,8 +153,11 @@ class Message(models.Model):
             models.Index(fields=["client_reference"], name="message_client_ref_idx", condition=~Q(client_reference="")),
             # Status filters and the stale-pending sweep.
             models.Index(fields=["status", "submitted_at"], name="message_status_submitted_idx"),
-            # Time-range searches and dashboards.
-            models.Index(fields=["submitted_at"], name="message_submitted_idx"),
+            # Time-range searches, dashboards, and the console's keyset pages: newest first on
+            # (submitted_at, id), so a page is one backward range scan at any depth.
+            models.Index(fields=["submitted_at", "id"], name="message_submitted_id_idx"),
+            # The console's search box: a provider's message id pasted without its connection.
+            models.Index(fields=["provider_message_id"], name="message_provider_id_idx"),
         ]
         # The console's capabilities, granted to roles in dlrconsole/roles.py.
         permissions = [
@@ -207,6 +210,9 @@ class Receipt(models.Model):
                 name="receipt_parked_idx",
                 condition=Q(message__isnull=True),
             ),
+            # The console overview's receipts per minute; rows arrive in time order, so inserts
+            # only ever touch the index's right edge.
+            models.Index(fields=["received_at"], name="receipt_received_idx"),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,7 @@ def message_list() -> QuerySet[Message]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # "registered" | "receipt"; decisions and attempts join in later issues
+    kind: str  # "registered" | "receipt" | "decision" | "attempt" | "notification"
     summary: str
     detail: dict[str, Any]
 
@@ -127,6 +127,47 @@ def _notification_entries(message: Message) -> list[TimelineEntry]:
             )
         )
     return entries
+
+
+def message_detail(pk: int) -> Message:
+    """One message for its page; raises Message.DoesNotExist."""
+    return Message.objects.select_related("connection", "chain_root").get(pk=pk)
+
+
+@dataclass(frozen=True)
+class AttemptChain:
+    """An original message, its resends and the attempts that made them."""
+
+    root: Message
+    messages: list[Message]
+    attempts: list[Any]  # retries.models.Attempt; retries imports this module's app
+
+    @property
+    def is_single(self) -> bool:
+        return len(self.messages) == 1 and not self.attempts
+
+
+def message_chain(message: Message) -> AttemptChain:
+    from retries.models import Attempt
+
+    root = message.chain_root or message
+    resends = list(root.resends.select_related("connection").order_by("submitted_at", "id"))
+    attempts = list(
+        Attempt.objects.filter(chain_root=root)
+        .select_related("decision", "decision__requested_by", "connection", "channel")
+        .order_by("number", "id")
+    )
+    return AttemptChain(root=root, messages=[root, *resends], attempts=attempts)
+
+
+def recipient_other_messages(message: Message, *, limit: int = 10) -> list[Message]:
+    """The recipient's latest other messages, newest registered first (message_recipient_idx)."""
+    return list(
+        Message.objects.filter(recipient=message.recipient)
+        .exclude(pk=message.pk)
+        .select_related("connection")
+        .order_by("-id")[:limit]
+    )
 
 
 def _receipt_summary(receipt: Receipt) -> str:

@@ -89,3 +89,19 @@ class ReceiptOutcome(models.TextChoices):
     LATE = "late", _("Arrived after a later status; kept, not applied")
     CONFLICT = "conflict", _("A different final status after the message's final; kept, not applied")
     PARKED = "parked", _("Waiting for the message to be registered")
+
+
+# The console's badge colour per status (choices with a label and a colour, as netbox keeps
+# them): green is the one good outcome, red a definitive failure, amber a failure that time
+# caused, blue still in flight, grey when nobody knows.
+STATUS_COLOURS: dict[str, str] = {
+    Status.QUEUED: "grey",
+    Status.ACCEPTED: "blue",
+    Status.SENT: "blue",
+    Status.UNKNOWN: "grey",
+    Status.EXPIRED: "amber",
+    Status.FAILED: "red",
+    Status.REJECTED: "red",
+    Status.UNDELIVERED: "red",
+    Status.DELIVERED: "green",
+}

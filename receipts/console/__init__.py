@@ -1,0 +1,1 @@
+"""The support console's pages: one small module per page, logic in receipts' selectors."""
