@@ -42,7 +42,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
         # (e.g. stored secrets that do not suit a newly chosen provider).
         if hasattr(errors, "error_dict") and "secrets" in errors.error_dict:
             errors.error_dict["new_secrets"] = errors.error_dict.pop("secrets")
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]  # a private hook the stubs omit
 
 
 @admin.register(Connection)
