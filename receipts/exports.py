@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -33,6 +34,9 @@ EXPORT_BATCH_SIZE = 2000
 RECIPIENT = [header for header, _ in COLUMNS].index("recipient")
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Except a recipient: stored as validated E.164, masked or not it is "+" and digits (or •), which
+# no spreadsheet runs; BI tools need it as is.
+NUMBER = re.compile(r"\+[0-9•]{7,15}")
 
 
 def csv_safe(value: object) -> str:
@@ -47,6 +51,7 @@ def export_rows(
     yield [header for header, _ in COLUMNS]
     for row in message_batches(messages, *(field for _, field in COLUMNS), batch_size=batch_size):
         cells = list(row)
-        if not see_numbers:
-            cells[RECIPIENT] = mask_number(cells[RECIPIENT])
-        yield [csv_safe(cell) for cell in cells]
+        recipient = cells[RECIPIENT] if see_numbers else mask_number(cells[RECIPIENT])
+        safe = [csv_safe(cell) for cell in cells]
+        safe[RECIPIENT] = recipient if NUMBER.fullmatch(recipient) else csv_safe(recipient)
+        yield safe
