@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench screenshots
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest_throughput.py
+
+# Refresh the README's screenshots (docs/screenshots/) from the browser tests.
+screenshots: $(BIN)/.installed
+	DLR_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser

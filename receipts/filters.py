@@ -7,6 +7,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import F, Q
+from django.http import QueryDict
 
 from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, parse_number
@@ -76,6 +77,20 @@ class MessageFilter(django_filters.FilterSet):
         model = Message
         form = MessageFilterForm
         fields: list[str] = []
+
+    def __init__(self, data: QueryDict | None = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None:
+            # A form's "any" option submits `reason=` (browsers send every select): an empty
+            # choice means no filter, not an invalid one.
+            data = data.copy()
+            for name, field in self.base_filters.items():
+                if isinstance(field, django_filters.MultipleChoiceFilter) and name in data:
+                    values = [value for value in data.getlist(name) if value]
+                    if values:
+                        data.setlist(name, values)
+                    else:
+                        del data[name]
+        super().__init__(data, *args, **kwargs)
 
     def filter_nothing(self, queryset: Any, name: str, value: Any) -> Any:
         return queryset

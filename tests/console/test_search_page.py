@@ -196,3 +196,11 @@ def test_the_api_takes_the_same_search_box(support: Client, django_user_model) -
     MessageFactory()
     response = support.get("/api/v1/messages/", {"q": "+33 6 12 34 56 78"})
     assert [row["id"] for row in response.json()["results"]] == [wanted.pk]
+
+
+def test_the_forms_any_options_submitted_empty_are_no_filter(support: Client) -> None:
+    """Browsers submit every select: `reason=&status=` means any reason, any status."""
+    wanted = MessageFactory(recipient="+33612345678")
+    response = support.get(SEARCH, {"q": "+33 6 12 34 56 78", "reason": "", "status": "", "error_class": ""})
+    assert response.status_code == 200
+    assert _ids(response) == [wanted.pk]
