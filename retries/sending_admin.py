@@ -75,27 +75,32 @@ class FallbackChannelForm(SendingForm):
         fields = ["slug", "kind", "sender_id", "enabled"]
 
 
-@admin.register(ConnectionSender)
-class ConnectionSenderAdmin(admin.ModelAdmin[ConnectionSender]):
-    form = ConnectionSenderForm
-    list_display = ["connection", "kind", "sender_id", "credential_hint", "enabled"]
+class SendingAdmin(admin.ModelAdmin[Any]):
     list_filter = ["kind", "enabled"]
-    fields = ["connection", "kind", "settings", "credential", "credential_hint", "sender_id", "enabled"]
     readonly_fields = ["credential_hint"]
 
     @admin.display(description="stored credential")
-    def credential_hint(self, obj: ConnectionSender) -> str:
+    def credential_hint(self, obj: ConnectionSender | FallbackChannel) -> str:
         return secret_hint(obj.config or {}, obj.kind)
+
+
+def columns(identity: str) -> list[str]:
+    return [identity, "kind", "sender_id", "credential_hint", "enabled"]
+
+
+def form_fields(identity: str) -> list[str]:
+    return [identity, "kind", "settings", "credential", "credential_hint", "sender_id", "enabled"]
+
+
+@admin.register(ConnectionSender)
+class ConnectionSenderAdmin(SendingAdmin):
+    form = ConnectionSenderForm
+    list_display = columns("connection")
+    fields = form_fields("connection")
 
 
 @admin.register(FallbackChannel)
-class FallbackChannelAdmin(admin.ModelAdmin[FallbackChannel]):
+class FallbackChannelAdmin(SendingAdmin):
     form = FallbackChannelForm
-    list_display = ["slug", "kind", "sender_id", "credential_hint", "enabled"]
-    list_filter = ["kind", "enabled"]
-    fields = ["slug", "kind", "settings", "credential", "credential_hint", "sender_id", "enabled"]
-    readonly_fields = ["credential_hint"]
-
-    @admin.display(description="stored credential")
-    def credential_hint(self, obj: FallbackChannel) -> str:
-        return secret_hint(obj.config or {}, obj.kind)
+    list_display = columns("slug")
+    fields = form_fields("slug")
