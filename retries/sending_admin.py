@@ -84,12 +84,12 @@ class SendingAdmin(admin.ModelAdmin[Any]):
         return secret_hint(obj.config or {}, obj.kind)
 
 
-def columns(identity: str) -> list[str]:
-    return [identity, "kind", "sender_id", "credential_hint", "enabled"]
+def columns(identity: str) -> tuple[str, ...]:
+    return (identity, "kind", "sender_id", "credential_hint", "enabled")
 
 
-def form_fields(identity: str) -> list[str]:
-    return [identity, "kind", "settings", "credential", "credential_hint", "sender_id", "enabled"]
+def form_fields(identity: str) -> tuple[str, ...]:
+    return (identity, "kind", "settings", "credential", "credential_hint", "sender_id", "enabled")
 
 
 @admin.register(ConnectionSender)
