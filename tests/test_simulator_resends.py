@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from receipts.management.commands.demo import SENDER_ID, ensure_demo_connections, ensure_demo_senders
+from receipts.management.commands.demo import (
+    SENDER_ID,
+    console_summary,
+    ensure_demo_connections,
+    ensure_demo_senders,
+)
 from receipts.models import Connection, Message
 from receipts.phones import PhoneNumber
 from receipts.providers import get_adapter
@@ -97,7 +102,7 @@ def test_temporary_failures_are_retried_through_the_send_api_and_the_resends_get
 
     assert report.ok, report.unexpected
     assert not report.stopped_because
-    assert settled
+    assert settled, [(a.chain_root_id, a.number, a.outcome, a.detail) for a in Attempt.objects.all()]
     assert report.resends == gateway.sent > 0
     assert gateway.replayed == 0  # each attempt sent once
     # Every message, original or resent, ends as its receipts say: the resends' receipts landed.
@@ -131,3 +136,16 @@ def test_the_demo_points_each_connection_at_the_simulated_send_api() -> None:
     for sender in senders:
         assert (sender.kind, sender.sender_id, sender.enabled) == ("generic-http", SENDER_ID, True)
         assert sender.config == {"url": second.url_for(sender.connection.slug)}
+
+
+@pytest.mark.django_db
+def test_the_demo_ends_with_what_the_console_made_of_the_run() -> None:
+    original = MessageFactory(status="undelivered")
+    MessageFactory(chain_root=original, connection=original.connection)
+    Decision.objects.create(message=original, action="retry_same", state="scheduled", created_at=original.submitted_at)
+
+    assert console_summary() == [
+        "In the console: 2 messages (1 of them resends)",
+        "  decisions by action: retry_same 1",
+        "  attempts by outcome: none",
+    ]

@@ -70,7 +70,8 @@ class SendGateway:
         # What the simulator's main loop takes from; the only thing the HTTP threads share with it.
         self.adopted: queue.Queue[AdoptedResend] = queue.Queue()
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)  # noqa: S311 - simulated message ids, not security
+        # Never the simulator's own sequence, even with the same seed: its ids would come again.
+        self._rng = random.Random(None if seed is None else f"send-gateway:{seed}")  # noqa: S311 - not security
         self._sends: dict[tuple[str, str], tuple[str, str, str]] = {}  # (slug, key) → (id, to, body)
         self._accepting = True
         self.requests = 0

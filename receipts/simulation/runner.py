@@ -303,13 +303,12 @@ class Simulator:
                 now = self.clock()
                 self._adopt_resends(now)
                 spawning = now < spawn_until and (config.count is None or self.report.started < config.count)
-                if not spawning and not self._queue and self._resends_over(now):
+                if not spawning and not self._queue and (now >= deadline or self._resends_over(now)):
+                    # Resends the console schedules later than this are not waited for.
                     break
                 if now >= deadline:
                     self.report.stopped_because = (
-                        f"in-flight messages still pending {config.drain_grace:.0f} s after --duration"
-                        if self._queue
-                        else "the console was still resending at the end of the run"
+                        f"in-flight messages still pending {deadline - spawn_until:.0f} s after --duration"
                     )
                     break
                 if self.verbose and now >= next_summary:

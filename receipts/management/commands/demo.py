@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +38,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from django.db.models import Count, QuerySet
 from rest_framework.authtoken.models import Token
 
 from dlrconsole.demo_ticker import Ticker, beat_jobs
@@ -132,6 +132,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
             for line in console_summary():
                 self.stdout.write(line)
+            connections.close_all()
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
         except KeyboardInterrupt:
@@ -261,24 +262,18 @@ def console_summary() -> list[str]:
     """What the console made of the run, read back from its database."""
     messages = Message.objects.count()
     resends = Message.objects.filter(chain_root__isnull=False).count()
-    attempts = Counter(dict(_counts(Attempt.objects.all(), "outcome")))
-    decisions = Counter(dict(_counts(Decision.objects.all(), "action")))
-    connections.close_all()
+    decisions = _counts(Decision.objects.all(), "action")
+    attempts = _counts(Attempt.objects.all(), "outcome")
     return [
         f"In the console: {messages} messages ({resends} of them resends)",
-        f"  decisions by action: {_line(decisions)}",
-        f"  attempts by outcome: {_line(attempts)}",
+        f"  decisions by action: {decisions}",
+        f"  attempts by outcome: {attempts}",
     ]
 
 
-def _counts(queryset: Any, field: str) -> list[tuple[str, int]]:
-    from django.db.models import Count
-
-    return list(queryset.values_list(field).annotate(n=Count("id")).order_by(field))
-
-
-def _line(counts: Counter[str]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
+def _counts(queryset: QuerySet[Any], field: str) -> str:
+    rows = queryset.values_list(field).annotate(n=Count("id")).order_by(field)
+    return ", ".join(f"{value} {n}" for value, n in rows) or "none"
 
 
 @contextmanager
