@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo $(DEMO_ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ each rate asks for."""
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -11,7 +12,14 @@ import pytest
 
 from receipts.simulation import SimulatorConfig, SimulatorError, Target
 from receipts.simulation.base import FATES
-from receipts.simulation.traffic import DEFAULT_MIXES, choose_fate, parse_mixes, plan_message
+from receipts.simulation.traffic import (
+    DEFAULT_MIXES,
+    choose_fate,
+    parse_mixes,
+    plan_message,
+    plan_resend,
+    resend_fate,
+)
 
 SAMPLES = 20_000
 
@@ -101,3 +109,47 @@ def test_a_late_receipt_is_posted_well_after_the_final_one() -> None:
 def test_rates_must_be_fractions() -> None:
     with pytest.raises(SimulatorError, match="late-rate"):
         config(late_rate=1.5)
+
+
+def test_messages_carry_the_text_of_their_flow() -> None:
+    rng = random.Random(6)
+    plans = [plan_message(rng, config(), now=datetime.now(UTC)) for _ in range(200)]
+    texts = {plan.flow: plan.body for plan in plans}
+
+    assert re.fullmatch(r"Your ACME code is \d{6}\. .*", texts["login-otp"])
+    assert re.search(r"use \d{6} to reset your password", texts["password-reset"])
+    order = next(plan for plan in plans if plan.flow == "order-update")
+    assert order.client_reference.removeprefix("order-") in order.body
+    assert texts["marketing"].endswith("Reply STOP to opt out.")
+
+
+def test_a_resend_after_an_absent_subscriber_is_mostly_delivered_else_absent_again() -> None:
+    rng = random.Random(8)
+    fates = Counter(resend_fate(rng, config(), country="NG", previous_fate="absent_subscriber") for _ in range(SAMPLES))
+
+    assert set(fates) == {"delivered", "absent_subscriber"}
+    assert 0.72 < fates["delivered"] / SAMPLES < 0.78
+
+
+def test_a_resend_of_a_message_the_simulator_did_not_see_fail_follows_its_country() -> None:
+    rng = random.Random(9)
+    fates = Counter(resend_fate(rng, config(), country="IN", previous_fate="") for _ in range(SAMPLES))
+
+    assert 0.80 < fates["delivered"] / SAMPLES < 0.88
+    assert fates["blocked_spam"] > 0
+
+
+def test_a_resend_plan_keeps_the_given_id_and_is_never_registered() -> None:
+    rng = random.Random(10)
+    run = config()
+    original = plan_message(rng, run, now=datetime.now(UTC))
+
+    resend = plan_resend(
+        rng, run, target=run.targets[0], provider_message_id="gw-1", recipient=original.recipient,
+        country=original.country, body=original.body, original=original, now=datetime.now(UTC),
+    )  # fmt: skip
+
+    assert (resend.provider_message_id, resend.flow, resend.body) == ("gw-1", original.flow, original.body)
+    assert resend.resend
+    assert resend.traits[0] == "resend"
+    assert "receipt before registration" not in resend.traits

@@ -3,7 +3,8 @@
 - base.py: the player interface and the types the core and the players share;
 - players/: one module per provider, registered by provider kind (players/__init__.py);
 - traffic.py: recipients, per-country fate mixes, and the plan of each message's requests;
-- runner.py: the configuration, the loopback guard and the timed run with its report.
+- runner.py: the configuration, the loopback guard and the timed run with its report;
+- gateway.py: a simulated send API the console's retries resend through, whose resends the run plays.
 
 Traffic is realistic rather than tidy: most messages end `delivered`, others fail as their
 country makes likely with the provider's own error codes, some receipts are posted twice,
@@ -12,6 +13,7 @@ be mixed in and must be refused with 401.
 """
 
 from receipts.simulation.base import SimulatorError, Target
+from receipts.simulation.gateway import SendGateway
 from receipts.simulation.runner import (
     SimulationReport,
     Simulator,
@@ -22,6 +24,7 @@ from receipts.simulation.runner import (
 )
 
 __all__ = [
+    "SendGateway",
     "SimulationReport",
     "Simulator",
     "SimulatorConfig",

@@ -6,6 +6,10 @@ loopback host unless `allow_remote` is set.
 
 Nothing here touches the database except `load_targets`, which reads connections' secrets
 through the ORM; everything else goes through HTTP, so the real webhook path is exercised.
+
+With a send gateway (gateway.py), messages the console resends through it are played too: the
+gateway's HTTP threads only put them on a queue, which this loop drains; the loop alone plans
+and posts, so its heap of due requests never needs a lock.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import json
+import queue
 import random
 import time
 from collections import Counter
@@ -24,11 +29,23 @@ from urllib.parse import urlsplit
 import requests
 
 from receipts.simulation.base import USER_AGENT, Delivery, Event, SimulatorError, Target, rfc3339
+from receipts.simulation.gateway import AdoptedResend, SendGateway
 from receipts.simulation.players import get_player, player_kinds
-from receipts.simulation.traffic import DEFAULT_MIXES, WESTERN_EUROPE, MessagePlan, Mix, Post, plan_message
+from receipts.simulation.traffic import (
+    DEFAULT_MIXES,
+    WESTERN_EUROPE,
+    MessagePlan,
+    Mix,
+    Post,
+    plan_message,
+    plan_resend,
+)
 
 # A run gives up when the server has stopped answering at all.
 MAX_CONSECUTIVE_CONNECTION_ERRORS = 20
+# Resends taken from the gateway's queue per pass of the loop, so a burst never starves the
+# receipts already due.
+MAX_ADOPTIONS_PER_PASS = 50
 # What each kind of request must be answered with; anything else is reported as unexpected.
 EXPECTED_STATUS: dict[str, frozenset[int]] = {
     "register": frozenset({200, 201}),
@@ -132,6 +149,9 @@ class SimulatorConfig:
     summary_every: float = 10.0
     # In-flight messages get this long after `duration` to post their last receipts.
     drain_grace: float = 30.0
+    # With a send gateway: once nothing is left to post, how long to wait for resends the
+    # console may still send (its backoff plus its runner's period).
+    resend_wait: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -146,6 +166,8 @@ class SimulatorConfig:
             raise SimulatorError("--count must be at least 1")
         if self.time_scale <= 0:
             raise SimulatorError("--time-scale must be positive")
+        if self.resend_wait < 0:
+            raise SimulatorError("resend_wait must not be negative")
         for name in RATES:
             if not 0 <= getattr(self, name) <= 1:
                 raise SimulatorError(f"{name.replace('_', '-')} must be between 0 and 1")
@@ -178,6 +200,7 @@ class SimulationReport:
     # "slug:provider message id" → the status the console must show once all receipts are in.
     expected_status: dict[str, str] = field(default_factory=dict)
     abandoned: int = 0
+    resends: int = 0  # messages the console resent through the send gateway, played here
     stopped_because: str = ""
     elapsed: float = 0.0
 
@@ -204,6 +227,8 @@ class SimulationReport:
             f"HTTP status counts: {self.status_summary()}",
             f"Receipts, as the console counted them: {self.outcome_summary()}",
         ]
+        if self.resends:
+            lines.append(f"Resends played (the console's retries through the simulated send API): {self.resends}")
         if self.stopped_because:
             lines.append(f"Stopped early: {self.stopped_because}")
         if self.unexpected_count:
@@ -226,6 +251,7 @@ class Simulator:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        gateway: SendGateway | None = None,
     ) -> None:
         self.config = config
         self.emit = emit
@@ -242,6 +268,10 @@ class Simulator:
         self._connection_errors = 0
         # One wrong key per provider and run: a forgery is signed, just not by the provider.
         self._forged_keys: dict[str, str] = {}
+        self.gateway = gateway
+        # Recipient → the last plan that failed there, so a resend knows what it recovers from.
+        self._failed: dict[str, MessagePlan] = {}
+        self._last_activity = 0.0
 
     def check_server(self) -> None:
         """Fail fast, before any traffic, when the server is not there or refuses the token."""
@@ -260,9 +290,9 @@ class Simulator:
         """Check the server, then simulate; raises SimulatorError only from that check."""
         self.check_server()
         config = self.config
-        start = self.clock()
+        start = self._last_activity = self.clock()
         spawn_until = start + config.duration
-        deadline = spawn_until + config.drain_grace
+        deadline = spawn_until + config.drain_grace + (config.resend_wait if self.gateway else 0.0)
         next_summary = start + config.summary_every
         try:
             while True:
@@ -271,12 +301,14 @@ class Simulator:
                     self.report.stopped_because = reason
                     break
                 now = self.clock()
+                self._adopt_resends(now)
                 spawning = now < spawn_until and (config.count is None or self.report.started < config.count)
-                if not spawning and not self._queue:
+                if not spawning and not self._queue and (now >= deadline or self._resends_over(now)):
+                    # Resends the console schedules later than this are not waited for.
                     break
                 if now >= deadline:
                     self.report.stopped_because = (
-                        f"in-flight messages still pending {config.drain_grace:.0f} s after --duration"
+                        f"in-flight messages still pending {deadline - spawn_until:.0f} s after --duration"
                     )
                     break
                 if self.verbose and now >= next_summary:
@@ -288,6 +320,7 @@ class Simulator:
                 if due > now:
                     self.sleep(min(due - now, 0.25))
                     continue
+                self._last_activity = now
                 if next_spawn <= next_action:
                     self._start_message(now)
                 else:
@@ -300,9 +333,48 @@ class Simulator:
                     break
         except KeyboardInterrupt:
             self.report.stopped_because = "interrupted"
+        finally:
+            if self.gateway is not None:
+                # Whatever the console sends from now on would never get its receipts.
+                self.gateway.stop_accepting()
         self.report.abandoned = len({id(entry[3]) for entry in self._queue})
         self.report.elapsed = self.clock() - start
         return self.report
+
+    def _resends_over(self, now: float) -> bool:
+        """Without a gateway, at once; with one, once the console has been quiet a while."""
+        return self.gateway is None or now - self._last_activity >= self.config.resend_wait
+
+    def _adopt_resends(self, now: float) -> None:
+        if self.gateway is None:
+            return
+        for _ in range(MAX_ADOPTIONS_PER_PASS):
+            try:
+                resend = self.gateway.adopted.get_nowait()
+            except queue.Empty:
+                return
+            self._last_activity = now
+            self._play_resend(resend, now)
+
+    def _play_resend(self, resend: AdoptedResend, now: float) -> None:
+        target = next(t for t in self.config.targets if t.slug == resend.slug)
+        plan = plan_resend(
+            self.rng, self.config, target=target, provider_message_id=resend.provider_message_id,
+            recipient=resend.to, country=resend.country, body=resend.body,
+            original=self._failed.get(resend.to), now=datetime.now(UTC),
+        )  # fmt: skip
+        self.report.resends += 1
+        self._track(plan)
+        for post in plan.posts:
+            self._push(now + post.due, post.kind, plan, post)
+
+    def _track(self, plan: MessagePlan) -> None:
+        self.report.expected_status[plan.key] = plan.expected_status()
+        if self.gateway is not None:
+            if plan.fate == "delivered":
+                self._failed.pop(plan.recipient, None)
+            else:
+                self._failed[plan.recipient] = plan
 
     def _progress(self, elapsed: float) -> str:
         r = self.report
@@ -319,7 +391,7 @@ class Simulator:
     def _start_message(self, now: float) -> None:
         plan = plan_message(self.rng, self.config, now=datetime.now(UTC))
         self.report.started += 1
-        self.report.expected_status[plan.key] = plan.expected_status()
+        self._track(plan)
         self._push(now + plan.register_due, "register", plan, None)
         for post in plan.posts:
             self._push(now + post.due, post.kind, plan, post)
@@ -335,7 +407,7 @@ class Simulator:
             plan.sent_log.append(label + suffix + _mark(kind, status))
         plan.pending -= 1
         if plan.pending == 0:
-            self.report.completed += 1
+            self.report.completed += 0 if plan.resend else 1
             if self.verbose:
                 self.emit(self._describe(plan))
 
@@ -354,6 +426,7 @@ class Simulator:
             "flow": plan.flow,
             "client_reference": plan.client_reference,
             "submitted_at": rfc3339(plan.submitted_at),
+            "body": plan.body,
         }
         return self._send(
             "register",

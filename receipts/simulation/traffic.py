@@ -5,6 +5,9 @@ A message's fate (delivered, expired, or a failure reason) is drawn from its cou
 the player turns the fate into the provider's own statuses and error codes. Transport
 anomalies (duplicates, out of order, late, missing, before registration, forged) are drawn
 from the run's rates, independently of the country.
+
+A resend (the console retrying a failed message through the simulated send API) is planned
+the same way, except its fate: a temporary condition has often cleared by then (RESEND_RECOVERY).
 """
 
 from __future__ import annotations
@@ -106,6 +109,28 @@ FLOWS: tuple[tuple[str, int], ...] = (
 )
 
 
+# How often a resend of a message that failed for a temporary reason is delivered; otherwise it
+# fails again the same way. The console resends a minute or more later (its default backoff):
+# a busy handset or a congested route has long recovered, a phone that was off or out of
+# coverage usually is back (people step out of a tunnel or a meeting, not off the grid), an
+# expired message mostly meant the same, a full inbox needs its owner to act, and a barring is
+# the operator's decision, seldom lifted within minutes.
+RESEND_RECOVERY: dict[str, float] = {
+    "handset_busy": 0.9,
+    "network_error": 0.8,
+    "absent_subscriber": 0.75,
+    "expired": 0.6,
+    "memory_full": 0.4,
+    "call_barred": 0.2,
+}
+MARKETING_OFFERS = (
+    "20% off everything this weekend with code SPRING",
+    "free delivery on your next order until Sunday",
+    "your loyalty points expire soon: 450 points left",
+)
+ORDER_NEWS = ("has shipped and arrives tomorrow", "is out for delivery today", "is ready for pickup")
+
+
 def parse_mixes(data: Any) -> dict[str, dict[str, float]]:
     """Country mixes from JSON (`{"NG": {"delivered": 70, "absent_subscriber": 30}}`), checked;
     they replace the default mix of the countries they name."""
@@ -177,6 +202,27 @@ def client_reference(rng: random.Random, flow: str, now: datetime) -> str:
     return f"camp-{now:%Y%m%d}-{rng.randrange(10_000, 99_999)}"
 
 
+def message_body(rng: random.Random, flow: str, reference: str) -> str:
+    """The text the product sends for `flow`: what a resend sends again."""
+    code = f"{rng.randrange(1_000_000):06d}"
+    if flow == "login-otp":
+        return f"Your ACME code is {code}. It expires in 10 minutes; never share it."
+    if flow == "password-reset":
+        return f"ACME: use {code} to reset your password. Not you? Ignore this message."
+    if flow == "order-update":
+        return f"ACME: your order {reference.removeprefix('order-')} {rng.choice(ORDER_NEWS)}."
+    return f"ACME: {rng.choice(MARKETING_OFFERS)}. Reply STOP to opt out."
+
+
+def resend_fate(rng: random.Random, config: SimulatorConfig, *, country: str, previous_fate: str) -> str:
+    """What happens to a resend: recovery or the same failure again after a temporary one; the
+    country's mix when the simulator did not play the original (a manual resend, say)."""
+    recovery = RESEND_RECOVERY.get(previous_fate)
+    if recovery is None:
+        return choose_fate(rng, config.mix_for(country))
+    return "delivered" if rng.random() < recovery else previous_fate
+
+
 @dataclass
 class Post:
     """One webhook request; a duplicate re-sends another post's delivery (same id and body)."""
@@ -200,6 +246,9 @@ class MessagePlan:
     events: list[Event]
     posts: list[Post]
     register_due: float
+    body: str = ""
+    # Sent by the console through the simulated send API: the console registers it, not us.
+    resend: bool = False
     traits: list[str] = field(default_factory=list)
     sent_log: list[str] = field(default_factory=list)
     pending: int = 0
@@ -222,7 +271,71 @@ def plan_message(rng: random.Random, config: SimulatorConfig, *, now: datetime) 
     flow = rng.choices(FLOWS, weights=[f[1] for f in FLOWS])[0][0]
     fate = choose_fate(rng, config.mix_for(country))
     message_id = player.message_id(rng)
+    events, posts, traits = _plan_requests(rng, config, target, fate, now=now)
 
+    register_due = 0.0
+    if posts and rng.random() < config.early_receipt_rate:
+        register_due = min(post.due for post in posts) + rng.uniform(0.3, 1.5) * config.time_scale
+        traits.append("receipt before registration")
+    posts += _extra_posts(rng, config, target, posts, traits)
+    reference = client_reference(rng, flow, now)
+    return MessagePlan(
+        target=target,
+        provider_message_id=message_id,
+        recipient=recipient,
+        country=country,
+        flow=flow,
+        client_reference=reference,
+        submitted_at=now,
+        fate=fate,
+        events=events,
+        posts=posts,
+        register_due=register_due,
+        body=message_body(rng, flow, reference),
+        traits=traits,
+    )
+
+
+def plan_resend(
+    rng: random.Random,
+    config: SimulatorConfig,
+    *,
+    target: Target,
+    provider_message_id: str,
+    recipient: str,
+    country: str,
+    body: str,
+    original: MessagePlan | None,
+    now: datetime,
+) -> MessagePlan:
+    """A message the console resent through the simulated send API, under the id the API gave
+    it: its receipts as for any message, its fate after RESEND_RECOVERY; no registration."""
+    fate = resend_fate(rng, config, country=country, previous_fate=original.fate if original else "")
+    events, posts, traits = _plan_requests(rng, config, target, fate, now=now)
+    posts += _extra_posts(rng, config, target, posts, traits)
+    return MessagePlan(
+        target=target,
+        provider_message_id=provider_message_id,
+        recipient=recipient,
+        country=country,
+        flow=original.flow if original else "",
+        client_reference=original.client_reference if original else "",
+        submitted_at=now,
+        fate=fate,
+        events=events,
+        posts=posts,
+        register_due=0.0,
+        body=body,
+        resend=True,
+        traits=["resend", *traits],
+    )
+
+
+def _plan_requests(
+    rng: random.Random, config: SimulatorConfig, target: Target, fate: str, *, now: datetime
+) -> tuple[list[Event], list[Post], list[str]]:
+    """The provider's events for `fate` and the webhook posts that report them, in disorder."""
+    player = get_player(target.provider)
     scale = config.time_scale
     events: list[Event] = []
     offset = 0.0
@@ -242,11 +355,15 @@ def plan_message(rng: random.Random, config: SimulatorConfig, *, now: datetime) 
     # Each post leaves shortly after its last event happened.
     posts = [Post(events[g[-1]].offset + rng.uniform(0.02, 0.2) * scale, g, player.delivery_id(rng)) for g in groups]
     _disorder(rng, config, posts, traits)
+    return events, posts, traits
 
-    register_due = 0.0
-    if posts and rng.random() < config.early_receipt_rate:
-        register_due = min(post.due for post in posts) + rng.uniform(0.3, 1.5) * scale
-        traits.append("receipt before registration")
+
+def _extra_posts(
+    rng: random.Random, config: SimulatorConfig, target: Target, posts: list[Post], traits: list[str]
+) -> list[Post]:
+    """A provider retry of one post (same delivery id) and a forgery, as the rates say."""
+    player = get_player(target.provider)
+    scale = config.time_scale
     extra: list[Post] = []
     if posts and rng.random() < config.duplicate_rate:
         original = rng.choice(posts)
@@ -258,20 +375,7 @@ def plan_message(rng: random.Random, config: SimulatorConfig, *, now: datetime) 
         original = rng.choice(posts)
         extra.append(Post(original.due + 0.05 * scale, original.events, player.delivery_id(rng), "forged"))
         traits.append("forged signature")
-    return MessagePlan(
-        target=target,
-        provider_message_id=message_id,
-        recipient=recipient,
-        country=country,
-        flow=flow,
-        client_reference=client_reference(rng, flow, now),
-        submitted_at=now,
-        fate=fate,
-        events=events,
-        posts=posts + extra,
-        register_due=register_due,
-        traits=traits,
-    )
+    return extra
 
 
 def _disorder(rng: random.Random, config: SimulatorConfig, posts: list[Post], traits: list[str]) -> None:

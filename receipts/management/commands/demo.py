@@ -5,11 +5,19 @@ exist (one connection per provider the simulator can play in a demo), starts `ru
 127.0.0.1 in a subprocess and, once it answers /healthz, plays the simulated providers against it
 through the real API and webhook path until Ctrl-C.
 
+Decisions are executed as in production: each demo connection resends through a simulated send
+API (receipts/simulation/gateway.py) whose resends the simulator plays, and a thread of this
+process does beat's periodic work (dlrconsole/demo_ticker.py): due retries, the missing-receipt
+sweep, the product feed, the outbox sweeper. The rules are the shipped ones, first retry after
+60 s; only the receipt SLA is shortened (DEMO_RECEIPT_SLA_SECONDS) so that a missing receipt
+becomes a decision within the demo rather than after six hours.
+
 AWS SNS is not in the demo: SNS signs its envelopes with a certificate only an SNS host serves.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -18,7 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,18 +38,30 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from django.db.models import Count, QuerySet
 from rest_framework.authtoken.models import Token
 
-from receipts.models import Connection
+from dlrconsole.demo_ticker import Ticker, beat_jobs
+from dlrconsole.log_filters import RedactSecrets
+from receipts.models import Connection, Message
 from receipts.providers import PROVIDER_LABELS
 from receipts.services import connection_create
-from receipts.simulation import Simulator, SimulatorConfig, SimulatorError, load_targets
+from receipts.simulation import SendGateway, Simulator, SimulatorConfig, SimulatorError, Target, load_targets
 from receipts.simulation.players import get_player, player_kinds
+from retries.models import Attempt, ConnectionSender, Decision
 
 DEMO_USER = "demo"
 # The demo connection of a provider is "<kind>-demo", except these (kept from earlier demos).
 DEMO_SLUGS = {"standard-webhooks": "generic-demo"}
 HOST = "127.0.0.1"
+# A message still pending this long is swept as "no receipt". The simulated providers report
+# within ~30 s (late receipts included), so a minute is overdue here; production keeps 6 h.
+DEMO_RECEIPT_SLA_SECONDS = 60
+TICK_SECONDS = 5.0
+# After the last new message, how long resends may still come: the first retry's 60 s backoff
+# plus a tick and the resend's receipts.
+RESEND_WAIT_SECONDS = 75.0
+SENDER_ID = "ACME"
 
 
 class Command(BaseCommand):
@@ -79,36 +100,64 @@ class Command(BaseCommand):
         try:
             targets = load_targets([demo_slug(kind) for kind in demo_kinds()], private_keys=private_keys)
             config = SimulatorConfig(
-                base_url=base_url, token=token, targets=targets, rate=options["rate"], duration=options["duration"]
-            )
+                base_url=base_url, token=token, targets=targets, rate=options["rate"], duration=options["duration"],
+                resend_wait=RESEND_WAIT_SECONDS,
+            )  # fmt: skip
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
-        connections.close_all()  # the server process writes; this one only posts over HTTP from here on
+        sla = use_demo_receipt_sla()
+        gateway = SendGateway(targets)  # bound now, serving from start(): its URLs are known
+        ensure_demo_senders(gateway, targets)
+        connections.close_all()  # from here on this process writes only from the ticker's thread
+        ticker = Ticker(beat_jobs(), interval=TICK_SECONDS)
 
         log_path = Path(settings.VAR_DIR) / "demo-server.log"
         restore = _signals_as_interrupt()
-        server = start_server(port, log_path)
+        gateway.start()
+        server = start_server(port, log_path, sla)
         try:
             wait_until_healthy(server, f"{base_url}/healthz", log_path)
-            self._banner(base_url, password, token, log_path, config)
-            report = Simulator(
-                config,
-                emit=self.stdout.write,
-                should_stop=lambda: "the server exited" if server.poll() is not None else None,
-            ).run()
+            self._banner(base_url, password, token, log_path, config, gateway, sla)
+            with log_into(log_path):
+                ticker.start()
+                report = Simulator(
+                    config,
+                    emit=self.stdout.write,
+                    should_stop=lambda: "the server exited" if server.poll() is not None else None,
+                    gateway=gateway,
+                ).run()
+                self._stop_ticker(ticker)
             self.stdout.write("")
-            for line in report.summary_lines():
+            for line in [*report.summary_lines(), gateway.summary(), f"Periodic jobs run: {ticker.summary()}"]:
                 self.stdout.write(line)
+            for line in console_summary():
+                self.stdout.write(line)
+            connections.close_all()
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
         except KeyboardInterrupt:
             self.stdout.write("\nInterrupted.")
         finally:
+            self._stop_ticker(ticker)
+            gateway.stop()
             stop_server(server)
             restore()
-            self.stdout.write(f"Server stopped. Its log: {log_path}")
+            self.stdout.write(f"Server stopped. Its log (and this process's): {log_path}")
 
-    def _banner(self, base_url: str, password: str, token: str, log_path: Path, config: SimulatorConfig) -> None:
+    def _stop_ticker(self, ticker: Ticker) -> None:
+        if not ticker.stop():
+            self.stdout.write("The periodic jobs' thread is still busy; leaving it to end with the process.")
+
+    def _banner(
+        self,
+        base_url: str,
+        password: str,
+        token: str,
+        log_path: Path,
+        config: SimulatorConfig,
+        gateway: SendGateway,
+        sla: int,
+    ) -> None:
         w = self.stdout.write
         w("")
         w(self.style.SUCCESS("DLR Console demo is running") + " (embedded SQLite, Celery tasks run in-process)")
@@ -120,12 +169,18 @@ class Command(BaseCommand):
         w(f'  API token  {token}   curl -H "Authorization: Token {token}" {base_url}/api/v1/messages/')
         for target in config.targets:
             w(f"  Webhook    {config.webhook_url(target)}   ({target.provider})")
-        w(f"  Server log {log_path}")
+        w(f"  Send API   {gateway.url_for('<connection>')}   (simulated; the console's retries resend through it)")
+        w(f"  Log        {log_path}   (the server's and the periodic jobs')")
         w("")
         w(
             f"Simulated providers post signed receipts for {config.rate:g} new messages/s "
             f"for up to {config.duration:g} s. Ctrl-C stops everything."
         )
+        w(
+            f"Beat's periodic jobs run here every {TICK_SECONDS:g} s: retries are due 60 s after a temporary "
+            f"failure (the shipped rules), a message without a final receipt after {sla} s becomes a decision."
+        )
+        w(f"Decisions and attempts: {base_url}/admin/retries/decision/ and {base_url}/admin/retries/attempt/")
         w("")
 
 
@@ -181,7 +236,72 @@ def ensure_demo_connections() -> tuple[list[str], dict[str, str]]:
     return created, private_keys
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def use_demo_receipt_sla() -> int:
+    """The receipt SLA of this run: DLR_RECEIPT_SLA_SECONDS if set, else the demo's minute. Set
+    on this process's settings, where the sweep runs (the ticker), and given to the server."""
+    if not os.environ.get("DLR_RECEIPT_SLA_SECONDS"):
+        settings.DLR_RECEIPT_SLA_SECONDS = DEMO_RECEIPT_SLA_SECONDS
+    return int(settings.DLR_RECEIPT_SLA_SECONDS)
+
+
+def ensure_demo_senders(gateway: SendGateway, targets: list[Target]) -> None:
+    """Each demo connection resends through the simulated send API (its port changes each run)."""
+    for target in targets:
+        ConnectionSender.objects.update_or_create(
+            connection=Connection.objects.get(slug=target.slug),
+            defaults={
+                "kind": "generic-http",
+                "config": {"url": gateway.url_for(target.slug)},
+                "sender_id": SENDER_ID,
+                "enabled": True,
+            },
+        )
+
+
+def console_summary() -> list[str]:
+    """What the console made of the run, read back from its database."""
+    messages = Message.objects.count()
+    resends = Message.objects.filter(chain_root__isnull=False).count()
+    decisions = _counts(Decision.objects.all(), "action")
+    attempts = _counts(Attempt.objects.all(), "outcome")
+    return [
+        f"In the console: {messages} messages ({resends} of them resends)",
+        f"  decisions by action: {decisions}",
+        f"  attempts by outcome: {attempts}",
+    ]
+
+
+def _counts(queryset: QuerySet[Any], field: str) -> str:
+    rows = queryset.values_list(field).annotate(n=Count("id")).order_by(field)
+    return ", ".join(f"{value} {n}" for value, n in rows) or "none"
+
+
+@contextmanager
+def log_into(path: Path) -> Iterator[None]:
+    """This process logs into `path` for the block (next to the server's lines), not over the
+    simulator's lines on the terminal: the loggers with a handler of their own (settings.LOGGING)
+    have their terminal handler swapped for the file."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RedactSecrets())
+    swapped: list[tuple[logging.Logger, logging.Handler]] = []
+    for logger in (logging.getLogger(), logging.getLogger("django"), logging.getLogger("django.server")):
+        streams: list[logging.Handler] = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        for stream in streams:
+            logger.removeHandler(stream)
+            swapped.append((logger, stream))
+        if any(swapped_logger is logger for swapped_logger, _ in swapped):
+            logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, stream in swapped:
+            logger.removeHandler(handler)
+            logger.addHandler(stream)
+        handler.close()
+
+
+def start_server(port: int, log_path: Path, receipt_sla: int) -> subprocess.Popen[bytes]:
     manage = Path(settings.BASE_DIR) / "manage.py"
     with log_path.open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
@@ -190,7 +310,7 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "DLR_RECEIPT_SLA_SECONDS": str(receipt_sla)},
         )
 
 
