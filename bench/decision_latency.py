@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +49,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cpu_usage import CpuMeter, pids_named
+from bench.cpu_usage import CpuMeter, pid_named, postmaster_pid
 from bench.ingest_throughput import (
     LOOPBACK,
     ROOT,
@@ -706,6 +706,7 @@ class Outcome:
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_others: dict[str, float] = field(default_factory=dict)
     db_sessions: int = 0
+    db_active_share: float = 0.0  # the bench database's share of PostgreSQL's statement time
     data: Collected | None = None
 
 
@@ -743,14 +744,16 @@ def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path
         ):
             warm_up(server.port, args.workers)
             hooks = build_hooks(secret, n)
-            meter = cpu_meter(db_url, args.database, gunicorn=server, worker=worker, beat=beat, peers=peers)
-            sessions = db_sessions(db_url)
+            meter = cpu_meter(gunicorn=server, worker=worker, beat=beat, peers=peers)
+            sessions, active = db_sessions(db_url), db_active_seconds(db_url)
             meter.begin()
             out.load = send_paced(hooks, server.port, args.rate, args.senders)
             out.drained, out.waited, out.left = wait_drained(db_url, args.drain_seconds)
             out.cpu = meter.end()
-            out.cpu_others = meter.others_by_name
+            out.cpu_others = meter.others_by_label
             out.db_sessions = db_sessions(db_url) - sessions
+            mine, every = db_active_seconds(db_url)
+            out.db_active_share = (mine - active[0]) / (every - active[1]) if every > active[1] else 0.0
             time.sleep(args.settle_seconds)
         out.queue = sampler.summary()
     out.tasks = worker_tasks(workdir / "celery.log")
@@ -766,22 +769,30 @@ def db_sessions(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def cpu_meter(db_url: str, database: str, *, gunicorn: Gunicorn, worker: Child, beat: Child, peers: Child) -> CpuMeter:
-    def bench_backends() -> list[int]:
-        with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
-            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]).fetchall()
-        return [int(pid) for (pid,) in rows]
+def cpu_meter(*, gunicorn: Gunicorn, worker: Child, beat: Child, peers: Child) -> CpuMeter:
+    def root(process: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> Callable[[], int | None]:
+        return lambda: process.pid if process is not None else None
 
-    roots = {
-        "gunicorn": gunicorn.process,
-        "celery worker": worker.process,
-        "beat": beat.process,
-        "peers": peers.process,
-    }
     return CpuMeter(
-        roots={name: process.pid for name, process in roots.items() if process is not None},
-        pid_sets={"postgres (bench db)": bench_backends, "redis-server": lambda: pids_named("redis-server")},
+        roots={
+            "gunicorn": root(gunicorn.process),
+            "celery worker": root(worker.process),
+            "beat": root(beat.process),
+            "peers": root(peers.process),
+            "postgres (all databases)": postmaster_pid,
+            "redis-server": lambda: pid_named("redis-server"),
+        }
     )
+
+
+def db_active_seconds(db_url: str) -> tuple[float, float]:
+    """(this database, every database): seconds spent running statements so far."""
+    with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT sum(active_time) FILTER (WHERE datname = current_database()), sum(active_time)"
+            " FROM pg_stat_database"
+        ).fetchone()
+    return (float(row[0] or 0) / 1000, float(row[1] or 0) / 1000) if row else (0.0, 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -836,6 +847,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: str(v) for k, v in vars(args).items()},
             "load": out.load, "drained": out.drained, "drain_waited_s": out.waited, "queue_length": out.queue,
             "worker_tasks": out.tasks, "cpu_s": out.cpu, "cpu_others_s": out.cpu_others, "db_sessions": out.db_sessions,
+            "db_active_share": out.db_active_share,
             "counts": out.data.counts if out.data else {},
             "decisions_by_action_state": out.data.decisions_by_action_state if out.data else {},
             "throughput": analysis.throughput if analysis else {},
@@ -894,7 +906,8 @@ def print_report(out: Outcome, analysis: Analysis, args: argparse.Namespace) -> 
             f" machine busy {cpu['machine busy']:.1f} of {cpu['machine capacity']:.1f} CPU-s"
             f" ({100 * cpu['machine busy'] / max(cpu['machine capacity'], 1e-9):.0f} %); "
             + ", ".join(f"{name} {seconds:.1f}" for name, seconds in parts.items())
-            + " (live processes among others: "
+            + f" (the bench database ran {100 * out.db_active_share:.0f} % of PostgreSQL's statement time;"
+            + " others' largest: "
             + ", ".join(f"{name} {seconds:.1f}" for name, seconds in list(out.cpu_others.items())[:6])
             + ")"
         )
