@@ -1,18 +1,23 @@
 #!/usr/bin/env python
-"""Receipt-to-executed-decision latency at a paced rate, with a real Celery worker running.
+"""Receipt-to-executed-decision latency at a paced rate, with a real Celery worker and beat running.
 
-On loopback only: a fresh database (migrated, so the default rules exist), a Standard Webhooks
-connection, N queued messages, gunicorn (2 sync workers) and `celery -A dlrconsole worker`
-(prefork, concurrency 2) on a queue of its own. N signed receipts (mostly `delivered`, some
-`undelivered` with a temporary or a permanent GSM MAP error code) are posted at a constant rate;
-once every outbox event is processed, SQL gives per receipt Receipt.received_at →
-Decision.created_at (and OutboxEvent.created_at → Decision.created_at, which leaves out the
-request itself but still includes the publisher's linger).
+On loopback only: a fresh database (migrated, so the default rules exist, the temporary-failure
+rule's backoff set to [0] so retries run at once), a Standard Webhooks connection whose resends go
+through a generic HTTP sender to a local gateway, a product endpoint on a local server, N queued
+messages, gunicorn (2 sync workers), `celery worker` (prefork, concurrency 2) on a queue of its
+own and `celery beat` with production's scheduler. N signed receipts (80 % `delivered`, 12 %
+`undelivered` temporary → retry, 8 % `undelivered` permanent → notify) are posted at a constant
+rate. Once everything is drained, per receipt, from Receipt.received_at:
+
+1. to the decision recorded (Decision.created_at);
+2. to the decision executed: for a notify, the product server got the feed POST (and
+   FeedDelivery.delivered_at); for a retry, the gateway got the send (and Attempt.finished_at).
 
     .venv/bin/python bench/decision_latency.py [--receipts 4000] [--rate 200]
 
-Exit status: 0 when every applied receipt got exactly one decision and every request got a
-2xx, 1 otherwise. See bench/README.md.
+Exit status: 0 when every check passed (one decision per applied receipt, one succeeded attempt
+and one gateway send per retry, one delivery per feed event, no non-2xx), 1 otherwise.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,15 +37,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cpu_usage import CpuMeter, pid_named, postmaster_pid
 from bench.ingest_throughput import (
     LOOPBACK,
     ROOT,
@@ -59,10 +69,12 @@ from bench.ingest_throughput import (
     warm_up,
 )
 
-# (status, error_code, share): GSM MAP 27 absent subscriber is temporary (→ retry scheduled),
+# (status, error_code, share): GSM MAP 27 absent subscriber is temporary (→ retry_same),
 # GSM MAP 1 unknown subscriber is permanent (→ notify).
 MIX = [("delivered", "", 0.80), ("undelivered", "27", 0.12), ("undelivered", "1", 0.08)]
 ROUND = 1
+BODY = "Your code is 123456"
+NOTIFY, RETRY = "notify", "retry_same"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,7 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=4, help="sender threads, keep-alive (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
     parser.add_argument("--concurrency", type=int, default=2, help="celery prefork processes (default 2)")
-    parser.add_argument("--drain-seconds", type=float, default=60, help="wait for the outbox to drain (default 60)")
+    parser.add_argument(
+        "--drain-seconds", type=float, default=240, help="wait for every decision to be executed (default 240)"
+    )
+    parser.add_argument(
+        "--settle-seconds", type=float, default=6, help="then wait, so beat's passes show any duplicate (default 6)"
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -80,17 +97,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--database", default="dlrconsole_bench_decisions", help="bench database, dropped if it exists")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="broker (loopback only)")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
+    parser.add_argument(
+        "--worker-settings",
+        default="dlrconsole.settings",
+        help="DJANGO_SETTINGS_MODULE of the Celery worker only, to try a settings change (default dlrconsole.settings)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the bench database and the logs at the end")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.receipts < 1 or args.rate <= 0 or args.senders < 1 or args.workers < 1 or args.concurrency < 1:
         parser.error("--receipts, --rate, --senders, --workers and --concurrency must be positive")
     if args.receipts / args.rate > 240:
         parser.error("--receipts / --rate is at most 240 s: receipts are signed before the run (5-minute tolerance)")
-    if not 0 < args.drain_seconds <= 600:
-        parser.error("--drain-seconds must be in (0, 600]")
+    if not 0 < args.drain_seconds <= 600 or not 0 <= args.settle_seconds <= 60:
+        parser.error("--drain-seconds must be in (0, 600], --settle-seconds in [0, 60]")
     if not args.database.isidentifier():
         parser.error("--database must be a plain identifier")
+    if not all(part.isidentifier() for part in args.worker_settings.split(".")):
+        parser.error("--worker-settings must be a module path")
     for url in (args.pg_url, args.redis_url):
         if not is_loopback(urlsplit(url).hostname or ""):
             parser.error(f"{url}: the benchmark runs on loopback only")
@@ -108,22 +132,62 @@ def outcome_of(i: int) -> tuple[str, str]:
     return MIX[-1][0], MIX[-1][1]
 
 
+def expected_actions(n: int) -> Counter[str]:
+    """The default rules' action for each receipt of the mix."""
+    return Counter(RETRY if outcome_of(i)[1] == "27" else NOTIFY for i in range(n))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+# Through the ORM (full_clean), as an admin would configure it, so a change of the models'
+# validation shows here rather than as a silently broken run.
+CONFIGURE = """
+import os
+from receipts.models import Connection
+from retries.models import ConnectionSender, ProductEndpoint, Rule
+connection = Connection.objects.get(slug=os.environ["BENCH_SLUG"])
+sender = ConnectionSender(connection=connection, kind="generic-http", config={"url": os.environ["BENCH_GATEWAY_URL"]})
+sender.full_clean()
+sender.save()
+endpoint = ProductEndpoint(
+    name="bench product", url=os.environ["BENCH_PRODUCT_URL"], secret=os.environ["BENCH_FEED_SECRET"]
+)
+endpoint.full_clean()
+endpoint.save()
+changed = Rule.objects.filter(enabled=True, action="retry_same").update(backoff_seconds=[0])
+assert changed == 1, f"{changed} enabled retry_same rules, expected the default one"
+"""
+
+
+def configure(env: dict[str, str], peers: Peers, feed_secret: str) -> None:
+    manage(
+        {
+            **env,
+            "BENCH_SLUG": SLUG,
+            "BENCH_GATEWAY_URL": f"http://{LOOPBACK}:{peers.gateway_port}/send",
+            "BENCH_PRODUCT_URL": f"http://{LOOPBACK}:{peers.product_port}/feed",
+            "BENCH_FEED_SECRET": feed_secret,
+        },
+        "shell", "-c", CONFIGURE,
+    )  # fmt: skip
+
+
 def insert_messages(db_url: str, connection_id: int, n: int) -> None:
-    """N queued messages in the fresh database. (ingest_throughput.reset_data TRUNCATEs the outbox,
-    which retries_decision now references, so it cannot be reused here.)"""
+    """N queued messages with a text (a resend needs it), in the fresh database."""
     now = datetime.now(UTC)
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
         with conn.cursor() as cursor:
             copy_sql = (
                 "COPY receipts_message (connection_id, provider_message_id, recipient, country, flow,"
-                " client_reference, status, error_code, reason, error_class, submitted_at, created_at)"
-                " FROM STDIN"
+                " client_reference, status, error_code, reason, error_class, submitted_at, created_at,"
+                " body, fallback_email) FROM STDIN"
             )
             with cursor.copy(copy_sql) as copy:
                 for i in range(n):
                     copy.write_row(
                         (connection_id, provider_message_id(ROUND, i), f"+3361{i:07d}", "FR", "otp", "", "queued",
-                         "", "", "", now, now)
+                         "", "", "", now, now, BODY, "")
                     )  # fmt: skip
         conn.execute("VACUUM ANALYZE receipts_message")
 
@@ -149,27 +213,29 @@ def build_hooks(secret: str, n: int) -> list[Hook]:
     return hooks
 
 
-class CeleryWorker:
-    """`celery -A dlrconsole worker` (prefork) on the bench queue, in its own process group."""
+# --------------------------------------------------------------------------- processes
 
-    def __init__(self, *, env: dict[str, str], queue: str, concurrency: int, log_path: Path) -> None:
-        self.env = {**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}
-        self.queue = queue
-        self.concurrency = concurrency
+
+class Child:
+    """A child process in its own process group, its output logged, ready when a line contains
+    `ready_marker`; stopped with TERM, then KILL of its group (a worker's pool, beat)."""
+
+    def __init__(
+        self, *, name: str, command: list[str], env: dict[str, str], log_path: Path, ready_marker: str
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
         self.log_path = log_path
+        self.ready_marker = ready_marker
+        self.ready_line = ""
         self.process: subprocess.Popen[str] | None = None
         self.ready = threading.Event()
         self.reader: threading.Thread | None = None
 
-    def __enter__(self) -> CeleryWorker:
-        command = [
-            sys.executable, "-m", "celery", "-A", "dlrconsole", "worker",
-            "--pool", "prefork", "--concurrency", str(self.concurrency),
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-Q", self.queue, "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h",
-        ]  # fmt: skip
+    def __enter__(self) -> Child:
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )  # fmt: skip
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -178,7 +244,7 @@ class CeleryWorker:
             deadline = time.monotonic() + 60
             while not self.ready.wait(0.2):
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"celery worker did not become ready; see {self.log_path}")
+                    raise RuntimeError(f"{self.name} did not become ready within 60 s; see {self.log_path}")
         except BaseException:
             self.stop()
             raise
@@ -190,7 +256,8 @@ class CeleryWorker:
         with self.log_path.open("w") as log:
             for line in self.process.stdout:
                 log.write(line)
-                if " ready." in line:
+                if not self.ready.is_set() and self.ready_marker in line:
+                    self.ready_line = line
                     self.ready.set()
 
     def __exit__(self, *exc: object) -> None:
@@ -202,14 +269,89 @@ class CeleryWorker:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        # Whatever is left of the group (a pool process, an embedded beat) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
         if self.reader is not None:
             self.reader.join(timeout=5)
+
+
+def celery_worker(env: dict[str, str], queue: str, concurrency: int, log_path: Path) -> Child:
+    command = [
+        sys.executable, "-m", "celery", "-A", "dlrconsole", "worker",
+        "--pool", "prefork", "--concurrency", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", queue, "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h",
+    ]  # fmt: skip
+    return Child(name="celery worker", command=command, env=env, log_path=log_path, ready_marker=" ready.")
+
+
+def celery_beat(env: dict[str, str], workdir: Path, log_path: Path) -> Child:
+    """Production's beat: a process of its own with the settings' scheduler (django-celery-beat's
+    database scheduler, which installs CELERY_BEAT_SCHEDULE in the bench database)."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "dlrconsole", "beat", "--loglevel", "INFO",
+        "--schedule", str(workdir / "beat-schedule"),
+    ]  # fmt: skip
+    return Child(name="celery beat", command=command, env=env, log_path=log_path, ready_marker="Starting...")
+
+
+class Peers(Child):
+    """bench/peers.py: the product endpoint and the send gateway, in a process of their own."""
+
+    def __init__(self, *, env: dict[str, str], workdir: Path, max_seconds: float) -> None:
+        self.records_path = workdir / "peers.jsonl"
+        command = [sys.executable, "-m", "bench.peers", "--log", str(self.records_path), "--max-seconds",
+                   str(int(max_seconds))]  # fmt: skip
+        super().__init__(name="peers", command=command, env=env, log_path=workdir / "peers.log", ready_marker="ready ")
+
+    @property
+    def product_port(self) -> int:
+        return int(re.search(r"product=(\d+)", self.ready_line).group(1))  # type: ignore[union-attr]
+
+    @property
+    def gateway_port(self) -> int:
+        return int(re.search(r"gateway=(\d+)", self.ready_line).group(1))  # type: ignore[union-attr]
+
+    def records(self) -> list[dict[str, Any]]:
+        """After stop(): every request the peers received."""
+        if not self.records_path.exists():
+            raise RuntimeError(f"the peers wrote no log; see {self.log_path}")
+        return [json.loads(line) for line in self.records_path.read_text().splitlines()]
+
+
+class QueueSampler:
+    """Samples the bench queue's length every 0.25 s (the backlog the worker has not taken yet)."""
+
+    def __init__(self, queue: BrokerQueue) -> None:
+        self.queue = queue
+        self.samples: list[tuple[float, int]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> QueueSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.25):
+            with contextlib.suppress(Exception):
+                self.samples.append((time.time(), int(self.queue.client.llen(self.queue.name))))
+
+    def summary(self) -> dict[str, float]:
+        lengths = sorted(float(length) for _, length in self.samples)
+        return {
+            "samples": len(lengths),
+            "p50": percentile(lengths, 50) if lengths else 0,
+            "max": lengths[-1] if lengths else 0,
+        }
 
 
 def send_paced(hooks: list[Hook], port: int, rate: float, senders: int) -> dict[str, object]:
@@ -274,58 +416,383 @@ def send_paced(hooks: list[Hook], port: int, rate: float, senders: int) -> dict[
     }
 
 
-def wait_drained(db_url: str, timeout: float) -> tuple[bool, float]:
-    """Until every outbox event is processed (bounded); returns (drained, seconds waited)."""
+# --------------------------------------------------------------------------- measuring
+
+DRAIN_SQL = {
+    "outbox events unprocessed": "SELECT count(*) FROM retries_outboxevent WHERE processed_at IS NULL",
+    "feed deliveries open": "SELECT count(*) FROM retries_feeddelivery WHERE status IN ('pending', 'failed')",
+    "attempts open": "SELECT count(*) FROM retries_attempt WHERE outcome IN ('scheduled', 'running')",
+}
+
+
+def wait_drained(db_url: str, timeout: float) -> tuple[bool, float, dict[str, int]]:
+    """Until every event is decided, every feed delivery closed and every attempt finished
+    (bounded); returns (drained, seconds waited, what was left)."""
     started = time.monotonic()
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
         while True:
-            row = conn.execute("SELECT count(*) FROM retries_outboxevent WHERE processed_at IS NULL").fetchone()
-            if row is not None and row[0] == 0:
-                return True, time.monotonic() - started
+            left = {name: int(conn.execute(sql).fetchone()[0]) for name, sql in DRAIN_SQL.items()}  # type: ignore[index]
+            if not any(left.values()):
+                return True, time.monotonic() - started, left
             if time.monotonic() - started > timeout:
-                return False, time.monotonic() - started
-            time.sleep(0.2)
+                return False, time.monotonic() - started, left
+            time.sleep(0.1)
 
 
-LATENCY_SQL = """
-SELECT count(*),
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY ms),
-       max(ms)
-FROM (
-    SELECT extract(epoch FROM d.created_at - {start}) * 1000 AS ms
-    FROM receipts_receipt r
-    JOIN retries_outboxevent e ON e.receipt_id = r.id
-    JOIN retries_decision d ON d.outbox_event_id = e.id
-) latencies
+@dataclass
+class Collected:
+    """What the database and the peers recorded, times as epoch seconds."""
+
+    receipts: list[tuple[Any, ...]]  # receipt id, message id, received, decision id, action, state, decided
+    events: list[tuple[Any, ...]]  # event id, message id, type, created, delivery status, attempts, delivered
+    attempts: list[tuple[Any, ...]]  # decision id, outcome, idempotency key, tries, finished, resend id
+    counts: dict[str, int]
+    decisions_by_action_state: dict[str, int]
+    peers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def epoch(column: str) -> str:
+    return f"extract(epoch FROM {column})::float8"
+
+
+RECEIPTS_SQL = f"""
+SELECT r.id, r.message_id, {epoch("r.received_at")}, d.id, d.action, d.state, {epoch("d.created_at")}
+FROM receipts_receipt r
+LEFT JOIN retries_outboxevent e ON e.receipt_id = r.id
+LEFT JOIN retries_decision d ON d.outbox_event_id = e.id
+WHERE r.outcome = 'applied'
+ORDER BY r.id
 """
+EVENTS_SQL = f"""
+SELECT fe.id, fe.message_id, fe.type, {epoch("fe.created_at")}, fd.status, fd.attempts, {epoch("fd.delivered_at")}
+FROM retries_feedevent fe LEFT JOIN retries_feeddelivery fd ON fd.event_id = fe.id
+"""
+ATTEMPTS_SQL = f"""
+SELECT decision_id, outcome, idempotency_key, tries, {epoch("finished_at")}, resend_id FROM retries_attempt
+"""
+COUNTS_SQL = {
+    "receipts": "SELECT count(*) FROM receipts_receipt",
+    "applied": "SELECT count(*) FROM receipts_receipt WHERE outcome = 'applied'",
+    "outbox_events": "SELECT count(*) FROM retries_outboxevent",
+    "decisions": "SELECT count(*) FROM retries_decision",
+    "applied_without_exactly_one_decision": (
+        "SELECT count(*) FROM receipts_receipt r WHERE r.outcome = 'applied' AND ("
+        " SELECT count(*) FROM retries_outboxevent e JOIN retries_decision d ON d.outbox_event_id = e.id"
+        " WHERE e.receipt_id = r.id) <> 1"
+    ),
+    "feed_attempts": "SELECT count(*) FROM retries_feedattempt",
+    "feed_attempts_not_2xx": (
+        "SELECT count(*) FROM retries_feedattempt WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299"
+    ),
+    "resends": "SELECT count(*) FROM receipts_message WHERE chain_root_id IS NOT NULL",
+}
 
 
-def measure(db_url: str) -> dict[str, object]:
+def collect(db_url: str) -> Collected:
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
-
-        def one(sql: str) -> int:
-            row = conn.execute(sql).fetchone()
-            return int(row[0]) if row else 0
-
-        result: dict[str, object] = {}
-        for name, start in (("received_to_decision", "r.received_at"), ("outbox_to_decision", "e.created_at")):
-            count, (p50, p95, p99), worst = conn.execute(LATENCY_SQL.format(start=start)).fetchone()  # type: ignore[misc]
-            result[name] = {"count": count, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": float(worst or 0)}
-        result["receipts"] = one("SELECT count(*) FROM receipts_receipt")
-        result["applied"] = one("SELECT count(*) FROM receipts_receipt WHERE outcome = 'applied'")
-        result["outbox_events"] = one("SELECT count(*) FROM retries_outboxevent")
-        result["unprocessed"] = one("SELECT count(*) FROM retries_outboxevent WHERE processed_at IS NULL")
-        result["decisions"] = one("SELECT count(*) FROM retries_decision")
-        result["applied_without_exactly_one_decision"] = one(
-            "SELECT count(*) FROM receipts_receipt r WHERE r.outcome = 'applied' AND ("
-            " SELECT count(*) FROM retries_outboxevent e JOIN retries_decision d ON d.outbox_event_id = e.id"
-            " WHERE e.receipt_id = r.id) <> 1"
+        counts = {name: int(conn.execute(sql).fetchone()[0]) for name, sql in COUNTS_SQL.items()}  # type: ignore[index]
+        rows = conn.execute("SELECT action, state, count(*) FROM retries_decision GROUP BY 1, 2 ORDER BY 3 DESC")
+        by_action_state = {f"{action}/{state}": int(count) for action, state, count in rows.fetchall()}
+        return Collected(
+            receipts=conn.execute(RECEIPTS_SQL).fetchall(),
+            events=conn.execute(EVENTS_SQL).fetchall(),
+            attempts=conn.execute(ATTEMPTS_SQL).fetchall(),
+            counts=counts,
+            decisions_by_action_state=by_action_state,
         )
-        rows = conn.execute(
-            "SELECT action, state, count(*) FROM retries_decision GROUP BY 1, 2 ORDER BY 3 DESC"
-        ).fetchall()
-        result["by_action_state"] = {f"{action}/{state}": int(count) for action, state, count in rows}
-    return result
+
+
+def stats(values_s: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds of durations given in seconds."""
+    values = sorted(v * 1000 for v in values_s)
+    if not values:
+        return {"n": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    return {
+        "n": len(values),
+        "p50_ms": percentile(values, 50),
+        "p95_ms": percentile(values, 95),
+        "p99_ms": percentile(values, 99),
+        "max_ms": values[-1],
+    }
+
+
+@dataclass
+class Analysis:
+    throughput: dict[str, float]
+    latencies: dict[str, dict[str, float]]
+    stages: dict[str, dict[str, float]]
+    checks: dict[str, int]
+    problems: list[str]
+
+
+LATENCY_LABELS = {
+    "decision": "decision recorded (Decision.created_at)",
+    "executed_stamped": "executed, as stamped (delivered_at | finished_at)",
+    "executed_peer": "executed, as the peer got it (product | gateway)",
+    "notify_delivered_at": "  notify: FeedDelivery.delivered_at",
+    "notify_product": "  notify: product server got the POST",
+    "retry_finished_at": "  retry: Attempt.finished_at (succeeded)",
+    "retry_gateway": "  retry: gateway got the send",
+    "retry_scheduled_product": "  retry: its message.retry_scheduled at the product",
+}
+STAGE_LABELS = {
+    "received_to_decision": "Receipt.received_at -> Decision.created_at",
+    "decision_to_feed_pass": "notify: Decision.created_at -> deliverer pass start (delivered_at)",
+    "feed_pass_to_product": "notify: deliverer pass start -> product got the POST",
+    "decision_to_runner_pass": "retry: Decision.created_at -> runner pass start (finished_at)",
+    "runner_pass_to_gateway": "retry: runner pass start -> gateway got the send",
+}
+
+
+def analyse(data: Collected, n: int) -> Analysis:
+    product: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    gateway: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in data.peers:
+        (product[record["webhook_id"]] if record["peer"] == "product" else gateway[record["key"]]).append(record)
+    events_by_message: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for event in data.events:
+        events_by_message[event[1]].append(event)
+    attempts_by_decision: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for attempt in data.attempts:
+        attempts_by_decision[attempt[0]].append(attempt)
+
+    lat: dict[str, list[float]] = defaultdict(list)
+    stage: dict[str, list[float]] = defaultdict(list)
+    checks: Counter[str] = Counter()
+    seen_receipts: set[int] = set()
+    for receipt_id, message_id, received, decision_id, action, _state, decided in data.receipts:
+        if receipt_id in seen_receipts or decision_id is None:
+            continue  # counted by applied_without_exactly_one_decision
+        seen_receipts.add(receipt_id)
+        lat["decision"].append(decided - received)
+        stage["received_to_decision"].append(decided - received)
+        events = events_by_message[message_id]
+        if action == NOTIFY:
+            checks["notify_decisions"] += 1
+            told = [e for e in events if e[2] in ("message.delivered", "message.failed")]
+            if len(told) != 1 or told[0][4] != "delivered" or told[0][5] != 1:
+                checks["notify_events_not_delivered_once_in_db"] += 1
+                continue
+            _, _, _, _, _, _, delivered_at = told[0]
+            got = product.get(f"evt_{told[0][0]}", [])
+            if len(got) != 1:
+                checks["notify_events_not_received_once_by_product"] += 1
+                continue
+            lat["notify_delivered_at"].append(delivered_at - received)
+            lat["notify_product"].append(got[0]["t"] - received)
+            lat["executed_stamped"].append(delivered_at - received)
+            lat["executed_peer"].append(got[0]["t"] - received)
+            stage["decision_to_feed_pass"].append(delivered_at - decided)
+            stage["feed_pass_to_product"].append(got[0]["t"] - delivered_at)
+        elif action == RETRY:
+            checks["retry_decisions"] += 1
+            attempts = attempts_by_decision[decision_id]
+            if len(attempts) != 1 or attempts[0][1] != "succeeded" or attempts[0][5] is None:
+                checks["retries_without_exactly_one_succeeded_attempt"] += 1
+                continue
+            _, _, key, tries, finished, _ = attempts[0]
+            checks["attempt_runs_beyond_the_first"] += tries - 1
+            calls = gateway.get(key, [])
+            if sum(1 for call in calls if call["new"]) != 1:
+                checks["retries_without_exactly_one_gateway_send"] += 1
+                continue
+            checks["gateway_repeated_calls"] += len(calls) - 1
+            sent = calls[0]["t"]
+            lat["retry_finished_at"].append(finished - received)
+            lat["retry_gateway"].append(sent - received)
+            lat["executed_stamped"].append(finished - received)
+            lat["executed_peer"].append(sent - received)
+            stage["decision_to_runner_pass"].append(finished - decided)
+            stage["runner_pass_to_gateway"].append(sent - finished)
+            scheduled = [e for e in events if e[2] == "message.retry_scheduled"]
+            got = product.get(f"evt_{scheduled[0][0]}", []) if len(scheduled) == 1 else []
+            if len(got) != 1:
+                checks["retry_scheduled_events_not_received_once_by_product"] += 1
+            else:
+                lat["retry_scheduled_product"].append(got[0]["t"] - received)
+        else:
+            checks["decisions_of_another_action"] += 1
+    checks["product_requests"] = sum(len(v) for v in product.values())
+    checks["product_bad_signatures"] = sum(1 for v in product.values() for r in v if not r["signature_ok"])
+    checks["product_requests_for_unknown_events"] = sum(
+        len(v) for k, v in product.items() if k not in {f"evt_{e[0]}" for e in data.events}
+    )
+    known_keys = {a[2] for a in data.attempts}
+    checks["gateway_calls_for_unknown_keys"] = sum(len(v) for k, v in gateway.items() if k not in known_keys)
+    decided = sorted(row[6] for row in data.receipts if row[6] is not None)
+    received = sorted(row[2] for row in data.receipts)
+    throughput = {
+        # Events decided per second, from the first receipt to the last decision: the worker keeps
+        # up when this matches the arrival rate.
+        "decided_per_s": len(decided) / (decided[-1] - received[0]) if decided and decided[-1] > received[0] else 0.0,
+        "last_decision_after_last_receipt_s": decided[-1] - received[-1] if decided else 0.0,
+    }
+    problems = judge(checks, data, n)
+    return Analysis(
+        throughput=throughput,
+        latencies={name: stats(lat[name]) for name in LATENCY_LABELS},
+        stages={name: stats(stage[name]) for name in STAGE_LABELS},
+        checks=dict(checks),
+        problems=problems,
+    )
+
+
+def judge(checks: Counter[str], data: Collected, n: int) -> list[str]:
+    problems = []
+    must_be_zero = (
+        "notify_events_not_delivered_once_in_db", "notify_events_not_received_once_by_product",
+        "retries_without_exactly_one_succeeded_attempt", "retries_without_exactly_one_gateway_send",
+        "retry_scheduled_events_not_received_once_by_product", "decisions_of_another_action",
+        "product_bad_signatures", "product_requests_for_unknown_events", "gateway_calls_for_unknown_keys",
+    )  # fmt: skip
+    problems += [f"{name.replace('_', ' ')}: {checks[name]}" for name in must_be_zero if checks[name]]
+    counts = data.counts
+    if counts["applied"] != n:
+        problems.append(f"{counts['applied']} receipts applied, expected {n}")
+    if counts["applied_without_exactly_one_decision"]:
+        problems.append(
+            f"{counts['applied_without_exactly_one_decision']} applied receipts without exactly one decision"
+        )
+    expected = expected_actions(n)
+    if (checks["notify_decisions"], checks["retry_decisions"]) != (expected[NOTIFY], expected[RETRY]):
+        problems.append(
+            f"{checks['notify_decisions']} notify and {checks['retry_decisions']} retry decisions,"
+            f" expected {expected[NOTIFY]} and {expected[RETRY]}"
+        )
+    if counts["feed_attempts_not_2xx"]:
+        problems.append(f"{counts['feed_attempts_not_2xx']} feed POSTs answered non-2xx or failed")
+    if counts["resends"] != expected[RETRY]:
+        problems.append(f"{counts['resends']} resend messages registered, expected {expected[RETRY]}")
+    if checks["product_requests"] != len(data.events):
+        problems.append(f"the product got {checks['product_requests']} POSTs for {len(data.events)} feed events")
+    return problems
+
+
+TASK_LINE = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([0-9.]+)s: (.*)$")
+
+
+def worker_tasks(log_path: Path) -> dict[str, dict[str, float]]:
+    """Per task name, from the worker's log: runs and their busy (wall) seconds, those of the runs
+    that found nothing to do (returned 0), and errors (a task that raised or was retried)."""
+    tasks: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"runs": 0, "busy_s": 0.0, "idle_runs": 0, "idle_busy_s": 0.0}
+    )
+    errors = 0
+    for line in log_path.read_text(errors="replace").splitlines() if log_path.exists() else []:
+        match = TASK_LINE.search(line)
+        if match:
+            task, seconds = tasks[match.group(1).rsplit(".", 1)[-1]], float(match.group(2))
+            task["runs"] += 1
+            task["busy_s"] += seconds
+            if match.group(3).strip() == "0":
+                task["idle_runs"] += 1
+                task["idle_busy_s"] += seconds
+        elif " raised unexpected" in line or "] retry: " in line or "Traceback" in line:
+            errors += 1
+    return {**tasks, "errors": {"runs": errors, "busy_s": 0.0, "idle_runs": 0, "idle_busy_s": 0.0}}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Outcome:
+    load: dict[str, object] = field(default_factory=dict)
+    drained: bool = False
+    waited: float = 0.0
+    left: dict[str, int] = field(default_factory=dict)
+    queue: dict[str, float] = field(default_factory=dict)
+    tasks: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_others: dict[str, float] = field(default_factory=dict)
+    db_sessions: int = 0
+    db_active_share: float = 0.0  # the bench database's share of PostgreSQL's statement time
+    data: Collected | None = None
+
+
+def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path) -> Outcome:
+    n = args.receipts
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    feed_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    out = Outcome()
+    create_database(args.pg_url, args.database)
+    env = {**server_env(args, db_url, queue), "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
+    with psycopg.connect(db_url, connect_timeout=10) as conn:
+        row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
+    assert row is not None
+    insert_messages(db_url, int(row[0]), n)
+    queue.delete()
+    # Bounded: the peers exit by themselves after the longest the run may take.
+    lifetime = n / args.rate + args.drain_seconds + args.settle_seconds + 600
+    peers = Peers(env={**env, "BENCH_FEED_SECRET": feed_secret}, workdir=workdir, max_seconds=lifetime)
+    with peers:
+        configure(env, peers, feed_secret)
+        with (
+            celery_worker(
+                {**env, "DJANGO_SETTINGS_MODULE": args.worker_settings},
+                queue.name,
+                args.concurrency,
+                workdir / "celery.log",
+            ) as worker,
+            celery_beat(env, workdir, workdir / "beat.log") as beat,
+            Gunicorn(
+                settings="dlrconsole.settings", env=env, workers=args.workers, log_path=workdir / "gunicorn.log"
+            ) as server,
+            QueueSampler(queue) as sampler,
+        ):
+            warm_up(server.port, args.workers)
+            hooks = build_hooks(secret, n)
+            meter = cpu_meter(gunicorn=server, worker=worker, beat=beat, peers=peers)
+            sessions, active = db_sessions(db_url), db_active_seconds(db_url)
+            meter.begin()
+            out.load = send_paced(hooks, server.port, args.rate, args.senders)
+            out.drained, out.waited, out.left = wait_drained(db_url, args.drain_seconds)
+            out.cpu = meter.end()
+            out.cpu_others = meter.others_by_label
+            out.db_sessions = db_sessions(db_url) - sessions
+            mine, every = db_active_seconds(db_url)
+            out.db_active_share = (mine - active[0]) / (every - active[1]) if every > active[1] else 0.0
+            time.sleep(args.settle_seconds)
+        out.queue = sampler.summary()
+    out.tasks = worker_tasks(workdir / "celery.log")
+    out.data = collect(db_url)
+    out.data.peers = peers.records()
+    return out
+
+
+def db_sessions(db_url: str) -> int:
+    """Sessions (connections) opened on the bench database so far: each is a new backend process."""
+    with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def cpu_meter(*, gunicorn: Gunicorn, worker: Child, beat: Child, peers: Child) -> CpuMeter:
+    def root(process: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> Callable[[], int | None]:
+        return lambda: process.pid if process is not None else None
+
+    return CpuMeter(
+        roots={
+            "gunicorn": root(gunicorn.process),
+            "celery worker": root(worker.process),
+            "beat": root(beat.process),
+            "peers": root(peers.process),
+            "postgres (all databases)": postmaster_pid,
+            "redis-server": lambda: pid_named("redis-server"),
+        }
+    )
+
+
+def db_active_seconds(db_url: str) -> tuple[float, float]:
+    """(this database, every database): seconds spent running statements so far."""
+    with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT sum(active_time) FILTER (WHERE datname = current_database()), sum(active_time)"
+            " FROM pg_stat_database"
+        ).fetchone()
+    return (float(row[0] or 0) / 1000, float(row[1] or 0) / 1000) if row else (0.0, 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,44 +801,19 @@ def main(argv: list[str] | None = None) -> int:
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="dlr-bench-latency-"))
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     n = args.receipts
     print(
         f"DLR Console decision latency: {n} receipts at {args.rate:g}/s, gunicorn {args.workers} sync workers,"
-        f" celery prefork x{args.concurrency}, {os.cpu_count()} CPUs",
+        f" celery prefork x{args.concurrency} + beat ({args.worker_settings}), {os.cpu_count()} CPUs,"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         flush=True,
     )
     problems: list[str] = []
-    load: dict[str, object] = {}
-    result: dict[str, object] = {}
-    drained, waited = False, 0.0
+    out = Outcome()
+    analysis: Analysis | None = None
     try:
         queue.client.ping()
-        create_database(args.pg_url, args.database)
-        env = server_env(args, db_url, queue)
-        django_env = {**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}
-        manage(django_env, "migrate", "--noinput", "-v", "0")
-        manage(django_env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
-        with psycopg.connect(db_url, connect_timeout=10) as conn:
-            row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
-            rules = conn.execute("SELECT count(*) FROM retries_rule WHERE enabled").fetchone()
-        assert row is not None
-        assert rules is not None
-        if not rules[0]:
-            raise RuntimeError("no enabled rule after migrate: the default rule set is missing")
-        insert_messages(db_url, int(row[0]), n)
-        queue.delete()
-        with (
-            CeleryWorker(env=env, queue=queue.name, concurrency=args.concurrency, log_path=workdir / "celery.log"),
-            Gunicorn(
-                settings="dlrconsole.settings", env=env, workers=args.workers, log_path=workdir / "gunicorn.log"
-            ) as server,
-        ):
-            warm_up(server.port, args.workers)
-            hooks = build_hooks(secret, n)
-            load = send_paced(hooks, server.port, args.rate, args.senders)
-            drained, waited = wait_drained(db_url, args.drain_seconds)
-        result = measure(db_url)
+        out = run(args, db_url, queue, workdir)
     except (Exception, KeyboardInterrupt) as exc:
         problems.append(f"benchmark aborted: {exc}")
     finally:
@@ -381,55 +823,110 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 print(f"cleanup: {exc}", file=sys.stderr)
 
-    if result:
+    if out.data is not None:
+        analysis = analyse(out.data, n)
+        load = out.load
         if load["sent"] != n or load["errors"]:
             problems.append(f"{load['sent']} responses for {n} receipts (errors: {load['errors']})")
         if load["non2xx"]:
             problems.append(f"{load['non2xx']} non-2xx responses {load['statuses']}")
-        if not drained:
-            problems.append(f"{result['unprocessed']} outbox events still unprocessed after {args.drain_seconds:g} s")
-        if result["applied"] != n:
-            problems.append(f"{result['applied']} receipts applied, expected {n}")
-        if result["applied_without_exactly_one_decision"]:
-            problems.append(
-                f"{result['applied_without_exactly_one_decision']} applied receipts without exactly one decision"
-            )
-        print_report(load, result, waited)
+        if not out.drained:
+            problems.append(f"not drained after {args.drain_seconds:g} s: {out.left}")
+        if out.tasks.get("errors", {}).get("runs"):
+            problems.append(f"{out.tasks['errors']['runs']} task errors in the worker's log")
+        problems += analysis.problems
+        print_report(out, analysis, args)
     for problem in problems:
         print(f"check failed: {problem}", file=sys.stderr)
-    if problems:
+    if problems or args.keep:
         print(f"logs kept in {workdir}", file=sys.stderr)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps({"load": load, "result": result, "problems": problems}, indent=2) + "\n")
+        report = {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "load": out.load, "drained": out.drained, "drain_waited_s": out.waited, "queue_length": out.queue,
+            "worker_tasks": out.tasks, "cpu_s": out.cpu, "cpu_others_s": out.cpu_others, "db_sessions": out.db_sessions,
+            "db_active_share": out.db_active_share,
+            "counts": out.data.counts if out.data else {},
+            "decisions_by_action_state": out.data.decisions_by_action_state if out.data else {},
+            "throughput": analysis.throughput if analysis else {},
+            "latencies": analysis.latencies if analysis else {}, "stages": analysis.stages if analysis else {},
+            "checks": analysis.checks if analysis else {}, "problems": problems,
+        }  # fmt: skip
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.keep:
         print(f"kept database {args.database}: {db_url}")
     return 1 if problems else 0
 
 
-def print_report(load: dict[str, object], result: dict[str, object], waited: float) -> None:
+def fmt_stats(label: str, s: dict[str, float]) -> str:
+    return (
+        f"  {label:<62} n={int(s['n']):<5} p50 {s['p50_ms']:7.1f}  p95 {s['p95_ms']:7.1f}"
+        f"  p99 {s['p99_ms']:7.1f}  max {s['max_ms']:7.1f}"
+    )
+
+
+def print_report(out: Outcome, analysis: Analysis, args: argparse.Namespace) -> None:
+    load, data = out.load, out.data
+    assert data is not None
     print(
         f"sent {load['sent']} receipts in {load['duration_s']:.2f} s = {load['achieved_rate']:.1f}/s achieved"
-        f" (sender lateness p99 {load['send_lateness_p99_ms']:.1f} ms), non-2xx {load['non2xx']}"
-        f", outbox drained {waited:.1f} s after the last response"
+        f" (sender lateness p99 {load['send_lateness_p99_ms']:.1f} ms), non-2xx {load['non2xx']};"
+        f" all executed {out.waited:.1f} s after the last response, then {args.settle_seconds:g} s settle"
     )
-    for name, label in (
-        ("received_to_decision", "Receipt.received_at -> Decision.created_at"),
-        ("outbox_to_decision", "OutboxEvent.created_at -> Decision.created_at"),
-    ):
-        lat = result[name]
-        assert isinstance(lat, dict)
-        print(
-            f"{label:<46} n={lat['count']:<5} p50 {lat['p50_ms']:7.1f} ms  p95 {lat['p95_ms']:7.1f} ms"
-            f"  p99 {lat['p99_ms']:7.1f} ms  max {lat['max_ms']:7.1f} ms"
-        )
     print(
-        f"receipts {result['receipts']} (applied {result['applied']}), outbox events {result['outbox_events']},"
-        f" decisions {result['decisions']}, applied receipts without exactly one decision"
-        f" {result['applied_without_exactly_one_decision']}"
+        f"decided {analysis.throughput['decided_per_s']:.1f} events/s (first receipt to last decision);"
+        f" last decision {analysis.throughput['last_decision_after_last_receipt_s']:.1f} s after the last receipt"
     )
-    print("decisions by action/state: " + ", ".join(f"{k} {v}" for k, v in result["by_action_state"].items()))  # type: ignore[union-attr]
+    print("latency from Receipt.received_at, ms")
+    for name, label in LATENCY_LABELS.items():
+        print(fmt_stats(label, analysis.latencies[name]))
+    print("stages, ms")
+    for name, label in STAGE_LABELS.items():
+        print(fmt_stats(label, analysis.stages[name]))
+    print(
+        f"broker queue length (sampled every 0.25 s): p50 {out.queue.get('p50', 0):g}, max {out.queue.get('max', 0):g};"
+        f" database sessions opened {out.db_sessions}"
+    )
+    print(
+        "worker tasks (runs, wall seconds; of which found nothing to do): "
+        + ", ".join(
+            f"{name} {int(t['runs'])} / {t['busy_s']:.1f} s ({int(t['idle_runs'])} / {t['idle_busy_s']:.1f} s)"
+            for name, t in out.tasks.items()
+            if name != "errors"
+        )
+        + f"; task errors {int(out.tasks.get('errors', {}).get('runs', 0))}"
+    )
+    if out.cpu:
+        cpu = out.cpu
+        parts = {k: v for k, v in cpu.items() if k not in ("machine busy", "machine capacity", "window_s", "cpus")}
+        print(
+            f"CPU from the first receipt to the last execution ({cpu['window_s']:.1f} s x {int(cpu['cpus'])} CPUs):"
+            f" machine busy {cpu['machine busy']:.1f} of {cpu['machine capacity']:.1f} CPU-s"
+            f" ({100 * cpu['machine busy'] / max(cpu['machine capacity'], 1e-9):.0f} %); "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in parts.items())
+            + f" (the bench database ran {100 * out.db_active_share:.0f} % of PostgreSQL's statement time;"
+            + " others' largest: "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in list(out.cpu_others.items())[:6])
+            + ")"
+        )
+    c, k = data.counts, analysis.checks
+    print(
+        f"checks: receipts {c['receipts']} (applied {c['applied']}), decisions {c['decisions']}"
+        f" ({', '.join(f'{a} {v}' for a, v in data.decisions_by_action_state.items())}),"
+        f" applied without exactly one decision {c['applied_without_exactly_one_decision']};"
+        f" retries {k.get('retry_decisions', 0)}: without exactly one succeeded attempt"
+        f" {k.get('retries_without_exactly_one_succeeded_attempt', 0)}, without exactly one gateway send"
+        f" {k.get('retries_without_exactly_one_gateway_send', 0)},"
+        f" repeated gateway calls {k.get('gateway_repeated_calls', 0)},"
+        f" resends registered {c['resends']};"
+        f" notify {k.get('notify_decisions', 0)}: event not delivered exactly once"
+        f" {k.get('notify_events_not_delivered_once_in_db', 0)} in the database,"
+        f" {k.get('notify_events_not_received_once_by_product', 0)} at the product;"
+        f" feed events {len(data.events)}, product POSTs {k.get('product_requests', 0)}"
+        f" (bad signatures {k.get('product_bad_signatures', 0)}), feed POSTs non-2xx {c['feed_attempts_not_2xx']}"
+    )
 
 
 if __name__ == "__main__":

@@ -147,22 +147,23 @@ def reset_data(db_url: str, connection_id: int, n: int, round_no: int) -> None:
     TRUNCATE (not UPDATE) so both targets start on the same fresh, bloat-free tables."""
     now = datetime.now(UTC)
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
+        # CASCADE: whatever else references messages (decisions, the feed, alerts) is empty here too.
         conn.execute(
             "TRUNCATE retries_attempt, retries_decision, retries_outboxevent, receipts_receipt, receipts_message"
-            " RESTART IDENTITY"
+            " RESTART IDENTITY CASCADE"
         )
         with conn.cursor() as cursor:
             copy_sql = (
                 "COPY receipts_message (connection_id, provider_message_id, recipient, country, flow,"
-                " client_reference, status, error_code, reason, error_class, submitted_at, created_at)"
-                " FROM STDIN"
+                " client_reference, status, error_code, reason, error_class, submitted_at, created_at, body,"
+                " fallback_email) FROM STDIN"
             )
             with cursor.copy(copy_sql) as copy:
                 for i in range(n):
                     recipient = f"+3361{i:07d}"
                     copy.write_row(
                         (connection_id, provider_message_id(round_no, i), recipient, "FR", "", "", "queued", "", "", "",
-                         now, now)
+                         now, now, "", "")
                     )  # fmt: skip
         conn.execute("VACUUM ANALYZE receipts_message, receipts_receipt, retries_outboxevent")
         conn.execute("CHECKPOINT")
