@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dlrconsole.settings")
 
 app = Celery("dlrconsole")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _replace_unusable_connections(task: Any = None, **kwargs: Any) -> None:
+    """As Django does around a request: drop connections that broke or passed CONN_MAX_AGE.
+    Not for a task run eagerly inside the caller's transaction (the demo, tests)."""
+    from django.db import connections
+
+    if task is not None and task.request.is_eager:
+        return
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()

@@ -196,14 +196,24 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def feed_deliver_due(now: datetime | None = None, limit: int = 100) -> int:
-    """Attempt every due delivery (up to `limit`); returns how many were attempted."""
-    now = now or timezone.now()
-    ids = _claim_due(now, limit)
-    for delivery_id in ids:
-        delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-        _attempt(delivery, now=now)
-    return len(ids)
+def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: float = 20.0) -> int:
+    """Attempt due deliveries, `limit` per claim, claiming again while claims come back full,
+    for at most `budget` seconds (inside the task's time limit); returns how many were attempted.
+    Claimed deliveries left when the budget runs out are released, not left to their lease."""
+    started = time.monotonic()
+    attempted = 0
+    while True:
+        current = now or timezone.now()
+        ids = _claim_due(current, limit)
+        for n, delivery_id in enumerate(ids):
+            if time.monotonic() - started > budget:
+                FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
+                return attempted
+            delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+            _attempt(delivery, now=current)
+            attempted += 1
+        if len(ids) < limit:
+            return attempted
 
 
 def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:

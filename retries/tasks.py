@@ -7,6 +7,7 @@ from celery import shared_task
 from retries.attempts import attempts_run_due
 from retries.feed_tasks import deliver_feed  # noqa: F401 - registers the feed's task with autodiscovery
 from retries.outbox import outbox_process, outbox_redispatch
+from retries.runner_kick import kicks_coalesced
 from retries.sweeps import message_bodies_erase
 from retries.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 
@@ -21,7 +22,8 @@ from retries.sweeps import sweep_missing_receipts as sweep_missing_receipts_serv
 )
 def process_outbox_events(event_ids: list[int]) -> int:
     """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
-    return sum(outbox_process(event_id) for event_id in event_ids)
+    with kicks_coalesced():
+        return sum(outbox_process(event_id) for event_id in event_ids)
 
 
 @shared_task(acks_late=True)

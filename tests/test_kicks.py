@@ -1,0 +1,53 @@
+"""Work due now is kicked to a worker instead of waiting for beat: once per batch of events, not
+once per event; the feed deliverer claims again while its claims come back full."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from retries.feed import feed_deliver_due, feed_publish
+from retries.feed_models import FeedDelivery, ProductEndpoint
+from retries.models import OutboxEvent, Rule
+from retries.tasks import process_outbox_events
+from tests.factories import GENERIC_SECRET, MessageFactory
+
+pytestmark = pytest.mark.django_db
+QUEUE = "dlrconsole-test"
+
+
+def queued_task_names(redis_client) -> list[str]:
+    return [json.loads(raw)["headers"]["task"] for raw in redis_client.lrange(QUEUE, 0, -1)]
+
+
+@pytest.mark.django_db(transaction=True)  # each event's transaction commits, as in a worker
+def test_a_batch_of_events_kicks_the_attempt_runner_and_the_feed_once_each(redis_client, default_rules):
+    Rule.objects.filter(action="retry_same").update(backoff_seconds=[0])
+    ProductEndpoint.objects.create(name="product", url="http://127.0.0.1:9/feed", secret=GENERIC_SECRET)
+    events = []
+    for _ in range(3):
+        message = MessageFactory(status="undelivered", reason="absent_subscriber", error_class="temporary")
+        events.append(OutboxEvent.objects.create(message=message, kind="status_changed", status="undelivered",
+                                                 created_at=timezone.now()))  # fmt: skip
+    assert process_outbox_events.run([e.pk for e in events]) == 3
+    assert sorted(queued_task_names(redis_client)) == [
+        "retries.feed_tasks.deliver_feed", "retries.tasks.run_due_attempts",
+    ]  # fmt: skip
+
+
+def test_the_deliverer_claims_again_while_its_claims_come_back_full(product):
+    endpoint = ProductEndpoint.objects.create(name="product", url=product.url, secret=GENERIC_SECRET)
+    for _ in range(5):
+        feed_publish(message=MessageFactory(), event_type="message.delivered")
+    assert feed_deliver_due(limit=2) == 5
+    assert FeedDelivery.objects.filter(endpoint=endpoint, status="delivered").count() == 5
+
+
+def test_the_deliverer_releases_what_it_claimed_when_its_time_is_up(product):
+    ProductEndpoint.objects.create(name="product", url=product.url, secret=GENERIC_SECRET)
+    for _ in range(3):
+        feed_publish(message=MessageFactory(), event_type="message.delivered")
+    assert feed_deliver_due(budget=0) == 0
+    assert FeedDelivery.objects.filter(status="pending", next_attempt_at__lte=timezone.now()).count() == 3
