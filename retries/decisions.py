@@ -32,7 +32,11 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     now = now or timezone.now()
     # Locked: two events of one message decided at once by two workers would both count the
     # chain's attempts and both tell the product.
-    message = Message.objects.select_for_update(of=("self",)).select_related("chain_root").get(pk=event.message_id)
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("chain_root", "connection")
+        .get(pk=event.message_id)
+    )
     root = message.chain_root or message
     seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
     if seen == Status.DELIVERED:
@@ -52,7 +56,7 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     attempt = None
     if decision.state == Decision.State.SCHEDULED:
         attempt = _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
-    notify_decision(decision, message=message, seen=seen, attempt=attempt)
+    notify_decision(decision, message=message, seen=seen, attempt=attempt, locked=True)
     if decision.action == Rule.Action.ALERT:
         alert_raise_for_decision(decision=decision, now=now)
     return decision
@@ -142,6 +146,8 @@ def cancel_chain(root: Message, *, now: datetime, why: str) -> int:
     """Cancel the chain's scheduled attempts (and their decisions); how many."""
     attempts = Attempt.objects.filter(chain_root=root, outcome=Attempt.Outcome.SCHEDULED)
     decision_ids = list(attempts.values_list("decision_id", flat=True))
+    if not decision_ids:
+        return 0  # the common case: nothing was scheduled
     cancelled = attempts.update(outcome=Attempt.Outcome.CANCELLED, detail=why[:255], finished_at=now)
     Decision.objects.filter(pk__in=decision_ids).update(state=Decision.State.CANCELLED)
     return cancelled

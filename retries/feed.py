@@ -177,11 +177,12 @@ class PostResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def feed_post(*, url: str, headers: dict[str, str], body: bytes) -> PostResult:
-    """One POST; never raises. Errors name the failure, never the URL or the headers."""
+def feed_post(*, url: str, headers: dict[str, str], body: bytes, session: requests.Session | None = None) -> PostResult:
+    """One POST; never raises. Errors name the failure, never the URL or the headers. A pass's
+    `session` keeps connections to an endpoint open across its deliveries."""
     started = time.monotonic()
     try:
-        response = requests.post(
+        response = (session or requests).post(
             url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False
         )
     except requests.Timeout:
@@ -202,21 +203,22 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: floa
     Claimed deliveries left when the budget runs out are released, not left to their lease."""
     started = time.monotonic()
     attempted = 0
-    while True:
-        current = now or timezone.now()
-        ids = _claim_due(current, limit)
-        for n, delivery_id in enumerate(ids):
-            if time.monotonic() - started > budget:
-                FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
+    with requests.Session() as session:
+        while True:
+            current = now or timezone.now()
+            ids = _claim_due(current, limit)
+            for n, delivery_id in enumerate(ids):
+                if time.monotonic() - started > budget:
+                    FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
+                    return attempted
+                delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+                _attempt(delivery, now=current, session=session)
+                attempted += 1
+            if len(ids) < limit:
                 return attempted
-            delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-            _attempt(delivery, now=current)
-            attempted += 1
-        if len(ids) < limit:
-            return attempted
 
 
-def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
+def _attempt(delivery: FeedDelivery, *, now: datetime, session: requests.Session | None = None) -> None:
     body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
     headers = feed_headers(
         secret=delivery.endpoint.secret,
@@ -224,7 +226,7 @@ def _attempt(delivery: FeedDelivery, *, now: datetime) -> None:
         timestamp=int(now.timestamp()),
         body=body,
     )
-    result = feed_post(url=delivery.endpoint.url, headers=headers, body=body)
+    result = feed_post(url=delivery.endpoint.url, headers=headers, body=body, session=session)
     with transaction.atomic():
         endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         was = (endpoint.enabled, endpoint.disabled_reason)

@@ -26,22 +26,26 @@ NO_RECEIPT = "message.no_receipt"
 FAILURE_STATUSES = {Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
 
 
-def notify_decision(decision: Decision, *, message: Message, seen: str, attempt: Attempt | None) -> None:
+def notify_decision(
+    decision: Decision, *, message: Message, seen: str, attempt: Attempt | None, locked: bool = False
+) -> None:
+    """`locked`: the caller holds the message's row lock already (decide does)."""
     from retries.decisions import WHY_ALREADY_RETRIED, WHY_CHAIN_DELIVERED
     from retries.models import Decision, Rule
 
     if decision.state == Decision.State.SCHEDULED and attempt is not None:
         notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
-    elif decision.state == Decision.State.SKIPPED and decision.why not in (WHY_CHAIN_DELIVERED, WHY_ALREADY_RETRIED):
+        return
+    if decision.state == Decision.State.SKIPPED and decision.why not in (WHY_CHAIN_DELIVERED, WHY_ALREADY_RETRIED):
         # A retry was wanted and cannot happen: the failure is final, and the product must know.
-        notify_once(message, FAILED, {"final": True, "why": decision.why})
+        notify_once(message, FAILED, {"final": True, "why": decision.why}, locked=locked)
     elif decision.action == Rule.Action.NOTIFY:
         if seen == Status.DELIVERED:
-            notify_once(message, DELIVERED)
+            notify_once(message, DELIVERED, locked=locked)
         elif seen == "no_receipt":
-            notify_once(message, NO_RECEIPT)
+            notify_once(message, NO_RECEIPT, locked=locked)
         elif seen in FAILURE_STATUSES:
-            notify_once(message, FAILED, {"final": True, "why": decision.why})
+            notify_once(message, FAILED, {"final": True, "why": decision.why}, locked=locked)
 
 
 def notify_attempt_failed(attempt: Attempt, message: Message, why: str) -> None:
@@ -53,11 +57,19 @@ def notify_fallback_sent(attempt: Attempt, message: Message) -> None:
     notify_once(message, FALLBACK_SENT, attempt_data(attempt), once=False)
 
 
-def notify_once(message: Message, event_type: str, extra: dict[str, Any] | None = None, *, once: bool = True) -> None:
+def notify_once(
+    message: Message,
+    event_type: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    once: bool = True,
+    locked: bool = False,
+) -> None:
     """Publish, in the caller's transaction; `once`: unless this message already had one."""
     if once:
-        # The row lock serialises the check with a concurrent decision or attempt.
-        Message.objects.select_for_update().filter(pk=message.pk).values_list("pk").first()
+        if not locked:
+            # The row lock serialises the check with a concurrent decision or attempt.
+            Message.objects.select_for_update().filter(pk=message.pk).values_list("pk").first()
         if FeedEvent.objects.filter(message=message, type=event_type).exists():
             return
     data = dict(extra or {})
