@@ -213,6 +213,8 @@ if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
     isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in DLR_FLOW_RECEIPT_SLA_SECONDS.items()
 ):
     raise ImproperlyConfigured("DLR_FLOW_RECEIPT_SLA_SECONDS must map flow names to positive whole seconds")
+# How long a process reuses the rules it read (edits in the same process apply at once).
+DLR_RULES_CACHE_SECONDS = env_int("DLR_RULES_CACHE_SECONDS", 5)
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)

@@ -25,3 +25,6 @@ CELERY_TASK_DEFAULT_QUEUE = "dlrconsole-test"
 # (tests/test_beat.py checks the production scheduler installs the schedule).
 CELERY_BEAT_SCHEDULER = "celery.beat:PersistentScheduler"
 CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELERY_BEAT_SCHEDULE.items()}  # noqa: F405
+# Tests change rules with queryset updates too (no signals): every decision reads them afresh;
+# tests/test_rule_cache.py covers the cache itself.
+DLR_RULES_CACHE_SECONDS = 0

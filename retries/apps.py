@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class RetriesConfig(AppConfig):
     name = "retries"
     verbose_name = "Retries and decisions"
+
+    def ready(self) -> None:
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from retries.models import Rule
+        from retries.rule_cache import rule_cache
+
+        post_save.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-save")
+        post_delete.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-delete")
+        m2m_changed.connect(rule_cache.clear, sender=Rule.connections.through, dispatch_uid="rule-cache-connections")

@@ -18,6 +18,7 @@ from receipts.models import Message
 from receipts.statuses import Status
 from retries.models import Attempt, Decision, OutboxEvent, Rule
 from retries.notifications import notify_decision
+from retries.rule_cache import rule_cache
 from retries.runner_kick import kick_attempt_runner
 
 NO_RECEIPT = "no_receipt"
@@ -63,7 +64,7 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
 
 
 def first_matching_rule(message: Message, seen: str) -> Rule | None:
-    for rule in Rule.objects.filter(enabled=True).prefetch_related("connections"):
+    for rule in rule_cache.get():
         if rule_matches(rule, message, seen):
             return rule
     return None

@@ -207,12 +207,12 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: floa
         while True:
             current = now or timezone.now()
             ids = _claim_due(current, limit)
+            claimed = FeedDelivery.objects.select_related("event", "endpoint").in_bulk(ids)
             for n, delivery_id in enumerate(ids):
                 if time.monotonic() - started > budget:
                     FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
                     return attempted
-                delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-                _attempt(delivery, now=current, session=session)
+                _attempt(claimed[delivery_id], now=current, session=session)
                 attempted += 1
             if len(ids) < limit:
                 return attempted
@@ -228,8 +228,6 @@ def _attempt(delivery: FeedDelivery, *, now: datetime, session: requests.Session
     )
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body, session=session)
     with transaction.atomic():
-        endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
-        was = (endpoint.enabled, endpoint.disabled_reason)
         delivery.attempts += 1
         FeedAttempt.objects.create(
             delivery=delivery,
@@ -243,9 +241,11 @@ def _attempt(delivery: FeedDelivery, *, now: datetime, session: requests.Session
         delivery.last_error = result.error
         delivery.last_duration_ms = result.duration_ms
         if result.ok:
-            _delivered(delivery, endpoint, now=now)
-        else:
-            _failed(delivery, endpoint, result, now=now)
+            _delivered(delivery, now=now)
+            return
+        endpoint = ProductEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        was = (endpoint.enabled, endpoint.disabled_reason)
+        _failed(delivery, endpoint, result, now=now)
         delivery.save()
         # Only disabling the endpoint is a configuration change (its history, the audit log);
         # the failure count alone moves on every delivery and is saved without a record.
@@ -255,11 +255,14 @@ def _attempt(delivery: FeedDelivery, *, now: datetime, session: requests.Session
         endpoint.save(update_fields=fields)
 
 
-def _delivered(delivery: FeedDelivery, endpoint: ProductEndpoint, *, now: datetime) -> None:
+def _delivered(delivery: FeedDelivery, *, now: datetime) -> None:
     delivery.status = FeedDelivery.Status.DELIVERED
     delivery.delivered_at = now
     delivery.next_attempt_at = None
-    endpoint.consecutive_failures = 0
+    delivery.save()
+    # The common case touches no endpoint row: only a streak of failures to reset takes a write
+    # (every delivery of the endpoint used to lock that one row in turn).
+    ProductEndpoint.objects.filter(pk=delivery.endpoint_id, consecutive_failures__gt=0).update(consecutive_failures=0)
 
 
 def _failed(delivery: FeedDelivery, endpoint: ProductEndpoint, result: PostResult, *, now: datetime) -> None:

@@ -1,0 +1,49 @@
+"""Decisions read the rules from a short-lived per-process cache that edits clear at once."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from retries.decisions import decide
+from retries.models import OutboxEvent, Rule
+from retries.rule_cache import rule_cache
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def cached(settings):
+    settings.DLR_RULES_CACHE_SECONDS = 60
+    rule_cache.clear()
+    yield
+    rule_cache.clear()
+
+
+def delivered() -> OutboxEvent:
+    message = MessageFactory(status="delivered")
+    return OutboxEvent.objects.create(message=message, kind="status_changed", status="delivered",
+                                      created_at=timezone.now())  # fmt: skip
+
+
+def test_rules_are_read_once_for_many_decisions(django_assert_max_num_queries):
+    decide(delivered())
+    event = delivered()
+    with django_assert_max_num_queries(20) as captured:
+        decide(event)
+    assert not any('FROM "retries_rule"' in q["sql"] for q in captured.captured_queries)
+
+
+def test_saving_a_rule_applies_to_the_next_decision_at_once():
+    assert decide(delivered()).action == "notify"
+    Rule.objects.create(name="Delivered: nothing", position=1, statuses=["delivered"], action="none")
+    assert decide(delivered()).action == "none"
+
+
+def test_disabling_a_rule_through_save_applies_at_once():
+    decide(delivered())
+    rule = Rule.objects.get(name="Delivered: tell the product")
+    rule.enabled = False
+    rule.save()
+    assert decide(delivered()).action == "none"  # no other rule matches a delivery
