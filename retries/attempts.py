@@ -65,11 +65,10 @@ def attempts_run_due(*, now: datetime | None = None, limit: int = 50, budget: fl
     started = time.monotonic()
     ran = 0
     while ran < limit and time.monotonic() - started < budget:
-        current = now or timezone.now()
-        claimed = _claim_due(current, 1)
+        claimed = _claim_due(now or timezone.now(), 1)
         if not claimed:
             break
-        attempt_execute(claimed[0], now=current)
+        attempt_execute(claimed[0], now=now)
         ran += 1
     return ran
 
@@ -91,7 +90,9 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
 
 
 def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
-    """Run one claimed attempt and record what happened."""
+    """Run one claimed attempt and record what happened. `now` fixes the clock (tests); by
+    default a result is stamped when it arrives, not when the attempt was claimed."""
+    clock = now
     now = now or timezone.now()
     attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel").get(
         pk=attempt_id
@@ -120,9 +121,9 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
             idempotency_key=attempt.idempotency_key, status_callback_url=plan.status_callback_url,
         )  # fmt: skip
     except SendError as exc:
-        _after_send_error(attempt, exc, duration=time.monotonic() - started, now=now)
+        _after_send_error(attempt, exc, duration=time.monotonic() - started, now=clock or timezone.now())
         return
-    _succeeded(attempt, result, now=now)
+    _succeeded(attempt, result, now=clock or timezone.now())
 
 
 def attempt_plan(attempt: Attempt) -> Plan:

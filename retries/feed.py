@@ -212,21 +212,23 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: floa
                 if time.monotonic() - started > budget:
                     FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
                     return attempted
-                _attempt(claimed[delivery_id], now=current, session=session)
+                # The pass's clock when one is given (tests); else each result stamped on arrival.
+                _attempt(claimed[delivery_id], now=now, session=session)
                 attempted += 1
             if len(ids) < limit:
                 return attempted
 
 
-def _attempt(delivery: FeedDelivery, *, now: datetime, session: requests.Session | None = None) -> None:
+def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session | None = None) -> None:
     body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
     headers = feed_headers(
         secret=delivery.endpoint.secret,
         webhook_id=delivery.event.webhook_id,
-        timestamp=int(now.timestamp()),
+        timestamp=int((now or timezone.now()).timestamp()),
         body=body,
     )
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body, session=session)
+    now = now or timezone.now()
     with transaction.atomic():
         delivery.attempts += 1
         FeedAttempt.objects.create(
