@@ -43,6 +43,7 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     if seen == Status.DELIVERED:
         cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
     rule = first_matching_rule(message, seen)
+    made = attempts_made(root) if rule is not None and rule.action in ATTEMPTING else 0
     decision = Decision(
         message=message, outbox_event=event, rule=rule, created_at=now,
         action=rule.action if rule else Rule.Action.NONE,
@@ -50,13 +51,13 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     if rule is None:
         decision.state, decision.why = Decision.State.RECORDED, f"no rule matches {seen}"
     elif rule.action in ATTEMPTING:
-        decision.state, decision.why = _schedule_state(rule, message, root, now)
+        decision.state, decision.why = _schedule_state(rule, message, root, made, now)
     else:
         decision.state, decision.why = Decision.State.RECORDED, f"rule “{rule.name}”"
     decision.save()
     attempt = None
     if decision.state == Decision.State.SCHEDULED:
-        attempt = _schedule_attempt(decision, rule, message, root, now)  # type: ignore[arg-type]
+        attempt = _schedule_attempt(decision, rule, message, root, made, now)  # type: ignore[arg-type]
     notify_decision(decision, message=message, seen=seen, attempt=attempt, locked=True)
     if decision.action == Rule.Action.ALERT:
         alert_raise_for_decision(decision=decision, now=now)
@@ -90,18 +91,33 @@ def backoff_delay(backoff_seconds: list[int], attempts_made: int) -> int:
     return int(backoff_seconds[min(attempts_made, len(backoff_seconds) - 1)])
 
 
-def _schedule_state(rule: Rule, message: Message, root: Message, now: datetime) -> tuple[str, str]:
+def attempts_made(root: Message) -> int:
+    """Attempts the chain has used (cancelled ones gave nothing and do not count)."""
+    return Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+
+
+def _next_due(rule: Rule, made: int, now: datetime) -> datetime:
+    return now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made))
+
+
+def _deadline(rule: Rule, root: Message) -> datetime | None:
+    """After this a retry is pointless (an OTP after 5 minutes), measured from the original."""
+    if rule.deadline_seconds is None:
+        return None
+    return root.submitted_at + timedelta(seconds=rule.deadline_seconds)
+
+
+def _schedule_state(rule: Rule, message: Message, root: Message, made: int, now: datetime) -> tuple[str, str]:
     if chain_delivered(root):
         return Decision.State.SKIPPED, WHY_CHAIN_DELIVERED
     if Attempt.objects.filter(idempotency_key=attempt_key(message)).exists():
         # A message is replaced once: a second failure status of the same message (a stronger
         # final after a weaker one) must not send a second copy.
         return Decision.State.SKIPPED, WHY_ALREADY_RETRIED
-    made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
     if made >= rule.max_attempts:
         return Decision.State.SKIPPED, f"{made} of {rule.max_attempts} attempts already made"
-    due = now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made))
-    if rule.deadline_seconds is not None and due > root.submitted_at + timedelta(seconds=rule.deadline_seconds):
+    deadline = _deadline(rule, root)
+    if deadline is not None and _next_due(rule, made, now) > deadline:
         return Decision.State.SKIPPED, f"past the {rule.deadline_seconds} s deadline"
     if rule.action == Rule.Action.RETRY_OTHER and rule.target_connection_id is None:
         return Decision.State.SKIPPED, "no other connection configured on the rule"
@@ -115,17 +131,16 @@ def attempt_key(message: Message) -> str:
     return f"retry-of-message-{message.pk}"
 
 
-def _schedule_attempt(decision: Decision, rule: Rule, message: Message, root: Message, now: datetime) -> Attempt | None:
-    made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
-    deadline = root.submitted_at + timedelta(seconds=rule.deadline_seconds) if rule.deadline_seconds else None
+def _schedule_attempt(
+    decision: Decision, rule: Rule, message: Message, root: Message, made: int, now: datetime
+) -> Attempt | None:
     try:
         # The unique key settles two decisions racing for the same message (two failure
         # receipts processed at once by two workers): one attempt, not two.
         with transaction.atomic():
             attempt = Attempt.objects.create(
                 decision=decision, chain_root=root, number=made + 1, idempotency_key=attempt_key(message),
-                due_at=now + timedelta(seconds=backoff_delay(rule.backoff_seconds, made)),
-                action=rule.action, deadline_at=deadline,
+                due_at=_next_due(rule, made, now), action=rule.action, deadline_at=_deadline(rule, root),
                 connection_id=rule.target_connection_id if rule.action == Rule.Action.RETRY_OTHER
                 else message.connection_id if rule.action == Rule.Action.RETRY_SAME else None,
                 channel_id=rule.fallback_channel_id if rule.action == Rule.Action.FALLBACK else None,

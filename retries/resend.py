@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from receipts.models import Message
+from retries.decisions import attempts_made
 from retries.models import Attempt, ConnectionSender, Decision, Rule
 from retries.notifications import RETRY_SCHEDULED, attempt_data, notify_once
 from retries.runner_kick import kick_attempt_runner
@@ -39,7 +40,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
             action=Rule.Action.RETRY_SAME, state=Decision.State.SCHEDULED, created_at=now,
             why=f"resend requested by {user.get_username() or 'an API client'}"[:255],
         )  # fmt: skip
-        made = Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
+        made = attempts_made(root)
         try:
             with transaction.atomic():
                 attempt = Attempt.objects.create(
