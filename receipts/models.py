@@ -135,7 +135,8 @@ class Message(models.Model):
     # A resend points to the original message of its attempt chain; originals leave it empty.
     chain_root = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
     # The text, kept only to resend it (retries) and erased after DLR_MESSAGE_BODY_RETENTION
-    # (retries/sweeps.py); never in the API's output, the feed or logs.
+    # (retries/sweeps.py); never in the API's output, the feed or logs. Only originals keep it:
+    # every attempt of a chain sends the original's text.
     body = models.TextField(blank=True, max_length=1600)
     # Where the e-mail fallback channel reaches the recipient, if the product gave it.
     fallback_email = models.EmailField(max_length=254, blank=True)

@@ -205,8 +205,7 @@ def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> 
     registration = MessageRegistration(
         connection=attempt.connection, provider_message_id=result.provider_message_id,
         recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
-        client_reference=root.client_reference, submitted_at=now, body=root.body,
-        fallback_email=root.fallback_email, chain_root=root,
+        client_reference=root.client_reference, submitted_at=now, chain_root=root,
     )  # fmt: skip
     with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
         message, _ = message_register(registration)

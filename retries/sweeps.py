@@ -57,7 +57,7 @@ def _sweep(
 
 def message_bodies_erase(*, now: datetime | None = None) -> int:
     """Erase message texts older than the retention, unless their chain still has an attempt to
-    run (which needs the text). Returns how many were erased."""
+    run (which sends the original's text). Returns how many were erased."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.DLR_MESSAGE_BODY_RETENTION_SECONDS)
     waiting = Attempt.objects.filter(outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING))
@@ -65,6 +65,5 @@ def message_bodies_erase(*, now: datetime | None = None) -> int:
         Message.objects.filter(submitted_at__lt=cutoff)
         .exclude(body="")
         .exclude(pk__in=waiting.values("chain_root_id"))
-        .exclude(chain_root_id__in=waiting.values("chain_root_id"))
         .update(body="")
     )
