@@ -16,7 +16,7 @@ from dlrconsole import roles
 from dlrconsole.api_permissions import ActionPermissions
 from receipts.filters import MessageFilter
 from receipts.models import Connection, Message
-from receipts.phones import InvalidNumber, mask_number, mask_number_in, parse_number
+from receipts.phones import InvalidNumber, mask_number, parse_number
 from receipts.selectors import message_list, message_timeline, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 
@@ -115,9 +115,8 @@ class MessageDetailSerializer(MessageSerializer):
 
     @extend_schema(responses=TimelineEntrySerializer(many=True))
     def get_timeline(self, message: Message) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = TimelineEntrySerializer(message_timeline(message), many=True).data  # type: ignore[assignment]
-        # Raw payloads and headers carry the recipient in the provider's own spellings.
-        return entries if _shows_numbers(self) else mask_number_in(entries, message.recipient)
+        timeline = message_timeline(message, see_numbers=_shows_numbers(self))
+        return TimelineEntrySerializer(timeline, many=True).data  # type: ignore[return-value]
 
 
 class MessageRegisterSerializer(serializers.Serializer):

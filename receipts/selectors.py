@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +10,12 @@ from django.db.models import QuerySet
 
 from receipts.errors import describe_reason
 from receipts.models import ClassSource, Message, Receipt
+from receipts.phones import mask_number_in
 
 
 def message_list() -> QuerySet[Message]:
-    return Message.objects.select_related("connection").order_by("-id")
+    # The text kept for resends is never shown by a list or the API: not even loaded.
+    return Message.objects.select_related("connection").defer("body").order_by("-id")
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,9 @@ class TimelineEntry:
     detail: dict[str, Any]
 
 
-def message_timeline(message: Message) -> list[TimelineEntry]:
-    """Everything that happened to a message, oldest first."""
+def message_timeline(message: Message, *, see_numbers: bool = True) -> list[TimelineEntry]:
+    """Everything that happened to a message, oldest first. Without `see_numbers`, the
+    recipient is masked wherever it appears, raw provider payloads and headers included."""
     entries = [
         TimelineEntry(
             at=message.submitted_at,
@@ -56,6 +59,14 @@ def message_timeline(message: Message) -> list[TimelineEntry]:
             )
         )
     entries.extend(_decision_entries(message))
+    entries.extend(_notification_entries(message))
+    if not see_numbers:
+        # Raw payloads and headers carry the recipient in the provider's own spellings.
+        entries = [
+            replace(entry, summary=mask_number_in(entry.summary, message.recipient),
+                    detail=mask_number_in(entry.detail, message.recipient))
+            for entry in entries
+        ]  # fmt: skip
     return sorted(entries, key=lambda entry: entry.at)
 
 
@@ -104,7 +115,7 @@ def _decision_entries(message: Message) -> list[TimelineEntry]:
                 },
             )
         )
-    return entries + _notification_entries(message)
+    return entries
 
 
 def _notification_entries(message: Message) -> list[TimelineEntry]:
@@ -114,7 +125,14 @@ def _notification_entries(message: Message) -> list[TimelineEntry]:
     entries = []
     for event in FeedEvent.objects.filter(message=message).prefetch_related("deliveries__endpoint").order_by("id"):
         deliveries = [
-            {"endpoint": d.endpoint.name, "status": d.status, "attempts": d.attempts, "delivered_at": d.delivered_at}
+            {
+                "endpoint": d.endpoint.name,
+                "status": d.status,
+                "attempts": d.attempts,
+                "delivered_at": d.delivered_at,
+                "last_status_code": d.last_status_code,
+                "last_error": d.last_error,
+            }
             for d in event.deliveries.all()
         ]
         delivered = sum(1 for d in deliveries if d["status"] == "delivered")

@@ -34,7 +34,7 @@ def message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "final": is_final(found.status),
         "described": described,
         "advice_label": RetryAdvice(advice).label if advice in RetryAdvice.values else "",
-        "timeline": message_timeline(found),
+        "timeline": message_timeline(found, see_numbers=roles.can_see_numbers(request.user)),
         "chain": message_chain(found),
         "others": recipient_other_messages(found),
         "see_numbers": roles.can_see_numbers(request.user),

@@ -20,8 +20,7 @@ MULTI_VALUED = ("status", "error_class", "reason")
 @require_GET
 @console_view(roles.USE_CONSOLE)
 def search(request: HtmxHttpRequest) -> HttpResponse:
-    # The text kept for resends is never shown in a list.
-    filterset = MessageFilter(request.GET, queryset=message_list().defer("body"))
+    filterset = MessageFilter(request.GET, queryset=message_list())
     context = {
         "nav": "search",
         "form": filterset.form,

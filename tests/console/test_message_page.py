@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from receipts.models import Message, Receipt
 from retries.feed import feed_publish
+from retries.feed_models import FeedDelivery
 from retries.models import Attempt, Decision, ProductEndpoint, Rule
 from tests.console.conftest import HTMX
 from tests.factories import GENERIC_SECRET, MessageFactory
@@ -84,13 +85,14 @@ def test_the_timeline_shows_decisions_attempts_and_product_notifications(support
                            outcome=Attempt.Outcome.FAILED, detail="gateway said no", finished_at=now)  # fmt: skip
     ProductEndpoint.objects.create(name="product-hooks", url="http://127.0.0.1:9/hook", secret=GENERIC_SECRET)
     feed_publish(message=message, event_type="message.failed")
+    FeedDelivery.objects.update(attempts=2, last_status_code=503, last_error="HTTP 503")
     page = _page(support, message)
     assert "rule “absent”: attempt 1 of 3" in page
     assert "Attempt 1: Failed" in page
     assert "gateway said no" in page
     assert "key <code>k1</code>" in page
     assert "Product told message.failed (0 of 1 endpoints received it)" in page
-    assert "product-hooks: pending after 0 attempts" in page
+    assert "product-hooks: pending after 2 attempts (HTTP 503): HTTP 503" in page
 
 
 def test_the_attempt_chain_links_the_original_and_its_resends(support: Client) -> None:

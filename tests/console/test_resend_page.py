@@ -90,7 +90,14 @@ def test_a_post_without_the_confirmation_key_is_refused(support: Client) -> None
 def test_the_message_page_offers_resend_only_to_roles_that_may(support: Client, django_user_model) -> None:
     from django.contrib.auth.models import Permission
 
-    message = MessageFactory()
+    from receipts.models import Receipt
+
+    message = MessageFactory(recipient="+33612345678")
+    Receipt.objects.create(
+        connection=message.connection, message=message, provider_message_id=message.provider_message_id,
+        dedupe_key="r1", provider_status="delivered", status="delivered", received_at=message.submitted_at,
+        outcome="applied", raw_body="To=%2B33612345678&MessageStatus=delivered", headers={"x-to": "33612345678"},
+    )  # fmt: skip
     assert 'data-testid="resend-button"' in support.get(reverse("console:message", args=[message.pk])).content.decode()
     reader = django_user_model.objects.create_user(username="reader", password="unused")
     reader.user_permissions.add(*Permission.objects.filter(codename__in=["use_console", "view_timeline"]))
@@ -100,3 +107,4 @@ def test_the_message_page_offers_resend_only_to_roles_that_may(support: Client, 
     assert "resend-button" not in page
     assert "+336" in page
     assert "•" in page  # no numbers permission: the recipient is masked here too
+    assert "12345678" not in page  # ... in the raw receipt and its headers as well

@@ -62,8 +62,11 @@ def test_a_provider_message_id_or_client_reference_matches_exactly(support: Clie
 
 
 def test_an_all_digit_message_id_is_found_even_though_it_reads_as_a_number(support: Client) -> None:
-    message = MessageFactory(provider_message_id="4412345678901")
-    assert _ids(support.get(SEARCH, {"q": "4412345678901"})) == [message.pk]
+    by_id = MessageFactory(provider_message_id="0612345678", recipient="+447700900123")
+    by_number = MessageFactory(recipient="+33612345678")
+    response = support.get(SEARCH, {"q": "0612345678", "region": "FR"})
+    assert "Read as the phone number +33612345678" in response.content.decode()  # it does parse
+    assert sorted(_ids(response)) == sorted([by_id.pk, by_number.pk])  # and the id still matches
 
 
 def test_filters_go_through_the_api_filterset(support: Client) -> None:
