@@ -24,8 +24,9 @@ class ActionPermissions(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
+        method = (request.method or "").lower()
         action_map = getattr(view, "action_map", None)
-        if action_map is not None and (request.method or "").lower() not in action_map:
+        if method != "options" and action_map is not None and method not in action_map:
             return True  # no such action on this route: DRF answers 405
         needed = required_permissions(view)
         return needed is not None and user.has_perms(needed)
@@ -33,6 +34,6 @@ class ActionPermissions(BasePermission):
 
 def required_permissions(view: APIView) -> tuple[str, ...] | None:
     table: Mapping[str, tuple[str, ...]] = getattr(view, "action_permissions", {})
-    # OPTIONS (DRF's "metadata") describes what the list action takes: same permissions.
+    # OPTIONS (DRF's "metadata") describes the list action: it needs what listing needs.
     action = getattr(view, "action", None)
     return table.get("list") if action == "metadata" else table.get(action or "")

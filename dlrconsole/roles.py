@@ -86,17 +86,17 @@ def roles_sync(**kwargs: Any) -> None:
     """Create the role groups and give each exactly its permissions (post_migrate handler)."""
     from django.contrib.auth.models import Group, Permission
 
+    known = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.values_list("pk", "content_type__app_label", "codename")
+    }
+    if not all(name in known for names in ROLE_PERMISSIONS.values() for name in names):
+        # Not all created yet: post_migrate runs once per app; the last app's run completes it.
+        # Setting a partial set would fill the audit log with half-made groups.
+        return
     for role, names in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=role)
-        permissions = []
-        for name in names:
-            app_label, codename = name.split(".")
-            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-            if permission is None:
-                # Not created yet: post_migrate runs once per app; the last app's run completes it.
-                continue
-            permissions.append(permission)
-        group.permissions.set(permissions)
+        group.permissions.set([known[name] for name in names])
 
 
 def user_role(user: Any) -> str:

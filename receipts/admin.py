@@ -127,7 +127,3 @@ class ErrorCodeOverrideAdmin(SimpleHistoryAdmin):
             table, entry = found
             return f"{entry.reason} ({entry.error_class or 'usual class'}; table {table})"
         return "not in the shipped catalog"
-
-    def delete_model(self, request: HttpRequest, obj: ErrorCodeOverride) -> None:
-        obj._history_user = request.user  # type: ignore[attr-defined]  # read by simple_history
-        super().delete_model(request, obj)

@@ -8,10 +8,12 @@ class ReceiptsConfig(AppConfig):
 
     def ready(self) -> None:
         from receipts.connection_cache import connection_cache
-        from receipts.models import Connection
+        from receipts.models import Connection, ErrorCodeOverride, forget_overrides
 
         post_save.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-save")
         post_delete.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-delete")
+        post_save.connect(forget_overrides, sender=ErrorCodeOverride, dispatch_uid="override-cache-save")
+        post_delete.connect(forget_overrides, sender=ErrorCodeOverride, dispatch_uid="override-cache-delete")
 
         from dlrconsole.roles import roles_sync
 

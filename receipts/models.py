@@ -251,12 +251,6 @@ class ErrorCodeOverride(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.code = _normalize(self.code)
         super().save(*args, **kwargs)
-        _forget_overrides()
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        deleted = super().delete(*args, **kwargs)
-        _forget_overrides()
-        return deleted
 
     def clean(self) -> None:
         # Before the uniqueness check, so "001" is found to be the existing "1".
@@ -269,9 +263,10 @@ def _normalize(code: str) -> str:
     return normalize_code(code)
 
 
-def _forget_overrides() -> None:
-    """This process classifies with the change at once; again after commit, in case a
-    concurrent request reloaded the cache with the committed state in between."""
+def forget_overrides(**kwargs: Any) -> None:
+    """post_save / post_delete of an override (receipts/apps.py; signals also cover the admin's
+    bulk delete): this process classifies with the change at once; again after commit, in case
+    a concurrent request reloaded the cache with the committed state in between."""
     from receipts.errors import override_cache
 
     override_cache.clear()

@@ -58,6 +58,12 @@ def test_searching_messages_needs_the_console(role, records):
 
 
 @pytest.mark.parametrize("role", CALLERS)
+def test_describing_the_messages_endpoint_needs_what_searching_needs(role, records):
+    response = caller(role).options("/api/v1/messages/")
+    assert response.status_code == (200 if role in ALLOWED["search"] else 403)
+
+
+@pytest.mark.parametrize("role", CALLERS)
 def test_a_timeline_needs_the_timeline_permission(role, records):
     response = caller(role).get(f"/api/v1/messages/{records['message'].pk}/")
     assert response.status_code == (200 if role in ALLOWED["timeline"] else 403)

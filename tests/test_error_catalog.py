@@ -248,6 +248,15 @@ def test_an_override_applies_at_once_in_this_process():
 
 
 @pytest.mark.django_db
+def test_a_bulk_delete_of_overrides_applies_at_once_too():
+    """The admin's "delete selected" deletes through the queryset, not each row's delete()."""
+    ErrorCodeOverride.objects.create(provider="twilio", code="30003", reason="landline")
+    assert classify_error(provider="twilio", status="undelivered", error_code="30003").reason == "landline"
+    ErrorCodeOverride.objects.filter(provider="twilio").delete()
+    assert classify_error(provider="twilio", status="undelivered", error_code="30003").reason == "absent_subscriber"
+
+
+@pytest.mark.django_db
 def test_an_override_reaches_other_processes_after_the_cache_ttl(settings):
     classify_error(provider="vonage", status="undelivered", error_code="8")  # fills the cache
     # Another process's change: this process's cache is not cleared.
