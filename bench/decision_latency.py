@@ -537,10 +537,10 @@ LATENCY_LABELS = {
 }
 STAGE_LABELS = {
     "received_to_decision": "Receipt.received_at -> Decision.created_at",
-    "decision_to_feed_pass": "notify: Decision.created_at -> deliverer pass start (delivered_at)",
-    "feed_pass_to_product": "notify: deliverer pass start -> product got the POST",
-    "decision_to_runner_pass": "retry: Decision.created_at -> runner pass start (finished_at)",
-    "runner_pass_to_gateway": "retry: runner pass start -> gateway got the send",
+    "decision_to_product": "notify: Decision.created_at -> product got the POST",
+    "product_to_stamp": "notify: product got the POST -> reply recorded (delivered_at)",
+    "decision_to_gateway": "retry: Decision.created_at -> gateway got the send",
+    "gateway_to_stamp": "retry: gateway got the send -> reply recorded (finished_at)",
 }
 
 
@@ -582,8 +582,8 @@ def analyse(data: Collected, n: int) -> Analysis:
             lat["notify_product"].append(got[0]["t"] - received)
             lat["executed_stamped"].append(delivered_at - received)
             lat["executed_peer"].append(got[0]["t"] - received)
-            stage["decision_to_feed_pass"].append(delivered_at - decided)
-            stage["feed_pass_to_product"].append(got[0]["t"] - delivered_at)
+            stage["decision_to_product"].append(got[0]["t"] - decided)
+            stage["product_to_stamp"].append(delivered_at - got[0]["t"])
         elif action == RETRY:
             checks["retry_decisions"] += 1
             attempts = attempts_by_decision[decision_id]
@@ -602,8 +602,8 @@ def analyse(data: Collected, n: int) -> Analysis:
             lat["retry_gateway"].append(sent - received)
             lat["executed_stamped"].append(finished - received)
             lat["executed_peer"].append(sent - received)
-            stage["decision_to_runner_pass"].append(finished - decided)
-            stage["runner_pass_to_gateway"].append(sent - finished)
+            stage["decision_to_gateway"].append(sent - decided)
+            stage["gateway_to_stamp"].append(finished - sent)
             scheduled = [e for e in events if e[2] == "message.retry_scheduled"]
             got = product.get(f"evt_{scheduled[0][0]}", []) if len(scheduled) == 1 else []
             if len(got) != 1:
