@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)  # when the server got it
 
     @property
     def event(self) -> dict:

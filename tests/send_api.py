@@ -40,7 +40,7 @@ class FakeGateway:
 
     def _answer(self, key: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
         with self.lock:
-            self.requests.append({"key": key, **payload})
+            self.requests.append({"key": key, "at": time.time(), **payload})
             if self.failures:
                 return self.failures.pop(0), {"error": "try later"}, 0.0
             if key in self.sends:

@@ -227,3 +227,11 @@ def test_the_sender_admin_refuses_an_incomplete_configuration_with_the_reason(ad
     assert response.status_code == 200
     assert "Sender settings: missing required setting(s): secret." in response.content.decode()
     assert not FallbackChannel.objects.exists()
+
+
+def test_an_attempt_is_stamped_when_the_reply_arrives(otp, gateway):
+    fail(otp)
+    Attempt.objects.update(due_at=timezone.now())
+    assert attempts_run_due() == 1  # production's clock: no `now` given
+    [request] = gateway.requests
+    assert Attempt.objects.get().finished_at.timestamp() >= request["at"]

@@ -300,3 +300,13 @@ def test_the_task_runs_the_deliverer_and_is_registered_for_beat(product):
 
     beat = CELERY_BEAT_SCHEDULE["feed-deliver"]
     assert (beat["task"], beat["schedule"]) == (deliver_feed.name, 5.0)
+
+
+@pytest.mark.django_db
+def test_a_delivery_is_stamped_when_the_reply_arrives(product):
+    make_endpoint(product.url)
+    feed_publish(message=MessageFactory(), event_type="message.delivered", payload={})
+    assert feed_deliver_due() == 1  # production's clock: no `now` given
+    delivery = FeedDelivery.objects.get()
+    assert delivery.delivered_at.timestamp() >= product.received[0].at
+    assert delivery.log.get().attempted_at == delivery.delivered_at

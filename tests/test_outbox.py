@@ -15,6 +15,7 @@ from retries.outbox import outbox_process, outbox_redispatch, publisher
 from retries.tasks import process_outbox_events
 from tests.factories import MessageFactory
 from tests.webhooks import generic_body, generic_headers
+from tests.worker import broker, hanging_broker
 
 pytestmark = pytest.mark.django_db
 QUEUE = "dlrconsole-test"
@@ -70,29 +71,28 @@ def test_nothing_is_published_when_the_transaction_does_not_commit(client, redis
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_broker_neither_blocks_the_webhook_nor_loses_the_event(client, redis_client):
     """The broker URL points at a closed loopback port: a real refused connection."""
-    from dlrconsole.celery import app
-
-    def use_broker(url: str) -> None:
-        app.conf.broker_url = url
-        # Forget the app's pools (as Celery does after a fork) so the next publish uses `url`;
-        # kombu keeps one pool per URL, so switching back finds the original one.
-        app._pool = None
-        app.amqp._producer_pool = None
-
     message = MessageFactory()
-    original = app.conf.broker_url
-    use_broker("redis://127.0.0.1:1/0")
-    try:
+    with broker("redis://127.0.0.1:1/0"):
         response = post_receipt(client, message)
         assert publisher.wait_idle(timeout=30)
-    finally:
-        use_broker(original)
     # The webhook does not publish at all: the background publisher does, after the response.
     assert response.status_code == 200
     event = OutboxEvent.objects.get()
     assert event.dispatched_at is None  # left for the sweeper
     assert outbox_redispatch() == 1
     assert queued_batches(redis_client) == [[event.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_broker_does_not_hold_the_webhook(client):
+    """A broker that accepts and never answers keeps a publish busy for its socket timeout
+    (2 s): the webhook has answered while the publish still hangs."""
+    with hanging_broker() as url, broker(url):
+        response = post_receipt(client, MessageFactory())
+        assert response.status_code == 200
+        assert not publisher.wait_idle(timeout=0.5)  # still publishing, after the answer
+        assert publisher.wait_idle(timeout=30)
+    assert OutboxEvent.objects.get().dispatched_at is None  # given up on: left for the sweeper
 
 
 def test_a_batch_task_processes_each_event_once_however_often_it_is_delivered():
