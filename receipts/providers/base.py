@@ -191,6 +191,18 @@ class ProviderAdapter:
         return {name: request.headers[name] for name in self.kept_headers if name in request.headers}
 
 
+def url_as_called(request: WebhookRequest, public_url: str) -> str:
+    """The URL a provider called and signed (Twilio, Plivo, MessageBird sign the URL): the
+    connection's public URL when set (behind a TLS-terminating proxy Django sees another one),
+    with the query the request arrived with. A query written into `public_url` is that same
+    query, so it is replaced, never appended twice; a request without one had none."""
+    if not public_url:
+        return request.url
+    _, _, query = request.url.partition("?")
+    base = public_url.partition("?")[0]
+    return f"{base}?{query}" if query else base
+
+
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     a_bytes = a.encode() if isinstance(a, str) else a
     b_bytes = b.encode() if isinstance(b, str) else b

@@ -30,6 +30,7 @@ from receipts.providers.base import (
     WebhookRequest,
     constant_time_equal,
     require_secrets,
+    url_as_called,
 )
 from receipts.statuses import Status
 
@@ -86,16 +87,6 @@ def sign(
     return jwt.encode(claims, signing_key, algorithm=algorithm)
 
 
-def signed_url(request: WebhookRequest, public_url: str) -> str:
-    """The URL MessageBird called: `public_url` behind a proxy, with the request's own query
-    (the report's fields, in the order sent: reordering them changes `url_hash`)."""
-    if not public_url:
-        return request.url
-    _, _, query = request.url.partition("?")
-    base = public_url.partition("?")[0]
-    return f"{base}?{query}" if query else base
-
-
 def check_claims(claims: Mapping[str, Any], *, url: str, body: bytes, now: float) -> None:
     """The reference validator's rules (`claims.go`), each failure with its own reason."""
     received = int(now)  # whole seconds, as the validator compares them
@@ -150,7 +141,7 @@ class MessageBirdAdapter(ProviderAdapter):
                 claims = jwt.decode(token, secret, algorithms=ALGORITHMS, options=SIGNATURE_ONLY)
             except jwt.PyJWTError:
                 continue  # not this key (or not a JWT at all): try the next one
-            check_claims(claims, url=signed_url(request, public_url), body=request.body, now=self.clock())
+            check_claims(claims, url=url_as_called(request, public_url), body=request.body, now=self.clock())
             return
         raise SignatureError("MessageBird-Signature-JWT is not signed with this connection's signing key")
 

@@ -27,6 +27,7 @@ from receipts.providers.base import (
     WebhookRequest,
     constant_time_equal,
     require_secrets,
+    url_as_called,
 )
 from receipts.statuses import Status
 
@@ -111,7 +112,7 @@ class PlivoAdapter(ProviderAdapter):
         method = request.method.upper()
         # GET callbacks carry the parameters in the URL's query, which the URL already brings.
         params = request.form() if method == "POST" else {}
-        url = signed_url(request, public_url)
+        url = url_as_called(request, public_url)
         for token in secrets:
             expected = signature_v3(token, url, nonce, method=method, params=params)
             if any(constant_time_equal(expected, sig) for sig in given):
@@ -137,15 +138,6 @@ class PlivoAdapter(ProviderAdapter):
                 provider_timestamp=stage_time(fields),
             )
         ]
-
-
-def signed_url(request: WebhookRequest, public_url: str) -> str:
-    """The URL Plivo called: `public_url` behind a proxy, with the query the request arrived with."""
-    if not public_url:
-        return request.url
-    _, _, query = request.url.partition("?")
-    base = public_url.partition("?")[0]
-    return f"{base}?{query}" if query else base
 
 
 def stage_time(fields: Mapping[str, str]) -> datetime | None:

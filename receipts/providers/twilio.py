@@ -22,6 +22,7 @@ from receipts.providers.base import (
     WebhookRequest,
     constant_time_equal,
     require_secrets,
+    url_as_called,
 )
 from receipts.statuses import Status
 
@@ -98,7 +99,7 @@ class TwilioAdapter(ProviderAdapter):
         given = request.header("x-twilio-signature")
         if not given:
             raise SignatureError("missing X-Twilio-Signature header")
-        url = signed_url(request, public_url)
+        url = url_as_called(request, public_url)
         query = request.query()
         if "bodySHA256" in query:
             # JSON bodies: the URL carries the body's hash and no parameters are signed.
@@ -141,20 +142,6 @@ class TwilioAdapter(ProviderAdapter):
             return {str(k): "" if v is None else str(v) for k, v in data.items()}
         source = request.form() if request.method == "POST" else request.query()
         return {name: values[0] for name, values in source.items() if values}
-
-
-def signed_url(request: WebhookRequest, public_url: str) -> str:
-    """The URL Twilio signed: the configured public URL behind a proxy, with the request's query.
-
-    The query is the one the request arrived with (per-message parameters included); a query
-    written into `public_url` is that same query, so it is replaced, never appended twice.
-    """
-    if not public_url:
-        return request.url
-    _, _, query = request.url.partition("?")
-    if not query:
-        return public_url
-    return f"{public_url.partition('?')[0]}?{query}"
 
 
 def parse_dlr_done_date(value: str) -> datetime | None:
