@@ -16,21 +16,13 @@ from retries.outbox import publisher
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer
 from tests.send_api import FakeGateway
-from tests.webhooks import generic_body, generic_headers
+from tests.webhooks import post_status
 from tests.worker import PrivateRedis, broker, celery_worker, kill_worker, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ABSENT_SUBSCRIBER = "27"  # GSM MAP: temporary
 UNKNOWN_SUBSCRIBER = "1"  # GSM MAP: permanent, a number problem
-
-
-def post(client, message: Message, status: str, error_code: str = "", provider_message_id: str = ""):
-    body = generic_body(provider_message_id or message.provider_message_id, status, error_code=error_code)
-    headers = generic_headers(message.connection, body)
-    return client.post(
-        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
-    )
 
 
 def backoff(*seconds: int) -> None:
@@ -67,10 +59,10 @@ def test_a_temporary_failure_is_retried_after_its_backoff_and_delivered_with_exa
 ):
     backoff(1)
     with celery_worker(beat=True):
-        assert post(client, otp, "undelivered", ABSENT_SUBSCRIBER).status_code == 200
+        assert post_status(client, otp, "undelivered", error_code=ABSENT_SUBSCRIBER).status_code == 200
         assert wait_until(lambda: Attempt.objects.filter(outcome="succeeded").exists(), timeout=30)
         resend = Message.objects.get(chain_root=otp)
-        assert post(client, otp, "delivered", provider_message_id=resend.provider_message_id).status_code == 200
+        assert post_status(client, otp, "delivered", provider_message_id=resend.provider_message_id).status_code == 200
         assert wait_until(lambda: all_processed() and feed_idle() and len(product.received) == 2, timeout=30)
         settle()
     assert len(gateway.sends) == 1
@@ -83,9 +75,9 @@ def test_a_temporary_failure_is_retried_after_its_backoff_and_delivered_with_exa
 def test_a_late_delivery_cancels_the_scheduled_retry_and_nothing_is_sent(client, otp, gateway, product):
     backoff(4)
     with celery_worker(beat=True):
-        post(client, otp, "undelivered", ABSENT_SUBSCRIBER)
+        post_status(client, otp, "undelivered", error_code=ABSENT_SUBSCRIBER)
         assert wait_until(lambda: Attempt.objects.filter(outcome="scheduled").exists(), timeout=30)
-        post(client, otp, "delivered")  # the handset came back before the retry was due
+        post_status(client, otp, "delivered")  # the handset came back before the retry was due
         assert wait_until(lambda: Attempt.objects.filter(outcome="cancelled").exists(), timeout=30)
         settle(5)  # past the retry's due time
         assert wait_until(lambda: feed_idle() and len(product.received) == 2, timeout=30)
@@ -99,7 +91,7 @@ def test_a_worker_killed_mid_attempt_runs_it_again_and_the_send_happens_once(cli
     gateway.hang_after_send = 20  # the gateway sends, then holds its answer: the worker dies waiting
     lease = {"DLR_ATTEMPT_LEASE_SECONDS": "3"}
     with celery_worker(beat=True, env=lease) as worker:
-        post(client, otp, "undelivered", ABSENT_SUBSCRIBER)
+        post_status(client, otp, "undelivered", error_code=ABSENT_SUBSCRIBER)
         assert wait_until(lambda: len(gateway.sends) == 1, timeout=30)
         kill_worker(worker)  # SIGKILL, mid-send
     assert Attempt.objects.get().outcome == "running"
@@ -125,8 +117,9 @@ def test_with_redis_down_webhooks_answer_at_once_and_every_decision_runs_once_wh
             redis.stop()
             timings = []
             for n, message in enumerate(messages):
+                status, code = ("undelivered", ABSENT_SUBSCRIBER) if n % 2 else ("delivered", "")
                 started = time.monotonic()
-                response = post(client, message, *(("undelivered", ABSENT_SUBSCRIBER) if n % 2 else ("delivered",)))
+                response = post_status(client, message, status, error_code=code)
                 timings.append(time.monotonic() - started)
                 assert response.status_code == 200
             assert publisher.wait_idle(timeout=60)
@@ -153,8 +146,8 @@ def test_a_permanent_or_opt_out_failure_is_never_retried_and_the_product_is_told
 ):
     ErrorCodeOverride.objects.create(provider="standard-webhooks", code="STOP", reason="opted_out")
     with celery_worker(beat=True):
-        post(client, otp, "failed", provider_code)
-        post(client, otp, "undelivered", provider_code)  # a stronger final: a second decision
+        post_status(client, otp, "failed", error_code=provider_code)
+        post_status(client, otp, "undelivered", error_code=provider_code)  # a stronger final: a second decision
         assert wait_until(lambda: all_processed() and feed_idle() and len(product.received) >= 1, timeout=30)
         settle()
     assert Decision.objects.count() == 2
@@ -176,11 +169,11 @@ def test_a_failing_then_recovering_product_endpoint_gets_every_event_once_in_ord
     product.fail_first(3, status=503)
     with celery_worker(beat=True):
         for message in messages:
-            post(client, message, "undelivered", ABSENT_SUBSCRIBER)
+            post_status(client, message, "undelivered", error_code=ABSENT_SUBSCRIBER)
         # Decided before the deliveries arrive (decided after, a failure needs no retry).
         assert wait_until(lambda: Attempt.objects.filter(outcome="scheduled").count() == 3, timeout=30)
         for message in messages:
-            post(client, message, "delivered")
+            post_status(client, message, "delivered")
         assert wait_until(lambda: feed_idle() and len(product.received) >= 9, timeout=60)
         settle()
     assert [r.event["type"] for r in product.received[:3]] == ["message.retry_scheduled"] * 3  # refused

@@ -14,7 +14,7 @@ from retries.models import OutboxEvent
 from retries.outbox import outbox_process, outbox_redispatch, publisher
 from retries.tasks import process_outbox_events
 from tests.factories import MessageFactory
-from tests.webhooks import generic_body, generic_headers
+from tests.webhooks import post_status
 from tests.worker import broker, hanging_broker
 
 pytestmark = pytest.mark.django_db
@@ -30,18 +30,10 @@ def queued_batches(redis_client) -> list[list[int]]:
     return batches
 
 
-def post_receipt(client, message, status: str = "delivered"):
-    body = generic_body(message.provider_message_id, status)
-    headers = generic_headers(message.connection, body)
-    return client.post(
-        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_status_change_is_published_to_the_broker_after_commit(client, redis_client):
     message = MessageFactory()
-    post_receipt(client, message)
+    post_status(client, message, "delivered")
     assert publisher.wait_idle(timeout=10)
     event = OutboxEvent.objects.get()
     assert queued_batches(redis_client) == [[event.pk]]
@@ -53,7 +45,7 @@ def test_a_status_change_is_published_to_the_broker_after_commit(client, redis_c
 def test_events_committed_together_are_published_as_one_batch(client, redis_client):
     messages = [MessageFactory() for _ in range(5)]
     for message in messages:
-        post_receipt(client, message)
+        post_status(client, message, "delivered")
     assert publisher.wait_idle(timeout=10)
     published = [event_id for batch in queued_batches(redis_client) for event_id in batch]
     assert published == list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
@@ -63,7 +55,7 @@ def test_events_committed_together_are_published_as_one_batch(client, redis_clie
 def test_nothing_is_published_when_the_transaction_does_not_commit(client, redis_client):
     message = MessageFactory()
     # The test's transaction never commits, so on_commit never runs.
-    post_receipt(client, message)
+    post_status(client, message, "delivered")
     assert publisher.wait_idle(timeout=10)
     assert redis_client.llen(QUEUE) == 0
 
@@ -73,7 +65,7 @@ def test_a_dead_broker_neither_blocks_the_webhook_nor_loses_the_event(client, re
     """The broker URL points at a closed loopback port: a real refused connection."""
     message = MessageFactory()
     with broker("redis://127.0.0.1:1/0"):
-        response = post_receipt(client, message)
+        response = post_status(client, message, "delivered")
         assert publisher.wait_idle(timeout=30)
     # The webhook does not publish at all: the background publisher does, after the response.
     assert response.status_code == 200
@@ -88,7 +80,7 @@ def test_a_hanging_broker_does_not_hold_the_webhook(client):
     """A broker that accepts and never answers keeps a publish busy for its socket timeout
     (2 s): the webhook has answered while the publish still hangs."""
     with hanging_broker() as url, broker(url):
-        response = post_receipt(client, MessageFactory())
+        response = post_status(client, MessageFactory(), "delivered")
         assert response.status_code == 200
         assert not publisher.wait_idle(timeout=0.5)  # still publishing, after the answer
         assert publisher.wait_idle(timeout=30)

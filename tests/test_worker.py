@@ -8,18 +8,10 @@ import pytest
 from retries.models import OutboxEvent
 from retries.outbox import outbox_redispatch, publisher
 from tests.factories import MessageFactory
-from tests.webhooks import generic_body, generic_headers
+from tests.webhooks import post_status
 from tests.worker import celery_worker, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def post_receipt(client, message, status: str):
-    body = generic_body(message.provider_message_id, status)
-    headers = generic_headers(message.connection, body)
-    return client.post(
-        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
-    )
 
 
 def test_status_changes_are_processed_by_a_real_worker_once(client, redis_client):
@@ -27,7 +19,7 @@ def test_status_changes_are_processed_by_a_real_worker_once(client, redis_client
     with celery_worker():
         for message in messages:
             for status in ("sent", "delivered", "sent"):  # the late `sent` changes nothing
-                assert post_receipt(client, message, status).status_code == 200
+                assert post_status(client, message, status).status_code == 200
         assert publisher.wait_idle(timeout=10)
         assert wait_until(lambda: not OutboxEvent.objects.filter(processed_at__isnull=True).exists(), timeout=30)
     assert OutboxEvent.objects.count() == 6
@@ -36,7 +28,7 @@ def test_status_changes_are_processed_by_a_real_worker_once(client, redis_client
 
 def test_an_event_published_twice_is_processed_once(client, redis_client):
     message = MessageFactory()
-    post_receipt(client, message, "delivered")
+    post_status(client, message, "delivered")
     assert publisher.wait_idle(timeout=10)
     event = OutboxEvent.objects.get()
     # As if its first publish were lost in flight: the sweeper publishes it again.

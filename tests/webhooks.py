@@ -57,3 +57,13 @@ def twilio_signed(connection: Connection, url: str, form: dict[str, str]) -> tup
         "content-type": "application/x-www-form-urlencoded",
         "x-twilio-signature": twilio.signature(connection.secrets[0], url, params),
     }
+
+
+def post_status(client: Any, message: Any, status: str, *, provider_message_id: str = "", **fields: Any) -> Any:
+    """POST a signed Standard Webhooks status for `message` (or another id on its connection)
+    to the console's webhook through a Django test client."""
+    body = generic_body(provider_message_id or message.provider_message_id, status, **fields)
+    headers = generic_headers(message.connection, body)
+    return client.post(
+        f"/hooks/{message.connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+    )
