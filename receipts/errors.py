@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.utils.functional import Promise
 
 from receipts.models import ClassSource, ErrorCodeOverride
 from receipts.reasons import REASONS, ErrorClass, Reason, RetryAdvice
@@ -61,16 +60,19 @@ class Classification:
     error_class: str  # the effective class: the provider's flag where it gave one
     catalog_class: str  # what the catalog (table or override) says
     class_source: str  # "provider" when the provider's flag decided, "catalog" otherwise
-    advice: str
-    explanation: Promise | str
-    fix: Promise | str = ""
 
     @property
     def provider_disagrees(self) -> bool:
-        return self.class_source == ClassSource.PROVIDER and self.error_class != self.catalog_class
+        return provider_disagrees(self.class_source, self.error_class, self.catalog_class)
 
 
-NOT_A_FAILURE = Classification("", "", "", "", "", "")
+def provider_disagrees(class_source: str, error_class: str, catalog_class: str) -> bool:
+    """The provider's own permanence flag decided the class, against the catalog (Infobip).
+    The search filter's Q (receipts/filters.py) says the same in SQL."""
+    return class_source == ClassSource.PROVIDER and error_class != catalog_class
+
+
+NOT_A_FAILURE = Classification("", "", "", "")
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,6 @@ def _classification(reason: Reason, error_class: str, catalog_class: str, source
         error_class=error_class,
         catalog_class=catalog_class,
         class_source=source.value,
-        advice=retry_advice(reason, error_class),
-        explanation=reason.explanation,
-        fix=reason.fix,
     )
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from receipts.errors import describe_reason
-from receipts.models import ClassSource, Message, Receipt
+from receipts.errors import describe_reason, provider_disagrees
+from receipts.models import Message, Receipt
 from receipts.phones import mask_number_in
 
 
@@ -198,7 +198,7 @@ def _receipt_summary(receipt: Receipt) -> str:
 def receipt_error(record: Message | Receipt) -> dict[str, Any]:
     """A message's or receipt's error as the API shows it: reason, effective class, the
     catalog's class and which of the two decided, and what to do and say about it."""
-    disagrees = record.class_source == ClassSource.PROVIDER and record.error_class != record.catalog_class
+    disagrees = provider_disagrees(record.class_source, record.error_class, record.catalog_class)
     return {
         "reason": record.reason,
         "error_class": record.error_class,

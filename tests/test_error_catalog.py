@@ -10,6 +10,7 @@ import pytest
 from receipts.errors import (
     CatalogError,
     classify_error,
+    describe_reason,
     normalize_code,
     override_cache,
     parse_table,
@@ -216,7 +217,7 @@ def test_provider_flag_wins_over_the_catalog_and_shows_the_disagreement():
     assert (error.reason, error.error_class, error.catalog_class) == ("handset_error", P, T)
     assert (error.class_source, error.provider_disagrees) == ("provider", True)
     # The provider says the same route will fail again.
-    assert error.advice == RetryAdvice.OTHER_ROUTE
+    assert describe_reason(error.reason, error.error_class)["retry_advice"] == RetryAdvice.OTHER_ROUTE
 
 
 @pytest.mark.django_db
@@ -230,8 +231,9 @@ def test_provider_flag_that_agrees_is_not_a_disagreement():
 def test_catalog_class_is_the_source_without_a_provider_flag():
     error = classify_error(provider="twilio", status="undelivered", error_code="30003")
     assert (error.reason, error.error_class, error.class_source) == ("absent_subscriber", T, "catalog")
-    assert error.advice == RetryAdvice.SAME_ROUTE
-    assert "switched off" in str(error.explanation)
+    described = describe_reason(error.reason, error.error_class)
+    assert described["retry_advice"] == RetryAdvice.SAME_ROUTE
+    assert "switched off" in described["explanation"]
 
 
 @pytest.mark.django_db
