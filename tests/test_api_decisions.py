@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from receipts.models import Message
@@ -16,17 +15,14 @@ from retries.attempts import attempts_run_due
 from retries.feed_models import ProductEndpoint
 from retries.models import OutboxEvent
 from retries.outbox import outbox_process
-from tests.factories import GENERIC_SECRET, ConnectionFactory
+from tests.factories import GENERIC_SECRET, ConnectionFactory, api_client_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api() -> APIClient:
-    user = get_user_model().objects.create_superuser("ops", password="x")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(get_user_model().objects.create_superuser("ops", password="x"))
 
 
 def register(api: APIClient, **fields: str):

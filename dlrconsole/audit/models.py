@@ -44,7 +44,7 @@ class AuditEntry(models.Model):
         indexes = [
             # The audit page's filters, newest first.
             models.Index(fields=["model", "-id"], name="audit_model_idx"),
-            models.Index(fields=["user", "-id"], name="audit_user_idx"),
+            models.Index(fields=["username", "-id"], name="audit_username_idx"),
         ]
         verbose_name_plural = "audit entries"
 

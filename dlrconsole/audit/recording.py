@@ -88,7 +88,6 @@ def _changes(record: Any, action: str) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     if previous is None:
         changes = [_created(record, field) for field in record.tracked_fields if _worth_listing(record, field)]
-        changes = [change for change in changes if change["new"]]
         changes += [_m2m(record, field, [], getattr(record, field.name).all()) for field in record._history_m2m_fields]
         changes = [change for change in changes if change.get("added") or change.get("new")]
     else:

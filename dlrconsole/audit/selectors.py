@@ -10,7 +10,7 @@ from dlrconsole.audit.models import AuditEntry
 
 def audit_entries(*, model: str = "", username: str = "") -> QuerySet[AuditEntry]:
     """Newest first; `model` is an app_label.modelname, `username` who made the change."""
-    entries = AuditEntry.objects.select_related("user").order_by("-id")
+    entries = AuditEntry.objects.order_by("-id")
     if model:
         entries = entries.filter(model=model)
     if username:
