@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 import redis
+import time_machine
 from django.conf import settings
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from tests.product_endpoint import ProductEndpointServer, serve_product
 from tests.send_api import FakeGateway
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-shift-days",
+        type=int,
+        default=0,
+        help="run every test with the clock moved this many days from today (CI: 365), so a test that "
+        "mixes a fixed date with rows stamped by the real clock fails today rather than on a later day",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    days = request.config.getoption("clock_shift_days")
+    if not days:
+        yield
+        return
+    # The clock keeps ticking: only the day changes. A test's own time_machine travel nests inside.
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

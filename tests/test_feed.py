@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection as db_connection
 from django.db import transaction
 
@@ -26,6 +27,13 @@ from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import Received
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock_stopped_at_t0(time_machine: time_machine.TimeMachineFixture) -> None:
+    """Deliveries are published at the real clock's now and driven at T0 and after: the whole
+    clock stands at T0 so both agree on any day the suite runs."""
+    time_machine.move_to(T0, tick=False)
 
 
 def make_endpoint(url: str, **fields: object) -> ProductEndpoint:

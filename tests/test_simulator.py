@@ -36,6 +36,7 @@ def connections() -> list[Connection]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_simulated_traffic_lands_through_the_real_webhook_path(live_server, api_token, connections) -> None:
     config = SimulatorConfig(
