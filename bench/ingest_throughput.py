@@ -47,7 +47,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from receipts.providers.standard_webhooks import sign  # noqa: E402
+from dlrconsole.lib.standard_webhooks import sign  # noqa: E402
 
 BAR = 0.7
 SLUG = "bench"

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from receipts.providers.standard_webhooks import sign
+from dlrconsole.lib.standard_webhooks import sign
 
 LOOPBACK = "127.0.0.1"
 

@@ -8,7 +8,8 @@ class ReceiptsConfig(AppConfig):
 
     def ready(self) -> None:
         from receipts.connection_cache import connection_cache
-        from receipts.models import Connection, ErrorCodeOverride, forget_overrides
+        from receipts.errors import forget_overrides
+        from receipts.models import Connection, ErrorCodeOverride
 
         post_save.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-save")
         post_delete.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-delete")

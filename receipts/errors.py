@@ -4,7 +4,7 @@ Three sources, strongest first:
 1. the provider's own permanence flag on the receipt (Infobip `error.permanent`) decides the
    class; where it disagrees with the catalog, the classification says so;
 2. an admin override for (provider, code), read from the database and cached per process
-   (`OverrideCache`, like the connection cache: cleared in-process on save, other processes
+   (`override_cache`, like the connection cache: cleared in-process on save, other processes
    follow within `DLR_ERROR_CATALOG_CACHE_SECONDS`);
 3. the shipped table, receipts/data/error_codes.csv, loaded once per process.
 
@@ -16,9 +16,6 @@ to refresh the override cache.
 from __future__ import annotations
 
 import csv
-import re
-import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
-from receipts.models import ClassSource, ErrorCodeOverride
+from dlrconsole.lib.ttl_cache import TtlValue
+from receipts.models import ClassSource, ErrorCodeOverride, normalize_code
 from receipts.reasons import REASONS, ErrorClass, Reason, RetryAdvice
 from receipts.statuses import FAILURE_STATUSES, Status
 
@@ -45,9 +44,6 @@ SHARED_TABLES: dict[str, tuple[str, ...]] = {
 }
 # A failure the catalog cannot explain is classified by its status.
 CLASSIFIED_STATUSES: frozenset[str] = FAILURE_STATUSES | {Status.UNKNOWN.value}
-
-DECIMAL_CODE = re.compile(r"[0-9]+")
-HEX_CODE = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
 class CatalogError(ValueError):
@@ -83,17 +79,6 @@ class Entry:
     error_class: str = ""
 
 
-def normalize_code(code: str) -> str:
-    """The form codes are matched in: numbers without leading zeros ("001" == "1"), SMPP
-    command statuses as lower-case hex ("0x0000000B" == "0xb"), names upper-cased."""
-    code = code.strip()
-    if DECIMAL_CODE.fullmatch(code):  # not str.isdigit(): it takes "¹", which int() refuses
-        return str(int(code))
-    if HEX_CODE.fullmatch(code):
-        return hex(int(code, 16))
-    return code.upper()
-
-
 def parse_table(rows: Iterable[str]) -> dict[tuple[str, str], Entry]:
     """The shipped table from its CSV lines; '#' lines are comments."""
     table: dict[tuple[str, str], Entry] = {}
@@ -120,35 +105,28 @@ def shipped_table() -> dict[tuple[str, str], Entry]:
         return parse_table(lines)
 
 
-class OverrideCache:
-    """All admin overrides, read in one query and kept for a few seconds (there are few)."""
-
-    def __init__(self) -> None:
-        self._entries: Mapping[tuple[str, str], Entry] = {}
-        self._loaded_at = float("-inf")
-        self._lock = threading.Lock()
-
-    def get(self) -> Mapping[tuple[str, str], Entry]:
-        now = time.monotonic()
-        if now - self._loaded_at < settings.DLR_ERROR_CATALOG_CACHE_SECONDS:
-            return self._entries
-        entries = {
-            (provider, normalize_code(code)): Entry(reason, error_class)
-            for provider, code, reason, error_class in ErrorCodeOverride.objects.values_list(
-                "provider", "code", "reason", "error_class"
-            )
-            if reason in REASONS
-        }
-        with self._lock:
-            self._entries, self._loaded_at = entries, now
-        return entries
-
-    def clear(self, **_: Any) -> None:
-        with self._lock:
-            self._entries, self._loaded_at = {}, float("-inf")
+def _overrides() -> Mapping[tuple[str, str], Entry]:
+    """All admin overrides, read in one query (there are few)."""
+    return {
+        (provider, normalize_code(code)): Entry(reason, error_class)
+        for provider, code, reason, error_class in ErrorCodeOverride.objects.values_list(
+            "provider", "code", "reason", "error_class"
+        )
+        if reason in REASONS
+    }
 
 
-override_cache = OverrideCache()
+override_cache: TtlValue[Mapping[tuple[str, str], Entry]] = TtlValue(
+    _overrides, seconds=lambda: settings.DLR_ERROR_CATALOG_CACHE_SECONDS
+)
+
+
+def forget_overrides(**kwargs: Any) -> None:
+    """post_save / post_delete of an override (receipts/apps.py; signals also cover the admin's
+    bulk delete): this process classifies with the change at once; again after commit, in case
+    a concurrent request reloaded the cache with the committed state in between."""
+    override_cache.clear()
+    transaction.on_commit(override_cache.clear)
 
 
 def catalog_entry(provider: str, code: str) -> Entry | None:

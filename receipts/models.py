@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from dlrconsole.audit.history import AuditedHistory
+from dlrconsole.lib.history import AuditedHistory
 from receipts.providers import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import ReceiptOutcome, Status
@@ -225,7 +226,7 @@ class ErrorCodeOverride(models.Model):
     is kept in its history (who, when, what)."""
 
     provider = models.CharField(max_length=32, choices=provider_choices)
-    # Stored as matched: without leading zeros, see `receipts.errors.normalize_code`.
+    # Stored as matched: without leading zeros, see `normalize_code`.
     code = models.CharField(max_length=32)
     reason = models.CharField(max_length=48, choices=reason_choices)
     error_class = models.CharField(
@@ -249,25 +250,24 @@ class ErrorCodeOverride(models.Model):
         return f"{self.provider} {self.code} → {self.reason}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.code = _normalize(self.code)
+        self.code = normalize_code(self.code)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
         # Before the uniqueness check, so "001" is found to be the existing "1".
-        self.code = _normalize(self.code)
+        self.code = normalize_code(self.code)
 
 
-def _normalize(code: str) -> str:
-    from receipts.errors import normalize_code  # receipts.errors imports this module
-
-    return normalize_code(code)
+DECIMAL_CODE = re.compile(r"[0-9]+")
+HEX_CODE = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
-def forget_overrides(**kwargs: Any) -> None:
-    """post_save / post_delete of an override (receipts/apps.py; signals also cover the admin's
-    bulk delete): this process classifies with the change at once; again after commit, in case
-    a concurrent request reloaded the cache with the committed state in between."""
-    from receipts.errors import override_cache
-
-    override_cache.clear()
-    transaction.on_commit(override_cache.clear)
+def normalize_code(code: str) -> str:
+    """The form error codes are matched in: numbers without leading zeros ("001" == "1"), SMPP
+    command statuses as lower-case hex ("0x0000000B" == "0xb"), names upper-cased."""
+    code = code.strip()
+    if DECIMAL_CODE.fullmatch(code):  # not str.isdigit(): it takes "¹", which int() refuses
+        return str(int(code))
+    if HEX_CODE.fullmatch(code):
+        return hex(int(code, 16))
+    return code.upper()

@@ -33,9 +33,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from dlrconsole.lib.standard_webhooks import signed_headers
 from receipts.errors import describe_reason
 from receipts.models import Message
-from receipts.providers.standard_webhooks import sign
 from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint
 
 # Delay before attempt 1, 2, ...; after the last one fails the delivery is abandoned.
@@ -85,12 +85,7 @@ def feed_retry_after(value: str, *, now: datetime) -> timedelta | None:
 
 
 def feed_headers(*, secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id, timestamp, body),
-    }
+    return signed_headers(secret=secret, msg_id=webhook_id, timestamp=timestamp, body=body)
 
 
 def feed_payload(*, event_type: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:

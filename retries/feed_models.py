@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from dlrconsole.audit.history import AuditedHistory
+from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.standard_webhooks import validate_secret
 
 __all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
 
@@ -20,16 +21,10 @@ FEED_EVENT_TYPES = (
 
 
 def validate_feed_secret(value: str) -> None:
-    from receipts.providers.standard_webhooks import SECRET_PREFIX, decode_secret
-
-    if not value.startswith(SECRET_PREFIX):
-        raise ValidationError("a Standard Webhooks secret starts with whsec_")
     try:
-        key = decode_secret(value)
+        validate_secret(value, prefixed=True)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-    if not 24 <= len(key) <= 64:
-        raise ValidationError("a Standard Webhooks secret decodes to 24 to 64 bytes")
 
 
 def validate_event_types(value: object) -> None:

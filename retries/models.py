@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from dlrconsole.audit.history import AuditedHistory
+from dlrconsole.lib.history import AuditedHistory
 from retries.senders.base import Sender
 from retries.senders.registry import SENDERS, get_sender, sender_choices, validate_config
 

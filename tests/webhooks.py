@@ -8,8 +8,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+from dlrconsole.lib import standard_webhooks as signing
 from receipts.models import Connection
-from receipts.providers import standard_webhooks, twilio
+from receipts.providers import twilio
 
 
 def generic_body(message_id: str, status: str, **fields: Any) -> bytes:
@@ -32,7 +33,7 @@ def generic_headers(
         "content-type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": standard_webhooks.sign(secret or connection.secrets[0], msg_id, ts, body),
+        "webhook-signature": signing.sign(secret or connection.secrets[0], msg_id, ts, body),
     }
 
 

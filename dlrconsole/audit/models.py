@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from simple_history import register
 
-from dlrconsole.audit.history import AuditedHistory
+from dlrconsole.lib.history import AuditedHistory
 
 
 class AuditEntry(models.Model):

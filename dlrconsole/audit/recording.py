@@ -14,8 +14,8 @@ from django.db import models
 from simple_history.models import HistoricalRecords, ModelChange
 from simple_history.utils import get_m2m_reverse_field_name
 
-from dlrconsole.audit.history import REDACTED, secret_fingerprint
 from dlrconsole.audit.models import AuditEntry
+from dlrconsole.lib.history import REDACTED, secret_fingerprint
 
 MAX_VALUE_CHARS = 300
 

@@ -13,29 +13,24 @@ stripped). The body is ours to define, documented in docs/STANDARD_WEBHOOKS.md:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from dlrconsole.lib import standard_webhooks as signing
+from dlrconsole.lib.standard_webhooks import TOLERANCE_SECONDS
 from receipts.providers.base import (
     PayloadError,
     ProviderAdapter,
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
-    constant_time_equal,
     require_secrets,
 )
 from receipts.statuses import Status
 
-TOLERANCE_SECONDS = 5 * 60
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 EVENT_ID_MAX_LENGTH = 128  # Receipt.dedupe_key
 
 # The generic format speaks our own vocabulary; the synonyms are what gateways commonly send.
@@ -48,21 +43,6 @@ STATUS_MAP: dict[str, Status] = {status.value: status for status in Status} | {
 }
 
 
-def decode_secret(secret: str) -> bytes:
-    """The signing key: base64 after the `whsec_` prefix, tolerating missing padding."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("a Standard Webhooks secret is base64, optionally prefixed with whsec_") from None
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(decode_secret(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
 class StandardWebhooksAdapter(ProviderAdapter):
     kind = "standard-webhooks"
     label = "Standard Webhooks (generic JSON)"
@@ -73,12 +53,10 @@ class StandardWebhooksAdapter(ProviderAdapter):
         self.clock = clock
 
     def validate_secret(self, secret: str) -> None:
-        key = decode_secret(secret)
-        if not 24 <= len(key) <= 64:
-            raise ValueError("a Standard Webhooks secret decodes to 24 to 64 bytes")
+        signing.validate_secret(secret)
 
     def generate_secret(self) -> str:
-        return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+        return signing.generate_secret()
 
     def verify(
         self,
@@ -101,13 +79,10 @@ class StandardWebhooksAdapter(ProviderAdapter):
         # Both directions: an old timestamp is a replay, a future one a forged clock.
         if abs(self.clock() - timestamp) > TOLERANCE_SECONDS:
             raise SignatureError("webhook-timestamp is outside the 5 minute tolerance")
-        given = [sig for sig in header.split(" ") if sig.startswith("v1,")]
         for secret in secrets:
-            try:
-                expected = sign(secret, msg_id, timestamp, request.body)
-            except ValueError:
-                continue  # a malformed stored secret must not hide a valid one beside it
-            if any(constant_time_equal(expected, sig) for sig in given):
+            if signing.signature_matches(
+                secret=secret, msg_id=msg_id, timestamp=timestamp, body=request.body, header=header
+            ):
                 return
         raise SignatureError("no webhook-signature matches")
 

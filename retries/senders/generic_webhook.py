@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from receipts.providers.standard_webhooks import SECRET_PREFIX, decode_secret, sign
+from dlrconsole.lib.standard_webhooks import signed_headers, validate_secret
 from retries.senders.base import Sender, SendResult, http_call, raise_for_http, require, require_http_url, summary
 
 EVENT_TYPE = "message.fallback"
@@ -26,11 +26,7 @@ class GenericWebhookSender(Sender):
     def validate_config(cls, config: Mapping[str, Any]) -> None:
         require(config, "url", "secret")
         require_http_url(config, "url")
-        secret = str(config["secret"])
-        if not secret.startswith(SECRET_PREFIX):
-            raise ValueError("secret must start with whsec_")
-        if not 24 <= len(decode_secret(secret)) <= 64:
-            raise ValueError("secret must decode to 24 to 64 bytes")
+        validate_secret(str(config["secret"]), prefixed=True)
 
     def send(
         self,
@@ -49,12 +45,9 @@ class GenericWebhookSender(Sender):
             "data": {"to": to, "body": body, "sender_id": sender_id, "options": dict(options)},
         }
         raw = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": idempotency_key,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(str(self.config["secret"]), idempotency_key, timestamp, raw),
-        }
+        headers = signed_headers(
+            secret=str(self.config["secret"]), msg_id=idempotency_key, timestamp=timestamp, body=raw
+        )
         reply = http_call(
             "POST", str(self.config["url"]), secrets=self.secrets, timeout=self.timeout, data=raw, headers=headers
         )

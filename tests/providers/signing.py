@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from receipts.providers import standard_webhooks, twilio
+from dlrconsole.lib import standard_webhooks as signing
+from receipts.providers import twilio
 from receipts.providers.base import WebhookRequest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -56,7 +57,7 @@ def standard_webhooks_request(
 ) -> WebhookRequest:
     """A Standard Webhooks delivery of `body`, signed with `secret` unless `signature` is given."""
     if signature is None:
-        signature = standard_webhooks.sign(secret, msg_id, timestamp, body)
+        signature = signing.sign(secret, msg_id, timestamp, body)
     return WebhookRequest(
         method="POST",
         url="https://dlr.example/hooks/gateway/",

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from receipts.providers.standard_webhooks import sign
+from dlrconsole.lib.standard_webhooks import sign
 from retries.senders.base import SendError
 from retries.senders.generic_webhook import GenericWebhookSender
 from retries.senders.registry import get_sender

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 
-from receipts.providers import standard_webhooks
+from dlrconsole.lib import standard_webhooks as signing
 from receipts.simulation.base import USER_AGENT, Delivery, Failure, OutgoingRequest, Player, Step, rfc3339
 
 
@@ -80,7 +80,7 @@ class StandardWebhooksPlayer(Player):
                 "Content-Type": "application/json",
                 "webhook-id": delivery.delivery_id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": standard_webhooks.sign(delivery.secret, delivery.delivery_id, timestamp, body),
+                "webhook-signature": signing.sign(delivery.secret, delivery.delivery_id, timestamp, body),
                 "User-Agent": USER_AGENT,
             },
         )
