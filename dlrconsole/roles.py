@@ -59,7 +59,7 @@ INSPECTION_MODELS = (
 # Sign-in throttling records (django-axes): admins read them and delete one to unlock early.
 LOCKOUT_PERMISSIONS = ("axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accesslog")
 
-# What the product's API token does (receipts/api.py, retries/feed_api.py).
+# What the product's API token does (dlrconsole/api/messages.py, retries/feed_api.py).
 REGISTER_MESSAGES = "receipts.add_message"
 READ_FEED_DELIVERIES = "retries.view_feeddelivery"
 READ_FEED_ENDPOINTS = "retries.view_productendpoint"

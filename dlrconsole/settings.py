@@ -80,6 +80,9 @@ INSTALLED_APPS = [
     "axes",
     "dlrconsole.audit",
     "dlrconsole.accounts",
+    "dlrconsole.console",
+    "dlrconsole.simulator",
+    "dlrconsole.demo",
     "receipts",
     "retries",
     "alerts",
@@ -282,7 +285,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "dlrconsole.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "dlrconsole.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

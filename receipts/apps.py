@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_delete, post_save
 
 
 class ReceiptsConfig(AppConfig):
@@ -15,8 +15,3 @@ class ReceiptsConfig(AppConfig):
         post_delete.connect(connection_cache.clear, sender=Connection, dispatch_uid="connection-cache-delete")
         post_save.connect(forget_overrides, sender=ErrorCodeOverride, dispatch_uid="override-cache-save")
         post_delete.connect(forget_overrides, sender=ErrorCodeOverride, dispatch_uid="override-cache-delete")
-
-        from dlrconsole.roles import roles_sync
-
-        # Every app's post_migrate: the last one sees every permission the roles name.
-        post_migrate.connect(roles_sync, dispatch_uid="roles-sync")

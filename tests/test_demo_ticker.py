@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from dlrconsole.demo_ticker import Job, Ticker, beat_jobs
+from dlrconsole.demo.ticker import Job, Ticker, beat_jobs
 from receipts.models import Message
 from receipts.statuses import Status
 from retries.feed_models import ProductEndpoint
@@ -71,7 +71,7 @@ def test_each_periodic_job_does_its_work_from_the_tickers_thread(
 
 
 def test_a_job_that_raises_is_logged_and_the_ticker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="dlrconsole.demo_ticker")
+    caplog.set_level(logging.ERROR, logger="dlrconsole.demo.ticker")
     calls: list[int] = []
 
     def broken() -> None:

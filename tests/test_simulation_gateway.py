@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from receipts.simulation import SendGateway, Target
-from receipts.simulation.gateway import MAX_REQUEST_BYTES, AdoptedResend
+from dlrconsole.simulator import SendGateway, Target
+from dlrconsole.simulator.gateway import MAX_REQUEST_BYTES, AdoptedResend
 from retries.senders.base import SendError
 from retries.senders.generic_http import GenericHttpSender
 

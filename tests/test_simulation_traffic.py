@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from receipts.simulation import SimulatorConfig, SimulatorError, Target
-from receipts.simulation.base import FATES
-from receipts.simulation.traffic import (
+from dlrconsole.simulator import SimulatorConfig, SimulatorError, Target
+from dlrconsole.simulator.base import FATES
+from dlrconsole.simulator.traffic import (
     DEFAULT_MIXES,
     choose_fate,
     parse_mixes,

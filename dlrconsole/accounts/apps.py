@@ -8,10 +8,13 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
-        from django.db.models.signals import m2m_changed
+        from django.db.models.signals import m2m_changed, post_migrate
 
         from dlrconsole.accounts.staff import staff_follows_admin_group
+        from dlrconsole.roles import roles_sync
 
         m2m_changed.connect(
             staff_follows_admin_group, sender=get_user_model().groups.through, dispatch_uid="staff-follows-admin"
         )
+        # Every app's post_migrate: the last one sees every permission the roles name.
+        post_migrate.connect(roles_sync, dispatch_uid="roles-sync")
