@@ -419,7 +419,7 @@ def send_paced(hooks: list[Hook], port: int, rate: float, senders: int) -> dict[
 # --------------------------------------------------------------------------- measuring
 
 DRAIN_SQL = {
-    "outbox events unprocessed": "SELECT count(*) FROM retries_outboxevent WHERE processed_at IS NULL",
+    "outbox events unprocessed": "SELECT count(*) FROM receipts_outboxevent WHERE processed_at IS NULL",
     "feed deliveries open": "SELECT count(*) FROM retries_feeddelivery WHERE status IN ('pending', 'failed')",
     "attempts open": "SELECT count(*) FROM retries_attempt WHERE outcome IN ('scheduled', 'running')",
 }
@@ -458,7 +458,7 @@ def epoch(column: str) -> str:
 RECEIPTS_SQL = f"""
 SELECT r.id, r.message_id, {epoch("r.received_at")}, d.id, d.action, d.state, {epoch("d.created_at")}
 FROM receipts_receipt r
-LEFT JOIN retries_outboxevent e ON e.receipt_id = r.id
+LEFT JOIN receipts_outboxevent e ON e.receipt_id = r.id
 LEFT JOIN retries_decision d ON d.outbox_event_id = e.id
 WHERE r.outcome = 'applied'
 ORDER BY r.id
@@ -473,11 +473,11 @@ SELECT decision_id, outcome, idempotency_key, tries, {epoch("finished_at")}, res
 COUNTS_SQL = {
     "receipts": "SELECT count(*) FROM receipts_receipt",
     "applied": "SELECT count(*) FROM receipts_receipt WHERE outcome = 'applied'",
-    "outbox_events": "SELECT count(*) FROM retries_outboxevent",
+    "outbox_events": "SELECT count(*) FROM receipts_outboxevent",
     "decisions": "SELECT count(*) FROM retries_decision",
     "applied_without_exactly_one_decision": (
         "SELECT count(*) FROM receipts_receipt r WHERE r.outcome = 'applied' AND ("
-        " SELECT count(*) FROM retries_outboxevent e JOIN retries_decision d ON d.outbox_event_id = e.id"
+        " SELECT count(*) FROM receipts_outboxevent e JOIN retries_decision d ON d.outbox_event_id = e.id"
         " WHERE e.receipt_id = r.id) <> 1"
     ),
     "feed_attempts": "SELECT count(*) FROM retries_feedattempt",

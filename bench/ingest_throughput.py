@@ -149,7 +149,7 @@ def reset_data(db_url: str, connection_id: int, n: int, round_no: int) -> None:
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
         # CASCADE: whatever else references messages (decisions, the feed, alerts) is empty here too.
         conn.execute(
-            "TRUNCATE retries_attempt, retries_decision, retries_outboxevent, receipts_receipt, receipts_message"
+            "TRUNCATE retries_attempt, retries_decision, receipts_outboxevent, receipts_receipt, receipts_message"
             " RESTART IDENTITY CASCADE"
         )
         with conn.cursor() as cursor:
@@ -165,7 +165,7 @@ def reset_data(db_url: str, connection_id: int, n: int, round_no: int) -> None:
                         (connection_id, provider_message_id(round_no, i), recipient, "FR", "", "", "queued", "", "", "",
                          now, now, "", "")
                     )  # fmt: skip
-        conn.execute("VACUUM ANALYZE receipts_message, receipts_receipt, retries_outboxevent")
+        conn.execute("VACUUM ANALYZE receipts_message, receipts_receipt, receipts_outboxevent")
         conn.execute("CHECKPOINT")
 
 
@@ -195,8 +195,8 @@ def check_database(db_url: str, n: int, *, target: str, published: int | None) -
         )
         checks.messages = one("SELECT count(*) FROM receipts_message")
         checks.delivered = one("SELECT count(*) FROM receipts_message WHERE status = 'delivered'")
-        checks.outbox = one("SELECT count(*) FROM retries_outboxevent")
-        checks.outbox_unpublished = one("SELECT count(*) FROM retries_outboxevent WHERE dispatched_at IS NULL")
+        checks.outbox = one("SELECT count(*) FROM receipts_outboxevent")
+        checks.outbox_unpublished = one("SELECT count(*) FROM receipts_outboxevent WHERE dispatched_at IS NULL")
     if checks.receipts != n:
         checks.problems.append(f"{checks.receipts} receipt rows for {n} receipts sent")
     if checks.receipts_applied != n:

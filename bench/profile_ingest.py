@@ -70,7 +70,7 @@ def wrap(owner: Any, name: str, step: str) -> None:
     setattr(owner, name, wrapper)
 
 
-TABLES = ("receipts_connection", "receipts_receipt", "receipts_message", "retries_outboxevent")
+TABLES = ("receipts_connection", "receipts_receipt", "receipts_message", "receipts_outboxevent")
 
 
 def statement_kind(sql: str) -> str:
@@ -87,8 +87,8 @@ def instrument() -> None:
     from django.db.models.query import QuerySet
 
     import receipts.ingestion
+    import receipts.outbox
     import receipts.views
-    import retries.outbox
     from receipts.providers.standard_webhooks import StandardWebhooksAdapter
 
     wrap(receipts.views, "receive", "view: receive() (all below)")
@@ -98,7 +98,7 @@ def instrument() -> None:
     wrap(receipts.ingestion, "_ingest_one", "_ingest_one (store, advance, record)")
     wrap(receipts.ingestion, "_change_for", "_change_for (error catalog, in memory)")
     wrap(receipts.ingestion, "store_and_advance", "store_and_advance (one CTE statement)")
-    wrap(retries.outbox, "_hand_off", "hand-off to the publisher thread")
+    wrap(receipts.outbox, "_hand_off", "hand-off to the publisher thread")
     wrap(DatabaseWrapper, "_commit", "COMMIT round trip")
     wrap(transaction.Atomic, "__exit__", "leaving atomic(): COMMIT + on_commit publish")
     wrap(QuerySet, "first", "ORM .first() (view's connection lookup)")

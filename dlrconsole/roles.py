@@ -49,7 +49,7 @@ INSPECTION_MODELS = (
     "receipts.receipt",
     "retries.decision",
     "retries.attempt",
-    "retries.outboxevent",
+    "receipts.outboxevent",
     "retries.feedevent",
     "retries.feeddelivery",
     "retries.feedattempt",

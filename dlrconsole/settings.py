@@ -268,8 +268,8 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrcons
 # below at start, and admins can pause one or change its interval in the admin without a deploy.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "outbox-redispatch": {"task": "retries.tasks.redispatch_outbox", "schedule": 10.0},
-    "missing-receipts": {"task": "retries.tasks.sweep_missing_receipts", "schedule": 60.0},
+    "outbox-redispatch": {"task": "receipts.tasks.redispatch_outbox", "schedule": 10.0},
+    "missing-receipts": {"task": "receipts.tasks.sweep_missing_receipts", "schedule": 60.0},
     # Product feed: delivers what is due; the due times live in the database.
     "feed-deliver": {"task": "retries.feed_tasks.deliver_feed", "schedule": 5.0},
     # Retries and fallbacks: runs what is due; the due times live in the database.

@@ -1,35 +1,28 @@
 """The ingestion flow, the same for every provider: store receipts idempotently, advance
 message statuses through the state machine, and record the changes rules must see — all in
-one transaction.
+one transaction, every write through receipts/store.py (which says how concurrency is safe).
 
-Concurrency rests on the database, not on locks held in Python:
-- a provider's retries collide on the unique (connection, dedupe_key) and are dropped by
-  `ON CONFLICT DO NOTHING`;
-- a status moves only through a conditional UPDATE whose WHERE clause names the statuses it may
-  move from; PostgreSQL re-checks that clause after waiting for a concurrent writer's lock, so
-  of two racing receipts only one applies;
-- a receipt for a message not registered yet is parked; registration and parking serialize on
-  a transaction-scoped advisory lock per (connection, provider message id) so that a receipt
-  and its message arriving at the same moment are always linked (see `lock_message_identity`).
+A receipt for a message not registered yet is parked; registration and parking serialize on
+the message identity's lock, so a receipt and its message arriving at the same moment are
+always linked.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
+from receipts import store
 from receipts.errors import classify_error
-from receipts.ingestion_sql import StatusChange, StoredReceipt, advance, store_and_advance
 from receipts.models import Connection, Message, Receipt
+from receipts.outbox import publish_after_commit
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.statuses import ReceiptOutcome, is_final
-from retries.outbox import publish_after_commit
+from receipts.store import StatusChange, StoredReceipt
 
 
 @dataclass
@@ -94,7 +87,7 @@ def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChan
 
 def _ingest_one(provider: str, receipt: StoredReceipt, change: StatusChange) -> str | None:
     """The receipt's outcome, or None for a duplicate."""
-    stored = store_and_advance(receipt, change)
+    stored = store.store_and_advance(receipt, change)
     if stored is None:
         return None  # the same event was stored before: a provider retry
     if stored.outbox_id is not None:
@@ -110,34 +103,20 @@ def _ingest_one(provider: str, receipt: StoredReceipt, change: StatusChange) -> 
 
 def _link_after_lock(connection_id: int, provider_message_id: str, receipt_id: int) -> int | None:
     """The message may have been registered after our INSERT looked; look again under the lock."""
-    lock_message_identity(connection_id, provider_message_id)
+    store.lock_message_identity(connection_id, provider_message_id)
     message_id = (
         Message.objects.filter(connection_id=connection_id, provider_message_id=provider_message_id)
         .values_list("pk", flat=True)
         .first()
     )
     if message_id is not None:
-        Receipt.objects.filter(pk=receipt_id).update(message_id=message_id, outcome=ReceiptOutcome.APPLIED)
+        store.receipt_link(receipt_id=receipt_id, message_id=message_id)
     return message_id
-
-
-def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
-    """Serialize registration and parking of one provider message id until commit.
-
-    Without it, a receipt inserted while its message is being registered is invisible to the
-    registration (not committed yet) and finds no message itself: it would stay parked forever.
-    SQLite (demo only) has one writer at a time, so there is nothing to serialize.
-    """
-    if db.vendor != "postgresql":
-        return
-    digest = hashlib.blake2b(f"{connection_id}:{provider_message_id}".encode(), digest_size=8).digest()
-    with db.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
 def _apply(*, message_id: int, receipt_id: int, change: StatusChange) -> str:
     """Move a stored receipt's message if the state machine allows; the receipt's outcome."""
-    outbox_id = advance(message_id=message_id, receipt_id=receipt_id, change=change)
+    outbox_id = store.advance(message_id=message_id, receipt_id=receipt_id, change=change)
     if outbox_id is not None:
         publish_after_commit([outbox_id])
         return ReceiptOutcome.APPLIED.value
@@ -148,8 +127,8 @@ def _record_not_applied(*, message_id: int, receipt_id: int, status: str) -> str
     """The rare path: the receipt did not move its message; say why on the receipt."""
     current = Message.objects.filter(pk=message_id).values_list("status", flat=True).get()
     outcome = _not_applied_outcome(current, status)
-    Receipt.objects.filter(pk=receipt_id).update(outcome=outcome)
-    Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=timezone.now())
+    store.receipt_set_outcome(receipt_id=receipt_id, outcome=outcome)
+    store.message_note_first_receipt(message_id=message_id, now=timezone.now())
     return outcome
 
 
@@ -170,7 +149,7 @@ def link_parked_receipts(message: Message) -> list[str]:
         connection_id=message.connection_id, provider_message_id=message.provider_message_id, message__isnull=True
     ).order_by("id")
     for receipt in parked:
-        Receipt.objects.filter(pk=receipt.pk).update(message_id=message.pk, outcome=ReceiptOutcome.APPLIED)
+        store.receipt_link(receipt_id=receipt.pk, message_id=message.pk)
         # As classified on arrival, with the provider's permanence flag the receipt carried.
         change = StatusChange(
             status=receipt.status,

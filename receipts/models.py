@@ -16,7 +16,7 @@ from simple_history.models import HistoricalRecords
 from dlrconsole.lib.history import AuditedHistory
 from receipts.providers import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
-from receipts.statuses import ReceiptOutcome, Status
+from receipts.statuses import NO_RECEIPT, ReceiptOutcome, Status
 
 
 def _validate_secrets(value: object) -> None:
@@ -136,7 +136,7 @@ class Message(models.Model):
     # A resend points to the original message of its attempt chain; originals leave it empty.
     chain_root = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
     # The text, kept only to resend it (retries) and erased after DLR_MESSAGE_BODY_RETENTION
-    # (retries/sweeps.py); never in the API's output, the feed or logs. Only originals keep it:
+    # (retries/bodies.py); never in the API's output, the feed or logs. Only originals keep it:
     # every attempt of a chain sends the original's text.
     body = models.TextField(blank=True, max_length=1600)
     # Where the e-mail fallback channel reaches the recipient, if the product gave it.
@@ -219,6 +219,38 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_message_id} {self.provider_status}"
+
+
+class OutboxEvent(models.Model):
+    """One change the apps above must see (rules decide on it). Written in the same transaction
+    as the change, so a change is never lost and never seen without having happened; dispatched
+    to Celery after commit and handed to the registered consumers (receipts/outbox.py)."""
+
+    class Kind(models.TextChoices):
+        STATUS_CHANGED = "status_changed", "Status changed"
+        # Still pending past its flow's receipt SLA (receipts/sweeps.py).
+        NO_RECEIPT = NO_RECEIPT, "No receipt"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="outbox_events")
+    receipt = models.ForeignKey(Receipt, on_delete=models.SET_NULL, null=True, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    # Stamped in the writing transaction (the event is handed to the publisher at commit),
+    # cleared when the publish fails. Empty: to be published by the sweeper; stamped long ago
+    # and still unprocessed: lost in flight, published again (receipts/outbox.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_count = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweeper's scan: only unprocessed rows, by when they were handed to the broker.
+            models.Index(fields=["dispatched_at"], name="outbox_pending_idx", condition=Q(processed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id} → {self.status}"
 
 
 class ErrorCodeOverride(models.Model):

@@ -9,7 +9,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from receipts.ingestion import link_parked_receipts, lock_message_identity
+from receipts import store
+from receipts.ingestion import link_parked_receipts
 from receipts.models import Connection, Message
 from receipts.phones import PhoneNumber
 
@@ -40,8 +41,8 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
     """
     r = registration
     with transaction.atomic():
-        lock_message_identity(r.connection.pk, r.provider_message_id)
-        message, created = Message.objects.get_or_create(
+        store.lock_message_identity(r.connection.pk, r.provider_message_id)
+        message, created = store.message_get_or_create(
             connection=r.connection,
             provider_message_id=r.provider_message_id,
             defaults={

@@ -56,6 +56,10 @@ PRECEDENCE: tuple[Status, ...] = (
 )
 RANK: dict[str, int] = {status.value: rank for rank, status in enumerate(PRECEDENCE)}
 
+# Not a status a provider reports: a message still pending past its receipt SLA. The sweep
+# records it as an outbox event (receipts/sweeps.py) and rules match it like a status.
+NO_RECEIPT = "no_receipt"
+
 FINAL_STATUSES: frozenset[str] = frozenset(
     {Status.DELIVERED, Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
 )

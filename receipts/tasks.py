@@ -1,4 +1,4 @@
-"""Celery tasks of the receipts app: thin, idempotent, off the webhook's request path."""
+"""Celery tasks of the receipts app: thin, take ids, idempotent, off the webhook's request path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from celery import shared_task
 
+from receipts.outbox import outbox_process_batch, outbox_redispatch
 from receipts.providers.sns_signature import is_sns_url
+from receipts.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +48,26 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
         return False
     logger.info("SNS subscription to %s confirmed", topic)
     return True
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_outbox_events(event_ids: list[int]) -> int:
+    """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
+    return outbox_process_batch(event_ids)
+
+
+@shared_task(acks_late=True)
+def redispatch_outbox() -> int:
+    return outbox_redispatch()
+
+
+@shared_task(acks_late=True)
+def sweep_missing_receipts() -> int:
+    return sweep_missing_receipts_service()

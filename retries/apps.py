@@ -8,9 +8,17 @@ class RetriesConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
+        from receipts.outbox import Consumer, register_consumer
+        from retries.decisions import decide
         from retries.models import Rule
         from retries.rule_cache import rule_cache
+        from retries.runner_kick import kicks_coalesced
 
         post_save.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-save")
         post_delete.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-delete")
         m2m_changed.connect(rule_cache.clear, sender=Rule.connections.through, dispatch_uid="rule-cache-connections")
+        # Every status change and missing receipt is decided on, once, in the outbox claim's
+        # transaction; the attempt runner and the feed deliverer are kicked once per batch.
+        register_consumer(
+            Consumer("decisions", consume=lambda event, now: decide(event, now=now), batch=kicks_coalesced)
+        )

@@ -14,14 +14,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.services import alert_raise_for_decision
-from receipts.models import Message
-from receipts.statuses import Status
-from retries.models import Attempt, Decision, OutboxEvent, Rule
+from receipts.models import Message, OutboxEvent
+from receipts.statuses import NO_RECEIPT, Status
+from retries.models import Attempt, Decision, Rule
 from retries.notifications import notify_decision
 from retries.rule_cache import rule_cache
 from retries.runner_kick import kick_attempt_runner
 
-NO_RECEIPT = "no_receipt"
 # Skips that are not a failure the product must hear of: nothing more is owed to anybody.
 WHY_CHAIN_DELIVERED = "the chain was already delivered"
 WHY_ALREADY_RETRIED = "this message was already retried"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from receipts import statuses, store
 from receipts.models import Message
 from receipts.statuses import Status
 from retries.feed import feed_publish
@@ -42,7 +43,7 @@ def notify_decision(
     elif decision.action == Rule.Action.NOTIFY:
         if seen == Status.DELIVERED:
             notify_once(message, DELIVERED, locked=locked)
-        elif seen == "no_receipt":
+        elif seen == statuses.NO_RECEIPT:
             notify_once(message, NO_RECEIPT, locked=locked)
         elif seen in FAILURE_STATUSES:
             notify_once(message, FAILED, {"final": True, "why": decision.why}, locked=locked)
@@ -69,7 +70,7 @@ def notify_once(
     if once:
         if not locked:
             # The row lock serialises the check with a concurrent decision or attempt.
-            Message.objects.select_for_update().filter(pk=message.pk).values_list("pk").first()
+            store.message_lock(message.pk)
         if FeedEvent.objects.filter(message=message, type=event_type).exists():
             return
     data = dict(extra or {})

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from receipts import store
 from receipts.models import Message
 from retries.decisions import attempts_made
 from retries.models import Attempt, ConnectionSender, Decision, Rule
@@ -31,7 +32,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
     now = timezone.now()
     with transaction.atomic():
         root = message.chain_root or message
-        Message.objects.select_for_update().filter(pk=root.pk).values_list("pk").first()
+        store.message_lock(root.pk)
         if (existing := Attempt.objects.filter(idempotency_key=key).first()) is not None:
             return existing
         resend_refusal(message)

@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
     """Torn down before the test database: the publisher thread holds a connection to it."""
     yield
-    from retries.outbox import publisher
+    from receipts.outbox import publisher
 
     publisher.stop(timeout=10)
 

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge
-from retries.models import OutboxEvent, Rule
-from retries.outbox import outbox_process
+from receipts.models import OutboxEvent
+from receipts.outbox import outbox_process
+from retries.models import Rule
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db

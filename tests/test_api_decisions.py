@@ -10,11 +10,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from receipts.models import Message
+from receipts.models import Message, OutboxEvent
+from receipts.outbox import outbox_process
 from retries.attempts import attempts_run_due
 from retries.feed_models import ProductEndpoint
-from retries.models import OutboxEvent
-from retries.outbox import outbox_process
 from tests.factories import GENERIC_SECRET, ConnectionFactory, api_client_for
 
 pytestmark = pytest.mark.django_db

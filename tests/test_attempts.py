@@ -10,13 +10,13 @@ from django.core import mail
 from django.db.models import F
 from django.utils import timezone
 
-from receipts.models import Message
+from receipts.models import Message, OutboxEvent
+from receipts.outbox import outbox_process
 from receipts.statuses import Status
 from retries.attempts import attempts_run_due
+from retries.bodies import message_bodies_erase
 from retries.feed_models import FeedEvent
-from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, OutboxEvent, Rule
-from retries.outbox import outbox_process
-from retries.sweeps import message_bodies_erase
+from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
 from tests.factories import ConnectionFactory, MessageFactory
 from tests.send_api import FakeGateway
 

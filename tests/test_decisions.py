@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from receipts.models import OutboxEvent
+from receipts.outbox import outbox_process
 from receipts.statuses import Status
 from retries.decisions import backoff_delay, decide
-from retries.models import Attempt, Decision, OutboxEvent, Rule
-from retries.outbox import outbox_process
+from retries.models import Attempt, Decision, Rule
 from tests.factories import ConnectionFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db

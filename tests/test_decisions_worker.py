@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from receipts.models import ErrorCodeOverride, Message
+from receipts.models import ErrorCodeOverride, Message, OutboxEvent
+from receipts.outbox import publisher
 from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
-from retries.models import Attempt, Decision, OutboxEvent, Rule
-from retries.outbox import publisher
+from retries.models import Attempt, Decision, Rule
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer
 from tests.send_api import FakeGateway

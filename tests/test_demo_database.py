@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     from django.test import Client
     from receipts.phones import parse_number
     from receipts.services import MessageRegistration, connection_create, message_register
-    from retries.models import OutboxEvent
+    from receipts.models import OutboxEvent
     from tests.webhooks import generic_body, generic_headers
 
     call_command("migrate", verbosity=0)

@@ -11,11 +11,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from dlrconsole.demo.ticker import Job, Ticker, beat_jobs
-from receipts.models import Message
+from receipts.models import Message, OutboxEvent
+from receipts.outbox import outbox_process
 from receipts.statuses import Status
 from retries.feed_models import ProductEndpoint
-from retries.models import Attempt, OutboxEvent
-from retries.outbox import outbox_process
+from retries.models import Attempt
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer
 from tests.send_api import FakeGateway

@@ -14,11 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from receipts.models import Message, Receipt
+from receipts.models import Message, OutboxEvent, Receipt
 from receipts.phones import parse_number
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import ReceiptOutcome, Status
-from retries.models import OutboxEvent
 from tests.factories import ConnectionFactory, MessageFactory
 from tests.webhooks import generic_body, generic_headers
 

@@ -8,10 +8,11 @@ import json
 import pytest
 from django.utils import timezone
 
+from receipts.models import OutboxEvent
+from receipts.tasks import process_outbox_events
 from retries.feed import feed_deliver_due, feed_publish
 from retries.feed_models import FeedDelivery, ProductEndpoint
-from retries.models import OutboxEvent, Rule
-from retries.tasks import process_outbox_events
+from retries.models import Rule
 from tests.factories import GENERIC_SECRET, MessageFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from receipts.models import OutboxEvent
 from receipts.statuses import Status
-from retries.models import OutboxEvent
-from retries.sweeps import sweep_missing_receipts
+from receipts.sweeps import sweep_missing_receipts
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from retries.models import OutboxEvent
-from retries.outbox import outbox_process, outbox_redispatch, publisher
-from retries.tasks import process_outbox_events
+from receipts.models import OutboxEvent
+from receipts.outbox import outbox_process, outbox_redispatch, publisher
+from receipts.tasks import process_outbox_events
 from tests.factories import MessageFactory
 from tests.webhooks import post_status
 from tests.worker import broker, hanging_broker

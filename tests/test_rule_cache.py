@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from receipts.models import OutboxEvent
 from retries.decisions import decide
-from retries.models import OutboxEvent, Rule
+from retries.models import Rule
 from retries.rule_cache import rule_cache
 from tests.factories import MessageFactory
 

@@ -9,8 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from dlrconsole.demo.management.commands.demo import demo_kinds, demo_slug, ensure_demo_connections
 
+from dlrconsole.demo.management.commands.demo import demo_kinds, demo_slug, ensure_demo_connections
 from dlrconsole.simulator import Simulator, SimulatorConfig, SimulatorError, check_base_url, load_targets
 from dlrconsole.simulator.players import get_player, player_kinds
 from dlrconsole.simulator.players.telnyx import public_key as telnyx_public_key

@@ -5,20 +5,20 @@ simulator's send API, and the simulator plays the resends' receipts through the 
 from __future__ import annotations
 
 import pytest
+
 from dlrconsole.demo.management.commands.demo import (
     SENDER_ID,
     console_summary,
     ensure_demo_connections,
     ensure_demo_senders,
 )
-
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, load_targets
 from dlrconsole.simulator.traffic import DEFAULT_MIXES
-from receipts.models import Connection, Message
+from receipts.models import Connection, Message, OutboxEvent
 from receipts.phones import PhoneNumber
 from receipts.providers import get_adapter
 from receipts.services import MessageRegistration, connection_create, message_register
-from retries.models import Attempt, ConnectionSender, Decision, OutboxEvent, Rule
+from retries.models import Attempt, ConnectionSender, Decision, Rule
 from retries.senders.generic_http import GenericHttpSender
 from tests.factories import MessageFactory, product_token
 from tests.worker import celery_worker, wait_until

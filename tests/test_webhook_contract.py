@@ -9,9 +9,8 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from receipts.models import Receipt
+from receipts.models import OutboxEvent, Receipt
 from receipts.statuses import ReceiptOutcome, Status
-from retries.models import OutboxEvent
 from tests.factories import ConnectionFactory, MessageFactory, TwilioConnectionFactory
 from tests.webhooks import generic_body, generic_headers, twilio_form, twilio_signed
 

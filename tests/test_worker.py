@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from retries.models import OutboxEvent
-from retries.outbox import outbox_redispatch, publisher
+from receipts.models import OutboxEvent
+from receipts.outbox import outbox_redispatch, publisher
 from tests.factories import MessageFactory
 from tests.webhooks import post_status
 from tests.worker import celery_worker, wait_until

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from receipts import store
 from receipts.models import Message
+from receipts.outbox import publish_after_commit
 from receipts.statuses import Status
-from retries.models import Attempt, OutboxEvent
-from retries.outbox import publish_after_commit
 
 PENDING_STATUSES = (Status.QUEUED, Status.ACCEPTED, Status.SENT)
 
@@ -43,27 +43,5 @@ def _sweep(
         )
         if not rows:
             return 0
-        Message.objects.filter(pk__in=[message_id for message_id, _ in rows]).update(no_receipt_at=now)
-        events = OutboxEvent.objects.bulk_create(
-            OutboxEvent(
-                message_id=message_id, kind=OutboxEvent.Kind.NO_RECEIPT, status=status, created_at=now,
-                dispatched_at=now, dispatch_count=1,
-            )
-            for message_id, status in rows
-        )  # fmt: skip
-        publish_after_commit([event.pk for event in events])
+        publish_after_commit(store.messages_report_missing(rows, now=now))
     return len(rows)
-
-
-def message_bodies_erase(*, now: datetime | None = None) -> int:
-    """Erase message texts older than the retention, unless their chain still has an attempt to
-    run (which sends the original's text). Returns how many were erased."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.DLR_MESSAGE_BODY_RETENTION_SECONDS)
-    waiting = Attempt.objects.filter(outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING))
-    return (
-        Message.objects.filter(submitted_at__lt=cutoff)
-        .exclude(body="")
-        .exclude(pk__in=waiting.values("chain_root_id"))
-        .update(body="")
-    )

@@ -1,0 +1,318 @@
+"""The one module that writes receipts, messages and the outbox.
+
+Two backends behind the same functions, chosen once per process from the database engine:
+PostgreSQL stores a receipt, moves its message and records the outbox row in one round trip
+(one statement of three data-modifying CTEs); the portable backend, for the SQLite demo, runs
+the same statements one by one. Both share the statement texts built here from one list of
+columns each, so the status transition is written once.
+
+Concurrency rests on the database, not on locks held in Python:
+- a provider's retries collide on the unique (connection, dedupe_key) and are dropped by
+  `ON CONFLICT DO NOTHING`;
+- a status moves only through a conditional UPDATE whose WHERE clause names the statuses it may
+  move from; PostgreSQL re-checks that clause after waiting for a concurrent writer's row lock,
+  so of two racing receipts only one applies;
+- registration and parking of one provider message id serialize on a transaction-scoped
+  advisory lock (`lock_message_identity`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection as db
+from django.db.models import F, Q, QuerySet
+
+from receipts.models import Connection, Message, OutboxEvent, Receipt
+from receipts.statuses import ReceiptOutcome, statuses_below
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """A receipt's columns as the hot path inserts them."""
+
+    connection_id: int
+    provider_message_id: str
+    dedupe_key: str
+    provider_status: str
+    status: str
+    receipt_error_code: str
+    error_description: str
+    provider_timestamp: datetime | None
+    raw_body: str
+    headers: str  # JSON text
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """What a receipt writes on its message when the state machine lets it move it."""
+
+    status: str
+    error_code: str  # empty unless the status is a classified failure
+    reason: str
+    error_class: str
+    catalog_class: str
+    class_source: str
+    final_at: datetime | None  # set when the new status is final
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    receipt_id: int
+    message_id: int | None  # None: parked, the message is not registered (yet)
+    outbox_id: int | None  # None: the message did not move
+
+
+# receipts_receipt column → the value inserted. The message is found by the same join in both
+# backends; a receipt without one is parked until its message is registered.
+RECEIPT_COLUMNS = {
+    "connection_id": "%(connection_id)s",
+    "provider_message_id": "%(provider_message_id)s",
+    "dedupe_key": "%(dedupe_key)s",
+    "provider_status": "%(provider_status)s",
+    "status": "%(status)s",
+    "error_code": "%(receipt_error_code)s",
+    "error_description": "%(error_description)s",
+    "reason": "%(reason)s",
+    "error_class": "%(error_class)s",
+    "catalog_class": "%(catalog_class)s",
+    "class_source": "%(class_source)s",
+    "provider_timestamp": "%(provider_timestamp)s",
+    "received_at": "%(now)s",
+    "raw_body": "%(raw_body)s",
+    "headers": "%(headers)s",
+    "message_id": "m.id",
+    "outcome": f"CASE WHEN m.id IS NULL THEN '{ReceiptOutcome.PARKED}' ELSE '{ReceiptOutcome.APPLIED}' END",
+}
+# The status transition: receipts_message column → the value a moving receipt writes.
+TRANSITION_COLUMNS = {
+    "status": "%(status)s",
+    "error_code": "%(error_code)s",
+    "reason": "%(reason)s",
+    "error_class": "%(error_class)s",
+    "catalog_class": "%(catalog_class)s",
+    "class_source": "%(class_source)s",
+    "status_changed_at": "%(now)s",
+    "first_receipt_at": "COALESCE(first_receipt_at, %(now)s)",
+    "final_at": "COALESCE(%(final_at)s, final_at)",
+}
+OUTBOX_COLUMNS = "message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count"
+
+# `WHERE TRUE` is for SQLite, which otherwise reads an INSERT … SELECT's ON CONFLICT as a join
+# constraint; PostgreSQL ignores it.
+INSERT_RECEIPT_SQL = f"""
+INSERT INTO receipts_receipt ({", ".join(RECEIPT_COLUMNS)})
+SELECT {", ".join(RECEIPT_COLUMNS.values())}
+FROM (SELECT 1) AS one
+LEFT JOIN receipts_message m ON m.connection_id = %(connection_id)s AND m.provider_message_id = %(provider_message_id)s
+WHERE TRUE
+ON CONFLICT (connection_id, dedupe_key) DO NOTHING
+RETURNING id, message_id
+"""
+
+
+def transition_sql(message_id: str, below: Sequence[str]) -> str:
+    """UPDATE … RETURNING id moving message `message_id` (an SQL expression) if its status is
+    one of `below` (the statuses the new one outranks, as parameters below_0, below_1, …)."""
+    assignments = ", ".join(f"{column} = {value}" for column, value in TRANSITION_COLUMNS.items())
+    # Nothing ranks below `queued`: a receipt saying "queued" never moves a message.
+    allowed = f"status IN ({', '.join(f'%(below_{i})s' for i in range(len(below)))})" if below else "FALSE"
+    return f"UPDATE receipts_message SET {assignments} WHERE id = {message_id} AND {allowed} RETURNING id"
+
+
+def _transition_params(change: StatusChange) -> tuple[dict[str, Any], list[str]]:
+    below = statuses_below(change.status)
+    return {**asdict(change), **{f"below_{i}": status for i, status in enumerate(below)}}, below
+
+
+def _record_sql(message_id: str, receipt_id: str) -> str:
+    return (
+        f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
+        f"SELECT {message_id}, {receipt_id}, '{OutboxEvent.Kind.STATUS_CHANGED}', %(status)s, %(now)s, %(now)s, 1"
+    )
+
+
+class PostgresBackend:
+    """One round trip per receipt. Each data-modifying step sees the previous one's RETURNING
+    rows; the UPDATE still waits for a concurrent writer's row lock and re-checks its WHERE
+    clause exactly as on its own, and the INSERT still waits for a concurrent insert of the same
+    dedupe key and then does nothing."""
+
+    def store_and_advance(self, receipt: StoredReceipt, change: StatusChange) -> Stored | None:
+        transition, below = _transition_params(change)
+        params = {**asdict(receipt), **transition}
+        sql = (
+            f"WITH stored AS ({INSERT_RECEIPT_SQL}), "
+            f"moved AS ({transition_sql('(SELECT message_id FROM stored)', below)}), "
+            f"recorded AS ({_record_sql('moved.id', 'stored.id')} FROM moved, stored RETURNING id) "
+            "SELECT stored.id, stored.message_id, (SELECT id FROM recorded) FROM stored"
+        )
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return Stored(*row) if row else None
+
+    def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
+        transition, below = _transition_params(change)
+        params = {**transition, "message_id": message_id, "receipt_id": receipt_id}
+        sql = (
+            f"WITH moved AS ({transition_sql('%(message_id)s', below)}) "
+            f"{_record_sql('id', '%(receipt_id)s')} FROM moved RETURNING id"
+        )
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
+        # Without it, a receipt inserted while its message is being registered is invisible to
+        # the registration (not committed yet) and finds no message itself: parked forever.
+        digest = hashlib.blake2b(f"{connection_id}:{provider_message_id}".encode(), digest_size=8).digest()
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+
+
+class PortableBackend:
+    """The same statements one at a time, for SQLite (the demo). SQLite has one writer at a
+    time, so there is nothing to serialize and no identity lock to take."""
+
+    def store_and_advance(self, receipt: StoredReceipt, change: StatusChange) -> Stored | None:
+        with db.cursor() as cursor:
+            cursor.execute(INSERT_RECEIPT_SQL, {**asdict(receipt), **asdict(change)})
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        receipt_id, message_id = row
+        outbox_id = self.advance(message_id=message_id, receipt_id=receipt_id, change=change) if message_id else None
+        return Stored(receipt_id, message_id, outbox_id)
+
+    def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
+        transition, below = _transition_params(change)
+        params = {**transition, "message_id": message_id, "receipt_id": receipt_id}
+        with db.cursor() as cursor:
+            cursor.execute(transition_sql("%(message_id)s", below), params)
+            if cursor.fetchone() is None:
+                return None
+            cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)
+            return int(cursor.fetchone()[0])
+
+    def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
+        pass
+
+
+backend: PostgresBackend | PortableBackend = PostgresBackend() if db.vendor == "postgresql" else PortableBackend()
+
+
+# Receipts
+
+
+def store_and_advance(receipt: StoredReceipt, change: StatusChange) -> Stored | None:
+    """Store a receipt and move its message if allowed; None when it was stored before."""
+    return backend.store_and_advance(receipt, change)
+
+
+def advance(*, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
+    """Move a message for an already stored receipt if allowed; the outbox row's id, or None."""
+    return backend.advance(message_id=message_id, receipt_id=receipt_id, change=change)
+
+
+def receipt_link(*, receipt_id: int, message_id: int) -> None:
+    """A parked receipt found its message."""
+    Receipt.objects.filter(pk=receipt_id).update(message_id=message_id, outcome=ReceiptOutcome.APPLIED)
+
+
+def receipt_set_outcome(*, receipt_id: int, outcome: str) -> None:
+    Receipt.objects.filter(pk=receipt_id).update(outcome=outcome)
+
+
+# Messages
+
+
+def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
+    """Serialize registration and parking of one provider message id until commit."""
+    backend.lock_message_identity(connection_id, provider_message_id)
+
+
+def message_lock(message_id: int) -> None:
+    """Take the message's row lock until commit: decisions, attempts and notices about one
+    message serialize on it."""
+    Message.objects.select_for_update().filter(pk=message_id).values_list("pk").first()
+
+
+def message_get_or_create(
+    *, connection: Connection, provider_message_id: str, defaults: dict[str, Any]
+) -> tuple[Message, bool]:
+    return Message.objects.get_or_create(
+        connection=connection, provider_message_id=provider_message_id, defaults=defaults
+    )
+
+
+def message_note_first_receipt(*, message_id: int, now: datetime) -> None:
+    """A receipt arrived that did not move the message; it is still its first sign of life."""
+    Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=now)
+
+
+def messages_report_missing(rows: Sequence[tuple[int, str]], *, now: datetime) -> list[int]:
+    """Mark (message id, status) rows as past their receipt SLA and record one no-receipt
+    event each; the outbox ids."""
+    Message.objects.filter(pk__in=[message_id for message_id, _ in rows]).update(no_receipt_at=now)
+    events = OutboxEvent.objects.bulk_create(
+        OutboxEvent(
+            message_id=message_id, kind=OutboxEvent.Kind.NO_RECEIPT, status=status, created_at=now,
+            dispatched_at=now, dispatch_count=1,
+        )
+        for message_id, status in rows
+    )  # fmt: skip
+    return [event.pk for event in events]
+
+
+def message_bodies_erase(*, submitted_before: datetime, keep: QuerySet[Any] | None = None) -> int:
+    """Erase the texts of messages submitted before the cutoff, except those whose pk is in
+    `keep` (a subquery of message ids); how many."""
+    erasing = Message.objects.filter(submitted_at__lt=submitted_before).exclude(body="")
+    if keep is not None:
+        erasing = erasing.exclude(pk__in=keep)
+    return erasing.update(body="")
+
+
+# The outbox
+
+
+def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: datetime) -> int:
+    """Record a status change for the consumers, stamped as handed to the publisher."""
+    event = OutboxEvent.objects.create(
+        message_id=message_id, receipt_id=receipt_id, kind=OutboxEvent.Kind.STATUS_CHANGED, status=status,
+        created_at=now, dispatched_at=now, dispatch_count=1,
+    )  # fmt: skip
+    return event.pk
+
+
+def outbox_claim(event_id: int, *, now: datetime) -> bool:
+    """Mark an event processed; False if another run already did."""
+    return OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(processed_at=now) == 1
+
+
+def outbox_mark_unpublished(event_ids: Sequence[int]) -> None:
+    """The publish failed: clear the stamp so the sweeper publishes them at its next pass."""
+    OutboxEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).update(dispatched_at=None)
+
+
+def outbox_mark_dispatched(event_ids: Sequence[int], *, now: datetime) -> None:
+    OutboxEvent.objects.filter(pk__in=event_ids).update(dispatched_at=now, dispatch_count=F("dispatch_count") + 1)
+
+
+def outbox_lost(*, lost_before: datetime, limit: int) -> list[int]:
+    """Unprocessed events never published, or published before `lost_before`: locked until
+    commit, skipping those another sweeper holds, oldest first."""
+    return list(
+        OutboxEvent.objects.select_for_update(skip_locked=True)
+        .filter(processed_at__isnull=True)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before))
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
