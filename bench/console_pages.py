@@ -81,7 +81,8 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
     from django.utils import timezone
 
     from receipts.models import Connection, Message, Receipt
-    from retries.models import Attempt, Decision, FeedEvent, Rule
+    from retries.feed.models import FeedEvent
+    from retries.models import Attempt, Decision, Rule
 
     rng = random.Random(args.seed)
     now = timezone.now()

@@ -145,7 +145,8 @@ def expected_actions(n: int) -> Counter[str]:
 CONFIGURE = """
 import os
 from receipts.models import Connection
-from retries.models import ConnectionSender, ProductEndpoint, Rule
+from retries.models import ConnectionSender, Rule
+from retries.feed.models import ProductEndpoint
 connection = Connection.objects.get(slug=os.environ["BENCH_SLUG"])
 sender = ConnectionSender(connection=connection, kind="generic-http", config={"url": os.environ["BENCH_GATEWAY_URL"]})
 sender.full_clean()
@@ -420,7 +421,7 @@ def send_paced(hooks: list[Hook], port: int, rate: float, senders: int) -> dict[
 
 DRAIN_SQL = {
     "outbox events unprocessed": "SELECT count(*) FROM receipts_outboxevent WHERE processed_at IS NULL",
-    "feed deliveries open": "SELECT count(*) FROM retries_feeddelivery WHERE status IN ('pending', 'failed')",
+    "feed deliveries open": "SELECT count(*) FROM feed_feeddelivery WHERE status IN ('pending', 'failed')",
     "attempts open": "SELECT count(*) FROM retries_attempt WHERE outcome IN ('scheduled', 'running')",
 }
 
@@ -465,7 +466,7 @@ ORDER BY r.id
 """
 EVENTS_SQL = f"""
 SELECT fe.id, fe.message_id, fe.type, {epoch("fe.created_at")}, fd.status, fd.attempts, {epoch("fd.delivered_at")}
-FROM retries_feedevent fe LEFT JOIN retries_feeddelivery fd ON fd.event_id = fe.id
+FROM feed_feedevent fe LEFT JOIN feed_feeddelivery fd ON fd.event_id = fe.id
 """
 ATTEMPTS_SQL = f"""
 SELECT decision_id, outcome, idempotency_key, tries, {epoch("finished_at")}, resend_id FROM retries_attempt
@@ -480,9 +481,9 @@ COUNTS_SQL = {
         " SELECT count(*) FROM receipts_outboxevent e JOIN retries_decision d ON d.outbox_event_id = e.id"
         " WHERE e.receipt_id = r.id) <> 1"
     ),
-    "feed_attempts": "SELECT count(*) FROM retries_feedattempt",
+    "feed_attempts": "SELECT count(*) FROM feed_feedattempt",
     "feed_attempts_not_2xx": (
-        "SELECT count(*) FROM retries_feedattempt WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299"
+        "SELECT count(*) FROM feed_feedattempt WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299"
     ),
     "resends": "SELECT count(*) FROM receipts_message WHERE chain_root_id IS NOT NULL",
 }

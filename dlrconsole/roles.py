@@ -37,7 +37,7 @@ CONFIGURATION_MODELS = (
     "receipts.connection",
     "receipts.errorcodeoverride",
     "retries.rule",
-    "retries.productendpoint",
+    "feed.productendpoint",
     "retries.connectionsender",
     "retries.fallbackchannel",
     "auth.user",
@@ -50,9 +50,9 @@ INSPECTION_MODELS = (
     "retries.decision",
     "retries.attempt",
     "receipts.outboxevent",
-    "retries.feedevent",
-    "retries.feeddelivery",
-    "retries.feedattempt",
+    "feed.feedevent",
+    "feed.feeddelivery",
+    "feed.feedattempt",
     "alerts.alert",  # viewing is enough to acknowledge (alerts/admin.py)
 )
 
@@ -61,8 +61,8 @@ LOCKOUT_PERMISSIONS = ("axes.view_accessattempt", "axes.delete_accessattempt", "
 
 # What the product's API token does (dlrconsole/api/messages.py, retries/feed_api.py).
 REGISTER_MESSAGES = "receipts.add_message"
-READ_FEED_DELIVERIES = "retries.view_feeddelivery"
-READ_FEED_ENDPOINTS = "retries.view_productendpoint"
+READ_FEED_DELIVERIES = "feed.view_feeddelivery"
+READ_FEED_ENDPOINTS = "feed.view_productendpoint"
 
 SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "dlrconsole.demo",
     "receipts",
     "retries",
+    "retries.feed",
     "alerts",
 ]
 
@@ -271,7 +272,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "receipts.tasks.redispatch_outbox", "schedule": 10.0},
     "missing-receipts": {"task": "receipts.tasks.sweep_missing_receipts", "schedule": 60.0},
     # Product feed: delivers what is due; the due times live in the database.
-    "feed-deliver": {"task": "retries.feed_tasks.deliver_feed", "schedule": 5.0},
+    "feed-deliver": {"task": "retries.feed.tasks.deliver_feed", "schedule": 5.0},
     # Retries and fallbacks: runs what is due; the due times live in the database.
     "attempts-run": {"task": "retries.tasks.run_due_attempts", "schedule": 5.0},
     "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},

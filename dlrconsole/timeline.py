@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from receipts.models import Message
 from receipts.selectors import TimelineEntry, mask_entries, receipt_entries
-from retries.selectors import decision_entries, notification_entries
+from retries.feed.selectors import notification_entries
+from retries.selectors import decision_entries
 
 
 def message_timeline(message: Message, *, see_numbers: bool = True) -> list[TimelineEntry]:

@@ -17,7 +17,6 @@ published twice is processed once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dlrconsole.lib.kicks import kicks_coalesced
 from receipts import store
 from receipts.models import OutboxEvent
 from receipts.publisher import OutboxPublisher
@@ -37,12 +37,10 @@ REDISPATCH_AFTER = timedelta(minutes=2)
 @dataclass(frozen=True)
 class Consumer:
     """`consume(event, now)` runs inside the transaction that claims the event, so what it
-    writes commits together with the claim: exactly once. `batch()` wraps a whole batch of
-    events (retries coalesces the work it kicks)."""
+    writes commits together with the claim: exactly once."""
 
     name: str
     consume: Callable[[OutboxEvent, datetime], None]
-    batch: Callable[[], AbstractContextManager[None]] = nullcontext
 
 
 _consumers: dict[str, Consumer] = {}
@@ -92,11 +90,9 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
 
 
 def outbox_process_batch(event_ids: Sequence[int]) -> int:
-    """Process a batch of events, each at most once, within every consumer's batch context;
-    how many were processed now."""
-    with ExitStack() as stack:
-        for consumer in outbox_consumers():
-            stack.enter_context(consumer.batch())
+    """Process a batch of events, each at most once; what the consumers kick (the attempt runner,
+    the feed deliverer) is kicked once for the whole batch. How many were processed now."""
+    with kicks_coalesced():
         return sum(outbox_process(event_id) for event_id in event_ids)
 
 

@@ -1,3 +1,3 @@
 """Admin registrations of the retries app: importing the modules registers their admins."""
 
-from retries import feed_admin, rules_admin, sending_admin  # noqa: F401
+from retries import rules_admin, sending_admin  # noqa: F401

@@ -12,13 +12,10 @@ class RetriesConfig(AppConfig):
         from retries.decisions import decide
         from retries.models import Rule
         from retries.rule_cache import rule_cache
-        from retries.runner_kick import kicks_coalesced
 
         post_save.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-save")
         post_delete.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-delete")
         m2m_changed.connect(rule_cache.clear, sender=Rule.connections.through, dispatch_uid="rule-cache-connections")
         # Every status change and missing receipt is decided on, once, in the outbox claim's
-        # transaction; the attempt runner and the feed deliverer are kicked once per batch.
-        register_consumer(
-            Consumer("decisions", consume=lambda event, now: decide(event, now=now), batch=kicks_coalesced)
-        )
+        # transaction.
+        register_consumer(Consumer("decisions", consume=lambda event, now: decide(event, now=now)))

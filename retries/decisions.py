@@ -14,16 +14,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.services import alert_raise_for_decision
+from dlrconsole.lib.kicks import kick
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import NO_RECEIPT, Status
 from retries.models import Attempt, Decision, Rule
 from retries.notifications import notify_decision
 from retries.rule_cache import rule_cache
-from retries.runner_kick import kick_attempt_runner
 
 # Skips that are not a failure the product must hear of: nothing more is owed to anybody.
 WHY_CHAIN_DELIVERED = "the chain was already delivered"
 WHY_ALREADY_RETRIED = "this message was already retried"
+# The attempt runner (retries/tasks.py), kicked when an attempt is due at once.
+RUN_DUE_ATTEMPTS = "retries.tasks.run_due_attempts"
 ATTEMPTING = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER, Rule.Action.FALLBACK)
 
 
@@ -149,7 +151,7 @@ def _schedule_attempt(
         Decision.objects.filter(pk=decision.pk).update(state=decision.state, why=decision.why)
         return None
     if attempt.due_at <= now:
-        transaction.on_commit(kick_attempt_runner)
+        transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))
     return attempt
 
 

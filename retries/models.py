@@ -216,6 +216,3 @@ def validate_sender_config(kind: str, config: object) -> None:
     except ValueError as exc:
         # The reason only: a configuration holds credentials, never echoed back.
         raise ValidationError(f"Sender settings: {exc}.") from None
-
-
-from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint  # noqa: E402, F401

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from receipts import statuses, store
 from receipts.models import Message
 from receipts.statuses import Status
-from retries.feed import feed_publish
-from retries.feed_models import FeedEvent
+from retries.feed.models import FeedEvent
+from retries.feed.services import feed_publish
 
 if TYPE_CHECKING:
     from retries.models import Attempt, Decision

@@ -13,12 +13,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dlrconsole.lib.kicks import kick
 from receipts import store
 from receipts.models import Message
-from retries.decisions import attempts_made
+from retries.decisions import RUN_DUE_ATTEMPTS, attempts_made
 from retries.models import Attempt, ConnectionSender, Decision, Rule
 from retries.notifications import RETRY_SCHEDULED, attempt_data, notify_once
-from retries.runner_kick import kick_attempt_runner
 
 
 class ResendRefused(Exception):
@@ -51,7 +51,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
         except IntegrityError:
             raise ResendRefused("this resend was already requested") from None
         notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
-        transaction.on_commit(kick_attempt_runner)
+        transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))
     return attempt
 
 

@@ -1,5 +1,5 @@
 """Reads: what the rules decided for a message and the attempts they made, as timeline entries
-and as the message's attempt chain; what the product was told about it."""
+and as the message's attempt chain."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from receipts.models import Message
 from receipts.selectors import TimelineEntry
-from retries.feed_models import FeedEvent
 from retries.models import Attempt, Decision
 
 
@@ -52,33 +51,6 @@ def decision_entries(message: Message) -> list[TimelineEntry]:
                     "idempotency_key": attempt.idempotency_key,
                     "resend_message_id": attempt.resend_id,
                 },
-            )
-        )
-    return entries
-
-
-def notification_entries(message: Message) -> list[TimelineEntry]:
-    """What the product was told about this message, and whether it got it."""
-    entries = []
-    for event in FeedEvent.objects.filter(message=message).prefetch_related("deliveries__endpoint").order_by("id"):
-        deliveries = [
-            {
-                "endpoint": d.endpoint.name,
-                "status": d.status,
-                "attempts": d.attempts,
-                "delivered_at": d.delivered_at,
-                "last_status_code": d.last_status_code,
-                "last_error": d.last_error,
-            }
-            for d in event.deliveries.all()
-        ]
-        delivered = sum(1 for d in deliveries if d["status"] == "delivered")
-        entries.append(
-            TimelineEntry(
-                at=event.created_at,
-                kind="notification",
-                summary=f"Product told {event.type} ({delivered} of {len(deliveries)} endpoints received it)",
-                detail={"event_id": event.webhook_id, "type": event.type, "deliveries": deliveries},
             )
         )
     return entries

@@ -6,7 +6,6 @@ from celery import shared_task
 
 from retries.attempts import attempts_run_due
 from retries.bodies import message_bodies_erase
-from retries.feed_tasks import deliver_feed  # noqa: F401 - registers the feed's task with autodiscovery
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

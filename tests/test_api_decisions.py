@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from receipts.models import Message, OutboxEvent
 from receipts.outbox import outbox_process
 from retries.attempts import attempts_run_due
-from retries.feed_models import ProductEndpoint
+from retries.feed.models import ProductEndpoint
 from tests.factories import GENERIC_SECRET, ConnectionFactory, api_client_for
 
 pytestmark = pytest.mark.django_db

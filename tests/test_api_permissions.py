@@ -10,8 +10,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from dlrconsole import roles
-from retries.feed import feed_publish
-from retries.feed_models import FeedDelivery, ProductEndpoint
+from retries.feed.models import FeedDelivery, ProductEndpoint
+from retries.feed.services import feed_publish
 from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, api_client_for, user_in_role
 from tests.webhooks import generic_body, generic_headers
 

@@ -15,7 +15,7 @@ from receipts.outbox import outbox_process
 from receipts.statuses import Status
 from retries.attempts import attempts_run_due
 from retries.bodies import message_bodies_erase
-from retries.feed_models import FeedEvent
+from retries.feed.models import FeedEvent
 from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
 from tests.factories import ConnectionFactory, MessageFactory
 from tests.send_api import FakeGateway

@@ -11,7 +11,7 @@ from django.test import Client
 from dlrconsole import roles
 from dlrconsole.audit.models import AuditEntry
 from receipts.models import Connection
-from retries.feed_models import ProductEndpoint
+from retries.feed.models import ProductEndpoint
 from retries.models import ConnectionSender, Rule
 from tests.factories import GENERIC_SECRET, ConnectionFactory, user_in_role
 
@@ -100,10 +100,10 @@ def test_a_product_endpoint_secret_rotation_is_changed_only(admin):
     endpoint = ProductEndpoint.objects.create(name="backend", url="https://product.example/hook", secret=GENERIC_SECRET)
     form = {"name": "backend", "url": "https://product.example/hook", "secret": NEW_FEED_SECRET, "event_types": "[]",
             "enabled": "on"}  # fmt: skip
-    assert admin.post(f"/admin/retries/productendpoint/{endpoint.pk}/change/", form).status_code == 302
-    [entry] = [e for e in entries("retries.productendpoint") if e.action == "changed"]
+    assert admin.post(f"/admin/feed/productendpoint/{endpoint.pk}/change/", form).status_code == 302
+    [entry] = [e for e in entries("feed.productendpoint") if e.action == "changed"]
     assert entry.changes == [{"field": "secret", "label": "secret", "secret": True}]
-    page = admin.get("/console/audit/?model=retries.productendpoint").content.decode()
+    page = admin.get("/console/audit/?model=feed.productendpoint").content.decode()
     assert NEW_FEED_SECRET.removeprefix("whsec_")[:-4] not in page
     assert GENERIC_SECRET.removeprefix("whsec_")[:-4] not in database_text()
     assert NEW_FEED_SECRET.removeprefix("whsec_")[:-4] not in database_text()
@@ -225,7 +225,7 @@ def test_the_log_is_newest_first_and_paginated(admin):
 
 
 def test_feed_deliveries_do_not_fill_the_history():
-    from retries.feed import feed_deliver_due, feed_publish
+    from retries.feed.services import feed_deliver_due, feed_publish
     from tests.factories import MessageFactory
 
     endpoint = ProductEndpoint.objects.create(name="down", url="http://127.0.0.1:9/nothing", secret=GENERIC_SECRET)
@@ -238,7 +238,7 @@ def test_feed_deliveries_do_not_fill_the_history():
 
 
 def test_re_enabling_an_endpoint_is_recorded():
-    from retries.feed import feed_endpoint_enable
+    from retries.feed.services import feed_endpoint_enable
 
     endpoint = ProductEndpoint.objects.create(
         name="gone",
@@ -248,7 +248,7 @@ def test_re_enabling_an_endpoint_is_recorded():
         disabled_reason="410 Gone",
     )
     feed_endpoint_enable(endpoint=endpoint)
-    entry = AuditEntry.objects.filter(model="retries.productendpoint", action="changed").get()
+    entry = AuditEntry.objects.filter(model="feed.productendpoint", action="changed").get()
     assert {change["field"]: (change["old"], change["new"]) for change in entry.changes} == {
         "enabled": ("no", "yes"),
         "disabled_reason": ("410 Gone", ""),

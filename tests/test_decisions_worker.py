@@ -11,7 +11,7 @@ import pytest
 
 from receipts.models import ErrorCodeOverride, Message, OutboxEvent
 from receipts.outbox import publisher
-from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
+from retries.feed.models import FeedDelivery, FeedEvent, ProductEndpoint
 from retries.models import Attempt, Decision, Rule
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer

@@ -14,7 +14,7 @@ from dlrconsole.demo.ticker import Job, Ticker, beat_jobs
 from receipts.models import Message, OutboxEvent
 from receipts.outbox import outbox_process
 from receipts.statuses import Status
-from retries.feed_models import ProductEndpoint
+from retries.feed.models import ProductEndpoint
 from retries.models import Attempt
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer

@@ -13,7 +13,8 @@ from django.db import transaction
 
 from receipts.providers.base import WebhookRequest
 from receipts.providers.standard_webhooks import StandardWebhooksAdapter
-from retries.feed import (
+from retries.feed.models import FeedDelivery, FeedEvent, ProductEndpoint
+from retries.feed.services import (
     SCHEDULE,
     feed_deliver_due,
     feed_endpoint_enable,
@@ -22,7 +23,6 @@ from retries.feed import (
     feed_publish,
     feed_retry_after,
 )
-from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import Received
 
@@ -295,7 +295,7 @@ def test_concurrent_deliverers_never_deliver_the_same_delivery_twice(product):
 
 @pytest.mark.django_db
 def test_the_task_runs_the_deliverer_and_is_registered_for_beat(product):
-    from retries.feed_tasks import deliver_feed
+    from retries.feed.tasks import deliver_feed
 
     make_endpoint(product.url)
     feed_publish(message=MessageFactory(), event_type="message.delivered", payload={})

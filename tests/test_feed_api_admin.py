@@ -11,8 +11,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dlrconsole import roles
-from retries.feed import feed_publish
-from retries.feed_models import FeedAttempt, FeedDelivery, ProductEndpoint
+from retries.feed.models import FeedAttempt, FeedDelivery, ProductEndpoint
+from retries.feed.services import feed_publish
 from tests.factories import GENERIC_SECRET, MessageFactory, api_client_for, user_in_role
 
 pytestmark = pytest.mark.django_db
@@ -96,10 +96,10 @@ def test_endpoints_list_never_shows_the_secret(api, feed):
 def test_admin_pages_never_show_the_secret(admin_client_logged_in, feed):
     delivery = FeedDelivery.objects.filter(status="delivered").get()
     pages = [
-        "/admin/retries/productendpoint/",
-        f"/admin/retries/productendpoint/{feed['a'].pk}/change/",
-        "/admin/retries/feeddelivery/",
-        f"/admin/retries/feeddelivery/{delivery.pk}/change/",
+        "/admin/feed/productendpoint/",
+        f"/admin/feed/productendpoint/{feed['a'].pk}/change/",
+        "/admin/feed/feeddelivery/",
+        f"/admin/feed/feeddelivery/{delivery.pk}/change/",
     ]
     for page in pages:
         response = admin_client_logged_in.get(page)
@@ -109,14 +109,14 @@ def test_admin_pages_never_show_the_secret(admin_client_logged_in, feed):
 
 def test_admin_shows_the_delivery_log(admin_client_logged_in, feed):
     delivery = FeedDelivery.objects.filter(status="delivered").get()
-    page = admin_client_logged_in.get(f"/admin/retries/feeddelivery/{delivery.pk}/change/").content.decode()
+    page = admin_client_logged_in.get(f"/admin/feed/feeddelivery/{delivery.pk}/change/").content.decode()
     assert "200" in page
     assert "12" in page
 
 
 def test_admin_rejects_a_malformed_secret(admin_client_logged_in):
     response = admin_client_logged_in.post(
-        "/admin/retries/productendpoint/add/",
+        "/admin/feed/productendpoint/add/",
         {"name": "x", "url": "http://127.0.0.1:9/x", "secret": "whsec_short", "event_types": "[]", "enabled": "on"},
     )
     assert response.status_code == 200
@@ -129,7 +129,7 @@ def test_admin_reenabling_resumes_pending_deliveries(admin_client_logged_in, fee
     far = timezone.now() + timedelta(days=365)
     FeedDelivery.objects.filter(endpoint=endpoint).update(next_attempt_at=far)
     response = admin_client_logged_in.post(
-        "/admin/retries/productendpoint/",
+        "/admin/feed/productendpoint/",
         {"action": "enable_endpoints", "_selected_action": [endpoint.pk]},
     )
     assert response.status_code == 302
@@ -144,7 +144,7 @@ def test_admin_reenabling_resumes_pending_deliveries(admin_client_logged_in, fee
 def test_admin_edit_keeps_the_secret_when_left_blank(admin_client_logged_in, feed):
     endpoint = feed["a"]
     response = admin_client_logged_in.post(
-        f"/admin/retries/productendpoint/{endpoint.pk}/change/",
+        f"/admin/feed/productendpoint/{endpoint.pk}/change/",
         {"name": "renamed", "url": endpoint.url, "secret": "", "event_types": "[]", "enabled": "on"},
     )
     assert response.status_code == 302

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from receipts.models import OutboxEvent
 from receipts.tasks import process_outbox_events
-from retries.feed import feed_deliver_due, feed_publish
-from retries.feed_models import FeedDelivery, ProductEndpoint
+from retries.feed.models import FeedDelivery, ProductEndpoint
+from retries.feed.services import feed_deliver_due, feed_publish
 from retries.models import Rule
 from tests.factories import GENERIC_SECRET, MessageFactory
 
@@ -34,7 +34,7 @@ def test_a_batch_of_events_kicks_the_attempt_runner_and_the_feed_once_each(redis
                                                  created_at=timezone.now()))  # fmt: skip
     assert process_outbox_events.run([e.pk for e in events]) == 3
     assert sorted(queued_task_names(redis_client)) == [
-        "retries.feed_tasks.deliver_feed", "retries.tasks.run_due_attempts",
+        "retries.feed.tasks.deliver_feed", "retries.tasks.run_due_attempts",
     ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from retries.attempts import attempts_run_due
-from retries.feed_models import FeedEvent
+from retries.feed.models import FeedEvent
 from retries.models import Attempt
 from retries.resend import ResendRefused, resend_refusal, resend_request
 from tests.factories import MessageFactory

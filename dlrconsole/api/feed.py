@@ -9,7 +9,7 @@ from rest_framework.pagination import CursorPagination
 
 from dlrconsole import roles
 from dlrconsole.api.permissions import ActionPermissions
-from retries.feed_models import FeedDelivery, FeedEvent, ProductEndpoint
+from retries.feed.models import FeedDelivery, FeedEvent, ProductEndpoint
 
 
 class FeedDeliveryFilter(django_filters.FilterSet):

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import retries.feed_models
+import retries.feed.models
 
 
 class Migration(migrations.Migration):
@@ -19,10 +19,10 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("name", models.CharField(max_length=120)),
                 ("url", models.URLField(max_length=500)),
-                ("secret", models.CharField(max_length=120, validators=[retries.feed_models.validate_feed_secret])),
+                ("secret", models.CharField(max_length=120, validators=[retries.feed.models.validate_feed_secret])),
                 (
                     "event_types",
-                    models.JSONField(blank=True, default=list, validators=[retries.feed_models.validate_event_types]),
+                    models.JSONField(blank=True, default=list, validators=[retries.feed.models.validate_event_types]),
                 ),
                 ("enabled", models.BooleanField(default=True)),
                 ("disabled_reason", models.CharField(blank=True, max_length=255)),

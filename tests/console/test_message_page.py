@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from receipts.models import Message, Receipt
-from retries.feed import feed_publish
-from retries.feed_models import FeedDelivery
-from retries.models import Attempt, Decision, ProductEndpoint, Rule
+from retries.feed.models import FeedDelivery, ProductEndpoint
+from retries.feed.services import feed_publish
+from retries.models import Attempt, Decision, Rule
 from tests.console.conftest import HTMX
 from tests.factories import GENERIC_SECRET, MessageFactory
 

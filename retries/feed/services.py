@@ -33,10 +33,11 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from dlrconsole.lib.kicks import kick
 from dlrconsole.lib.standard_webhooks import signed_headers
 from receipts.errors import describe_reason
 from receipts.models import Message
-from retries.feed_models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint
+from retries.feed.models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint
 
 # Delay before attempt 1, 2, ...; after the last one fails the delivery is abandoned.
 SCHEDULE = (
@@ -59,6 +60,8 @@ LEASE = timedelta(seconds=60)
 RETRY_AFTER_STATUSES = frozenset({429, 502, 504})
 RETRY_AFTER_MAX = timedelta(hours=24)
 OPEN = (FeedDelivery.Status.PENDING, FeedDelivery.Status.FAILED)
+# The deliverer (retries/feed/tasks.py), kicked when a delivery is published.
+DELIVER_FEED = "retries.feed.tasks.deliver_feed"
 
 
 def feed_next_delay(attempts_made: int) -> timedelta | None:
@@ -131,10 +134,8 @@ def feed_publish(*, message: Message, event_type: str, payload: dict[str, Any] |
         FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints
     )
     if endpoints:
-        from retries.runner_kick import kick_feed_deliverer
-
         # Deliver now rather than at the deliverer's next beat tick (a spare kick finds nothing due).
-        transaction.on_commit(kick_feed_deliverer)
+        transaction.on_commit(lambda: kick(DELIVER_FEED))
     return event
 
 

@@ -1,4 +1,4 @@
-"""The product feed: signed webhooks to the product's endpoints (retries/feed.py)."""
+"""The product feed: signed webhooks to the product's endpoints (retries/feed/services.py)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from retries.feed import feed_endpoint_enable
-from retries.feed_models import FeedAttempt, FeedDelivery, ProductEndpoint
+from retries.feed.models import FeedAttempt, FeedDelivery, ProductEndpoint
+from retries.feed.services import feed_endpoint_enable
 
 
 class ProductEndpointForm(forms.ModelForm[ProductEndpoint]):

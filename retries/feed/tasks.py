@@ -1,11 +1,11 @@
-"""Celery task of the product feed: thin; due times live in the database (retries/feed.py),
+"""Celery task of the product feed: thin; due times live in the database (retries/feed/services.py),
 so nothing is ever scheduled beyond the broker's visibility timeout. Run by beat every 5 s."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from retries.feed import feed_deliver_due
+from retries.feed.services import feed_deliver_due
 
 
 @shared_task(

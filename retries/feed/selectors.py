@@ -1,0 +1,34 @@
+"""Reads: what the product was told about a message, and whether it got it."""
+
+from __future__ import annotations
+
+from receipts.models import Message
+from receipts.selectors import TimelineEntry
+from retries.feed.models import FeedEvent
+
+
+def notification_entries(message: Message) -> list[TimelineEntry]:
+    """What the product was told about this message, and whether it got it."""
+    entries = []
+    for event in FeedEvent.objects.filter(message=message).prefetch_related("deliveries__endpoint").order_by("id"):
+        deliveries = [
+            {
+                "endpoint": d.endpoint.name,
+                "status": d.status,
+                "attempts": d.attempts,
+                "delivered_at": d.delivered_at,
+                "last_status_code": d.last_status_code,
+                "last_error": d.last_error,
+            }
+            for d in event.deliveries.all()
+        ]
+        delivered = sum(1 for d in deliveries if d["status"] == "delivered")
+        entries.append(
+            TimelineEntry(
+                at=event.created_at,
+                kind="notification",
+                summary=f"Product told {event.type} ({delivered} of {len(deliveries)} endpoints received it)",
+                detail={"event_id": event.webhook_id, "type": event.type, "deliveries": deliveries},
+            )
+        )
+    return entries

@@ -1,0 +1,88 @@
+"""Models that moved between apps keep their rows: a database holding data in the previous
+schema (the outbox and the product feed in retries) is migrated and read back through the new
+apps (receipts' outbox, the feed app), links, permissions and audit entries included."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.factories import GENERIC_SECRET
+
+BEFORE = [
+    ("audit", "0002_index_by_username"),
+    ("receipts", "0009_console_search_indexes"),
+    ("retries", "0007_configuration_history"),
+]
+AFTER = [
+    ("receipts", "0010_outbox_moves_to_receipts"),
+    ("retries", "0009_feed_moves_to_its_app"),
+    ("feed", "0001_initial"),
+]
+
+
+def tables() -> set[str]:
+    with connection.cursor() as cursor:
+        return set(connection.introspection.table_names(cursor))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_outbox_and_the_feed_keep_their_rows_links_and_permissions_when_they_move(migrator):
+    old = migrator.apply_initial_migration(BEFORE)
+    now = timezone.now()
+    Connection = old.apps.get_model("receipts", "Connection")
+    Message = old.apps.get_model("receipts", "Message")
+    connection_ = Connection.objects.create(slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET])
+    message = Message.objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now
+    )
+    event = old.apps.get_model("retries", "OutboxEvent").objects.create(
+        message=message, kind="status_changed", status="undelivered", created_at=now, processed_at=now
+    )
+    decision = old.apps.get_model("retries", "Decision").objects.create(
+        message=message, outbox_event=event, action="notify", state="recorded", why="rule “notify”", created_at=now
+    )
+    endpoint = old.apps.get_model("retries", "ProductEndpoint").objects.create(
+        name="product", url="https://product.example/feed", secret=GENERIC_SECRET
+    )
+    feed_event = old.apps.get_model("retries", "FeedEvent").objects.create(
+        type="message.failed", message=message, payload={"type": "message.failed"}, created_at=now
+    )
+    delivery = old.apps.get_model("retries", "FeedDelivery").objects.create(
+        event=feed_event, endpoint=endpoint, message=message, status="delivered", attempts=1, delivered_at=now
+    )
+    old.apps.get_model("retries", "FeedAttempt").objects.create(
+        delivery=delivery, number=1, attempted_at=now, status_code=200, duration_ms=12
+    )
+    old.apps.get_model("audit", "AuditEntry").objects.create(
+        at=now, model="retries.productendpoint", model_name="product endpoint", object_id=str(endpoint.pk),
+        object_repr="product", action="created",
+    )  # fmt: skip
+    ContentType = old.apps.get_model("contenttypes", "ContentType")
+    Permission = old.apps.get_model("auth", "Permission")
+    Group = old.apps.get_model("auth", "Group")
+    delivery_type, _ = ContentType.objects.get_or_create(app_label="retries", model="feeddelivery")
+    can_read, _ = Permission.objects.get_or_create(
+        content_type=delivery_type, codename="view_feeddelivery", defaults={"name": "Can view feed delivery"}
+    )
+    Group.objects.create(name="Product").permissions.add(can_read)
+
+    new = migrator.apply_tested_migration(AFTER)
+
+    assert {"receipts_outboxevent", "feed_productendpoint", "feed_feeddelivery"} <= tables()
+    assert not {"retries_outboxevent", "retries_productendpoint", "retries_feeddelivery"} & tables()
+    moved_event = new.apps.get_model("receipts", "OutboxEvent").objects.get()
+    assert (moved_event.pk, moved_event.message_id, moved_event.status) == (event.pk, message.pk, "undelivered")
+    assert new.apps.get_model("retries", "Decision").objects.get(pk=decision.pk).outbox_event_id == event.pk
+    moved_delivery = new.apps.get_model("feed", "FeedDelivery").objects.get()
+    assert (moved_delivery.pk, moved_delivery.endpoint_id, moved_delivery.event_id) == (
+        delivery.pk, endpoint.pk, feed_event.pk,
+    )  # fmt: skip
+    assert new.apps.get_model("feed", "FeedAttempt").objects.get().delivery_id == delivery.pk
+    assert new.apps.get_model("feed", "ProductEndpoint").objects.get().secret == GENERIC_SECRET
+    assert new.apps.get_model("audit", "AuditEntry").objects.get().model == "feed.productendpoint"
+    product = new.apps.get_model("auth", "Group").objects.get(name="Product")
+    assert list(product.permissions.values_list("content_type__app_label", "codename")) == [
+        ("feed", "view_feeddelivery")
+    ]
