@@ -40,7 +40,7 @@ class Consumer:
     writes commits together with the claim: exactly once."""
 
     name: str
-    consume: Callable[[OutboxEvent, datetime], None]
+    consume: Callable[[OutboxEvent, datetime], object]
 
 
 _consumers: dict[str, Consumer] = {}
