@@ -27,21 +27,12 @@ from django.db import transaction
 
 from dlrconsole.lib.ttl_cache import TtlValue
 from receipts.models import ClassSource, ErrorCodeOverride, normalize_code
+from receipts.providers.registry import ADAPTERS
 from receipts.reasons import REASONS, ErrorClass, Reason, RetryAdvice
 from receipts.statuses import FAILURE_STATUSES, Status
 
 TABLE_PATH = Path(__file__).parent / "data" / "error_codes.csv"
 
-# Providers whose codes are (partly) the GSM MAP / SMPP numbering, kept once in the "gsm" table.
-SHARED_TABLES: dict[str, tuple[str, ...]] = {
-    "smpp-text": ("gsm",),
-    "kannel": ("gsm",),
-    "messagebird": ("gsm",),
-    "infobip": ("gsm",),  # Infobip ids 1-36 are MAP errors; its own rows list only some
-    # Generic gateways mostly relay the network's MAP codes from SMPP receipts; a gateway with
-    # its own numbering is mapped with admin overrides (docs/STANDARD_WEBHOOKS.md).
-    "standard-webhooks": ("gsm",),
-}
 # A failure the catalog cannot explain is classified by its status.
 CLASSIFIED_STATUSES: frozenset[str] = FAILURE_STATUSES | {Status.UNKNOWN.value}
 
@@ -129,6 +120,10 @@ def forget_overrides(**kwargs: Any) -> None:
     transaction.on_commit(override_cache.clear)
 
 
+def _shared_tables(provider: str) -> tuple[str, ...]:
+    return ADAPTERS[provider].shared_code_tables if provider in ADAPTERS else ()
+
+
 def catalog_entry(provider: str, code: str) -> Entry | None:
     """The override or shipped row for a provider's code, or None when the catalog does not know it."""
     if not code:
@@ -136,7 +131,7 @@ def catalog_entry(provider: str, code: str) -> Entry | None:
     key = normalize_code(code)
     overrides = override_cache.get()
     table = shipped_table()
-    for source in (provider, *SHARED_TABLES.get(provider, ())):
+    for source in (provider, *_shared_tables(provider)):
         entry = overrides.get((source, key)) or table.get((source, key))
         if entry is not None:
             return entry
@@ -146,7 +141,7 @@ def catalog_entry(provider: str, code: str) -> Entry | None:
 def shipped_entry(provider: str, code: str) -> tuple[str, Entry] | None:
     """The shipped row for a provider's code and the table it is in, ignoring overrides."""
     key = normalize_code(code)
-    for source in (provider, *SHARED_TABLES.get(provider, ())):
+    for source in (provider, *_shared_tables(provider)):
         entry = shipped_table().get((source, key))
         if entry is not None:
             return source, entry

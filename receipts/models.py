@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from dlrconsole.lib.history import AuditedHistory
-from receipts.providers import get_adapter, provider_choices
+from receipts.providers.registry import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import NO_RECEIPT, ReceiptOutcome, Status
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dlrconsole.lib.kicks import kicks_coalesced
+from dlrconsole.lib.tasks import kicks_coalesced, task_by_name
 from receipts import store
 from receipts.models import OutboxEvent
 from receipts.publisher import OutboxPublisher
@@ -32,6 +32,8 @@ from receipts.publisher import OutboxPublisher
 # Dispatched but unprocessed this long: lost in flight. Well below the broker's visibility
 # timeout, well above a normal queue wait.
 REDISPATCH_AFTER = timedelta(minutes=2)
+# receipts/tasks.py, which imports this module.
+PROCESS_OUTBOX_EVENTS = "receipts.tasks.process_outbox_events"
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,7 @@ def _hand_off(event_ids: Sequence[int]) -> None:
 
 def outbox_publish(event_ids: list[int]) -> None:
     """Publish one task for the batch. Raises if the broker refuses."""
-    from receipts.tasks import process_outbox_events  # the task module imports this one
-
-    process_outbox_events.apply_async(args=[event_ids])
+    task_by_name(PROCESS_OUTBOX_EVENTS).apply_async(args=[event_ids])
 
 
 publisher = OutboxPublisher(outbox_publish, on_failure=store.outbox_mark_unpublished)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from importlib import import_module
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -19,11 +18,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from dlrconsole.lib.tasks import task_by_name
 from receipts.connection_cache import connection_cache
 from receipts.ingestion import ingest
 from receipts.models import Connection
-from receipts.providers import get_adapter
 from receipts.providers.base import ControlMessage, PayloadError, SignatureError, TemporaryError, WebhookRequest
+from receipts.providers.registry import get_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,8 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
 
 def acknowledge_control(connection: Connection, control: ControlMessage) -> JsonResponse:
     if control.task:
-        from dlrconsole.celery import app
-
         try:
-            # Web processes do not import task modules up front (workers do): import it here.
-            import_module(control.task.rpartition(".")[0])
-            app.tasks[control.task].apply_async(args=control.args_for_task)
+            task_by_name(control.task).apply_async(args=control.args_for_task)
         except Exception:
             # Could not queue the follow-up: ask the provider to send the handshake again.
             logger.warning("webhook %s: %s not queued", connection.slug, control.task, exc_info=True)

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.services import alert_raise_for_decision
-from dlrconsole.lib.kicks import kick
+from dlrconsole.lib.tasks import kick
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import NO_RECEIPT, Status
 from retries.models import Attempt, Decision, Rule

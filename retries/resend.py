@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dlrconsole.lib.kicks import kick
+from dlrconsole.lib.tasks import kick
 from receipts import store
 from receipts.models import Message
 from retries.decisions import RUN_DUE_ATTEMPTS, attempts_made

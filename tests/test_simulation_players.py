@@ -23,14 +23,15 @@ from cryptography.x509.oid import NameOID
 
 from dlrconsole.simulator import Simulator, SimulatorConfig, SimulatorError, load_targets
 from dlrconsole.simulator.base import FAILURE_REASONS, FATES, Delivery, Event, OutgoingRequest, Player, Target
-from dlrconsole.simulator.players import get_player, player_kinds
 from dlrconsole.simulator.players.aws_sns import signer
+from dlrconsole.simulator.players.registry import get_player, player_kinds
 from dlrconsole.simulator.players.telnyx import public_key
 from dlrconsole.simulator.traffic import MessagePlan
 from receipts.errors import catalog_entry
 from receipts.models import Message, Receipt
-from receipts.providers import get_adapter, sns_signature
+from receipts.providers import sns_signature
 from receipts.providers.base import SignatureError, WebhookRequest
+from receipts.providers.registry import get_adapter
 from receipts.services import connection_create
 from receipts.statuses import FAILURE_STATUSES, Status
 from tests.factories import product_token

@@ -12,11 +12,11 @@ from django.core.management.base import CommandError
 
 from dlrconsole.demo.management.commands.demo import demo_kinds, demo_slug, ensure_demo_connections
 from dlrconsole.simulator import Simulator, SimulatorConfig, SimulatorError, check_base_url, load_targets
-from dlrconsole.simulator.players import get_player, player_kinds
+from dlrconsole.simulator.players.registry import get_player, player_kinds
 from dlrconsole.simulator.players.telnyx import public_key as telnyx_public_key
 from dlrconsole.simulator.traffic import DEFAULT_MIXES
 from receipts.models import Connection, Message, Receipt
-from receipts.providers import get_adapter
+from receipts.providers.registry import get_adapter
 from receipts.services import connection_create
 from tests.factories import product_token
 

@@ -16,7 +16,7 @@ from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, load_t
 from dlrconsole.simulator.traffic import DEFAULT_MIXES
 from receipts.models import Connection, Message, OutboxEvent
 from receipts.phones import PhoneNumber
-from receipts.providers import get_adapter
+from receipts.providers.registry import get_adapter
 from receipts.services import MessageRegistration, connection_create, message_register
 from retries.models import Attempt, ConnectionSender, Decision, Rule
 from retries.senders.generic_http import GenericHttpSender

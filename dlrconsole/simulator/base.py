@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from receipts.providers import get_adapter
+from receipts.providers.registry import get_adapter
 from receipts.statuses import Status
 
 if TYPE_CHECKING:

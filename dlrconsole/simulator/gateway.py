@@ -28,7 +28,7 @@ from typing import Any
 import phonenumbers
 
 from dlrconsole.simulator.base import Target
-from dlrconsole.simulator.players import get_player
+from dlrconsole.simulator.players.registry import get_player
 
 HOST = "127.0.0.1"
 MAX_REQUEST_BYTES = 16 * 1024

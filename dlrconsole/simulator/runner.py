@@ -30,7 +30,7 @@ import requests
 
 from dlrconsole.simulator.base import USER_AGENT, Delivery, Event, SimulatorError, Target, rfc3339
 from dlrconsole.simulator.gateway import AdoptedResend, SendGateway
-from dlrconsole.simulator.players import get_player, player_kinds
+from dlrconsole.simulator.players.registry import get_player, player_kinds
 from dlrconsole.simulator.traffic import (
     DEFAULT_MIXES,
     WESTERN_EUROPE,

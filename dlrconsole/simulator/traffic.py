@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from dlrconsole.simulator.base import FATES, Event, SimulatorError, Target
-from dlrconsole.simulator.players import get_player
-from receipts.providers import get_adapter
+from dlrconsole.simulator.players.registry import get_player
+from receipts.providers.registry import get_adapter
 from receipts.statuses import resolve
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import receipts.models
-import receipts.providers
+import receipts.providers.registry
 from django.db import migrations, models
 
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('slug', models.SlugField(help_text='Part of the webhook URL /hooks/<slug>/.', max_length=64, unique=True)),
-                ('provider', models.CharField(choices=receipts.providers.provider_choices, max_length=32)),
+                ('provider', models.CharField(choices=receipts.providers.registry.provider_choices, max_length=32)),
                 ('name', models.CharField(blank=True, max_length=200)),
                 ('secrets', models.JSONField(default=list, validators=[receipts.models._validate_secrets])),
                 ('public_url', models.URLField(blank=True, max_length=500)),

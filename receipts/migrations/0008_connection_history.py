@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import receipts.models
-import receipts.providers
+import receipts.providers.registry
 import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
                 ('secret_fingerprints', models.JSONField(blank=True, default=dict, editable=False)),
                 ('slug', models.SlugField(help_text='Part of the webhook URL /hooks/<slug>/.', max_length=64)),
-                ('provider', models.CharField(choices=receipts.providers.provider_choices, max_length=32)),
+                ('provider', models.CharField(choices=receipts.providers.registry.provider_choices, max_length=32)),
                 ('name', models.CharField(blank=True, max_length=200)),
                 ('public_url', models.URLField(blank=True, max_length=500)),
                 ('options', models.JSONField(blank=True, default=dict)),

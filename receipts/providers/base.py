@@ -156,6 +156,9 @@ class ProviderAdapter:
     status_map: ClassVar[Mapping[str, Status]]
     # Headers worth keeping with the receipt. Never list one that carries a secret.
     kept_headers: ClassVar[tuple[str, ...]] = ("content-type", "user-agent")
+    # Other tables of the error catalog (receipts/data/error_codes.csv) this provider's codes
+    # come from, after its own: "gsm" where it relays the network's GSM MAP / SMPP codes.
+    shared_code_tables: ClassVar[tuple[str, ...]] = ()
 
     def validate_secret(self, secret: str) -> None:
         """Raise ValueError when `secret` cannot be used by this provider's scheme."""

@@ -54,6 +54,8 @@ GROUP_PREFIXES: dict[str, Status] = {
 class InfobipAdapter(TokenAuthenticated):
     kind = "infobip"
     label = "Infobip"
+    # Infobip ids 1-36 are MAP errors; its own rows list only some.
+    shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
 
     def normalize_status(self, provider_status: str) -> Status:

@@ -47,6 +47,7 @@ STAT_STATUS: dict[str, Status] = {
 class KannelAdapter(TokenAuthenticated):
     kind = "kannel"
     label = "Kannel dlr-url"
+    shared_code_tables = ("gsm",)
     status_map = TYPE_STATUS
 
     def normalize_status(self, provider_status: str) -> Status:

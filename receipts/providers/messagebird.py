@@ -119,6 +119,7 @@ def _hash_matches(claimed: object, data: bytes) -> bool:
 class MessageBirdAdapter(ProviderAdapter):
     kind = "messagebird"
     label = "MessageBird (Bird) SMS"
+    shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:

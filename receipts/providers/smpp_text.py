@@ -122,6 +122,7 @@ def receipt_error_code(receipt: SmppReceipt) -> str:
 class SmppTextAdapter(TokenAuthenticated):
     kind = "smpp-text"
     label = "SMPP receipt text over HTTP"
+    shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
 
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:

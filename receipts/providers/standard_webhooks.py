@@ -46,6 +46,9 @@ STATUS_MAP: dict[str, Status] = {status.value: status for status in Status} | {
 class StandardWebhooksAdapter(ProviderAdapter):
     kind = "standard-webhooks"
     label = "Standard Webhooks (generic JSON)"
+    # Generic gateways mostly relay the network's MAP codes from SMPP receipts; a gateway with
+    # its own numbering is mapped with admin overrides (docs/STANDARD_WEBHOOKS.md).
+    shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
     kept_headers = ("content-type", "user-agent", "webhook-id", "webhook-timestamp")
 

@@ -33,8 +33,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from dlrconsole.lib.kicks import kick
 from dlrconsole.lib.standard_webhooks import signed_headers
+from dlrconsole.lib.tasks import kick
 from receipts.errors import describe_reason
 from receipts.models import Message
 from retries.feed.models import FeedAttempt, FeedDelivery, FeedEvent, ProductEndpoint

@@ -25,8 +25,9 @@ from cryptography.x509.oid import NameOID
 from dlrconsole import settings as project_settings
 from dlrconsole.celery import app as celery_app
 from receipts.models import Message, Receipt
-from receipts.providers import aws_sns, get_adapter, sns_signature
+from receipts.providers import aws_sns, sns_signature
 from receipts.providers.base import ControlMessage, PayloadError, ReceiptEvent, SignatureError, WebhookRequest
+from receipts.providers.registry import get_adapter
 from receipts.providers.sns_signature import CertificateUnavailable
 from receipts.statuses import Status
 from receipts.tasks import SubscribeUrlUnavailable, confirm_sns_subscription

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from receipts.providers import get_adapter, provider_choices
+from receipts.providers.registry import get_adapter, provider_choices
 from receipts.services import connection_create
 
 

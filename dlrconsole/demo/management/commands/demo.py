@@ -44,9 +44,9 @@ from rest_framework.authtoken.models import Token
 from dlrconsole.demo.ticker import Ticker, beat_jobs
 from dlrconsole.log_filters import RedactSecrets
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, SimulatorError, Target, load_targets
-from dlrconsole.simulator.players import get_player, player_kinds
+from dlrconsole.simulator.players.registry import get_player, player_kinds
 from receipts.models import Connection, Message
-from receipts.providers import PROVIDER_LABELS
+from receipts.providers.registry import provider_label
 from receipts.services import connection_create
 from retries.models import Attempt, ConnectionSender, Decision
 
@@ -225,7 +225,7 @@ def ensure_demo_connections() -> tuple[list[str], dict[str, str]]:
         secret, key = get_player(kind).demo_keys()
         connection = Connection.objects.filter(slug=slug).first()
         if connection is None:
-            name = f"{PROVIDER_LABELS[kind]} (simulated)"
+            name = f"{provider_label(kind)} (simulated)"
             connection_create(slug=slug, provider=kind, name=name, secrets=[secret])
             created.append(slug)
         elif key != secret:

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dlrconsole.simulator import Simulator, SimulatorConfig, SimulatorError, load_targets
-from dlrconsole.simulator.players import player_kinds
+from dlrconsole.simulator.players.registry import player_kinds
 from dlrconsole.simulator.traffic import parse_mixes
 
 
