@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.channels.base import ChannelError
+from alerts.channels.email import EmailChannel
+from alerts.channels.registry import get_channel
 from alerts.models import Alert
 
 logger = logging.getLogger(__name__)
@@ -35,14 +37,9 @@ def alert_raise_for_decision(*, decision: Any, now: datetime) -> Alert:
 
 def _mail(alert: Alert) -> None:
     try:
-        send_mail(
-            subject=f"[DLR Console] {alert.title}"[:200],
-            message=f"{alert.title}\n\nOpen alert {alert.pk} in the console's admin to acknowledge it.",
-            from_email=None,
-            recipient_list=list(settings.DLR_ALERT_EMAILS),
-        )
-    except Exception as exc:  # a mail server down must not lose or fail the decision
-        logger.warning("alert %s kept but not mailed: %s", alert.pk, type(exc).__name__)
+        get_channel(EmailChannel.kind, {"to": list(settings.DLR_ALERT_EMAILS)}).send(alert)
+    except ChannelError as exc:  # a mail server down must not lose or fail the decision
+        logger.warning("alert %s kept but not mailed: %s", alert.pk, exc.reason)
 
 
 def alert_acknowledge(*, alert: Alert, user: Any, now: datetime | None = None) -> bool:

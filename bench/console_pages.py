@@ -82,7 +82,7 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
 
     from receipts.models import Connection, Message, Receipt
     from retries.feed.models import FeedEvent
-    from retries.models import Attempt, Decision, Rule
+    from retries.models import Attempt, Decision
 
     rng = random.Random(args.seed)
     now = timezone.now()
@@ -121,7 +121,7 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
     Receipt.objects.bulk_create(receipts, batch_size=5000)
     failed = [m for m in messages if m.reason][:300]
     decisions = Decision.objects.bulk_create(
-        Decision(message=m, action=Rule.Action.RETRY_SAME, state=Decision.State.SCHEDULED, why="rule: attempt 1 of 3",
+        Decision(message=m, action="retry_same", state=Decision.State.SCHEDULED, why="rule: attempt 1 of 3",
                  created_at=m.final_at or now) for m in failed
     )  # fmt: skip
     Attempt.objects.bulk_create(

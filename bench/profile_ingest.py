@@ -88,6 +88,7 @@ def instrument() -> None:
 
     import receipts.ingestion
     import receipts.outbox
+    import receipts.store
     import receipts.views
     from receipts.providers.standard_webhooks import StandardWebhooksAdapter
 
@@ -97,13 +98,15 @@ def instrument() -> None:
     wrap(receipts.views, "ingest", "ingest() incl. commit + publish")
     wrap(receipts.ingestion, "_ingest_one", "_ingest_one (store, advance, record)")
     wrap(receipts.ingestion, "_change_for", "_change_for (error catalog, in memory)")
-    wrap(receipts.ingestion, "store_and_advance", "store_and_advance (one CTE statement)")
+    wrap(receipts.store.backend, "store_and_advance", "store_and_advance (one CTE statement)")
     wrap(receipts.outbox, "_hand_off", "hand-off to the publisher thread")
     wrap(DatabaseWrapper, "_commit", "COMMIT round trip")
     wrap(transaction.Atomic, "__exit__", "leaving atomic(): COMMIT + on_commit publish")
     wrap(QuerySet, "first", "ORM .first() (view's connection lookup)")
     wrap(QuerySet, "update", "ORM .update() (rare paths, publisher)")
     wrap(receipts.views, "JsonResponse", "JsonResponse")
+    wrap(receipts.views.WebhookView, "initial", "DRF APIView.initial (negotiation, auth, permissions)")
+    wrap(receipts.views.WebhookView, "finalize_response", "DRF finalize_response")
 
     def on_sql(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         kind = statement_kind(sql)

@@ -174,7 +174,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "dlrconsole.accounts.lockout.lockout_response"
 # The same caller address the webhooks' allowlist uses (DLR_TRUSTED_PROXIES).
-AXES_CLIENT_IP_CALLABLE = "receipts.views.client_address"
+AXES_CLIENT_IP_CALLABLE = "dlrconsole.lib.http.client_address"
 
 # Where providers reach this console, used to print webhook URLs (`create_connection`).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

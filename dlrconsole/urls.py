@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from dlrconsole import views
 from dlrconsole.audit.views import audit_log
-from receipts.views import webhook
+from receipts.views import WebhookView, WebhookWithTokenView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,9 +11,9 @@ urlpatterns = [
     path("", include("dlrconsole.accounts.urls")),
     path("console/audit/", audit_log, name="audit-log"),
     path("console/", include("dlrconsole.console.urls")),
-    path("hooks/<slug:slug>/", webhook, name="webhook"),
+    path("hooks/<slug:slug>/", WebhookView.as_view(), name="webhook"),
     # For providers that cannot sign: the connection's secret token in the path.
-    path("hooks/<slug:slug>/<str:token>/", webhook, name="webhook-with-token"),
+    path("hooks/<slug:slug>/<str:token>/", WebhookWithTokenView.as_view(), name="webhook-with-token"),
     path("api/v1/", include("dlrconsole.api.urls")),
     path("admin/", admin.site.urls),
 ]

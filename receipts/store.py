@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection as db
@@ -125,15 +126,39 @@ def transition_sql(message_id: str, below: Sequence[str]) -> str:
     return f"UPDATE receipts_message SET {assignments} WHERE id = {message_id} AND {allowed} RETURNING id"
 
 
-def _transition_params(change: StatusChange) -> tuple[dict[str, Any], list[str]]:
-    below = statuses_below(change.status)
-    return {**asdict(change), **{f"below_{i}": status for i, status in enumerate(below)}}, below
+@cache
+def _below_params(status: str) -> dict[str, str]:
+    return {f"below_{i}": below for i, below in enumerate(statuses_below(status))}
+
+
+def _transition_params(change: StatusChange) -> dict[str, Any]:
+    # vars(), not dataclasses.asdict(): no deep copy of values that are all immutable, on the hot path.
+    return {**vars(change), **_below_params(change.status)}
 
 
 def _record_sql(message_id: str, receipt_id: str) -> str:
     return (
         f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
         f"SELECT {message_id}, {receipt_id}, '{OutboxEvent.Kind.STATUS_CHANGED}', %(status)s, %(now)s, %(now)s, 1"
+    )
+
+
+# The statements differ only by how many statuses rank below the new one: built once per status.
+@cache
+def _store_and_advance_sql(status: str) -> str:
+    return (
+        f"WITH stored AS ({INSERT_RECEIPT_SQL}), "
+        f"moved AS ({transition_sql('(SELECT message_id FROM stored)', statuses_below(status))}), "
+        f"recorded AS ({_record_sql('moved.id', 'stored.id')} FROM moved, stored RETURNING id) "
+        "SELECT stored.id, stored.message_id, (SELECT id FROM recorded) FROM stored"
+    )
+
+
+@cache
+def _advance_sql(status: str) -> str:
+    return (
+        f"WITH moved AS ({transition_sql('%(message_id)s', statuses_below(status))}) "
+        f"{_record_sql('id', '%(receipt_id)s')} FROM moved RETURNING id"
     )
 
 
@@ -144,28 +169,15 @@ class PostgresBackend:
     dedupe key and then does nothing."""
 
     def store_and_advance(self, receipt: StoredReceipt, change: StatusChange) -> Stored | None:
-        transition, below = _transition_params(change)
-        params = {**asdict(receipt), **transition}
-        sql = (
-            f"WITH stored AS ({INSERT_RECEIPT_SQL}), "
-            f"moved AS ({transition_sql('(SELECT message_id FROM stored)', below)}), "
-            f"recorded AS ({_record_sql('moved.id', 'stored.id')} FROM moved, stored RETURNING id) "
-            "SELECT stored.id, stored.message_id, (SELECT id FROM recorded) FROM stored"
-        )
         with db.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_store_and_advance_sql(change.status), {**vars(receipt), **_transition_params(change)})
             row = cursor.fetchone()
         return Stored(*row) if row else None
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-        transition, below = _transition_params(change)
-        params = {**transition, "message_id": message_id, "receipt_id": receipt_id}
-        sql = (
-            f"WITH moved AS ({transition_sql('%(message_id)s', below)}) "
-            f"{_record_sql('id', '%(receipt_id)s')} FROM moved RETURNING id"
-        )
+        params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
         with db.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_advance_sql(change.status), params)
             row = cursor.fetchone()
         return row[0] if row else None
 
@@ -183,7 +195,7 @@ class PortableBackend:
 
     def store_and_advance(self, receipt: StoredReceipt, change: StatusChange) -> Stored | None:
         with db.cursor() as cursor:
-            cursor.execute(INSERT_RECEIPT_SQL, {**asdict(receipt), **asdict(change)})
+            cursor.execute(INSERT_RECEIPT_SQL, {**vars(receipt), **vars(change)})
             row = cursor.fetchone()
         if row is None:
             return None
@@ -192,10 +204,9 @@ class PortableBackend:
         return Stored(receipt_id, message_id, outbox_id)
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-        transition, below = _transition_params(change)
-        params = {**transition, "message_id": message_id, "receipt_id": receipt_id}
+        params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
         with db.cursor() as cursor:
-            cursor.execute(transition_sql("%(message_id)s", below), params)
+            cursor.execute(transition_sql("%(message_id)s", statuses_below(change.status)), params)
             if cursor.fetchone() is None:
                 return None
             cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)

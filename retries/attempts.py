@@ -18,7 +18,6 @@ taken over records nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,32 +25,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from receipts.models import Message
-from receipts.phones import PhoneNumber
-from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from retries.actions.base import NotSendable
+from retries.actions.registry import get_action
 from retries.decisions import chain_delivered
-from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
-from retries.notifications import notify_attempt_failed, notify_fallback_sent
-from retries.senders.base import Sender, SendError, SendResult
+from retries.models import Attempt, Decision
+from retries.notifications import notify_attempt_failed
+from retries.senders.base import SendError, SendResult
 
 # Waits after a sender's temporary error (rate limited, provider down) before the same attempt
 # runs again; after the last one the attempt has failed.
 SEND_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
 OPEN = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
-SMS_ACTIONS = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER)
-
-
-class NotSendable(Exception):
-    """Nothing to send with: a missing configuration, text or address. Permanent."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    sender: Sender
-    to: str
-    body: str
-    sender_id: str
-    status_callback_url: str = ""
 
 
 def attempt_lease() -> timedelta:
@@ -109,8 +93,9 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
         # Claimed again and again without recording a result: the worker dies on it.
         _fail(attempt, f"gave up after {attempt.tries - 1} runs that recorded no result", now=now)
         return
+    action = get_action(attempt.action)
     try:
-        plan = attempt_plan(attempt)
+        plan = action.plan(attempt)
     except NotSendable as exc:
         _fail(attempt, str(exc), now=now)
         return
@@ -124,36 +109,6 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
         _after_send_error(attempt, exc, duration=time.monotonic() - started, now=clock or timezone.now())
         return
     _succeeded(attempt, result, now=clock or timezone.now())
-
-
-def attempt_plan(attempt: Attempt) -> Plan:
-    """What to send, to whom, through which sender; NotSendable says why not."""
-    root = attempt.chain_root
-    if attempt.action in SMS_ACTIONS:
-        connection = attempt.connection
-        if connection is None:
-            raise NotSendable("no connection to resend through")
-        configured = ConnectionSender.objects.filter(connection=connection, enabled=True).first()
-        if configured is None:
-            raise NotSendable(f"connection {connection.slug} has no send API configured")
-        if not root.body:
-            raise NotSendable("no message text is kept for this message (not registered, or erased)")
-        callback = connection.public_url or f"{settings.PUBLIC_BASE_URL}{connection.webhook_path()}"
-        return Plan(_build(configured), root.recipient, root.body, configured.sender_id, callback)
-    channel = attempt.channel
-    if channel is None or not channel.enabled:
-        raise NotSendable("the fallback channel is missing or disabled")
-    to = root.fallback_email if channel.kind == "email" else root.recipient
-    if not to:
-        raise NotSendable(f"no fallback e-mail address was registered for the {channel.slug} channel")
-    return Plan(_build(channel), to, root.body, channel.sender_id)
-
-
-def _build(configured: ConnectionSender | FallbackChannel) -> Sender:
-    try:
-        return configured.build()
-    except ValueError as exc:
-        raise NotSendable(f"the send configuration is invalid: {exc}") from None
 
 
 def _after_send_error(attempt: Attempt, error: SendError, *, duration: float, now: datetime) -> None:
@@ -178,15 +133,7 @@ def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
     with transaction.atomic():
         if not _still_mine(attempt):
             return
-        detail, resend = "sent", None
-        if attempt.action in SMS_ACTIONS:
-            try:
-                resend = _register_resend(attempt, result, now=now)
-                detail = f"resent as message {resend.pk}"
-            except RegistrationConflict:
-                # The provider gave an id we know for another message: record the send, but do
-                # not attach that message's receipts to this chain.
-                detail = f"sent as {result.provider_message_id[:64]}, an id already registered for another message"
+        detail, resend = get_action(attempt.action).sent(attempt, result, now=now)
         Attempt.objects.filter(pk=attempt.pk).update(
             outcome=Attempt.Outcome.SUCCEEDED,
             resend=resend,
@@ -195,21 +142,6 @@ def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
             duration_ms=int(result.duration * 1000),
             finished_at=now,
         )
-        if attempt.action == Rule.Action.FALLBACK:
-            notify_fallback_sent(attempt, attempt.decision.message)
-
-
-def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> Message:
-    root = attempt.chain_root
-    assert attempt.connection is not None
-    registration = MessageRegistration(
-        connection=attempt.connection, provider_message_id=result.provider_message_id,
-        recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
-        client_reference=root.client_reference, submitted_at=now, chain_root=root,
-    )  # fmt: skip
-    with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
-        message, _ = message_register(registration)
-    return message
 
 
 def _fail(attempt: Attempt, why: str, *, now: datetime, duration: float | None = None) -> None:

@@ -1,8 +1,9 @@
-"""From an outbox event to a decision: the first matching rule decides, once per event.
+"""From an outbox event to a decision: the first matching rule decides, once per event, and its
+action (retries/actions/) says what that means.
 
-A retry or fallback is scheduled as an Attempt with a due time in the database (never a
-broker countdown). A `delivered` status anywhere in a message's attempt chain cancels the
-chain's scheduled attempts (no double OTP).
+A retry or fallback is scheduled as an Attempt with a due time in the database (never a broker
+countdown). A `delivered` status anywhere in a message's attempt chain cancels the chain's
+scheduled attempts (no double OTP).
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.services import alert_raise_for_decision
 from dlrconsole.lib.tasks import kick
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import NO_RECEIPT, Status
+from retries.actions.base import Action
+from retries.actions.registry import get_action
 from retries.models import Attempt, Decision, Rule
-from retries.notifications import notify_decision
+from retries.notifications import notify_failure_final, notify_retry_scheduled
 from retries.rule_cache import rule_cache
 
-# Skips that are not a failure the product must hear of: nothing more is owed to anybody.
-WHY_CHAIN_DELIVERED = "the chain was already delivered"
-WHY_ALREADY_RETRIED = "this message was already retried"
 # The attempt runner (retries/tasks.py), kicked when an attempt is due at once.
 RUN_DUE_ATTEMPTS = "retries.tasks.run_due_attempts"
-ATTEMPTING = (Rule.Action.RETRY_SAME, Rule.Action.RETRY_OTHER, Rule.Action.FALLBACK)
+Skip = Decision.SkipReason
 
 
 def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
@@ -44,24 +43,26 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> Decision:
     if seen == Status.DELIVERED:
         cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
     rule = first_matching_rule(message, seen)
-    made = attempts_made(root) if rule is not None and rule.action in ATTEMPTING else 0
-    decision = Decision(
-        message=message, outbox_event=event, rule=rule, created_at=now,
-        action=rule.action if rule else Rule.Action.NONE,
-    )  # fmt: skip
+    action = get_action(rule.action if rule else "none")
+    decision = Decision(message=message, outbox_event=event, rule=rule, action=action.slug, created_at=now)
+    made = attempts_made(root) if action.attempts else 0
     if rule is None:
         decision.state, decision.why = Decision.State.RECORDED, f"no rule matches {seen}"
-    elif rule.action in ATTEMPTING:
-        decision.state, decision.why = _schedule_state(rule, message, root, made, now)
+    elif action.attempts:
+        decision.state, decision.skip_reason, decision.why = _schedule_state(rule, action, message, root, made, now)
     else:
         decision.state, decision.why = Decision.State.RECORDED, f"rule “{rule.name}”"
     decision.save()
-    attempt = None
     if decision.state == Decision.State.SCHEDULED:
-        attempt = _schedule_attempt(decision, rule, message, root, made, now)  # type: ignore[arg-type]
-    notify_decision(decision, message=message, seen=seen, attempt=attempt, locked=True)
-    if decision.action == Rule.Action.ALERT:
-        alert_raise_for_decision(decision=decision, now=now)
+        assert rule is not None
+        attempt = _schedule_attempt(decision, rule, action, message, root, made, now)
+        if attempt is not None:
+            notify_retry_scheduled(attempt, message)
+    elif decision.state == Decision.State.SKIPPED:
+        if Skip(decision.skip_reason).tells_product:
+            notify_failure_final(message, decision.why, locked=True)
+    else:
+        action.decided(decision, message=message, seen=seen, now=now)
     return decision
 
 
@@ -108,23 +109,24 @@ def _deadline(rule: Rule, root: Message) -> datetime | None:
     return root.submitted_at + timedelta(seconds=rule.deadline_seconds)
 
 
-def _schedule_state(rule: Rule, message: Message, root: Message, made: int, now: datetime) -> tuple[str, str]:
+def _schedule_state(
+    rule: Rule, action: Action, message: Message, root: Message, made: int, now: datetime
+) -> tuple[str, str, str]:
+    """(state, skip reason, why) of a decision whose action would send again."""
     if chain_delivered(root):
-        return Decision.State.SKIPPED, WHY_CHAIN_DELIVERED
+        return Decision.State.SKIPPED, Skip.CHAIN_DELIVERED, "the chain was already delivered"
     if Attempt.objects.filter(idempotency_key=attempt_key(message)).exists():
         # A message is replaced once: a second failure status of the same message (a stronger
         # final after a weaker one) must not send a second copy.
-        return Decision.State.SKIPPED, WHY_ALREADY_RETRIED
+        return Decision.State.SKIPPED, Skip.ALREADY_RETRIED, "this message was already retried"
     if made >= rule.max_attempts:
-        return Decision.State.SKIPPED, f"{made} of {rule.max_attempts} attempts already made"
+        return Decision.State.SKIPPED, Skip.MAX_ATTEMPTS, f"{made} of {rule.max_attempts} attempts already made"
     deadline = _deadline(rule, root)
     if deadline is not None and _next_due(rule, made, now) > deadline:
-        return Decision.State.SKIPPED, f"past the {rule.deadline_seconds} s deadline"
-    if rule.action == Rule.Action.RETRY_OTHER and rule.target_connection_id is None:
-        return Decision.State.SKIPPED, "no other connection configured on the rule"
-    if rule.action == Rule.Action.FALLBACK and rule.fallback_channel_id is None:
-        return Decision.State.SKIPPED, "no fallback channel configured on the rule"
-    return Decision.State.SCHEDULED, f"rule “{rule.name}”: attempt {made + 1} of {rule.max_attempts}"
+        return Decision.State.SKIPPED, Skip.DEADLINE, f"past the {rule.deadline_seconds} s deadline"
+    if missing := action.missing_target(rule):
+        return Decision.State.SKIPPED, Skip.NO_TARGET, missing
+    return Decision.State.SCHEDULED, "", f"rule “{rule.name}”: attempt {made + 1} of {rule.max_attempts}"
 
 
 def attempt_key(message: Message) -> str:
@@ -133,7 +135,7 @@ def attempt_key(message: Message) -> str:
 
 
 def _schedule_attempt(
-    decision: Decision, rule: Rule, message: Message, root: Message, made: int, now: datetime
+    decision: Decision, rule: Rule, action: Action, message: Message, root: Message, made: int, now: datetime
 ) -> Attempt | None:
     try:
         # The unique key settles two decisions racing for the same message (two failure
@@ -141,14 +143,15 @@ def _schedule_attempt(
         with transaction.atomic():
             attempt = Attempt.objects.create(
                 decision=decision, chain_root=root, number=made + 1, idempotency_key=attempt_key(message),
-                due_at=_next_due(rule, made, now), action=rule.action, deadline_at=_deadline(rule, root),
-                connection_id=rule.target_connection_id if rule.action == Rule.Action.RETRY_OTHER
-                else message.connection_id if rule.action == Rule.Action.RETRY_SAME else None,
-                channel_id=rule.fallback_channel_id if rule.action == Rule.Action.FALLBACK else None,
+                due_at=_next_due(rule, made, now), action=action.slug, deadline_at=_deadline(rule, root),
+                **action.attempt_through(rule, message),
             )  # fmt: skip
     except IntegrityError:
-        decision.state, decision.why = Decision.State.SKIPPED, WHY_ALREADY_RETRIED
-        Decision.objects.filter(pk=decision.pk).update(state=decision.state, why=decision.why)
+        decision.state, decision.skip_reason = Decision.State.SKIPPED, Skip.ALREADY_RETRIED
+        decision.why = "this message was already retried"
+        Decision.objects.filter(pk=decision.pk).update(
+            state=decision.state, skip_reason=decision.skip_reason, why=decision.why
+        )
         return None
     if attempt.due_at <= now:
         transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))

@@ -9,21 +9,15 @@ from django.db import models
 from django.db.models import Q
 
 from dlrconsole.lib.history import AuditedHistory
+from retries.actions.registry import action_choices
 from retries.senders.base import Sender
 from retries.senders.registry import SENDERS, get_sender, sender_choices, validate_config
 
 
 class Rule(models.Model):
     """What to do when a message's status changes (or its receipt goes missing). Rules are tried
-    in `position` order; the first whose every non-empty criterion matches decides."""
-
-    class Action(models.TextChoices):
-        RETRY_SAME = "retry_same", "Retry on the same connection"
-        RETRY_OTHER = "retry_other", "Retry on another connection"
-        FALLBACK = "fallback", "Send through a fallback channel"
-        NOTIFY = "notify", "Notify the product"
-        ALERT = "alert", "Raise a support alert"
-        NONE = "none", "Nothing"
+    in `position` order; the first whose every non-empty criterion matches decides. What it does
+    is an action of retries/actions/."""
 
     name = models.CharField(max_length=120)
     position = models.PositiveIntegerField(default=100, help_text="Lower positions are tried first.")
@@ -35,7 +29,7 @@ class Rule(models.Model):
     statuses = models.JSONField(default=list, blank=True)
     error_classes = models.JSONField(default=list, blank=True)
     reasons = models.JSONField(default=list, blank=True)
-    action = models.CharField(max_length=16, choices=Action.choices)
+    action = models.CharField(max_length=16, choices=action_choices)
     target_connection = models.ForeignKey(
         "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="For 'retry on another connection'.",
@@ -88,8 +82,21 @@ class Decision(models.Model):
     class State(models.TextChoices):
         RECORDED = "recorded", "Recorded"  # notify, alert, nothing: no attempt to run
         SCHEDULED = "scheduled", "Attempt scheduled"
-        SKIPPED = "skipped", "Not acted on"  # max attempts reached, deadline passed, no target
+        SKIPPED = "skipped", "Not acted on"  # see `skip_reason`
         CANCELLED = "cancelled", "Cancelled"  # the chain was delivered meanwhile
+
+    class SkipReason(models.TextChoices):
+        # Nothing more is owed to anybody: the product is not told of these.
+        CHAIN_DELIVERED = "chain_delivered", "The chain was already delivered"
+        ALREADY_RETRIED = "already_retried", "This message was already retried"
+        # A retry was wanted and cannot happen: the failure is final, and the product is told.
+        MAX_ATTEMPTS = "max_attempts", "Every attempt the rule allows was made"
+        DEADLINE = "deadline", "Past the rule's deadline"
+        NO_TARGET = "no_target", "The rule names no connection or channel"
+
+        @property
+        def tells_product(self) -> bool:
+            return self not in (type(self).CHAIN_DELIVERED, type(self).ALREADY_RETRIED)
 
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="decisions")
     # Empty for a resend asked for by a person (`requested_by`) rather than decided by a rule.
@@ -100,8 +107,10 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
-    action = models.CharField(max_length=16, choices=Rule.Action.choices)
+    action = models.CharField(max_length=16, choices=action_choices)
     state = models.CharField(max_length=16, choices=State.choices)
+    # Why a decision was not acted on, as a choice code can test; `why` says it in words.
+    skip_reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True, default="")
     why = models.CharField(max_length=255)
     created_at = models.DateTimeField()
 
@@ -126,7 +135,7 @@ class Attempt(models.Model):
     idempotency_key = models.CharField(max_length=64, unique=True)
     # What to run, fixed when scheduled so that editing a rule later does not change an
     # attempt already promised: a resend through `connection`, or a send on `channel`.
-    action = models.CharField(max_length=16, choices=Rule.Action.choices, default=Rule.Action.RETRY_SAME)
+    action = models.CharField(max_length=16, choices=action_choices, default="retry_same")
     connection = models.ForeignKey(
         "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

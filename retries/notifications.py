@@ -2,60 +2,41 @@
 
 Each of message.delivered, message.failed and message.no_receipt is published at most once per
 message (callers hold the message's row lock, retries/decisions.py), so a stronger final after a
-weaker one, or a second worker, never tells the product twice. Only rules whose action is
-`notify` tell the product about a status; retries and fallbacks say what they did.
+weaker one, or a second worker, never tells the product twice. Only the `notify` action tells the
+product about a status; retries and fallbacks say what they did.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from receipts import statuses, store
+from receipts import store
 from receipts.models import Message
-from receipts.statuses import Status
 from retries.feed.models import FeedEvent
 from retries.feed.services import feed_publish
 
 if TYPE_CHECKING:
-    from retries.models import Attempt, Decision
+    from retries.models import Attempt
 
-DELIVERED = "message.delivered"
-FAILED = "message.failed"
-RETRY_SCHEDULED = "message.retry_scheduled"
-FALLBACK_SENT = "message.fallback_sent"
-NO_RECEIPT = "message.no_receipt"
-FAILURE_STATUSES = {Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
+Event = FeedEvent.Type
 
 
-def notify_decision(
-    decision: Decision, *, message: Message, seen: str, attempt: Attempt | None, locked: bool = False
-) -> None:
-    """`locked`: the caller holds the message's row lock already (decide does)."""
-    from retries.decisions import WHY_ALREADY_RETRIED, WHY_CHAIN_DELIVERED
-    from retries.models import Decision, Rule
+def notify_retry_scheduled(attempt: Attempt, message: Message) -> None:
+    notify_once(message, Event.RETRY_SCHEDULED, attempt_data(attempt), once=False)
 
-    if decision.state == Decision.State.SCHEDULED and attempt is not None:
-        notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
-        return
-    if decision.state == Decision.State.SKIPPED and decision.why not in (WHY_CHAIN_DELIVERED, WHY_ALREADY_RETRIED):
-        # A retry was wanted and cannot happen: the failure is final, and the product must know.
-        notify_once(message, FAILED, {"final": True, "why": decision.why}, locked=locked)
-    elif decision.action == Rule.Action.NOTIFY:
-        if seen == Status.DELIVERED:
-            notify_once(message, DELIVERED, locked=locked)
-        elif seen == statuses.NO_RECEIPT:
-            notify_once(message, NO_RECEIPT, locked=locked)
-        elif seen in FAILURE_STATUSES:
-            notify_once(message, FAILED, {"final": True, "why": decision.why}, locked=locked)
+
+def notify_failure_final(message: Message, why: str, *, locked: bool = False) -> None:
+    """A retry was wanted and cannot happen: the failure stands, and the product must know."""
+    notify_once(message, Event.FAILED, {"final": True, "why": why}, locked=locked)
 
 
 def notify_attempt_failed(attempt: Attempt, message: Message, why: str) -> None:
     """An attempt could not run or failed for good: the original's failure stands."""
-    notify_once(message, FAILED, {"final": True, "why": why} | attempt_data(attempt))
+    notify_once(message, Event.FAILED, {"final": True, "why": why} | attempt_data(attempt))
 
 
 def notify_fallback_sent(attempt: Attempt, message: Message) -> None:
-    notify_once(message, FALLBACK_SENT, attempt_data(attempt), once=False)
+    notify_once(message, Event.FALLBACK_SENT, attempt_data(attempt), once=False)
 
 
 def notify_once(
@@ -66,7 +47,8 @@ def notify_once(
     once: bool = True,
     locked: bool = False,
 ) -> None:
-    """Publish, in the caller's transaction; `once`: unless this message already had one."""
+    """Publish, in the caller's transaction; `once`: unless this message already had one.
+    `locked`: the caller holds the message's row lock already (a decision does)."""
     if once:
         if not locked:
             # The row lock serialises the check with a concurrent decision or attempt.

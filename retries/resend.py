@@ -16,9 +16,10 @@ from django.utils import timezone
 from dlrconsole.lib.tasks import kick
 from receipts import store
 from receipts.models import Message
+from retries.actions.retry_same import RetrySame
 from retries.decisions import RUN_DUE_ATTEMPTS, attempts_made
-from retries.models import Attempt, ConnectionSender, Decision, Rule
-from retries.notifications import RETRY_SCHEDULED, attempt_data, notify_once
+from retries.models import Attempt, ConnectionSender, Decision
+from retries.notifications import notify_retry_scheduled
 
 
 class ResendRefused(Exception):
@@ -38,7 +39,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
         resend_refusal(message)
         decision = Decision.objects.create(
             message=message, outbox_event=None, requested_by=user if user.is_authenticated else None,
-            action=Rule.Action.RETRY_SAME, state=Decision.State.SCHEDULED, created_at=now,
+            action=RetrySame.slug, state=Decision.State.SCHEDULED, created_at=now,
             why=f"resend requested by {user.get_username() or 'an API client'}"[:255],
         )  # fmt: skip
         made = attempts_made(root)
@@ -46,11 +47,11 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
             with transaction.atomic():
                 attempt = Attempt.objects.create(
                     decision=decision, chain_root=root, number=made + 1, idempotency_key=key, due_at=now,
-                    action=Rule.Action.RETRY_SAME, connection=message.connection,
+                    action=RetrySame.slug, connection=message.connection,
                 )  # fmt: skip
         except IntegrityError:
             raise ResendRefused("this resend was already requested") from None
-        notify_once(message, RETRY_SCHEDULED, attempt_data(attempt), once=False)
+        notify_retry_scheduled(attempt, message)
         transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))
     return attempt
 

@@ -51,7 +51,7 @@ def test_opt_outs_and_number_problems_are_never_retried_and_the_product_is_told(
 
 def test_a_route_problem_without_another_connection_says_so():
     decision = decide(event_for(failed("unroutable", "permanent"), "rejected"))
-    assert (decision.action, decision.state) == ("retry_other", "skipped")
+    assert (decision.action, decision.state, decision.skip_reason) == ("retry_other", "skipped", "no_target")
     assert "no other connection" in decision.why
 
 
@@ -69,14 +69,16 @@ def test_retries_stop_after_max_attempts():
         decide(event_for(failing, "undelivered"))
         failing = failed("absent_subscriber", "temporary", connection=original.connection, chain_root=original)
     decision = decide(event_for(failing, "undelivered"))
-    assert (decision.state, decision.why) == ("skipped", "3 of 3 attempts already made")
+    assert (decision.state, decision.skip_reason, decision.why) == (
+        "skipped", "max_attempts", "3 of 3 attempts already made",
+    )  # fmt: skip
     assert Attempt.objects.count() == 3
 
 
 def test_no_retry_past_the_deadline():
     message = failed("absent_subscriber", "temporary", submitted_at=timezone.now() - timedelta(minutes=59, seconds=30))
     decision = decide(event_for(message, "undelivered"))
-    assert decision.state == "skipped"
+    assert (decision.state, decision.skip_reason) == ("skipped", "deadline")
     assert "deadline" in decision.why
 
 
@@ -93,14 +95,14 @@ def test_delivered_anywhere_in_the_chain_cancels_scheduled_attempts():
 def test_a_late_failure_after_delivery_schedules_nothing():
     message = MessageFactory(status=Status.DELIVERED, reason="absent_subscriber", error_class="temporary")
     decision = decide(event_for(message, "undelivered"))
-    assert (decision.state, decision.why) == ("skipped", "the chain was already delivered")
+    assert (decision.state, decision.skip_reason) == ("skipped", "chain_delivered")
 
 
 def test_a_second_failure_status_of_the_same_message_sends_no_second_copy():
     message = failed("absent_subscriber", "temporary")
     first, second = decide(event_for(message, "failed")), decide(event_for(message, "undelivered"))
     assert (first.state, second.state) == ("scheduled", "skipped")
-    assert second.why == "this message was already retried"
+    assert second.skip_reason == "already_retried"
     assert Attempt.objects.count() == 1
 
 
@@ -162,3 +164,26 @@ def test_rules_refuse_what_cannot_match_with_a_reason(fields, field):
     with pytest.raises(ValidationError) as refused:
         rule.full_clean()
     assert field in refused.value.message_dict
+
+
+def test_a_wanted_retry_that_cannot_happen_tells_the_product_and_a_needless_one_does_not():
+    from retries.feed.models import FeedEvent, ProductEndpoint
+    from tests.factories import GENERIC_SECRET
+
+    ProductEndpoint.objects.create(name="product", url="http://127.0.0.1:9/feed", secret=GENERIC_SECRET)
+    unroutable = failed("unroutable", "permanent")
+    decide(event_for(unroutable, "rejected"))  # no target: the failure is final
+    delivered = MessageFactory(status=Status.DELIVERED, reason="absent_subscriber", error_class="temporary")
+    decide(event_for(delivered, "undelivered"))  # already delivered: nothing is owed
+    assert list(FeedEvent.objects.values_list("message", "type")) == [(unroutable.pk, "message.failed")]
+
+
+def test_an_action_an_app_registers_is_chosen_and_run_like_the_shipped_ones():
+    from alerts.models import Alert
+    from retries.actions.registry import action_choices
+
+    assert ("alert", "Raise a support alert") in action_choices()
+    Rule.objects.create(name="tell support", position=1, reasons=["blocked_content"], action="alert")
+    decision = decide(event_for(failed("blocked_content", "permanent"), "rejected"))
+    assert (decision.action, decision.state) == ("alert", "recorded")
+    assert Alert.objects.get().decision == decision

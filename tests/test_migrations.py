@@ -86,3 +86,32 @@ def test_the_outbox_and_the_feed_keep_their_rows_links_and_permissions_when_they
     assert list(product.permissions.values_list("content_type__app_label", "codename")) == [
         ("feed", "view_feeddelivery")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_skipped_decisions_get_their_skip_reason_from_the_words_they_were_recorded_with(migrator):
+    old = migrator.apply_initial_migration([("retries", "0009_feed_moves_to_its_app")])
+    now = timezone.now()
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    message = old.apps.get_model("receipts", "Message").objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now
+    )
+    Decision = old.apps.get_model("retries", "Decision")
+    words = {
+        "the chain was already delivered": "chain_delivered",
+        "this message was already retried": "already_retried",
+        "3 of 3 attempts already made": "max_attempts",
+        "past the 3600 s deadline": "deadline",
+        "no other connection configured on the rule": "no_target",
+        "no fallback channel configured on the rule": "no_target",
+    }
+    for why in words:
+        Decision.objects.create(message=message, action="retry_same", state="skipped", why=why, created_at=now)
+    Decision.objects.create(message=message, action="notify", state="recorded", why="rule “notify”", created_at=now)
+
+    new = migrator.apply_tested_migration([("retries", "0010_decision_skip_reason")])
+
+    migrated = dict(new.apps.get_model("retries", "Decision").objects.values_list("why", "skip_reason"))
+    assert migrated == {**words, "rule “notify”": ""}

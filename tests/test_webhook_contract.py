@@ -252,3 +252,28 @@ def test_nul_in_a_kept_header_is_400_not_a_storage_failure(client):
     )
     assert response.status_code == 400
     assert nothing_stored()
+
+
+def test_the_contract_is_documented_in_the_api_schema(admin_client):
+    schema = admin_client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    for path in ("/hooks/{slug}/", "/hooks/{slug}/{token}/"):
+        for method in ("get", "post"):
+            operation = schema["paths"][path][method]
+            assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "413", "503"}
+            assert operation.get("security", []) in ([], [{}])  # the provider's signature, no API credentials
+    stored = schema["components"]["schemas"]["WebhookStored"]["properties"]
+    assert {"received", "duplicates", "applied", "parked", "late", "same", "conflict"} <= set(stored)
+
+
+def test_the_answer_is_json_whatever_the_provider_accepts_and_only_get_and_post_are_taken(client):
+    message = MessageFactory()
+    body = generic_body(message.provider_message_id, "delivered")
+    headers = generic_headers(message.connection, body)
+    content_type = headers.pop("content-type")
+    response = client.post(
+        f"/hooks/{message.connection.slug}/", data=body, content_type=content_type, headers=headers,
+        HTTP_ACCEPT="text/html",
+    )  # fmt: skip
+    assert (response.status_code, response["Content-Type"]) == (200, "application/json")
+    assert client.options(f"/hooks/{message.connection.slug}/").status_code == 405
+    assert client.put(f"/hooks/{message.connection.slug}/").status_code == 405

@@ -13,7 +13,7 @@ from django.utils import timezone
 from receipts.models import Message, Receipt
 from retries.feed.models import FeedDelivery, ProductEndpoint
 from retries.feed.services import feed_publish
-from retries.models import Attempt, Decision, Rule
+from retries.models import Attempt, Decision
 from tests.console.conftest import HTMX
 from tests.factories import GENERIC_SECRET, MessageFactory
 
@@ -79,7 +79,7 @@ def test_a_form_encoded_payload_reads_one_field_per_line(support: Client) -> Non
 def test_the_timeline_shows_decisions_attempts_and_product_notifications(support: Client) -> None:
     message = _failed_message()
     now = timezone.now()
-    decision = Decision.objects.create(message=message, action=Rule.Action.RETRY_SAME, state=Decision.State.SCHEDULED,
+    decision = Decision.objects.create(message=message, action="retry_same", state=Decision.State.SCHEDULED,
                                        why="rule “absent”: attempt 1 of 3", created_at=now)  # fmt: skip
     Attempt.objects.create(decision=decision, chain_root=message, number=1, idempotency_key="k1", due_at=now,
                            outcome=Attempt.Outcome.FAILED, detail="gateway said no", finished_at=now)  # fmt: skip

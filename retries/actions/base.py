@@ -1,0 +1,71 @@
+"""The decision-action contract: what a rule's action does when it decides, and, for actions
+that send something again, what an attempt sends and what its success means.
+
+`retries/decisions.py` holds the flow every action shares (the rule, the deadline, the attempt
+count, telling the product that a wanted retry cannot happen); an action says only what is its
+own. A new action is one module with a subclass, plus its line in `registry.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from retries.senders.base import Sender
+
+# Actions are handed the records they act on and never import the models (which take their
+# choices from the registry): these imports are for the type checker only.
+if TYPE_CHECKING:
+    from receipts.models import Message
+    from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
+    from retries.senders.base import SendResult
+
+
+class NotSendable(Exception):
+    """Nothing to send with: a missing configuration, text or address. Permanent."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    sender: Sender
+    to: str
+    body: str
+    sender_id: str
+    status_callback_url: str = ""
+
+
+def build_sender(configured: ConnectionSender | FallbackChannel) -> Sender:
+    try:
+        return configured.build()
+    except ValueError as exc:
+        raise NotSendable(f"the send configuration is invalid: {exc}") from None
+
+
+class Action:
+    slug: ClassVar[str]
+    label: ClassVar[str]
+    # Sends something again through an Attempt (retries/attempts.py runs it): such actions are
+    # counted against the rule's maximum, delayed by its backoff and bounded by its deadline.
+    attempts: ClassVar[bool] = False
+
+    def missing_target(self, rule: Rule) -> str:
+        """Why `rule` cannot run this action (its target is not configured), or ""."""
+        return ""
+
+    def attempt_through(self, rule: Rule, message: Message) -> dict[str, int | None]:
+        """Where an attempt scheduled for `message` sends: fixed when it is scheduled, so that
+        editing the rule later does not change an attempt already promised."""
+        return {}
+
+    def decided(self, decision: Decision, *, message: Message, seen: str, now: datetime) -> None:
+        """After a decision that schedules nothing was recorded, in its transaction."""
+
+    def plan(self, attempt: Attempt) -> Plan:
+        """What an attempt sends, to whom, through which sender; NotSendable says why not."""
+        raise NotSendable(f"the {self.slug} action sends nothing")
+
+    def sent(self, attempt: Attempt, result: SendResult, *, now: datetime) -> tuple[str, Message | None]:
+        """What a successful send means, in the transaction recording it: the attempt's detail,
+        and the message it created, if any."""
+        return "sent", None

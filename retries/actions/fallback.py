@@ -1,0 +1,40 @@
+"""Send through a fallback channel (the rule's target): e-mail to the address the product
+registered, or a signed webhook the product turns into a voice call or an app push."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from retries.actions.base import Action, NotSendable, Plan, build_sender
+from retries.notifications import notify_fallback_sent
+
+if TYPE_CHECKING:
+    from receipts.models import Message
+    from retries.models import Attempt, Rule
+    from retries.senders.base import SendResult
+
+
+class Fallback(Action):
+    slug = "fallback"
+    label = "Send through a fallback channel"
+    attempts: ClassVar[bool] = True
+
+    def missing_target(self, rule: Rule) -> str:
+        return "" if rule.fallback_channel_id else "no fallback channel configured on the rule"
+
+    def attempt_through(self, rule: Rule, message: Message) -> dict[str, int | None]:
+        return {"channel_id": rule.fallback_channel_id}
+
+    def plan(self, attempt: Attempt) -> Plan:
+        root, channel = attempt.chain_root, attempt.channel
+        if channel is None or not channel.enabled:
+            raise NotSendable("the fallback channel is missing or disabled")
+        to = root.fallback_email if channel.kind == "email" else root.recipient
+        if not to:
+            raise NotSendable(f"no fallback e-mail address was registered for the {channel.slug} channel")
+        return Plan(build_sender(channel), to, root.body, channel.sender_id)
+
+    def sent(self, attempt: Attempt, result: SendResult, *, now: datetime) -> tuple[str, Message | None]:
+        notify_fallback_sent(attempt, attempt.decision.message)
+        return "sent", None

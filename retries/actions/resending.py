@@ -1,0 +1,62 @@
+"""What both SMS retries share: resend the original's text to the original's number through a
+connection's send API, and register the resend as a new message of the chain, whose receipts
+then take the normal path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+
+from receipts.models import Message
+from receipts.phones import PhoneNumber
+from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from retries.actions.base import Action, NotSendable, Plan, build_sender
+
+if TYPE_CHECKING:
+    from retries.models import Attempt
+    from retries.senders.base import SendResult
+
+
+class Resend(Action):
+    attempts: ClassVar[bool] = True
+
+    def plan(self, attempt: Attempt) -> Plan:
+        root, connection = attempt.chain_root, attempt.connection
+        if connection is None:
+            raise NotSendable("no connection to resend through")
+        try:
+            configured = connection.sender
+        except ObjectDoesNotExist:
+            configured = None
+        if configured is None or not configured.enabled:
+            raise NotSendable(f"connection {connection.slug} has no send API configured")
+        if not root.body:
+            raise NotSendable("no message text is kept for this message (not registered, or erased)")
+        callback = connection.public_url or f"{settings.PUBLIC_BASE_URL}{connection.webhook_path()}"
+        return Plan(build_sender(configured), root.recipient, root.body, configured.sender_id, callback)
+
+    def sent(self, attempt: Attempt, result: SendResult, *, now: datetime) -> tuple[str, Message | None]:
+        try:
+            resend = _register_resend(attempt, result, now=now)
+        except RegistrationConflict:
+            # The provider gave an id we know for another message: record the send, but do not
+            # attach that message's receipts to this chain.
+            return f"sent as {result.provider_message_id[:64]}, an id already registered for another message", None
+        return f"resent as message {resend.pk}", resend
+
+
+def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> Message:
+    root = attempt.chain_root
+    assert attempt.connection is not None
+    registration = MessageRegistration(
+        connection=attempt.connection, provider_message_id=result.provider_message_id,
+        recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
+        client_reference=root.client_reference, submitted_at=now, chain_root=root,
+    )  # fmt: skip
+    with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
+        message, _ = message_register(registration)
+    return message
