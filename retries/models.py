@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 
 from dlrconsole.lib.history import AuditedHistory
+from receipts.reasons import REASONS, ErrorClass
+from receipts.statuses import NO_RECEIPT, Status
 from retries.actions.registry import action_choices
 from retries.senders.base import Sender
 from retries.senders.registry import SENDERS, get_sender, sender_choices, validate_config
@@ -53,9 +55,6 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from receipts.reasons import REASONS, ErrorClass
-        from receipts.statuses import NO_RECEIPT, Status
-
         allowed = {
             "statuses": {*Status.values, NO_RECEIPT},
             "error_classes": set(ErrorClass.values),

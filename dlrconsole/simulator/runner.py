@@ -69,6 +69,8 @@ def load_targets(slugs: Sequence[str], *, private_keys: Mapping[str, str] | None
 
     `private_keys` maps a provider kind to the key that signs for it where the connection only
     holds the provider's public key (Telnyx)."""
+    # Not at the top: the simulator is an installed app whose package imports this module
+    # while Django is still loading the apps, before any model may be imported.
     from receipts.models import Connection
 
     targets = []
