@@ -190,6 +190,17 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"DLR_TRUSTED_PROXIES must be comma-separated IP networks: {exc}") from None
 
+# Outbound calls (send APIs, fallback webhooks, the product feed, SNS) never reach loopback,
+# link-local, private, reserved, multicast or unspecified addresses (dlrconsole/lib/outbound.py)
+# unless their network is listed here (comma-separated CIDRs), e.g. an SMS gateway on the private
+# network. Empty by default; the tests and the demo list loopback, where their peers run.
+try:
+    DLR_OUTBOUND_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(n, strict=False) for n in env_list("DLR_OUTBOUND_ALLOWED_NETWORKS", "")
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DLR_OUTBOUND_ALLOWED_NETWORKS must be comma-separated IP networks: {exc}") from None
+
 # How long a web process may use a connection (its secrets, whether it is enabled) before
 # reading it again; changes made in this process apply at once.
 DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
@@ -251,6 +262,30 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 30)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60)
+# Budgets and timeouts compose: a periodic pass (attempts, the feed) starts a request only if it
+# can finish it before the soft limit less this margin, kept to record it and release what the
+# pass still holds (dlrconsole/lib/outbound.py: pass_deadline).
+DLR_PASS_MARGIN_SECONDS = env_int("DLR_PASS_MARGIN_SECONDS", 5)
+# The product feed's timeouts for one POST (connect, then each read; the whole reply is bounded
+# by their sum).
+DLR_FEED_CONNECT_TIMEOUT_SECONDS = env_int("DLR_FEED_CONNECT_TIMEOUT_SECONDS", 3)
+DLR_FEED_READ_TIMEOUT_SECONDS = env_int("DLR_FEED_READ_TIMEOUT_SECONDS", 15)
+# The most a sender's settings may ask for, connect and read timeouts together (defaults 3 + 10).
+DLR_SEND_TIMEOUT_MAX_SECONDS = env_int("DLR_SEND_TIMEOUT_MAX_SECONDS", 20)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_TASK_SOFT_TIME_LIMIT must be positive and below CELERY_TASK_TIME_LIMIT")
+if min(DLR_PASS_MARGIN_SECONDS, DLR_FEED_CONNECT_TIMEOUT_SECONDS, DLR_FEED_READ_TIMEOUT_SECONDS) <= 0:
+    raise ImproperlyConfigured("DLR_PASS_MARGIN_SECONDS and the feed's timeouts must be positive")
+for _name, _longest in (
+    ("DLR_FEED_CONNECT_TIMEOUT_SECONDS + DLR_FEED_READ_TIMEOUT_SECONDS",
+     DLR_FEED_CONNECT_TIMEOUT_SECONDS + DLR_FEED_READ_TIMEOUT_SECONDS),
+    ("DLR_SEND_TIMEOUT_MAX_SECONDS", DLR_SEND_TIMEOUT_MAX_SECONDS),
+):  # fmt: skip
+    if _longest <= 0 or _longest + DLR_PASS_MARGIN_SECONDS > CELERY_TASK_SOFT_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"{_name} ({_longest} s) plus DLR_PASS_MARGIN_SECONDS ({DLR_PASS_MARGIN_SECONDS} s) must fit in "
+            f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT} s): a pass could never make that request"
+        )
 # A webhook must never wait on the broker: publishing gives up fast and the outbox sweeper
 # re-dispatches whatever was not published.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1

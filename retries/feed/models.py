@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.outbound import validate_outbound_url
 from dlrconsole.lib.standard_webhooks import validate_secret
 
 __all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
@@ -38,7 +39,8 @@ class ProductEndpoint(models.Model):
     """One URL of the product that receives the feed, with its own signing secret."""
 
     name = models.CharField(max_length=120)
-    url = models.URLField(max_length=500)
+    # Never an address we do not call (dlrconsole/lib/outbound.py), checked again on every POST.
+    url = models.URLField(max_length=500, validators=[validate_outbound_url])
     secret = models.CharField(max_length=120, validators=[validate_feed_secret])
     # Empty: every event type.
     event_types = models.JSONField(default=list, blank=True, validators=[validate_event_types])

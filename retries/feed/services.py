@@ -29,10 +29,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from dlrconsole.lib import outbound
 from dlrconsole.lib.standard_webhooks import signed_headers
 from dlrconsole.lib.tasks import kick
 from receipts.errors import describe_reason
@@ -52,8 +54,6 @@ SCHEDULE = (
     timedelta(hours=20),
     timedelta(hours=24),
 )
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 15.0
 # A claimed delivery is due again after this if its worker died mid-POST: above the timeouts.
 LEASE = timedelta(seconds=60)
 # Retry-After is honoured on these, up to a bound: a product cannot park the feed for a week.
@@ -174,19 +174,25 @@ class PostResult:
 
 
 def feed_post(*, url: str, headers: dict[str, str], body: bytes, session: requests.Session | None = None) -> PostResult:
-    """One POST; never raises. Errors name the failure, never the URL or the headers. A pass's
-    `session` keeps connections to an endpoint open across its deliveries."""
+    """One POST through the outbound guard; never raises. Errors name the failure, never the
+    URL, the headers or anything the endpoint answered. A pass's `session` keeps connections to
+    an endpoint open across its deliveries."""
     started = time.monotonic()
     try:
-        response = (session or requests).post(
-            url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False
-        )
+        reply = outbound.call("POST", url, data=body, headers=headers, timeout=feed_timeouts(), session=session)
+    except outbound.DestinationRefused as exc:
+        return PostResult(None, f"refused: {exc}"[:255], _ms_since(started))
     except requests.Timeout:
         return PostResult(None, "timed out", _ms_since(started))
     except requests.RequestException as exc:
         return PostResult(None, f"request failed: {type(exc).__name__}", _ms_since(started))
-    error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return PostResult(response.status_code, error, _ms_since(started), response.headers.get("retry-after", ""))
+    error = "" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
+    return PostResult(reply.status_code, error, _ms_since(started), reply.headers.get("retry-after", ""))
+
+
+def feed_timeouts() -> tuple[float, float]:
+    """(connect, read) for one POST; settings.py fits their sum inside a pass."""
+    return (float(settings.DLR_FEED_CONNECT_TIMEOUT_SECONDS), float(settings.DLR_FEED_READ_TIMEOUT_SECONDS))
 
 
 def _ms_since(started: float) -> int:
@@ -199,7 +205,7 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: floa
     Claimed deliveries left when the budget runs out are released, not left to their lease."""
     started = time.monotonic()
     attempted = 0
-    with requests.Session() as session:
+    with outbound.OutboundSession() as session:
         while True:
             current = now or timezone.now()
             ids = _claim_due(current, limit)

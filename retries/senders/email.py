@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from email.utils import make_msgid
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.core.validators import validate_email
@@ -36,6 +37,18 @@ class EmailSender(Sender):
                 raise ValueError("from_email is not a valid e-mail address") from None
         if config.get("port") not in (None, "") and not str(config["port"]).isdigit():
             raise ValueError("port must be a number")
+        if config.get("timeout") not in (None, ""):
+            try:
+                timeout = float(config["timeout"])
+            except (TypeError, ValueError):
+                raise ValueError("timeout must be a number of seconds") from None
+            if not 0 < timeout <= settings.DLR_SEND_TIMEOUT_MAX_SECONDS:
+                raise ValueError(f"timeout must be between 0 and {settings.DLR_SEND_TIMEOUT_MAX_SECONDS} seconds")
+
+    @property
+    def longest(self) -> float:
+        # Each SMTP exchange waits at most this long; a pass plans for one such wait.
+        return float(self.config.get("timeout") or DEFAULT_SMTP_TIMEOUT)
 
     def _connection(self) -> Any:
         kwargs: dict[str, Any] = {"timeout": float(self.config.get("timeout") or DEFAULT_SMTP_TIMEOUT)}
@@ -81,4 +94,5 @@ class EmailSender(Sender):
         except (smtplib.SMTPException, OSError) as exc:
             # Connection refused, timeouts and 4xx SMTP replies are all worth another try.
             raise SendError(f"mail server unavailable ({type(exc).__name__})", permanent=False) from None
-        return SendResult(message_id, f"sent to {to}", time.monotonic() - started)
+        # Not the address: the summary is shown where the recipient's details are masked.
+        return SendResult(message_id, f"sent as {message_id}", time.monotonic() - started)
