@@ -242,11 +242,28 @@ class OutboxEvent(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatch_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # A consumer that raised on this event (a poison event) rolled back what it wrote; the event
+    # is tried again at `retry_at`, after a backoff, and after too many failures parked as failed
+    # (`failed_at`): no longer tried, listed in the admin, counted (receipts/outbox.py).
+    # Defaults in the database too: the store's hot-path INSERT names only the columns it sets.
+    failures = models.PositiveIntegerField(default=0, db_default=0)
+    last_error = models.CharField(
+        max_length=255, blank=True, default="", db_default="", help_text="The exception's class and masked message."
+    )
+    retry_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
-            # The sweeper's scan: only unprocessed rows, by when they were handed to the broker.
-            models.Index(fields=["dispatched_at"], name="outbox_pending_idx", condition=Q(processed_at__isnull=True)),
+            # The sweeper's scan: only rows still to process (neither processed nor parked), by
+            # when they were handed to the broker.
+            models.Index(
+                fields=["dispatched_at"],
+                name="outbox_pending_idx",
+                condition=Q(processed_at__isnull=True, failed_at__isnull=True),
+            ),
+            # The admin's and monitoring's count of parked events.
+            models.Index(fields=["failed_at"], name="outbox_failed_idx", condition=Q(failed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
