@@ -233,3 +233,10 @@ def test_the_allowlist_must_be_networks() -> None:
         DLR_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8,intranet"
     )
     assert settings_error(DLR_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8, ::1/128") == ""
+
+
+def test_timeouts_that_cannot_fit_inside_the_soft_time_limit_are_refused_at_start_up() -> None:
+    assert "must fit in CELERY_TASK_SOFT_TIME_LIMIT (15 s)" in settings_error(CELERY_TASK_SOFT_TIME_LIMIT="15")
+    assert "DLR_SEND_TIMEOUT_MAX_SECONDS (40 s)" in settings_error(DLR_SEND_TIMEOUT_MAX_SECONDS="40")
+    assert "below CELERY_TASK_TIME_LIMIT" in settings_error(CELERY_TASK_SOFT_TIME_LIMIT="90")
+    assert settings_error(CELERY_TASK_SOFT_TIME_LIMIT="50", DLR_SEND_TIMEOUT_MAX_SECONDS="40") == ""
