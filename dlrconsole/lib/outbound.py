@@ -179,7 +179,7 @@ def _connect(host: str, port: int, timeout: Any, source_address: tuple[str, int]
         try:
             for option in options or ():
                 sock.setsockopt(*option)
-            if timeout is not _DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT and timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -193,6 +193,20 @@ def _connect(host: str, port: int, timeout: Any, source_address: tuple[str, int]
     if refused:
         raise _Refused(_unreachable(refused))
     raise OSError("the name resolved to no address")
+
+
+def connect(host: str, port: int, timeout: float, source_address: tuple[str, int] | None = None) -> socket.socket:
+    """A TCP connection to an allowed address of `host` (for peers that are not HTTP: a fallback
+    channel's mail server). Raises DestinationRefused, or OSError as socket.create_connection."""
+    try:
+        return _connect(host, port, timeout, source_address, None)
+    except _Refused as exc:
+        raise DestinationRefused(str(exc)) from None
+
+
+def host_problem(host: str) -> str:
+    """What is wrong with `host` (a name or an address, not a URL) as a peer, or "" (no lookup)."""
+    return url_problem(f"http://{host}/") if ":" not in host else url_problem(f"http://[{host.strip('[]')}]/")
 
 
 class _GuardedConnection(HTTPConnection):
