@@ -8,6 +8,15 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dlrconsole")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
+# Keys for the tests only, set in the environment so that the worker processes some tests start
+# read the same ones.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-never-used-anywhere-else-0123456789")
+os.environ.setdefault("DLR_SECRETS_KEYS", "dGVzdHMtb25seS1zZWNyZXRzLWtleS0wMTIzNDU2Nzg=")
+# The suite talks plain HTTP to its own servers on loopback.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from dlrconsole.settings import *  # noqa: F403
 from dlrconsole.settings import DATABASES

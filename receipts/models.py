@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.secrets_at_rest import EncryptedJSONField
 from receipts.providers.registry import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import NO_RECEIPT, ReceiptOutcome, Status
@@ -47,7 +48,7 @@ class Connection(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # Several secrets are accepted at once so a provider's key can be rotated without losing
     # receipts signed with the old one while the change propagates.
-    secrets = models.JSONField(default=list, validators=[_validate_secrets])
+    secrets = EncryptedJSONField(default=list, validators=[_validate_secrets])
     # URL-signed schemes (Twilio) sign the URL the provider called, which differs from the one
     # Django sees behind a TLS-terminating proxy; when set, verification uses this instead.
     public_url = models.URLField(blank=True, max_length=500)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dlrconsole import roles
 from tests.factories import user_in_role
+from tests.settings_probe import PRODUCTION, settings_with
 
 pytestmark = pytest.mark.django_db
 
@@ -118,27 +114,11 @@ def test_the_admins_password_pages_keep_the_admin_look(admin_client: Client):
     assert "registration/password_change.html" not in used
 
 
-def _settings_with(env: dict[str, str], expression: str) -> str:
-    """Evaluate `expression` on the settings module in a fresh interpreter with `env`."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"}}
-    code = f"from django.conf import settings as s; print({expression})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings", **env},
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
-
-
 def test_cookies_are_secure_when_debug_is_off():
-    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "dlr.example.com"}
-    assert _settings_with(production, "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE") == "True True"
-    assert _settings_with(production, "s.SESSION_COOKIE_HTTPONLY") == "True"
+    assert settings_with(PRODUCTION, "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE") == "True True"
+    assert settings_with(PRODUCTION, "s.SESSION_COOKIE_HTTPONLY") == "True"
 
 
 def test_login_throttling_is_configured_from_the_environment():
     env = {"LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60"}
-    assert _settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
+    assert settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
