@@ -330,27 +330,69 @@ def test_cert_url_off_the_sns_hosts_is_refused_without_any_fetch(cert_server: Lo
     assert cert_server.seen == []
 
 
-@pytest.mark.parametrize(
-    ("url", "allowed"),
-    [
-        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://sns.eu-west-3.amazonaws.com/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://SNS.US-EAST-1.AMAZONAWS.COM/SimpleNotificationService-9c6465fa.pem", True),
-        ("http://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa.pem", False),
-        ("https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-9c6465fa.pem", False),
-        ("https://sns.us-east-1.amazonaws.com.evil.example/cert.pem", False),
-        ("https://sns.us-east-1.amazonaws.com@evil.example/cert.pem", False),
-        ("https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", False),
-        ("https://s3.us-east-1.amazonaws.com/cert.pem", False),
-        ("https://sns.amazonaws.com/cert.pem", False),
-        ("https://sns.us-east-1.amazonaws.com\\@evil.example/cert.pem", False),
-    ],
-)
-def test_production_settings_allow_only_https_sns_hosts(settings: Any, url: str, allowed: bool) -> None:
+# Only sns.<region>.amazonaws.com (and .amazonaws.com.cn in China) may serve certificates and
+# confirmations. Other names under amazonaws.com can be anyone's: an S3 bucket called `sns` is
+# sns.s3.amazonaws.com, and API Gateway, ELB and EC2 give customers names there too.
+SNS_HOSTS = [
+    ("sns.us-east-1.amazonaws.com", True),
+    ("sns.eu-west-3.amazonaws.com", True),
+    ("sns.ap-southeast-2.amazonaws.com", True),
+    ("sns.us-gov-west-1.amazonaws.com", True),
+    ("sns.cn-north-1.amazonaws.com.cn", True),
+    ("sns.cn-northwest-1.amazonaws.com.cn", True),
+    ("SNS.US-EAST-1.AMAZONAWS.COM", True),  # the same host: DNS names are case-insensitive
+    ("sns.s3.amazonaws.com", False),  # the S3 bucket `sns`, virtual-hosted
+    ("sns.s3-us-west-2.amazonaws.com", False),  # the bucket on a legacy regional S3 endpoint
+    ("sns.s3.us-east-1.amazonaws.com", False),
+    ("sns.execute-api.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.elb.amazonaws.com", False),
+    ("SNS.S3.AMAZONAWS.COM", False),
+    ("sns.us-east-1.amazonaws.com.evil.test", False),
+    ("sns.us-east-1.amazonaws.com.", False),
+    ("xsns.us-east-1.amazonaws.com", False),
+    ("sns-us-east-1.amazonaws.com", False),
+    ("sns.us-east-1xamazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com.cn.evil.test", False),
+    ("sns.amazonaws.com", False),
+    ("sns..amazonaws.com", False),
+    ("s3.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com:443", False),
+    ("sns.us-east-1.amazonaws.com:8443", False),
+    ("attacker@sns.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com@evil.test", False),
+    ("sns.us-east-1.amazonaws.com\\@evil.test", False),
+]
+
+
+@pytest.mark.parametrize(("host", "allowed"), SNS_HOSTS, ids=[host for host, _ in SNS_HOSTS])
+def test_production_settings_allow_only_https_sns_region_hosts(settings: Any, host: str, allowed: bool) -> None:
     settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
     settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
-    assert sns_signature.is_sns_url(url) is allowed
+    assert sns_signature.is_sns_url(f"https://{host}/SimpleNotificationService-9c6465fa.pem") is allowed
+    assert sns_signature.is_sns_url(f"http://{host}/SimpleNotificationService-9c6465fa.pem") is False
+
+
+@pytest.mark.parametrize("host", [host for host, allowed in SNS_HOSTS if not allowed])
+def test_production_settings_do_not_confirm_a_subscription_off_the_sns_region_hosts(settings: Any, host: str) -> None:
+    # Refused before any request: nothing listens on these names in a test run anyway.
+    settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
+    settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
+    assert confirm_sns_subscription(f"https://{host}/?Action=ConfirmSubscription&TopicArn={TOPIC}") is False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem",
+        "https://evil.example/?u=https://sns.us-east-1.amazonaws.com/cert.pem",
+        "https://sns.us-east-1.amazonaws.com\t/cert.pem",
+        "//sns.us-east-1.amazonaws.com/cert.pem",
+    ],
+)
+def test_production_settings_refuse_urls_that_only_mention_an_sns_host(settings: Any, url: str) -> None:
+    settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
+    settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
+    assert sns_signature.is_sns_url(url) is False
 
 
 def test_certificate_is_fetched_once_for_many_notifications(cert_server: LoopbackServer) -> None:
