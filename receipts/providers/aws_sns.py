@@ -25,11 +25,10 @@ receipts.tasks.confirm_sns_subscription.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from receipts.providers import sns_signature
@@ -40,6 +39,8 @@ from receipts.providers.base import (
     SignatureError,
     TokenAuthenticated,
     WebhookRequest,
+    loads_json,
+    parse_unix_time,
 )
 from receipts.statuses import FAILURE_STATUSES, Status
 
@@ -146,7 +147,9 @@ class AwsSnsAdapter(TokenAuthenticated):
                 # AWS gives no error code: the event type is the reason the catalog keys on.
                 error_code=event_type if status in FAILURE_STATUSES else "",
                 error_description=description[:255] if isinstance(description, str) else "",
-                provider_timestamp=parse_event_time(event.get("eventTimestamp")),
+                # eventTimestamp: milliseconds since the epoch. An unreadable one is dropped, not
+                # refused: SNS takes a 4xx as delivered, so a refusal would lose the receipt.
+                provider_timestamp=parse_unix_time(event.get("eventTimestamp"), per_second=1000),
                 # A retried delivery keeps its MessageId: the dedupe key.
                 event_id=envelope["MessageId"],
             )
@@ -176,10 +179,7 @@ def read_envelope(request: WebhookRequest) -> dict[str, Any]:
 def read_event(message: object) -> dict[str, Any]:
     if not isinstance(message, str):
         raise PayloadError("Message is missing")
-    try:
-        event = json.loads(message)
-    except ValueError:
-        raise PayloadError("Message is not an End User Messaging event (JSON)") from None
+    event = loads_json(message, what="Message")
     if not isinstance(event, dict):
         raise PayloadError("Message is not an End User Messaging event (a JSON object)")
     return event
@@ -196,18 +196,6 @@ def parse_timestamp(value: object) -> datetime:
     if parsed.tzinfo is None:
         raise SignatureError("Timestamp carries no time zone")
     return parsed
-
-
-def parse_event_time(value: object) -> datetime | None:
-    """eventTimestamp: Unix time in milliseconds."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError("eventTimestamp must be milliseconds since the epoch")
-    try:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadError("eventTimestamp is out of range") from None
 
 
 adapter = AwsSnsAdapter()

@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -83,15 +84,70 @@ class WebhookRequest:
             raise PayloadError("body is not application/x-www-form-urlencoded") from None
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, ValueError):
-            raise PayloadError("body is not valid JSON") from None
-        except RecursionError:  # '[' * 100000 fits in the size limit
-            raise PayloadError("body is nested too deeply") from None
+        return loads_json(self.body, what="body")
+
+
+# No provider sends a number beyond 64 bits (20 digits); Python would read thousands of digits
+# (slowly: its conversion is quadratic) and then fail wherever the number is used.
+MAX_JSON_INT_DIGITS = 20
+
+
+def loads_json(text: str | bytes, *, what: str) -> Any:
+    """JSON as RFC 8259 has it: NaN, Infinity, numbers that overflow a float (1e400) and
+    integers longer than MAX_JSON_INT_DIGITS are refused (400), which Python's json reads."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except (UnicodeDecodeError, ValueError):
+        raise PayloadError(f"{what} is not valid JSON") from None
+    except RecursionError:  # '[' * 100000 fits in the size limit
+        raise PayloadError(f"{what} is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise PayloadError(f"JSON has no {name}: a number is out of range")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError("a number is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise PayloadError(f"a number has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
 
 
 FIELD_LIMITS = {"provider_message_id": 128, "provider_status": 64, "error_code": 32, "error_description": 255}
+DEDUPE_KEY_LENGTH = 128  # Receipt.dedupe_key
+# A provider's time is kept only between these: earlier, it is a placeholder (the epoch, year 1,
+# a two-digit year read in the wrong century), never when a message of ours changed; further
+# ahead of our clock than a day (carrier clocks in local time read as UTC are off by up to
+# 14 h), it is a wrong clock. Outside them it is dropped, not refused, as an unreadable time
+# is: the raw body keeps it. The bounds also keep every stored time far from the ends of what
+# Python and psycopg can read back (years 1 and 9999) in any display zone.
+EARLIEST_PROVIDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+PROVIDER_CLOCK_AHEAD = timedelta(days=1)
+
+
+def provider_time(value: datetime | None, *, now: datetime | None = None) -> datetime | None:
+    """`value` in UTC when it is a plausible time for a receipt arriving `now`, else None.
+
+    A time without a zone is read as UTC. Converting is what keeps an offset PostgreSQL refuses
+    (beyond ±15:59) or an instant outside years 1 to 9999 in UTC out of the database.
+    """
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 once in UTC
+        return None
+    latest = (now or datetime.now(UTC)) + PROVIDER_CLOCK_AHEAD
+    return utc if EARLIEST_PROVIDER_TIME <= utc <= latest else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +159,8 @@ class ReceiptEvent:
     status: Status
     error_code: str = ""
     error_description: str = ""
+    # When it happened, by the provider's clock: kept in UTC, and only when plausible
+    # (provider_time); every adapter's times go through here.
     provider_timestamp: datetime | None = None
     # The provider's own id for this event, when it gives one; the dedupe key then.
     event_id: str = ""
@@ -115,6 +173,7 @@ class ReceiptEvent:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "provider_timestamp", provider_time(self.provider_timestamp))
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
             if len(getattr(self, name)) > limit:
@@ -132,8 +191,12 @@ class ReceiptEvent:
                 raise PayloadError(f"{name} is not valid Unicode") from None
 
     def dedupe_key(self) -> str:
+        if len(self.event_id) > DEDUPE_KEY_LENGTH:
+            # Cut to the column, two long ids sharing their first 128 characters would be one
+            # event, the second dropped as a retry; the hash is as stable and stays distinct.
+            return "sha256:" + hashlib.sha256(self.event_id.encode()).hexdigest()
         if self.event_id:
-            return self.event_id[:128]
+            return self.event_id
         # Without an event id, a retry of the same event is recognised by the fields that
         # identify it; the separator cannot appear in any of them un-escaped by json.
         identity = json.dumps(
@@ -264,3 +327,32 @@ def parse_iso_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Unix seconds have 10 digits until 2286; 12 digits reach year 33658, far past anything we keep.
+MAX_UNIX_TIME_DIGITS = 12
+
+
+def unix_seconds(text: str) -> int | None:
+    """A Unix time written as at most MAX_UNIX_TIME_DIGITS ASCII digits, else None.
+
+    For the times signatures cover (a header, a signed field): `int()` would also take "+1",
+    " 1", "1_0", other scripts' digits and numbers too large to subtract from a float clock.
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_UNIX_TIME_DIGITS):
+        return None
+    return int(text)
+
+
+def parse_unix_time(value: object, *, per_second: int = 1) -> datetime | None:
+    """A provider's Unix time (a JSON number, or digits in a form or query), in seconds or in
+    `per_second` units (1000: milliseconds), as an aware UTC datetime. Anything else, or a
+    value no datetime can hold, is dropped, not refused: the raw body keeps it."""
+    if isinstance(value, str):
+        value = unix_seconds(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    try:
+        return datetime.fromtimestamp(value / per_second, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

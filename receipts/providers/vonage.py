@@ -32,6 +32,7 @@ from receipts.providers.base import (
     WebhookRequest,
     constant_time_equal,
     require_secrets,
+    unix_seconds,
 )
 from receipts.statuses import Status
 
@@ -130,10 +131,9 @@ class VonageAdapter(ProviderAdapter):
         given = params.get("sig", "").lower()
         if not given:
             raise SignatureError("missing sig parameter")
-        try:
-            timestamp = int(params.get("timestamp", ""))
-        except ValueError:
-            raise SignatureError("missing or malformed timestamp parameter") from None
+        timestamp = unix_seconds(params.get("timestamp", ""))
+        if timestamp is None:
+            raise SignatureError("missing or malformed timestamp parameter")
         # Vonage's Java SDK refuses a timestamp more than 5 minutes from now, either way. Its docs
         # do not say whether a retried receipt is signed afresh; the 401s would show if not.
         if abs(self.clock() - timestamp) > TOLERANCE_SECONDS:

@@ -136,6 +136,9 @@ class TimestampedProviderSecuritySuite(SignedProviderSecuritySuite):
 
     now: ClassVar[int]
     tolerance_seconds: ClassVar[int]
+    # Signed times no clock reads: before the epoch, the epoch, year 33658, 64 bits, 401 digits.
+    # A scheme that cannot write one (SNS's ISO time stops at year 9999) narrows the list.
+    far_timestamps: ClassVar[tuple[int, ...]] = (-1, 0, 10**12, 10**19, 10**400)
 
     def test_timestamp_older_than_the_tolerance_is_refused(self) -> None:
         request = self.signed(timestamp=self.now - self.tolerance_seconds - 1)
@@ -150,3 +153,8 @@ class TimestampedProviderSecuritySuite(SignedProviderSecuritySuite):
     @pytest.mark.parametrize("direction", [-1, 1], ids=["past", "future"])
     def test_timestamp_within_the_tolerance_verifies(self, direction: int) -> None:
         self.verify(self.signed(timestamp=self.now + direction * (self.tolerance_seconds - 1)), [self.secret])
+
+    def test_signed_timestamp_beyond_any_clock_is_a_signature_refusal_not_a_crash(self) -> None:
+        for timestamp in self.far_timestamps:
+            with pytest.raises(SignatureError):
+                self.verify(self.signed(timestamp=timestamp), [self.secret])

@@ -21,10 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from django.http import HttpResponse
+from django.test import Client
 
 from dlrconsole import settings as project_settings
 from dlrconsole.celery import app as celery_app
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import aws_sns, sns_signature
 from receipts.providers.base import ControlMessage, PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.registry import get_adapter
@@ -32,6 +34,7 @@ from receipts.providers.sns_signature import CertificateUnavailable
 from receipts.statuses import Status
 from receipts.tasks import SubscribeUrlUnavailable, confirm_sns_subscription
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps, json_value
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import fixture
 
@@ -194,7 +197,7 @@ class TestAwsSnsSecurity(TimestampedProviderSecuritySuite):
     `valid_body`/`tampered_body` are signed with the loopback certificate's key; the tampered
     body keeps the signature of the valid one, with another event type in its Message."""
 
-    adapter = aws_sns.AwsSnsAdapter(clock=lambda: NOW)
+    adapter = aws_sns.AwsSnsAdapter(clock=lambda: float(NOW))  # as time.time() reads
     secret = TOKEN
     other_secret = OTHER_TOKEN
     # Not a header: the envelope's Signature field (see `with_signature`), never kept.
@@ -202,6 +205,7 @@ class TestAwsSnsSecurity(TimestampedProviderSecuritySuite):
     bad_signature = base64.b64encode(bytes(256)).decode()  # an RSA-2048 signature's length
     now = NOW
     tolerance_seconds = aws_sns.TOLERANCE_SECONDS
+    far_timestamps = (0, 253402300799)  # the envelope's ISO Timestamp ends at year 9999
 
     @pytest.fixture(autouse=True)
     def _certificate_url(self, cert_server: LoopbackServer) -> None:
@@ -727,14 +731,23 @@ def test_events_that_are_not_sms_are_acknowledged_and_ignored(event_type: str) -
         ({"messageId": ""}, "messageId"),
         ({"messageId": 42}, "messageId"),
         ({"eventType": None}, "eventType"),
-        ({"eventTimestamp": "1795687209000"}, "eventTimestamp"),
-        ({"eventTimestamp": 10**20}, "eventTimestamp"),
         ({"messageId": "x" * 129}, "provider_message_id"),
     ],
 )
 def test_malformed_event_is_refused_with_the_reason(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         parse_event(**changes)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1795687209000", 10**19, -1, 0, True, 1e300, 253402300800000],
+    ids=["text", "10-to-the-19", "minus-1", "epoch-0", "boolean", "1e300", "year-10000"],
+)
+def test_unreadable_or_implausible_event_time_is_dropped_and_the_receipt_kept(value: object) -> None:
+    # SNS takes a 4xx as delivered: refusing would lose the receipt; the raw body keeps the time.
+    event = parse_event(eventTimestamp=value)
+    assert (event.provider_timestamp, event.status) == (None, Status.DELIVERED)
 
 
 @pytest.mark.parametrize("message", ["not json", "[1]", None])
@@ -941,3 +954,28 @@ def test_confirmation_task_retries_with_backoff() -> None:
 def test_tolerance_covers_the_sns_retry_window() -> None:
     # SNS stops retrying an HTTP/S delivery within 3,600 s and keeps the original Timestamp.
     assert timedelta(seconds=aws_sns.TOLERANCE_SECONDS) > timedelta(hours=1)
+
+
+class TestAwsSnsExtremes(ExtremeInputSuite):
+    provider = "aws-sns"
+    secret = TOKEN
+    options = {"topic_arns": [TOPIC]}
+    message_id = "b3e1f7a2-9c4d-4e8b-a6f5-1d2c3b4a5e03"
+
+    @pytest.fixture(autouse=True)
+    def _certificate_url(self, cert_server: LoopbackServer) -> None:
+        self.cert_url = cert_server.url(CERT_PATH)
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        envelope = json.loads(fixture("aws_sns", "notification_carrier_unreachable.json"))
+        event = json.loads(envelope["Message"])
+        event["messageId"] = slots.get("message_id", self.message_id)
+        event["eventType"] = "TEXT_" + slots["status"] if "status" in slots else event["eventType"]
+        event["messageStatusDescription"] = slots.get("description", event["messageStatusDescription"])
+        # eventTimestamp is the number AWS sends: the time as a JSON number where it is one.
+        raw = json_value(slots["time"]) if "time" in slots else slots.get("number")
+        if raw is not None:
+            event["eventTimestamp"] = "<<time>>"
+        envelope["Message"] = dumps(event, time=raw or "").decode()
+        body = signed(json.dumps(envelope).encode(), self.cert_url, timestamp=time.time())
+        return post(client, connection, body)

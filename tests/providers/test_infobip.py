@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import infobip
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.signing import fixture
 from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
@@ -364,3 +367,19 @@ def test_batch_with_one_malformed_report_stores_nothing(client) -> None:
     assert response.status_code == 400
     assert "results[4].status.name" in response.json()["error"]
     assert not Receipt.objects.exists()
+
+
+class TestInfobipExtremes(ExtremeInputSuite):
+    provider = "infobip"
+    secret = TOKEN
+    message_id = "4089136245390354561004"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        result = report("undelivered_unknown_subscriber.json")
+        result["messageId"] = slots.get("message_id", result["messageId"])
+        result["doneAt"] = slots.get("time", result["doneAt"])
+        result["status"]["name"] = slots.get("status", result["status"]["name"])
+        result["error"]["id"] = "<<number>>" if "number" in slots else slots.get("error_code", result["error"]["id"])
+        result["error"]["description"] = slots.get("description", result["error"]["description"])
+        body = dumps({"results": [result]}, number=slots.get("number", ""))
+        return client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")

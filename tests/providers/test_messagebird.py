@@ -16,15 +16,18 @@ from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import messagebird
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.messagebird import MessageBirdAdapter
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
-from tests.providers.signing import FIXTURES, FORM, fixture
+from tests.providers.signing import FIXTURES, FORM, fixture, form_fixture
 
 SECRET = "5f0c2b8e9d4a7163c1e0b9a8f7d6e5c4b3a29180f7e6d5c4b3a2918070f6e5d4"
 OTHER_SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -60,7 +63,7 @@ REFERENCE_CASES: list[dict[str, Any]] = json.loads(
 
 
 def adapter_at(now: float) -> MessageBirdAdapter:
-    return MessageBirdAdapter(clock=lambda: now)
+    return MessageBirdAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def mb_request(
@@ -438,3 +441,25 @@ def test_status_report_signed_for_another_url_is_refused_and_not_stored(client: 
     response = client.get(f"/hooks/{connection.slug}/?{query}", headers={"MessageBird-Signature-JWT": token})
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestMessageBirdExtremes(ExtremeInputSuite):
+    provider = "messagebird"
+    secret = SECRET
+    message_id = "5e4b7a2c9d1f4e8ba6c3d0f9e2b1a7c4"
+    fields = {
+        "time": ("statusDatetime",),
+        "number": ("statusErrorCode",),
+        "message_id": ("id",),
+        "status": ("status",),
+        "error_code": ("statusErrorCode",),
+        "description": ("statusReason",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        report = fill(form_fixture("messagebird", "delivery_failed.txt"), slots, self.fields)
+        query = urlencode(report)
+        token = messagebird.sign(
+            SECRET, f"http://testserver/hooks/{connection.slug}/?{query}", b"", now=int(time.time()), jti=JTI
+        )
+        return client.get(f"/hooks/{connection.slug}/?{query}", headers={"MessageBird-Signature-JWT": token})

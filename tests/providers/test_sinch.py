@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import sinch
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.signing import fixture
 from tests.providers.token_suite import BASIC_SECRET, TOKEN, TokenProviderSecuritySuite, basic
 
@@ -317,3 +320,19 @@ def test_summary_batch_report_is_answered_200_with_nothing_stored(client) -> Non
     )
     assert (response.status_code, response.json()["received"]) == (200, 0)
     assert not Receipt.objects.exists()
+
+
+class TestSinchExtremes(ExtremeInputSuite):
+    provider = "sinch"
+    secret = TOKEN
+    message_id = "01JB1K7Q2ZT4W9N6D3XHC8RV5A"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        data = payload("recipient_failed.json")
+        data["batch_id"] = slots.get("message_id", data["batch_id"])
+        data["status"] = slots.get("status", data["status"])
+        data["code"] = "<<number>>" if "number" in slots else slots.get("error_code", data["code"])
+        if "time" in slots:
+            data["at"] = data["operator_status_at"] = slots["time"]
+        body = dumps(data, number=slots.get("number", ""))
+        return client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")

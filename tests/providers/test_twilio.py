@@ -11,12 +11,17 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
+from receipts.models import Connection
 from receipts.providers import twilio
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.statuses import Status
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import SignedProviderSecuritySuite
-from tests.providers.signing import fixture, twilio_request
+from tests.providers.signing import fixture, form_fixture, twilio_request
+from tests.webhooks import twilio_signed
 
 TOKEN = "f3b9c1d2e4a5b6c7d8e9f0a1b2c3d4e5"
 OTHER_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -494,3 +499,24 @@ def test_json_callback_is_parsed_from_the_body() -> None:
 def test_json_callback_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(PayloadError):
         parse_one(b'[{"MessageSid": "SM1", "MessageStatus": "sent"}]', content_type="application/json")
+
+
+class TestTwilioExtremes(ExtremeInputSuite):
+    provider = "twilio"
+    secret = TOKEN
+    message_id = "SM8d2c6b0f4e3a41d9b7c5e1f2a3b4c5d6"
+    fields = {
+        "time": ("RawDlrDoneDate",),
+        "number": ("ErrorCode",),
+        "message_id": ("MessageSid", "SmsSid"),
+        "status": ("MessageStatus", "SmsStatus"),
+        "error_code": ("ErrorCode",),
+        "description": ("ErrorMessage",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        form = fill(form_fixture("twilio", "undelivered_30003.txt"), slots, self.fields)
+        body, headers = twilio_signed(connection, f"http://testserver/hooks/{connection.slug}/", form)
+        return client.post(
+            f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )

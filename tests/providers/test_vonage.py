@@ -14,13 +14,16 @@ from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import vonage
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.vonage import VonageAdapter
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import SignedProviderSecuritySuite, TimestampedProviderSecuritySuite
 from tests.providers.signing import FORM, fixture
 
@@ -57,7 +60,7 @@ JWT_VECTOR_IAT = 1697634680
 
 
 def adapter_at(now: float) -> VonageAdapter:
-    return VonageAdapter(clock=lambda: now)
+    return VonageAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def fixture_fields(name: str) -> dict[str, str]:
@@ -554,3 +557,21 @@ def test_receipt_signed_with_another_secret_is_refused_and_not_stored(client: An
     response = client.post(f"/hooks/{connection.slug}/", data=request.body, content_type=FORM)
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestVonageExtremes(ExtremeInputSuite):
+    provider = "vonage"
+    secret = SECRET
+    message_id = "0B00000127FDBC7A"
+    fields = {
+        "time": ("scts", "message-timestamp"),
+        "number": ("err-code",),
+        "message_id": ("messageId",),
+        "status": ("status",),
+        "error_code": ("err-code",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        fields = fill(fixture_fields("failed_absent_subscriber.txt"), slots, self.fields)
+        request = vonage_request(SECRET, fields, timestamp=int(time.time()))
+        return client.post(f"/hooks/{connection.slug}/", data=request.body, content_type=FORM)
