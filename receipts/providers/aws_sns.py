@@ -49,6 +49,14 @@ CONFIRM_TASK = "receipts.tasks.confirm_sns_subscription"
 TOLERANCE_SECONDS = 3600 + 300
 MIN_TOKEN_LENGTH = 16
 TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[\w.-]{1,256}")
+# Headers SNS sets to envelope fields the signature covers
+# (https://docs.aws.amazon.com/sns/latest/dg/http-header.html). They are kept with the receipt,
+# so one that disagrees with the signed field is a forgery beside a genuine message.
+HEADER_FIELDS = {
+    "x-amz-sns-message-type": "Type",
+    "x-amz-sns-message-id": "MessageId",
+    "x-amz-sns-topic-arn": "TopicArn",
+}
 
 # https://docs.aws.amazon.com/sms-voice/latest/userguide/configuration-sets-event-types.html
 STATUS_MAP: dict[str, Status] = {
@@ -110,6 +118,9 @@ class AwsSnsAdapter(TokenAuthenticated):
     ) -> None:
         super().verify(request, secrets, public_url=public_url, options=options)
         envelope = read_envelope(request)
+        for header, name in HEADER_FIELDS.items():
+            if request.header(header) and request.header(header) != envelope.get(name):
+                raise SignatureError(f"the {header} header disagrees with the signed {name}")
         allowed = (options or {}).get("topic_arns")
         if allowed and envelope.get("TopicArn") not in allowed:
             raise SignatureError(f"TopicArn {str(envelope.get('TopicArn'))[:300]} is not one this connection accepts")

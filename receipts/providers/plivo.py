@@ -110,6 +110,9 @@ class PlivoAdapter(ProviderAdapter):
         if not (nonce and given):
             raise SignatureError("missing X-Plivo-Signature-V3 or X-Plivo-Signature-V3-Nonce header")
         method = request.method.upper()
+        if method != "POST" and request.body:
+            # V3 signs a GET's URL and query only: a body beside them is nobody's word.
+            raise SignatureError("a GET callback is signed over its URL only: its body is not signed")
         # GET callbacks carry the parameters in the URL's query, which the URL already brings.
         params = request.form() if method == "POST" else {}
         url = url_as_called(request, public_url)

@@ -463,6 +463,18 @@ def test_topic_in_the_allowlist_verifies(cert_server: LoopbackServer) -> None:
     )
 
 
+@pytest.mark.parametrize("header", list(aws_sns.HEADER_FIELDS))
+def test_sns_header_that_disagrees_with_the_signed_envelope_is_refused(
+    cert_server: LoopbackServer, header: str
+) -> None:
+    # Kept with the receipt: a header naming another topic or message must not sit beside it.
+    body = signed(DELIVERED, cert_server.url(CERT_PATH))
+    request = sns_request(body)
+    request = replace(request, headers={**request.headers, header: "arn:aws:sns:us-east-1:444455556666:theirs"})
+    with pytest.raises(SignatureError, match=header):
+        adapter_at(body).verify(request, [TOKEN])
+
+
 def test_subject_is_covered_by_the_signature(cert_server: LoopbackServer) -> None:
     body = signed(DELIVERED, cert_server.url(CERT_PATH), Subject="Delivery event")
     verify(body)

@@ -197,13 +197,13 @@ def test_token_is_valid_from_nbf_to_exp_with_one_second_of_skew(seconds: int, va
             adapter_at(NOW + seconds).verify(request, [SECRET])
 
 
-def forged(claims: dict[str, Any], query: bytes) -> WebhookRequest:
-    """A report whose token, signed with the right key, carries `claims` over the defaults."""
+def forged(claims: dict[str, Any], query: bytes, *, drop: tuple[str, ...] = ()) -> WebhookRequest:
+    """A report whose token, signed with the right key, carries `claims` over the defaults,
+    less the claims named in `drop`."""
     url = f"{URL}?{query.decode()}"
     defaults = {"iss": "MessageBird", "nbf": NOW, "exp": NOW + 60, "jti": JTI}
-    token = jwt.encode(
-        {**defaults, "url_hash": hashlib.sha256(url.encode()).hexdigest(), **claims}, SECRET, algorithm="HS256"
-    )
+    payload = {**defaults, "url_hash": hashlib.sha256(url.encode()).hexdigest(), **claims}
+    token = jwt.encode({k: v for k, v in payload.items() if k not in drop}, SECRET, algorithm="HS256")
     return WebhookRequest(method="GET", url=url, headers={HEADER: token}, body=b"")
 
 
@@ -226,6 +226,33 @@ def test_claims_that_break_the_reference_rules_are_refused(claims: dict[str, Any
     request = forged(claims, fixture("messagebird", "sent.txt"))
     with pytest.raises(SignatureError, match=reason):
         adapter_at(NOW).verify(request, [SECRET])
+
+
+MAX_AGE = messagebird.MAX_TOKEN_AGE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("claims", "drop", "verifies"),
+    [
+        ({"nbf": NOW - MAX_AGE, "exp": NOW + 86400}, (), True),
+        ({"nbf": NOW - MAX_AGE - 1, "exp": NOW + 86400}, (), False),
+        ({"nbf": NOW - 10 * 365 * 86400, "exp": NOW + 10 * 365 * 86400}, (), False),
+        ({"iat": NOW - MAX_AGE, "exp": NOW + 86400}, ("nbf",), True),
+        ({"iat": NOW - MAX_AGE - 1, "exp": NOW + 86400}, ("nbf",), False),
+        ({"exp": NOW + 60}, ("nbf",), False),
+        ({"nbf": -(10**400), "exp": 10**400}, (), False),
+    ],
+    ids=["at-max-age", "older", "ten-years", "iat-at-max-age", "iat-older", "neither-nbf-nor-iat", "401-digits"],
+)
+def test_token_issued_longer_ago_than_the_max_age_is_refused_whatever_its_exp(
+    claims: dict[str, Any], drop: tuple[str, ...], verifies: bool
+) -> None:
+    request = forged(claims, fixture("messagebird", "sent.txt"), drop=drop)
+    if verifies:
+        adapter_at(NOW).verify(request, [SECRET])
+    else:
+        with pytest.raises(SignatureError):
+            adapter_at(NOW).verify(request, [SECRET])
 
 
 def test_token_without_exp_is_refused_as_expired() -> None:

@@ -129,6 +129,10 @@ class TestPlivoSecurity(SignedProviderSecuritySuite):
     def make_signed_request(self, secret: str, body: bytes, **kw: Any) -> WebhookRequest:
         return plivo_request(secret, URL, body, **kw)
 
+    def signed_get(self) -> WebhookRequest:
+        # A callback `method` of GET: the parameters in the query, which V3 signs with the URL.
+        return plivo_request(self.secret, f"{URL}?{self.valid_body.decode()}", method="GET")
+
 
 class TestPlivoSecurityBehindProxy(SignedProviderSecuritySuite):
     """The same refusals when Django sees the proxy's internal URL and `public_url` is set."""
