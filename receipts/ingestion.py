@@ -43,7 +43,7 @@ def ingest(
 ) -> IngestResult:
     """Store the events of one webhook request. Raises only if the database fails."""
     now = timezone.now()
-    raw_body = request_raw(request)
+    raw_body = request.raw_text()
     headers_json = json.dumps(headers, separators=(",", ":"))
     result = IngestResult(received=len(events))
     with transaction.atomic():
@@ -66,12 +66,6 @@ def ingest(
             else:
                 result.count(outcome)
     return result
-
-
-def request_raw(request: WebhookRequest) -> str:
-    """What a receipt without its own part of the body keeps as its raw payload: the body, or
-    the query of a request without one (GET callbacks)."""
-    return request.body.decode("utf-8", errors="replace") or request.url.partition("?")[2]
 
 
 def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChange:

@@ -130,7 +130,7 @@ class AwsSnsAdapter(TokenAuthenticated):
             raise SignatureError("Timestamp is outside the tolerance: a replayed SNS message")
         sns_signature.verify(envelope)
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         envelope = read_envelope(request)
         kind = envelope["Type"]
         if kind == "SubscriptionConfirmation":

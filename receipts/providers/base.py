@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 from urllib.parse import parse_qs
 
 from receipts.statuses import Status
@@ -85,6 +85,11 @@ class WebhookRequest:
 
     def json(self) -> Any:
         return loads_json(self.body, what="body")
+
+    def raw_text(self) -> str:
+        """The raw payload a receipt keeps when it has no part of its own: the body, or the
+        query of a request without one (GET callbacks)."""
+        return self.body.decode("utf-8", errors="replace") or self.url.partition("?")[2]
 
 
 # No provider sends a number beyond 64 bits (20 digits); Python would read thousands of digits
@@ -210,8 +215,30 @@ class ReceiptEvent:
         return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
+# What one request may store. A receipt alone in its request keeps the whole body; receipts
+# that share a request each keep their own part of it (`ReceiptEvent.raw`: an Infobip result,
+# a Standard Webhooks item, a Sinch report cut to one recipient), never the whole body again.
+# The parts add up to the body plus, for each receipt, what it repeats to be read alone (the
+# batch id, the status, JSON punctuation): at most EVENT_OVERHEAD_CHARS each, else the request
+# is refused. With each kept header cut to KEPT_HEADER_CHARS (they are repeated on every
+# receipt's row) and at most `max_events` receipts, a request stores its own size plus a
+# bounded amount per receipt, however its body is shaped.
+EVENT_OVERHEAD_CHARS = 512
+KEPT_HEADER_CHARS = 256
+
+
+def check_stored_size(events: Sequence[ReceiptEvent], request: WebhookRequest) -> None:
+    whole = request.raw_text()
+    stored = sum(len(event.raw or whole) for event in events)
+    if stored > len(whole) + EVENT_OVERHEAD_CHARS * len(events):
+        raise PayloadError(
+            f"its {len(events)} receipts would keep {stored} characters of a {len(whole)}-character request"
+        )
+
+
 class ProviderAdapter:
-    """Subclass per provider: set `kind`, `label`, `status_map`; implement verify and parse."""
+    """Subclass per provider: set `kind`, `label`, `status_map`; implement verify and
+    parse_events. `parse` is the flow every provider goes through, never overridden."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
@@ -222,6 +249,9 @@ class ProviderAdapter:
     # Other tables of the error catalog (receipts/data/error_codes.csv) this provider's codes
     # come from, after its own: "gsm" where it relays the network's GSM MAP / SMPP codes.
     shared_code_tables: ClassVar[tuple[str, ...]] = ()
+    # The most receipts one request may carry: each is a row written in the request's
+    # transaction. Beyond it the request is refused (400). Batching providers raise it.
+    max_events: ClassVar[int] = 1
 
     def validate_secret(self, secret: str) -> None:
         """Raise ValueError when `secret` cannot be used by this provider's scheme."""
@@ -246,7 +276,18 @@ class ProviderAdapter:
         """Raise SignatureError unless the request provably comes from the provider."""
         raise NotImplementedError
 
+    @final
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        """The request's receipts, within this provider's bounds (`max_events`, and what they
+        would store: see EVENT_OVERHEAD_CHARS). PayloadError (400) on malformed input."""
+        events = self.parse_events(request)
+        if len(events) > self.max_events:
+            raise PayloadError(f"the request carries more than {self.max_events} receipts")
+        check_stored_size(events, request)
+        return events
+
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        """Map the request to receipts; a batching provider checks `max_events` as it reads."""
         raise NotImplementedError
 
     def normalize_status(self, provider_status: str) -> Status:
@@ -254,7 +295,11 @@ class ProviderAdapter:
         return self.status_map.get(provider_status.strip().lower(), Status.UNKNOWN)
 
     def headers_to_keep(self, request: WebhookRequest) -> dict[str, str]:
-        return {name: request.headers[name] for name in self.kept_headers if name in request.headers}
+        """Kept for reading beside the receipt, cut to KEPT_HEADER_CHARS: they repeat on the row
+        of every receipt the request carries, and none is read for a decision."""
+        return {
+            name: request.headers[name][:KEPT_HEADER_CHARS] for name in self.kept_headers if name in request.headers
+        }
 
 
 def url_as_called(request: WebhookRequest, public_url: str) -> str:

@@ -55,7 +55,7 @@ class KannelAdapter(TokenAuthenticated):
             return STAT_STATUS.get(stat.lower(), status)
         return status
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = {name: values[0] for name, values in request.query().items() if values}
         message_id = fields.get("id", "")
         dlr_type = fields.get("type", "").strip()

@@ -153,7 +153,7 @@ class MessageBirdAdapter(ProviderAdapter):
             return
         raise SignatureError("MessageBird-Signature-JWT is not signed with this connection's signing key")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = report_fields(request)
         message_id = fields.get("id", "")
         provider_status = fields.get("status", "")

@@ -122,7 +122,7 @@ class PlivoAdapter(ProviderAdapter):
                 return
         raise SignatureError("X-Plivo-Signature-V3 does not match")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         source = request.form() if request.method.upper() == "POST" else request.query()
         fields = {name: values[0] for name, values in source.items() if values}
         message_id = fields.get("MessageUUID", "")

@@ -132,7 +132,7 @@ class TelnyxAdapter(ProviderAdapter):
         if not any(signature_matches(key, raw_timestamp, request.body, signature) for key in secrets):
             raise SignatureError("telnyx-signature-ed25519 does not match")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         envelope = request.json()
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(data, dict):

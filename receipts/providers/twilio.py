@@ -118,7 +118,7 @@ class TwilioAdapter(ProviderAdapter):
                     return
         raise SignatureError("X-Twilio-Signature does not match")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = self._fields(request)
         message_id = fields.get("MessageSid") or fields.get("SmsSid") or ""
         provider_status = fields.get("MessageStatus") or fields.get("SmsStatus") or ""

@@ -170,7 +170,7 @@ class VonageAdapter(ProviderAdapter):
         claims = jwt_claims(token.strip(), secrets)
         check_jwt_claims(claims, request.body, now=self.clock())
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = receipt_fields(request)
         message_id = fields.get("messageId", "")
         provider_status = fields.get("status", "")

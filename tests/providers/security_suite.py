@@ -48,7 +48,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from receipts.ingestion import request_raw
 from receipts.providers.base import PayloadError, ProviderAdapter, ReceiptEvent, SignatureError, WebhookRequest
 
 # Another receipt, in every signing provider's field names at once (Twilio, Vonage, Plivo,
@@ -164,7 +163,7 @@ class SignedProviderSecuritySuite:
             events = self.adapter.parse(request)
         except (SignatureError, PayloadError):
             return None
-        return events, [event.raw or request_raw(request) for event in events]
+        return events, [event.raw or request.raw_text() for event in events]
 
     def with_signature(self, request: WebhookRequest, value: str | None) -> WebhookRequest:
         """`request` with the signature header set to `value`, or removed when `value` is None."""

@@ -8,6 +8,8 @@ import base64
 import hashlib
 import hmac
 import json
+import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +24,7 @@ from receipts.providers import standard_webhooks
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.standard_webhooks import StandardWebhooksAdapter
 from receipts.statuses import Status
+from tests.providers.batch_suite import MultiEventSuite
 from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import fixture, standard_webhooks_request
@@ -299,7 +302,10 @@ def test_error_fixture_keeps_the_code_and_the_description_and_its_time_in_utc() 
 
 
 def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index() -> None:
-    events = parse(fixture("standard_webhooks", "batch.json"))
+    body = fixture("standard_webhooks", "batch.json")
+    # Each item keeps its own part of the body, not the whole body again.
+    items = [json.dumps(item, separators=(",", ":")) for item in json.loads(body)["data"]]
+    events = parse(body)
     assert events == [
         ReceiptEvent(
             provider_message_id="gw-7f3a9c2e",
@@ -307,6 +313,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             status=Status.SENT,
             provider_timestamp=datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC),
             event_id=f"{MSG_ID}:0",
+            raw=items[0],
         ),
         ReceiptEvent(
             provider_message_id="gw-7f3a9c2e",
@@ -314,6 +321,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             status=Status.DELIVERED,
             provider_timestamp=datetime(2026, 11, 26, 10, 0, 3, tzinfo=UTC),
             event_id=f"{MSG_ID}:1",
+            raw=items[1],
         ),
         ReceiptEvent(
             provider_message_id="gw-90e1c4f7",
@@ -323,6 +331,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             error_description="Recipient opted out",
             provider_timestamp=datetime(2026, 11, 26, 5, 4, 58, tzinfo=timezone(timedelta(hours=-5))),
             event_id=f"{MSG_ID}:2",
+            raw=items[2],
         ),
     ]
     assert [e.dedupe_key() for e in events] == [f"{MSG_ID}:0", f"{MSG_ID}:1", f"{MSG_ID}:2"]
@@ -427,4 +436,24 @@ class TestStandardWebhooksExtremes(ExtremeInputSuite):
         headers = generic_headers(connection, body)
         return client.post(
             f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )
+
+
+class TestStandardWebhooksBatchBounds(MultiEventSuite):
+    adapter = standard_webhooks.adapter
+    secret = SECRET
+
+    def request(self, count: int, *, filler: int = 0) -> tuple[str, bytes, dict[str, str]]:
+        items = [{"message_id": f"gw-{i:05d}", "status": "delivered"} for i in range(count)]
+        body = json.dumps({"type": "message.status", "trace": "x" * filler, "data": items}).encode()
+        msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+        return (
+            "",
+            body,
+            {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signing.sign(SECRET, msg_id, timestamp, body),
+            },
         )
