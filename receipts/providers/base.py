@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, NoReturn, final
 from urllib.parse import parse_qs
 
 from receipts.statuses import Status
@@ -108,7 +108,7 @@ def loads_json(text: str | bytes, *, what: str) -> Any:
         raise PayloadError(f"{what} is nested too deeply") from None
 
 
-def _refuse_constant(name: str) -> float:
+def _refuse_constant(name: str) -> NoReturn:
     raise PayloadError(f"JSON has no {name}: a number is out of range")
 
 
@@ -173,7 +173,7 @@ class ReceiptEvent:
     # None when it does not say. It wins over the error catalog's class.
     permanent: bool | None = None
     # For a request carrying many events (Infobip's batches of 100), this event's own part of
-    # the body, stored instead of the whole body with each receipt.
+    # the body, stored instead of the whole body with each receipt (see EVENT_OVERHEAD_CHARS).
     raw: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -232,7 +232,8 @@ def check_stored_size(events: Sequence[ReceiptEvent], request: WebhookRequest) -
     stored = sum(len(event.raw or whole) for event in events)
     if stored > len(whole) + EVENT_OVERHEAD_CHARS * len(events):
         raise PayloadError(
-            f"its {len(events)} receipts would keep {stored} characters of a {len(whole)}-character request"
+            f"the request's {len(events)} receipts would keep {stored} characters: more than its own "
+            f"{len(whole)} and {EVENT_OVERHEAD_CHARS} per receipt"
         )
 
 

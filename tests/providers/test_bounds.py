@@ -1,6 +1,7 @@
 """What every provider's input goes through in receipts/providers/base.py: times kept in UTC and
 only when plausible, JSON numbers within what RFC 8259 and 64 bits allow, signed Unix times as
-plain digits, and dedupe keys within their column; and the final time ingestion derives."""
+plain digits, dedupe keys within their column, receipts per request and what they store
+bounded by `parse` whatever the adapter returns; and the final time ingestion derives."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from receipts.ingestion import final_time
 from receipts.models import Message, Receipt
 from receipts.providers.base import (
     EARLIEST_PROVIDER_TIME,
+    EVENT_OVERHEAD_CHARS,
+    KEPT_HEADER_CHARS,
     PROVIDER_CLOCK_AHEAD,
     PayloadError,
+    ProviderAdapter,
     ReceiptEvent,
     WebhookRequest,
     parse_unix_time,
@@ -189,3 +193,41 @@ def test_provider_clock_ahead_is_kept_on_the_receipt_but_not_as_the_final_time(c
     final_at = Message.objects.get(pk=message.pk).final_at
     assert final_at is not None
     assert final_at <= django_timezone.now()
+
+
+class Repeater(ProviderAdapter):
+    """An adapter that gets batching wrong: each of its receipts keeps the whole body."""
+
+    kind = "repeater"
+    label = "Repeater"
+    status_map: dict[str, Status] = {}
+    max_events = 10
+
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        count = int(request.header("x-count"))
+        return [
+            ReceiptEvent(provider_message_id=f"m{i}", provider_status="sent", status=Status.SENT) for i in range(count)
+        ]
+
+
+def batch(count: int, size: int) -> WebhookRequest:
+    return WebhookRequest(
+        method="POST", url="https://dlr.example/hooks/x/", headers={"x-count": str(count)}, body=b"x" * size
+    )
+
+
+def test_parse_refuses_more_receipts_than_max_events_whatever_the_adapter_returns() -> None:
+    assert len(Repeater().parse(batch(10, 10))) == 10
+    with pytest.raises(PayloadError, match="more than 10 receipts"):
+        Repeater().parse(batch(11, 10))
+
+
+def test_parse_refuses_receipts_that_would_each_keep_the_whole_body() -> None:
+    assert len(Repeater().parse(batch(2, EVENT_OVERHEAD_CHARS * 2))) == 2  # small: within the overhead
+    with pytest.raises(PayloadError, match="would keep"):
+        Repeater().parse(batch(2, EVENT_OVERHEAD_CHARS * 2 + 1))
+
+
+def test_kept_headers_are_cut_to_their_bound() -> None:
+    request = WebhookRequest(method="POST", url="https://x/", headers={"user-agent": "u" * 10_000}, body=b"")
+    assert Repeater().headers_to_keep(request) == {"user-agent": "u" * KEPT_HEADER_CHARS}
