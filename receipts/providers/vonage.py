@@ -12,10 +12,8 @@ once its support has enabled it for the account; until then every receipt is ref
 
 Only signed material is read. `sig` covers the fields it is among, wherever they are (a GET's
 query, a POST's body). The JWT covers its claims, and the body only through `payload_hash`
-(https://developer.vonage.com/en/messages/concepts/signed-webhooks: Messages API webhooks
-are POSTed JSON and the sample token carries the hash): a `jwt` connection takes a POST whose
-body the token's `payload_hash` matches, and nothing else. A token that binds no body, or
-comes with a GET whose receipt is in the unsigned query, is refused however well signed.
+(receipts/providers/vonage_jwt.py): a `jwt` connection takes a POST whose body the token's
+`payload_hash` matches, and nothing else.
 """
 
 from __future__ import annotations
@@ -23,15 +21,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
-from jwt.types import Options
-
+from receipts.providers import vonage_jwt
 from receipts.providers.base import (
     PayloadError,
     ProviderAdapter,
@@ -49,25 +44,9 @@ from receipts.statuses import Status
 # every retry. A replayed genuine receipt is harmless here (it is a duplicate and is dropped), so
 # the window only has to bound how old a signed request may be: the retry period plus an hour.
 TOLERANCE_SECONDS = 73 * 3600
-# The JWT's `iat`, by the same reasoning: the Messages API retries a callback for 24 hours
-# (https://api.support.vonage.com/hc/en-us/articles/360028543292) and does not say a retry gets
-# a new token, so a token may be as old as the retry period, plus an hour; a token issued
-# further ahead of our clock than ordinary skew is a wrong clock.
-JWT_MAX_AGE_SECONDS = 25 * 3600
-JWT_AHEAD_SECONDS = 300
 HMAC_DIGESTS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 SIGNATURE_METHODS = ("md5hash", *HMAC_DIGESTS, "jwt")
 DEFAULT_SIGNATURE_METHOD = "md5hash"  # the dashboard's default
-# PyJWT checks the signature only; the claims are checked below, against our clock and rules.
-SIGNATURE_ONLY: Options = {
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-}
 
 # https://developer.vonage.com/messaging/sms/guides/delivery-receipts (DLR status values)
 STATUS_MAP: dict[str, Status] = {
@@ -167,8 +146,8 @@ class VonageAdapter(ProviderAdapter):
         if request.method != "POST" or not request.body:
             # receipt_fields would read the query, which the token does not cover.
             raise SignatureError("a bearer token signs a POST body only: this request has none")
-        claims = jwt_claims(token.strip(), secrets)
-        check_jwt_claims(claims, request.body, now=self.clock())
+        claims = vonage_jwt.claims(token.strip(), secrets)
+        vonage_jwt.check_claims(claims, request.body, now=self.clock())
 
     def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = receipt_fields(request)
@@ -217,55 +196,6 @@ def json_fields(request: WebhookRequest) -> dict[str, str]:
         str(key): "" if value is None else value if isinstance(value, str) else json.dumps(value)
         for key, value in data.items()
     }
-
-
-def jwt_claims(token: str, secrets: Sequence[str]) -> Mapping[str, Any]:
-    """The claims of a token signed (HS256) with one of `secrets`; the claims are not checked."""
-    for secret in secrets:
-        try:
-            claims: Mapping[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options=SIGNATURE_ONLY)
-        except jwt.PyJWTError:
-            continue  # not this secret (or not a JWT at all): try the next one
-        return claims
-    raise SignatureError("bearer token is not signed with this connection's signature secret")
-
-
-def check_jwt_claims(claims: Mapping[str, Any], body: bytes, *, now: float) -> None:
-    """`iat` within JWT_MAX_AGE_SECONDS (Vonage documents no lifetime; `exp`/`nbf` are honoured
-    when present), and `payload_hash` binding the token to this body: without it the token
-    would authenticate any body for as long as it is accepted."""
-    issued = claim_time(claims, "iat")
-    if issued is None:
-        raise SignatureError("bearer token has no iat: its age cannot be checked")
-    if now - issued > JWT_MAX_AGE_SECONDS:
-        raise SignatureError("bearer token was issued more than 25 hours ago")
-    if issued - now > JWT_AHEAD_SECONDS:
-        raise SignatureError("bearer token is issued in the future")
-    expires, not_before = claim_time(claims, "exp"), claim_time(claims, "nbf")
-    if expires is not None and now > expires:
-        raise SignatureError("bearer token has expired")
-    if not_before is not None and now < not_before:
-        raise SignatureError("bearer token is not valid yet")
-    payload_hash = claims.get("payload_hash")
-    if not isinstance(payload_hash, str) or not payload_hash:
-        raise SignatureError("bearer token has no payload_hash: it binds no body")
-    if not constant_time_equal(hashlib.sha256(body).hexdigest(), payload_hash.lower()):
-        raise SignatureError("bearer token payload_hash does not match the body")
-
-
-def claim_time(claims: Mapping[str, Any], name: str) -> float | None:
-    """A time claim as a finite number (JSON in a JWT may carry NaN, which compares false with
-    everything and so would never expire), None when absent."""
-    if name not in claims:
-        return None
-    value = claims[name]
-    try:
-        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-    except OverflowError:  # an integer of hundreds of digits
-        number = math.nan
-    if not math.isfinite(number):
-        raise SignatureError(f"bearer token claim {name} is not a time")
-    return number
 
 
 def parse_scts(value: str) -> datetime | None:

@@ -18,7 +18,7 @@ from django.http import HttpResponse
 from django.test import Client
 
 from receipts.models import Connection, Message, Receipt
-from receipts.providers import vonage
+from receipts.providers import vonage, vonage_jwt
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.vonage import VonageAdapter
 from receipts.statuses import Status
@@ -173,8 +173,8 @@ def jwt_request(
 class TestVonageJwtSecurity(TimestampedProviderSecuritySuite):
     adapter = adapter_at(NOW)
     now = NOW
-    tolerance_seconds = vonage.JWT_MAX_AGE_SECONDS
-    ahead_tolerance_seconds = vonage.JWT_AHEAD_SECONDS
+    tolerance_seconds = vonage_jwt.MAX_AGE_SECONDS
+    ahead_tolerance_seconds = vonage_jwt.AHEAD_SECONDS
     secret = SECRET
     other_secret = OTHER_SECRET
     valid_body = fixture("vonage", "rejected.json")
@@ -239,7 +239,7 @@ def test_published_vector_is_refused_on_the_real_clock() -> None:
 
 
 def test_jwt_vector_is_signed_with_its_secret_but_binds_no_body_so_is_refused() -> None:
-    assert vonage.jwt_claims(JWT_VECTOR_TOKEN, [JWT_VECTOR_SECRET])["iat"] == JWT_VECTOR_IAT
+    assert vonage_jwt.claims(JWT_VECTOR_TOKEN, [JWT_VECTOR_SECRET])["iat"] == JWT_VECTOR_IAT
     request = WebhookRequest(
         method="POST", url=URL, headers={"authorization": f"Bearer {JWT_VECTOR_TOKEN}"}, body=b"{}"
     )
@@ -358,8 +358,8 @@ def test_jwt_on_a_get_is_refused_even_with_a_payload_hash_of_its_body(query: str
     ("claims", "reason"),
     [
         ({"iat": None}, "not a time"),
-        ({"iat": NOW - vonage.JWT_MAX_AGE_SECONDS - 1}, "25 hours"),
-        ({"iat": NOW + vonage.JWT_AHEAD_SECONDS + 1}, "future"),
+        ({"iat": NOW - vonage_jwt.MAX_AGE_SECONDS - 1}, "25 hours"),
+        ({"iat": NOW + vonage_jwt.AHEAD_SECONDS + 1}, "future"),
         ({"iat": float("nan")}, "not a time"),
         ({"iat": 10**400}, "not a time"),
         ({"iat": "1795687205"}, "not a time"),
