@@ -243,7 +243,9 @@ DLR_ERROR_CATALOG_CACHE_SECONDS = env_int("DLR_ERROR_CATALOG_CACHE_SECONDS", 30)
 # confirmations (SubscribeURL) are fetched from: Amazon SNS hosts, over HTTPS. The pattern must
 # match a URL's whole netloc. Deliberately not read from the environment: widening it lets
 # anyone who can serve a certificate sign receipts. Tests point it at a loopback server.
-DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+# The label after `sns.` must be a region (us-east-1, us-gov-west-1, cn-north-1): other names
+# under amazonaws.com can be a customer's, e.g. the S3 bucket `sns` is sns.s3.amazonaws.com.
+DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}\.amazonaws\.com(\.cn)?"
 DLR_SNS_CERT_URL_SCHEMES = ["https"]
 
 # Missing receipts: a message still pending (queued, accepted, sent) this long after submission
