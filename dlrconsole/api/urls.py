@@ -1,17 +1,27 @@
 """/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs."""
 
-from django.http import HttpRequest, JsonResponse
+from typing import Any
+
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
 
 
-def not_found(request: HttpRequest) -> JsonResponse:
-    """An API client reads JSON, also for a path no route serves (an id that is not a number)."""
-    return JsonResponse({"detail": "Not found."}, status=404)
+class NotFoundView(APIView):
+    """A path no route serves (an id that is not a number) answers as the API does: in JSON,
+    401 without a token, else 404."""
+
+    schema = None  # not an operation
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound()
 
 
 router = DefaultRouter()
@@ -28,5 +38,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     # Only paths ending in a slash: one without is still redirected to its slashed form.
-    re_path(r"^.*/$", not_found),
+    re_path(r"^.*/$", NotFoundView.as_view(), name="api-not-found"),
 ]
