@@ -32,7 +32,7 @@ from retries.feed.services import feed_publish
 from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, product_token
 from tests.webhooks import post_status
 
-EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "100"))
 NUMBER = "+33612345678"
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())

@@ -56,7 +56,8 @@ class ApiSchema(AutoSchema):
             return errors(400, 401, 403, 415, 503)
         if self._is_list_view():
             return errors(400, 401, 403, 404, 503, not_found="The cursor is not a page link of this list.")
-        return errors(401, 403, 404, 503, not_found="No such record.")
+        # 400 too: query parameters are read (and an empty one refused) on every operation.
+        return errors(400, 401, 403, 404, 503, not_found="No such record.")
 
     def _get_filter_parameters(self) -> list[dict[str, Any]]:
         parameters: list[dict[str, Any]] = super()._get_filter_parameters()
