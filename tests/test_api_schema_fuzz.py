@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
+from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -107,3 +108,7 @@ def test_the_api_answers_as_its_schema_says(case, records, token, in_process):
     if case.meta and case.meta.generation.mode.is_positive:
         name_real_records(case, records)
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=ALL_CHECKS)
+
+
+def test_the_schema_is_valid_openapi_and_builds_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
