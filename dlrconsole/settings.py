@@ -364,6 +364,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set, whatever field uses it (`manage.py spectacular --fail-on-warn`).
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "receipts.statuses.Status",
+        "ErrorClassEnum": "receipts.reasons.ErrorClass",
+        "ClassSourceEnum": "receipts.models.ClassSource",
+        "FeedDeliveryStatusEnum": "retries.feed.models.FeedDelivery.Status",
+        "FeedEventTypeEnum": "retries.feed.models.FeedEvent.Type",
+    },
 }
 
 LOGGING = {

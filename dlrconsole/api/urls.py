@@ -1,13 +1,30 @@
 """/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs."""
 
+from typing import Any
+
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
+
+
+class NotFoundView(APIView):
+    """A path no route serves (an id that is not a number) answers as the API does: in JSON,
+    401 without a token, else 404."""
+
+    schema = None  # not an operation
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound()
+
 
 router = DefaultRouter()
 router.register("messages", MessageViewSet, basename="message")
@@ -34,4 +51,6 @@ urlpatterns = [
         ),
         name="api-redoc",
     ),
+    # Only paths ending in a slash: one without is still redirected to its slashed form.
+    re_path(r"^.*/$", NotFoundView.as_view(), name="api-not-found"),
 ]
