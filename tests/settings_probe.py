@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The production-like environment of the suite's own processes, minus what each probe decides.
-PROBED = {"DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "ALLOWED_HOSTS"}
+# The suite's own environment, minus what each probe decides and what only tests set (the
+# browser tests allow Django's ORM beside Playwright's event loop).
+PROBED = {
+    "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "ALLOWED_HOSTS",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}  # fmt: skip
 PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "probe-" + "s" * 50,
