@@ -68,7 +68,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API keys, hashed at rest (dlrconsole/accounts/models.py); before accounts, whose admin
+    # replaces the library's own.
+    "rest_framework_api_key",
     "django_filters",
     "django_htmx",
     # Inline partials: one template serves a console page and its htmx fragment.
@@ -280,7 +282,8 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Api-Key <key>` (or `Token <key>`, what clients sent before keys were hashed).
+        "dlrconsole.accounts.authentication.APIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

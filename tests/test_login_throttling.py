@@ -84,7 +84,7 @@ def test_the_admin_sign_in_is_throttled_too(client: Client, agent):
     assert response.status_code == 429
 
 
-def test_api_tokens_keep_working_for_a_locked_out_user(client: Client):
+def test_api_keys_keep_working_for_a_locked_out_user(client: Client):
     product = user_in_role(roles.PRODUCT, "product", password=PASSWORD)
     api = api_client_for(product)
     fail(client, 5, username="product")
@@ -92,9 +92,9 @@ def test_api_tokens_keep_working_for_a_locked_out_user(client: Client):
     assert api.get("/api/v1/messages/", REMOTE_ADDR="192.0.2.10").status_code == 200
 
 
-def test_a_wrong_api_token_is_a_401_and_locks_nobody(agent):
+def test_a_wrong_api_key_is_a_401_and_locks_nobody(agent):
     anonymous = APIClient()
-    anonymous.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    anonymous.credentials(HTTP_AUTHORIZATION="Api-Key not-a-real.key")
     for _ in range(6):
         assert anonymous.get("/api/v1/messages/").status_code == 401
     assert sign_in(Client(), "agent", PASSWORD).status_code == 302
