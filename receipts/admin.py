@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -79,13 +80,22 @@ class ReceiptInline(admin.TabularInline[Receipt, Message]):
         return False
 
 
+# A message's text (an OTP, a reset code) is kept only so retries can resend it: no page shows
+# it, to anyone, nor finds a message by it.
+HIDDEN_MESSAGE_FIELDS = ("body",)
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = ["provider_message_id", "connection", "recipient", "country", "flow", "status", "submitted_at"]
     list_filter = ["status", "error_class", "connection", "country"]
     search_fields = ["provider_message_id", "client_reference", "recipient"]
-    readonly_fields = [f.name for f in Message._meta.fields]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name not in HIDDEN_MESSAGE_FIELDS]
+    fields = list(readonly_fields)
     inlines = [ReceiptInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).defer(*HIDDEN_MESSAGE_FIELDS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
