@@ -292,6 +292,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dlrconsole.api.errors.exception_handler",
 }
 
+# The API schema and its docs (/api/v1/schema/, docs/, redoc/) need a sign-in unless published:
+# they map every endpoint and filter, which is nobody else's business on a private deployment.
+DLR_PUBLISH_API_SCHEMA = env_bool("DLR_PUBLISH_API_SCHEMA", False)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "DLR Console API",
     "DESCRIPTION": "Register submitted SMS, search messages and read their delivery timelines.",

@@ -1,11 +1,33 @@
-"""/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs."""
+"""/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs.
 
+The schema and its docs need a sign-in (a session, or an API key for the schema) unless
+DLR_PUBLISH_API_SCHEMA publishes them: they list every endpoint, filter and field.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
+from dlrconsole.api.permissions import SignedInUnlessPublished
+
+
+def signed_in_unless_published(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A docs page: people who are not signed in are sent to sign in, as for any page."""
+    gated = login_required(view)
+
+    def docs_page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return (view if settings.DLR_PUBLISH_API_SCHEMA else gated)(request, *args, **kwargs)
+
+    return docs_page
+
 
 router = DefaultRouter()
 router.register("messages", MessageViewSet, basename="message")
@@ -17,7 +39,15 @@ feed.register("endpoints", ProductEndpointViewSet, basename="feed-endpoint")
 urlpatterns = [
     path("feed/", include(feed.urls)),
     path("", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[SignedInUnlessPublished]), name="schema"),
+    path(
+        "docs/",
+        signed_in_unless_published(SpectacularSwaggerView.as_view(url_name="schema")),
+        name="api-docs",
+    ),
+    path(
+        "redoc/",
+        signed_in_unless_published(SpectacularRedocView.as_view(url_name="schema")),
+        name="api-redoc",
+    ),
 ]

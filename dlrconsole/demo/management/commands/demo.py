@@ -166,7 +166,7 @@ class Command(BaseCommand):
         w(f"  Console    {base_url}/")
         w(f"  Admin      {base_url}/admin/   messages live at {base_url}/admin/receipts/message/")
         w(f"  Login      {DEMO_USER} / {password}   (a new password each run unless --password)")
-        w(f"  API docs   {base_url}/api/v1/docs/")
+        w(f"  API docs   {base_url}/api/v1/docs/ (signed in)")
         w(f'  API token  {token}   curl -H "Authorization: Api-Key {token}" {base_url}/api/v1/messages/')
         for target in config.targets:
             w(f"  Webhook    {config.webhook_url(target)}   ({target.provider})")
