@@ -170,6 +170,8 @@ AUTHENTICATION_BACKENDS = [
 # LOGIN_FAILURE_LIMIT failures for one username from one address lock that pair out for
 # LOGIN_LOCKOUT_MINUTES; another user, or the same user elsewhere, can still sign in. A
 # success resets the count. Admins unlock early in the admin (Axes: access attempts).
+# Never the username alone: anyone could then lock anyone out by typing wrong passwords. The
+# address is the caller's own behind DLR_TRUSTED_PROXIES (otherwise all share the proxy's).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -185,12 +187,21 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rst
 # Infobip batches of 100 reports are ~60 KiB; 1 MiB leaves room for any provider we read.
 DLR_WEBHOOK_MAX_BYTES = env_int("DLR_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
-# Reverse proxies whose X-Forwarded-For is believed when checking a connection's allowed
-# source addresses (comma-separated CIDRs). Empty: REMOTE_ADDR is the caller.
+# Reverse proxies whose X-Forwarded-For is believed for the caller's address (comma-separated
+# CIDRs): sign-in throttling and connections' allowed source addresses. Empty: REMOTE_ADDR is
+# the caller.
 try:
     DLR_TRUSTED_PROXIES = [ipaddress.ip_network(n, strict=False) for n in env_list("DLR_TRUSTED_PROXIES", "")]
 except ValueError as exc:
     raise ImproperlyConfigured(f"DLR_TRUSTED_PROXIES must be comma-separated IP networks: {exc}") from None
+if env_bool("BEHIND_TLS_PROXY", False) and not DLR_TRUSTED_PROXIES:
+    # Behind a proxy every request comes from the proxy's address: sign-in lockouts (keyed on
+    # username and address) would then lock an account for everyone after anyone's failures.
+    raise ImproperlyConfigured(
+        "BEHIND_TLS_PROXY is set but DLR_TRUSTED_PROXIES is empty: set it to the proxy's address "
+        "(e.g. 127.0.0.1/32 for a proxy on this host), or every caller shares the proxy's address and "
+        "anyone's failed sign-ins lock an account for everyone"
+    )
 
 # How long a web process may use a connection (its secrets, whether it is enabled) before
 # reading it again; changes made in this process apply at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,25 @@ def test_cookies_are_secure_when_debug_is_off():
 def test_login_throttling_is_configured_from_the_environment():
     env = {"LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60"}
     assert _settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
+
+
+def test_a_tls_proxy_without_trusted_proxies_refuses_to_start():
+    # Every caller would have the proxy's address: one person's failed sign-ins would lock an
+    # account for everyone, and connections' source allowlists would see only the proxy.
+    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "dlr.example.com", "BEHIND_TLS_PROXY": "1"}
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        _settings_with({**production, "DLR_TRUSTED_PROXIES": ""}, "s.DEBUG")
+    assert "DLR_TRUSTED_PROXIES" in refused.value.stderr
+    assert _settings_with({**production, "DLR_TRUSTED_PROXIES": "127.0.0.1/32"}, "s.DLR_TRUSTED_PROXIES") == (
+        "[IPv4Network('127.0.0.1/32')]"
+    )
+
+
+def test_the_readmes_production_example_starts():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("## Production run", 1)[1].split("```sh", 1)[1].split(".venv/bin/python", 1)[0]
+    env = dict(re.findall(r"(\w+)=(\S+)", example.replace("\\\n", " ")))
+    env = {name: value.replace("…", "x" * 50) for name, value in env.items() if name != "export"}
+    env.pop("DATABASE_URL")
+    env.pop("REDIS_URL")
+    assert _settings_with(env, "bool(s.DLR_TRUSTED_PROXIES)") == "True"
