@@ -14,6 +14,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from receipts.errors import shipped_entry
 from receipts.models import Connection, ErrorCodeOverride, Message, Receipt
+from receipts.phones import mask_number
 
 
 class ConnectionForm(forms.ModelForm[Connection]):
@@ -83,6 +84,22 @@ class ReceiptInline(admin.TabularInline[Receipt, Message]):
 # A message's text (an OTP, a reset code) is kept only so retries can resend it: no page shows
 # it, to anyone, nor finds a message by it.
 HIDDEN_MESSAGE_FIELDS = ("body",)
+# Message.Meta.permissions; without it, numbers are masked and never searched (one search per
+# guess would unmask them).
+SEE_FULL_NUMBERS = "receipts.see_full_numbers"
+RAW_RECEIPT_FIELDS = ("raw_body", "headers")
+
+
+def _sees_numbers(request: HttpRequest) -> bool:
+    return request.user.has_perm(SEE_FULL_NUMBERS)
+
+
+def _masked(names: Any, request: HttpRequest) -> list[Any]:
+    return [
+        "masked_recipient" if name == "recipient" and not _sees_numbers(request) else name
+        for name in names
+        if _sees_numbers(request) or name not in RAW_RECEIPT_FIELDS
+    ]
 
 
 @admin.register(Message)
@@ -96,6 +113,22 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return super().get_queryset(request).defer(*HIDDEN_MESSAGE_FIELDS)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return _masked(super().get_list_display(request), request)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_fields(request, obj), request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_readonly_fields(request, obj), request)
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        return [name for name in super().get_search_fields(request) if name != "recipient" or _sees_numbers(request)]
+
+    @admin.display(description="recipient")
+    def masked_recipient(self, obj: Message) -> str:
+        return mask_number(obj.recipient)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -113,6 +146,13 @@ class ReceiptAdmin(admin.ModelAdmin[Receipt]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # append-only
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Raw payloads carry the full number in every provider's own spelling.
+        return _masked(super().get_fields(request, obj), request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_readonly_fields(request, obj), request)
 
 
 @admin.register(ErrorCodeOverride)

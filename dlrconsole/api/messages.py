@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -20,6 +21,15 @@ from receipts.models import Connection, Message
 from receipts.phones import InvalidNumber, mask_number, parse_number
 from receipts.selectors import message_list, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
+
+
+class MessageFilterBackend(DjangoFilterBackend):
+    """The FilterSet with the caller's permission to see numbers: without it, filtering or
+    searching by number is refused (400 with the reason) rather than answered."""
+
+    def get_filterset_kwargs(self, request: Request, queryset: QuerySet[Message], view: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_filterset_kwargs(request, queryset, view)
+        return kwargs | {"see_numbers": roles.can_see_numbers(request.user)}
 
 
 class MessageCursorPagination(CursorPagination):
@@ -160,6 +170,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "retrieve": (roles.VIEW_TIMELINE,),
         "create": (roles.REGISTER_MESSAGES,),
     }
+    filter_backends = [MessageFilterBackend]
     filterset_class = MessageFilter
     pagination_class = MessageCursorPagination
 
