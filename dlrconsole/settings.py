@@ -291,6 +291,34 @@ CELERY_BEAT_SCHEDULE = {
     "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},
 }
 
+# The shared cache: API throttling and webhook rate limits count here, so every web process
+# counts against the same limits. Redis in production (REDIS_URL), with short timeouts: a
+# counter that cannot be reached lets the request through (dlrconsole/lib/rate_limit.py)
+# rather than hold it. The demo, without Redis, counts per process in memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dlrconsole",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API requests per user (DRF rate syntax: number/second|minute|hour|day). `read`: search,
+# timelines, the feed and the schema; `write`: registering messages, as fast as the product
+# sends. Over the rate: 429 with Retry-After.
+DLR_API_THROTTLE_RATES = {
+    "read": os.environ.get("DLR_API_READ_RATE", "600/minute"),
+    "write": os.environ.get("DLR_API_WRITE_RATE", "6000/minute"),
+}
+for _scope, _rate in DLR_API_THROTTLE_RATES.items():
+    _count, _, _period = _rate.partition("/")
+    if not (_count.isdigit() and int(_count) > 0 and _period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"DLR_API_{_scope.upper()}_RATE must be like 600/minute, got {_rate!r}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # `Authorization: Api-Key <key>` (or `Token <key>`, what clients sent before keys were hashed).
@@ -299,6 +327,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["dlrconsole.api.throttling.UserRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dlrconsole.api.errors.exception_handler",
 }
@@ -315,6 +344,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dlrconsole.api.throttling.document_throttling",
+    ],
 }
 
 LOGGING = {

@@ -28,3 +28,6 @@ CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELE
 # Tests change rules with queryset updates too (no signals): every decision reads them afresh;
 # tests/test_rule_cache.py covers the cache itself.
 DLR_RULES_CACHE_SECONDS = 0
+# Throttling is tested with its own low rates (tests/test_throttling.py); elsewhere a test may
+# call the API as often as it likes.
+DLR_API_THROTTLE_RATES = {"read": "100000/minute", "write": "100000/minute"}
