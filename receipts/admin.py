@@ -28,7 +28,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
 
     class Meta:
         model = Connection
-        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "enabled"]
+        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "rate_limit", "enabled"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -50,7 +50,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin[Connection]):
     form = ConnectionForm
-    list_display = ["slug", "provider", "name", "enabled", "webhook_path"]
+    list_display = ["slug", "provider", "name", "enabled", "rate_limit", "webhook_path"]
     list_filter = ["provider", "enabled"]
     search_fields = ["slug", "name"]
     readonly_fields = ["secret_hints", "created_at", "updated_at"]
