@@ -188,7 +188,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             409: OpenApiResponse(description="Already registered with a different recipient, flow or reference."),
         },
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # `format` on /messages.json
         incoming = MessageRegisterSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
