@@ -1,6 +1,6 @@
 """`manage.py demo` (what `make demo` runs): the console on the embedded default, fed live.
 
-Migrates the SQLite database under ./var, makes sure the demo user, connections and API token
+Migrates the SQLite database under ./var, makes sure the demo user, connections and a new API key
 exist (one connection per provider the simulator can play in a demo), starts `runserver` on
 127.0.0.1 in a subprocess and, once it answers /healthz, plays the simulated providers against it
 through the real API and webhook path until Ctrl-C.
@@ -167,7 +167,7 @@ class Command(BaseCommand):
         w(f"  Admin      {base_url}/admin/   messages live at {base_url}/admin/receipts/message/")
         w(f"  Login      {DEMO_USER} / {password}   (a new password each run unless --password)")
         w(f"  API docs   {base_url}/api/v1/docs/ (signed in)")
-        w(f'  API token  {token}   curl -H "Authorization: Api-Key {token}" {base_url}/api/v1/messages/')
+        w(f'  API key    {token}   curl -H "Authorization: Api-Key {token}" {base_url}/api/v1/messages/')
         for target in config.targets:
             w(f"  Webhook    {config.webhook_url(target)}   ({target.provider})")
         w(f"  Send API   {gateway.url_for('<connection>')}   (simulated; the console's retries resend through it)")
