@@ -8,7 +8,10 @@ slices that no key uses yet, and found by its slices (accounts/keys.py). Clients
 it as before. Not reversible: the clear values are gone.
 """
 
+from datetime import UTC
+
 from django.db import migrations
+from django.utils import timezone
 from rest_framework_api_key.crypto import KeyGenerator
 
 TABLE = "authtoken_token"
@@ -29,6 +32,8 @@ def hash_clear_tokens(apps, schema_editor):
         prefix = next(key[i : i + 8] for i in range(0, 40, 8) if key[i : i + 8] not in taken)
         taken.add(prefix)
         api_key = UserAPIKey.objects.create(prefix=prefix, hashed_key=generator.hash(key), user_id=user_id, name=NAME)
+        if timezone.is_naive(created):  # SQLite's raw cursor: stored in UTC
+            created = timezone.make_aware(created, UTC)
         UserAPIKey.objects.filter(pk=api_key.pk).update(created=created)  # not the migration's time
     ContentType = apps.get_model("contenttypes", "ContentType")
     clear_types = list(ContentType.objects.filter(app_label="authtoken").values_list("pk", flat=True))
