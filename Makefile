@@ -22,7 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=dlrconsole.settings_test
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest_throughput.py

@@ -57,7 +57,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     os.environ.pop("REDIS_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings"
+    # The demo's settings: DEBUG on and keys of its own, as an in-process test client needs.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings_demo"
     if args.pg_url:
         if not is_loopback(urlsplit(args.pg_url).hostname or ""):
             sys.exit("refusing a non-loopback PostgreSQL URL")

@@ -565,7 +565,10 @@ def server_env(args: argparse.Namespace, db_url: str, queue: BrokerQueue) -> dic
         "PYTHONPATH": str(ROOT),
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "DLR_SECRETS_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "ALLOWED_HOSTS": LOOPBACK,
+        # gunicorn serves plain HTTP on loopback here, with no TLS proxy in front.
+        "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": db_url,
         "REDIS_URL": args.redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "0",

@@ -89,8 +89,8 @@ def main() -> int:
         sys.exit("refusing a non-loopback PostgreSQL URL")
     create_database(args.pg_url, args.database)
     os.environ.pop("REDIS_URL", None)
-    os.environ.update(DATABASE_URL=database_url(args.pg_url, args.database), DEBUG="1",
-                      DJANGO_SETTINGS_MODULE="dlrconsole.settings")  # fmt: skip
+    os.environ.update(DATABASE_URL=database_url(args.pg_url, args.database),
+                      DJANGO_SETTINGS_MODULE="dlrconsole.settings_demo")  # fmt: skip
     try:
         run(args)
     finally:

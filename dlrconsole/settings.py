@@ -1,8 +1,10 @@
 """Settings for DLR Console, read from the environment.
 
-The embedded default (no environment at all) is the demo: an SQLite file under ./var and
-Celery tasks executed eagerly in-process. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY,
-DEBUG=0 and ALLOWED_HOSTS.
+Secure unless told otherwise: DEBUG is off, and SECRET_KEY, DLR_SECRETS_KEYS and ALLOWED_HOSTS
+must be set. Without DATABASE_URL and REDIS_URL the database is an SQLite file under ./var and
+Celery tasks run eagerly in-process: the embedded demo (`make demo`), whose settings module
+(dlrconsole/settings_demo.py) turns DEBUG on and makes keys of its own. Production sets
+DATABASE_URL, REDIS_URL, SECRET_KEY, DLR_SECRETS_KEYS and ALLOWED_HOSTS (README, "Production").
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from cryptography.fernet import Fernet
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 
@@ -51,12 +55,34 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a forgotten variable must never show tracebacks, settings and URL patterns.
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-demo-key-only-for-local-use"  # noqa: S105 - demo default, refused with DEBUG off
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to at least 32 random characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (`make demo` makes its own)"
+    )
+# Rotation: the old key here while sessions and signed values made with it expire.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
+
+# The keys that encrypt secrets at rest (connection secrets, send-API credentials, fallback
+# channel and product-feed secrets; dlrconsole/lib/secrets_at_rest.py): Fernet keys,
+# comma-separated. The first encrypts, every one decrypts, so a key is rotated by putting a new
+# one first and running `manage.py rotate_secrets_key` before the old one is dropped.
+DLR_SECRETS_KEYS = env_list("DLR_SECRETS_KEYS", "")
+if not DLR_SECRETS_KEYS:
+    raise ImproperlyConfigured(
+        "DLR_SECRETS_KEYS must be set to one or more Fernet keys, e.g. "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+    )
+for _position, _key in enumerate(DLR_SECRETS_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DLR_SECRETS_KEYS: key {_position} is not a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 
@@ -75,6 +101,7 @@ INSTALLED_APPS = [
     "django_htmx",
     # Inline partials: one template serves a console page and its htmx fragment.
     "template_partials",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
@@ -85,6 +112,7 @@ INSTALLED_APPS = [
     "dlrconsole.console",
     "dlrconsole.simulator",
     "dlrconsole.demo",
+    "dlrconsole.ops",
     "receipts",
     "retries",
     "retries.feed",
@@ -93,6 +121,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -203,6 +233,17 @@ if env_bool("BEHIND_TLS_PROXY", False) and not DLR_TRUSTED_PROXIES:
         "anyone's failed sign-ins lock an account for everyone"
     )
 
+# Outbound calls (send APIs, fallback webhooks, the product feed, SNS) never reach loopback,
+# link-local, private, reserved, multicast or unspecified addresses (dlrconsole/lib/outbound.py)
+# unless their network is listed here (comma-separated CIDRs), e.g. an SMS gateway on the private
+# network. Empty by default; the tests and the demo list loopback, where their peers run.
+try:
+    DLR_OUTBOUND_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(n, strict=False) for n in env_list("DLR_OUTBOUND_ALLOWED_NETWORKS", "")
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DLR_OUTBOUND_ALLOWED_NETWORKS must be comma-separated IP networks: {exc}") from None
+
 # How long a web process may use a connection (its secrets, whether it is enabled) before
 # reading it again; changes made in this process apply at once.
 DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
@@ -215,7 +256,9 @@ DLR_ERROR_CATALOG_CACHE_SECONDS = env_int("DLR_ERROR_CATALOG_CACHE_SECONDS", 30)
 # confirmations (SubscribeURL) are fetched from: Amazon SNS hosts, over HTTPS. The pattern must
 # match a URL's whole netloc. Deliberately not read from the environment: widening it lets
 # anyone who can serve a certificate sign receipts. Tests point it at a loopback server.
-DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+# The label after `sns.` must be a region (us-east-1, us-gov-west-1, cn-north-1): other names
+# under amazonaws.com can be a customer's, e.g. the S3 bucket `sns` is sns.s3.amazonaws.com.
+DLR_SNS_CERT_HOST_PATTERN = r"sns\.[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}\.amazonaws\.com(\.cn)?"
 DLR_SNS_CERT_URL_SCHEMES = ["https"]
 
 # Missing receipts: a message still pending (queued, accepted, sent) this long after submission
@@ -264,6 +307,30 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 30)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60)
+# Budgets and timeouts compose: a periodic pass (attempts, the feed) starts a request only if it
+# can finish it before the soft limit less this margin, kept to record it and release what the
+# pass still holds (dlrconsole/lib/outbound.py: pass_deadline).
+DLR_PASS_MARGIN_SECONDS = env_int("DLR_PASS_MARGIN_SECONDS", 5)
+# The product feed's timeouts for one POST (connect, then each read; the whole reply is bounded
+# by their sum).
+DLR_FEED_CONNECT_TIMEOUT_SECONDS = env_int("DLR_FEED_CONNECT_TIMEOUT_SECONDS", 3)
+DLR_FEED_READ_TIMEOUT_SECONDS = env_int("DLR_FEED_READ_TIMEOUT_SECONDS", 15)
+# The most a sender's settings may ask for, connect and read timeouts together (defaults 3 + 10).
+DLR_SEND_TIMEOUT_MAX_SECONDS = env_int("DLR_SEND_TIMEOUT_MAX_SECONDS", 20)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_TASK_SOFT_TIME_LIMIT must be positive and below CELERY_TASK_TIME_LIMIT")
+if min(DLR_PASS_MARGIN_SECONDS, DLR_FEED_CONNECT_TIMEOUT_SECONDS, DLR_FEED_READ_TIMEOUT_SECONDS) <= 0:
+    raise ImproperlyConfigured("DLR_PASS_MARGIN_SECONDS and the feed's timeouts must be positive")
+for _name, _longest in (
+    ("DLR_FEED_CONNECT_TIMEOUT_SECONDS + DLR_FEED_READ_TIMEOUT_SECONDS",
+     DLR_FEED_CONNECT_TIMEOUT_SECONDS + DLR_FEED_READ_TIMEOUT_SECONDS),
+    ("DLR_SEND_TIMEOUT_MAX_SECONDS", DLR_SEND_TIMEOUT_MAX_SECONDS),
+):  # fmt: skip
+    if _longest <= 0 or _longest + DLR_PASS_MARGIN_SECONDS > CELERY_TASK_SOFT_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"{_name} ({_longest} s) plus DLR_PASS_MARGIN_SECONDS ({DLR_PASS_MARGIN_SECONDS} s) must fit in "
+            f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT} s): a pass could never make that request"
+        )
 # A webhook must never wait on the broker: publishing gives up fast and the outbox sweeper
 # re-dispatches whatever was not published.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
@@ -365,8 +432,49 @@ LOGGING = {
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    if env_bool("BEHIND_TLS_PROXY", False):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS. Off with DEBUG (the demo serves plain HTTP on loopback); on by default otherwise, each
+# overridable for a deployment that terminates TLS in a way these do not fit.
+HTTPS = not DEBUG
+if env_bool("BEHIND_TLS_PROXY", False):
+    # The proxy terminates TLS and says so in X-Forwarded-Proto; it must strip the header from
+    # what clients send.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Load balancers probe the health check over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# Preloading is a commitment an operator makes for the whole domain (hstspreload.org), not a
+# default a product may make for them: `manage.py check --deploy` is silenced on it below.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Error reports (the technical page, mails to ADMINS) hide URLs with credentials too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dlrconsole.error_reports.ReportFilter"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# What pages may load: only this site's own scripts, styles and images (no CDN is ever used).
+# Style attributes are allowed (the overview's bars are sized by one); style and script
+# elements are not. htmx runs without eval and without its injected indicator styles
+# (templates/base.html). The API's Swagger UI and ReDoc pages widen it for themselves
+# (dlrconsole/api/urls.py). Webhooks answer JSON to machines: no policy to send there.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/hooks/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dlrconsole")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
+# Keys for the tests only, set in the environment so that the worker processes some tests start
+# read the same ones.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-never-used-anywhere-else-0123456789")
+os.environ.setdefault("DLR_SECRETS_KEYS", "dGVzdHMtb25seS1zZWNyZXRzLWtleS0wMTIzNDU2Nzg=")
+# The suite talks plain HTTP to its own servers on loopback.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from dlrconsole.settings import *  # noqa: F403
 from dlrconsole.settings import DATABASES
@@ -28,6 +38,9 @@ CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELE
 # Tests change rules with queryset updates too (no signals): every decision reads them afresh;
 # tests/test_rule_cache.py covers the cache itself.
 DLR_RULES_CACHE_SECONDS = 0
+# The tests' peers (send APIs, product endpoints, SNS) are local servers on loopback; the
+# outbound guard's own tests take this away to see them refused.
+DLR_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 # Throttling is tested with its own low rates (tests/test_throttling.py); elsewhere a test may
 # call the API as often as it likes.
 DLR_API_THROTTLE_RATES = {"read": "100000/minute", "write": "100000/minute"}

@@ -13,7 +13,8 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from receipts.errors import shipped_entry
-from receipts.models import Connection, ErrorCodeOverride, Message, Receipt
+from receipts.models import Connection, ErrorCodeOverride, Message, OutboxEvent, Receipt
+from receipts.outbox import outbox_retry_parked
 from receipts.phones import mask_number
 
 
@@ -153,6 +154,47 @@ class ReceiptAdmin(admin.ModelAdmin[Receipt]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return _masked(super().get_readonly_fields(request, obj), request)
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "To process"), ("retrying", "Failing, to try again"), ("failed", "Failed (parked)"),
+                ("processed", "Processed")]  # fmt: skip
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
+        unprocessed = queryset.filter(processed_at__isnull=True)
+        return {
+            "pending": unprocessed.filter(failed_at__isnull=True, failures=0),
+            "retrying": unprocessed.filter(failed_at__isnull=True, failures__gt=0),
+            "failed": unprocessed.filter(failed_at__isnull=False),
+            "processed": queryset.filter(processed_at__isnull=False),
+        }.get(self.value() or "", queryset)
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin[OutboxEvent]):
+    """Read-only: what the rules must see, and the events a consumer failed on (receipts/outbox.py)."""
+
+    list_display = ["id", "kind", "status", "message", "created_at", "processed_at", "failures", "retry_at",
+                    "failed_at", "last_error"]  # fmt: skip
+    list_filter = [OutboxStateFilter, "kind"]
+    list_select_related = ["message"]
+    readonly_fields = [f.name for f in OutboxEvent._meta.fields]
+    actions = ["retry_parked"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # an event is a change that happened: never dropped by hand
+
+    @admin.action(description="Try the failed events again", permissions=["change"])
+    def retry_parked(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        count = outbox_retry_parked(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} failed events will be tried again at the sweeper's next pass.")
 
 
 @admin.register(ErrorCodeOverride)

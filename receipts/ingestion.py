@@ -43,7 +43,7 @@ def ingest(
 ) -> IngestResult:
     """Store the events of one webhook request. Raises only if the database fails."""
     now = timezone.now()
-    raw_body = request.body.decode("utf-8", errors="replace") or request.url.partition("?")[2]
+    raw_body = request.raw_text()
     headers_json = json.dumps(headers, separators=(",", ":"))
     result = IngestResult(received=len(events))
     with transaction.atomic():
@@ -80,9 +80,18 @@ def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChan
         error_class=error.error_class,
         catalog_class=error.catalog_class,
         class_source=error.class_source,
-        final_at=(event.provider_timestamp or now) if is_final(event.status.value) else None,
+        final_at=final_time(event.provider_timestamp, received_at=now) if is_final(event.status.value) else None,
         now=now,
     )
+
+
+def final_time(provider_timestamp: datetime | None, *, received_at: datetime) -> datetime:
+    """When the message reached its final status: the provider's time, but never later than we
+    heard of it. A provider clock running ahead (ReceiptEvent keeps up to a day of it) must not
+    put a delivery in the future of the dashboards and the missing-receipt sweep."""
+    if provider_timestamp is None:
+        return received_at
+    return min(provider_timestamp, received_at)
 
 
 def _ingest_one(provider: str, receipt: StoredReceipt, change: StatusChange) -> str | None:
@@ -158,7 +167,9 @@ def link_parked_receipts(message: Message) -> list[str]:
             error_class=receipt.error_class,
             catalog_class=receipt.catalog_class,
             class_source=receipt.class_source,
-            final_at=(receipt.provider_timestamp or receipt.received_at) if is_final(receipt.status) else None,
+            final_at=final_time(receipt.provider_timestamp, received_at=receipt.received_at)
+            if is_final(receipt.status)
+            else None,
             now=timezone.now(),
         )
         outcomes.append(_apply(message_id=message.pk, receipt_id=receipt.pk, change=change))

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.secrets_at_rest import EncryptedJSONField
 from receipts.providers.registry import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
 from receipts.statuses import NO_RECEIPT, ReceiptOutcome, Status
@@ -47,7 +48,7 @@ class Connection(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # Several secrets are accepted at once so a provider's key can be rotated without losing
     # receipts signed with the old one while the change propagates.
-    secrets = models.JSONField(default=list, validators=[_validate_secrets])
+    secrets = EncryptedJSONField(default=list, validators=[_validate_secrets])
     # URL-signed schemes (Twilio) sign the URL the provider called, which differs from the one
     # Django sees behind a TLS-terminating proxy; when set, verification uses this instead.
     public_url = models.URLField(blank=True, max_length=500)
@@ -253,11 +254,28 @@ class OutboxEvent(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatch_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # A consumer that raised on this event (a poison event) rolled back what it wrote; the event
+    # is tried again at `retry_at`, after a backoff, and after too many failures parked as failed
+    # (`failed_at`): no longer tried, listed in the admin, counted (receipts/outbox.py).
+    # Defaults in the database too: the store's hot-path INSERT names only the columns it sets.
+    failures = models.PositiveIntegerField(default=0, db_default=0)
+    last_error = models.CharField(
+        max_length=255, blank=True, default="", db_default="", help_text="The exception's class and masked message."
+    )
+    retry_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
-            # The sweeper's scan: only unprocessed rows, by when they were handed to the broker.
-            models.Index(fields=["dispatched_at"], name="outbox_pending_idx", condition=Q(processed_at__isnull=True)),
+            # The sweeper's scan: only rows still to process (neither processed nor parked), by
+            # when they were handed to the broker.
+            models.Index(
+                fields=["dispatched_at"],
+                name="outbox_pending_idx",
+                condition=Q(processed_at__isnull=True, failed_at__isnull=True),
+            ),
+            # The admin's and monitoring's count of parked events.
+            models.Index(fields=["failed_at"], name="outbox_failed_idx", condition=Q(failed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

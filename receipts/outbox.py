@@ -12,18 +12,28 @@ the sweeper publishes again what has no stamp, and what was stamped long ago and
 processed (the process died between commit and publish, or the broker lost it). Stamping
 optimistically spares the hot path a second write per event. Tasks are idempotent: an event
 published twice is processed once.
+
+One bad event never blocks the others: a consumer that raises on an event (a poison event)
+has what it wrote rolled back to a savepoint, the failure is recorded on the event (count,
+masked error, when to try again) and the batch goes on. The sweeper publishes it again after
+its backoff, after the events that never failed; after FAILURE_BACKOFF is spent it is parked
+as failed, listed in the admin (Receipts → Outbox events) and counted by
+`outbox_failure_counts`, until an admin puts it back in line.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dlrconsole.lib.failures import failure_summary
 from dlrconsole.lib.tasks import kicks_coalesced, task_by_name
 from receipts import store
 from receipts.models import OutboxEvent
@@ -34,6 +44,11 @@ from receipts.publisher import OutboxPublisher
 REDISPATCH_AFTER = timedelta(minutes=2)
 # receipts/tasks.py, which imports this module.
 PROCESS_OUTBOX_EVENTS = "receipts.tasks.process_outbox_events"
+# Waits after a consumer failed on an event before it is tried again; one failure more and the
+# event is parked as failed. A bug fixed within the hour lets the event through unaided.
+FAILURE_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,11 +92,12 @@ publisher = OutboxPublisher(outbox_publish, on_failure=store.outbox_mark_unpubli
 
 
 def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Publish again what was never published or was lost in flight; returns how many."""
+    """Publish again what was never published, was lost in flight, or is due again after a
+    failure; returns how many."""
     now = now or timezone.now()
     with transaction.atomic():
         # Locked, SKIP LOCKED: two sweepers never publish the same row twice.
-        rows = store.outbox_lost(lost_before=now - REDISPATCH_AFTER, limit=limit)
+        rows = store.outbox_lost(lost_before=now - REDISPATCH_AFTER, now=now, limit=limit)
         if rows:
             # Published inside the transaction: if the broker refuses, the stamp rolls back.
             outbox_publish(rows)
@@ -90,22 +106,63 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
 
 
 def outbox_process_batch(event_ids: Sequence[int]) -> int:
-    """Process a batch of events, each at most once; what the consumers kick (the attempt runner,
-    the feed deliverer) is kicked once for the whole batch. How many were processed now."""
+    """Process a batch of events, each at most once; one event whose consumer fails is recorded
+    and the others go on. What the consumers kick (the attempt runner, the feed deliverer) is
+    kicked once for the whole batch. How many were processed now."""
     with kicks_coalesced():
         return sum(outbox_process(event_id) for event_id in event_ids)
 
 
 def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
-    """Hand an event to every consumer, exactly once; False if it was already processed.
+    """Hand an event to every consumer, exactly once; False if it was already processed, is
+    not due (a failure's backoff, parked), or a consumer failed on it now.
 
     The claim and what the consumers write commit together: a worker that dies in between
-    leaves the event unclaimed, and its redelivery (acks late) processes it then."""
+    leaves the event unclaimed, and its redelivery (acks late) processes it then. The consumers
+    run in a savepoint: when one raises, all they wrote is rolled back, the failure is recorded
+    on the event in the claim's transaction, and the event is tried again later."""
     now = now or timezone.now()
     with transaction.atomic():
         if not store.outbox_claim(event_id, now=now):
             return False
         event = OutboxEvent.objects.get(pk=event_id)
-        for consumer in outbox_consumers():
-            consumer.consume(event, now)
+        try:
+            with transaction.atomic():
+                for consumer in outbox_consumers():
+                    consumer.consume(event, now)
+        except SoftTimeLimitExceeded:
+            raise  # the task ran out of time, not the event: unclaimed, redelivered whole
+        except Exception as exc:
+            _record_failure(event, exc, now=now)
+            return False
     return True
+
+
+def outbox_retry_delay(failures: int) -> timedelta | None:
+    """The wait after an event's `failures`-th failure; None: park it."""
+    return FAILURE_BACKOFF[failures - 1] if failures <= len(FAILURE_BACKOFF) else None
+
+
+def _record_failure(event: OutboxEvent, exc: Exception, *, now: datetime) -> None:
+    failures = event.failures + 1
+    delay = outbox_retry_delay(failures)
+    error = failure_summary(exc)
+    store.outbox_record_failure(event.pk, error=error, retry_at=None if delay is None else now + delay, now=now)
+    if delay is None:
+        logger.error("outbox event %s parked as failed after %s failures: %s", event.pk, failures, error)
+    else:
+        logger.warning("outbox event %s failed (%s of %s): %s", event.pk, failures, len(FAILURE_BACKOFF) + 1, error)
+
+
+def outbox_failure_counts() -> dict[str, int]:
+    """For monitoring: events waiting to be tried again after a failure, and events parked."""
+    pending = OutboxEvent.objects.filter(processed_at__isnull=True)
+    return {
+        "retrying": pending.filter(failed_at__isnull=True, failures__gt=0).count(),
+        "failed": pending.filter(failed_at__isnull=False).count(),
+    }
+
+
+def outbox_retry_parked(event_ids: Sequence[int]) -> int:
+    """Put parked events back in line once their cause is fixed (the admin's action)."""
+    return store.outbox_retry_parked(event_ids)

@@ -304,8 +304,30 @@ def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: 
 
 
 def outbox_claim(event_id: int, *, now: datetime) -> bool:
-    """Mark an event processed; False if another run already did."""
-    return OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(processed_at=now) == 1
+    """Mark an event processed, its row locked until commit; False if another run did, or it is
+    waiting out a failure's backoff, or parked."""
+    return (
+        OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True, failed_at__isnull=True)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .update(processed_at=now)
+        == 1
+    )
+
+
+def outbox_record_failure(event_id: int, *, error: str, retry_at: datetime | None, now: datetime) -> None:
+    """A consumer raised: undo the claim, count the failure, and either wait until `retry_at`
+    (unstamped, so the sweeper publishes it then) or, without one, park the event as failed."""
+    OutboxEvent.objects.filter(pk=event_id).update(
+        processed_at=None, failures=F("failures") + 1, last_error=error[:255], retry_at=retry_at,
+        failed_at=None if retry_at is not None else now, dispatched_at=None,
+    )  # fmt: skip
+
+
+def outbox_retry_parked(event_ids: Sequence[int]) -> int:
+    """Put parked events back in line (an admin fixed the cause): tried at the sweeper's next pass."""
+    return OutboxEvent.objects.filter(pk__in=event_ids, failed_at__isnull=False, processed_at__isnull=True).update(
+        failed_at=None, retry_at=None, dispatched_at=None
+    )
 
 
 def outbox_mark_unpublished(event_ids: Sequence[int]) -> None:
@@ -317,13 +339,16 @@ def outbox_mark_dispatched(event_ids: Sequence[int], *, now: datetime) -> None:
     OutboxEvent.objects.filter(pk__in=event_ids).update(dispatched_at=now, dispatch_count=F("dispatch_count") + 1)
 
 
-def outbox_lost(*, lost_before: datetime, limit: int) -> list[int]:
-    """Unprocessed events never published, or published before `lost_before`: locked until
-    commit, skipping those another sweeper holds, oldest first."""
+def outbox_lost(*, lost_before: datetime, now: datetime, limit: int) -> list[int]:
+    """Events to publish again: never published, or published before `lost_before`, and not
+    waiting out a failure's backoff nor parked. Locked until commit, skipping those another
+    sweeper holds. Those that never failed come first, so a run of failing events cannot fill
+    every batch and starve the healthy ones behind them."""
     return list(
         OutboxEvent.objects.select_for_update(skip_locked=True)
-        .filter(processed_at__isnull=True)
+        .filter(processed_at__isnull=True, failed_at__isnull=True)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before))
-        .order_by("id")
+        .order_by("failures", "id")
         .values_list("id", flat=True)[:limit]
     )

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from celery import shared_task
 
+from dlrconsole.lib import outbound
 from receipts.outbox import outbox_process_batch, outbox_redispatch
 from receipts.providers.sns_signature import is_sns_url
 from receipts.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
@@ -38,13 +39,14 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
         logger.warning("SNS subscription not confirmed: SubscribeURL is not on an SNS host")
         return False
     topic = parse_qs(urlsplit(subscribe_url).query).get("TopicArn", ["?"])[0]
-    # No redirects: the confirmation is SNS's answer, never another host's.
-    response = requests.get(subscribe_url, timeout=SUBSCRIBE_TIMEOUT_SECONDS, allow_redirects=False)
-    if response.status_code >= 500:
-        raise SubscribeUrlUnavailable(f"SNS answered HTTP {response.status_code}")
-    if response.status_code != 200:
+    # Through the outbound guard: no redirects (the confirmation is SNS's answer, never another
+    # host's), never an internal address. DestinationRefused is not retried.
+    reply = outbound.call("GET", subscribe_url, timeout=(SUBSCRIBE_TIMEOUT_SECONDS, SUBSCRIBE_TIMEOUT_SECONDS))
+    if reply.status_code >= 500:
+        raise SubscribeUrlUnavailable(f"SNS answered HTTP {reply.status_code}")
+    if reply.status_code != 200:
         # An expired or already used token: retrying cannot help; SNS can resend a confirmation.
-        logger.warning("SNS subscription to %s not confirmed: HTTP %s", topic, response.status_code)
+        logger.warning("SNS subscription to %s not confirmed: HTTP %s", topic, reply.status_code)
         return False
     logger.info("SNS subscription to %s confirmed", topic)
     return True

@@ -17,14 +17,18 @@ taken over records nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dlrconsole.lib import outbound
+from dlrconsole.lib.failures import failure_summary
 from retries.actions.base import NotSendable
 from retries.actions.registry import get_action
 from retries.decisions import chain_delivered
@@ -37,24 +41,60 @@ from retries.senders.base import SendError, SendResult
 SEND_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
 OPEN = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
 
+logger = logging.getLogger(__name__)
+
 
 def attempt_lease() -> timedelta:
     return timedelta(seconds=settings.DLR_ATTEMPT_LEASE_SECONDS)
 
 
-def attempts_run_due(*, now: datetime | None = None, limit: int = 50, budget: float = 20.0) -> int:
+def attempts_run_due(*, now: datetime | None = None, limit: int = 50, deadline: float | None = None) -> int:
     """Claim and run due attempts (or those whose runner died), one at a time so that each
-    claim's lease covers only its own send; stop after `limit` or `budget` seconds, well inside
-    the task's time limit. Returns how many ran."""
-    started = time.monotonic()
+    claim's lease covers only its own send; stop after `limit`, or when the next send could not
+    finish before `deadline` (a time.monotonic() value: by default the task's soft time limit
+    less the pass's margin). Returns how many ran.
+
+    An attempt whose run raises unexpectedly is recorded as a temporary failure (tried again
+    after its delay, failed after the last) and the pass moves on. A pass stopped anyway (the
+    soft time limit, a worker shutting down) records the send in flight as timed out."""
+    deadline = outbound.pass_deadline() if deadline is None else deadline
     ran = 0
-    while ran < limit and time.monotonic() - started < budget:
+    while ran < limit and outbound.remaining(deadline) > 0:
         claimed = _claim_due(now or timezone.now(), 1)
         if not claimed:
             break
-        attempt_execute(claimed[0], now=now)
+        try:
+            if not _execute_isolated(claimed[0], now=now, deadline=deadline):
+                break
+        except BaseException:
+            _record_safely(claimed[0], "timed out: the attempt runner was stopped", now=now)
+            raise
         ran += 1
     return ran
+
+
+def _execute_isolated(attempt_id: int, *, now: datetime | None, deadline: float) -> bool:
+    """Run one claimed attempt; False if it was released because its send could not finish in time."""
+    try:
+        return attempt_execute(attempt_id, now=now, deadline=deadline)
+    except SoftTimeLimitExceeded:
+        raise  # the pass ran out of time, not this attempt (attempts_run_due records it)
+    except Exception as exc:
+        logger.exception("attempt %s raised; recorded as a temporary failure", attempt_id)
+        _record_safely(attempt_id, f"internal error: {failure_summary(exc)}", now=now)
+        return True
+
+
+def _record_safely(attempt_id: int, why: str, *, now: datetime | None) -> None:
+    """Record a run whose own recording could not happen (it raised, or the pass was stopped
+    mid-send) as a temporary sender error: tried again with the same idempotency key after its
+    delay. If even that fails, the lease hands it to a later pass."""
+    try:
+        attempt = Attempt.objects.select_related("decision__message").get(pk=attempt_id)
+        if attempt.outcome == Attempt.Outcome.RUNNING:
+            _after_send_error(attempt, SendError(why, permanent=False), duration=0.0, now=now or timezone.now())
+    except Exception:
+        logger.exception("attempt %s could not be recorded; its lease hands it over", attempt_id)
 
 
 def _claim_due(now: datetime, limit: int) -> list[int]:
@@ -73,32 +113,37 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
     return ids
 
 
-def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
+def attempt_execute(attempt_id: int, *, now: datetime | None = None, deadline: float | None = None) -> bool:
     """Run one claimed attempt and record what happened. `now` fixes the clock (tests); by
-    default a result is stamped when it arrives, not when the attempt was claimed."""
+    default a result is stamped when it arrives, not when the attempt was claimed. With a
+    `deadline` (time.monotonic()), a send that could not finish by then is not started: the
+    claim is released and False returned."""
     clock = now
     now = now or timezone.now()
     attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel").get(
         pk=attempt_id
     )
     if attempt.outcome != Attempt.Outcome.RUNNING:
-        return
+        return True
     if chain_delivered(attempt.chain_root):
         _finish(attempt, Attempt.Outcome.CANCELLED, "the chain was delivered meanwhile", now=now)
-        return
+        return True
     if attempt.deadline_at is not None and now > attempt.deadline_at:
         _finish(attempt, Attempt.Outcome.CANCELLED, "its deadline passed", now=now, tell_product=True)
-        return
+        return True
     if attempt.tries > len(SEND_RETRY_DELAYS) + 1:
         # Claimed again and again without recording a result: the worker dies on it.
         _fail(attempt, f"gave up after {attempt.tries - 1} runs that recorded no result", now=now)
-        return
+        return True
     action = get_action(attempt.action)
     try:
         plan = action.plan(attempt)
     except NotSendable as exc:
         _fail(attempt, str(exc), now=now)
-        return
+        return True
+    if deadline is not None and outbound.remaining(deadline) < plan.sender.longest:
+        _release(attempt, now=now)
+        return False
     started = time.monotonic()
     try:
         result = plan.sender.send(
@@ -107,8 +152,18 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None) -> None:
         )  # fmt: skip
     except SendError as exc:
         _after_send_error(attempt, exc, duration=time.monotonic() - started, now=clock or timezone.now())
-        return
+        return True
     _succeeded(attempt, result, now=clock or timezone.now())
+    return True
+
+
+def _release(attempt: Attempt, *, now: datetime) -> None:
+    """Give a claim back unrun: due at once for the next pass, this claim's try not counted."""
+    with transaction.atomic():
+        if _still_mine(attempt):
+            Attempt.objects.filter(pk=attempt.pk).update(
+                outcome=Attempt.Outcome.SCHEDULED, due_at=now, tries=F("tries") - 1
+            )
 
 
 def _after_send_error(attempt: Attempt, error: SendError, *, duration: float, now: datetime) -> None:

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.secrets_at_rest import EncryptedJSONField
 from receipts.reasons import REASONS, ErrorClass
 from receipts.statuses import NO_RECEIPT, Status
 from retries.actions.registry import action_choices
@@ -169,8 +170,8 @@ class ConnectionSender(models.Model):
 
     connection = models.OneToOneField("receipts.Connection", on_delete=models.CASCADE, related_name="sender")
     kind = models.CharField(max_length=32, choices=sender_choices)
-    # Credentials and settings, checked by the sender kind; shown only masked.
-    config = models.JSONField(default=dict, blank=True)
+    # Credentials and settings, checked by the sender kind; shown only masked, encrypted at rest.
+    config = EncryptedJSONField(default=dict, blank=True)
     sender_id = models.CharField(max_length=32, blank=True, help_text="The From: a number or an alphanumeric id.")
     enabled = models.BooleanField(default=True)
     # Who changed what (the audit log); the credential in `config` only as "changed".
@@ -192,7 +193,7 @@ class FallbackChannel(models.Model):
 
     slug = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=32, choices=sender_choices)
-    config = models.JSONField(default=dict, blank=True)
+    config = EncryptedJSONField(default=dict, blank=True)
     sender_id = models.CharField(max_length=254, blank=True)
     enabled = models.BooleanField(default=True)
     history = AuditedHistory(secret_keys={"config": lambda channel: sender_secret_keys(channel.kind)})

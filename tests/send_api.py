@@ -35,7 +35,7 @@ class FakeGateway:
 
     def configure(self, connection: Any, **fields: Any) -> ConnectionSender:
         return ConnectionSender.objects.create(
-            connection=connection, kind="generic-http", config={"url": self.url, "read_timeout": 30}, **fields
+            connection=connection, kind="generic-http", config={"url": self.url, "read_timeout": 15}, **fields
         )
 
     def _answer(self, key: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], float]:

@@ -3,6 +3,7 @@ registered into the chain; sender errors rescheduled or final; the product told 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.core import mail
 from django.db.models import F
 from django.utils import timezone
 
+from dlrconsole.timeline import message_timeline
 from receipts.models import Message, OutboxEvent
 from receipts.outbox import outbox_process
 from receipts.statuses import Status
@@ -87,7 +89,8 @@ def test_a_temporary_sender_error_runs_the_same_attempt_again_later(otp, gateway
     fail(otp)
     assert run_later(60) == 1
     attempt = Attempt.objects.get()
-    assert (attempt.outcome, attempt.detail) == ("scheduled", 'temporary: HTTP 503: {"error": "try later"}')
+    # The status only: the gateway's words ({"error": "try later"}) are not ours to show.
+    assert (attempt.outcome, attempt.detail) == ("scheduled", "temporary: HTTP 503")
     assert run_later(60) == 0  # waits its own delay
     assert run_later(120) == 1
     attempt.refresh_from_db()
@@ -235,3 +238,14 @@ def test_an_attempt_is_stamped_when_the_reply_arrives(otp, gateway):
     assert attempts_run_due() == 1  # production's clock: no `now` given
     [request] = gateway.requests
     assert Attempt.objects.get().finished_at.timestamp() >= request["at"]
+
+
+def test_the_timeline_never_shows_what_a_send_api_answered(otp, gateway):
+    gateway.fail_next(503, 400)  # each answered with {"error": "try later"}
+    fail(otp)
+    run_later(60)
+    run_later(600)
+    shown = json.dumps([entry.detail for entry in message_timeline(otp)], default=str)
+    assert "permanent: HTTP 400" in shown
+    assert "try later" not in shown
+    assert "try later" not in json.dumps([e.payload for e in FeedEvent.objects.all()])

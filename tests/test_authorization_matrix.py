@@ -124,6 +124,8 @@ ADMIN_MODELS: dict[str, dict[str, Any]] = {
     # Viewed, never changed here (change views show the record read-only).
     "receipts.message": {"view": STAFF, "add": frozenset(), "change": {ROOT}, "delete": {ROOT}},
     "receipts.receipt": READ_ONLY,
+    # Events are never added or dropped by hand; putting a parked one back needs `change`.
+    "receipts.outboxevent": {"view": STAFF, "add": frozenset(), "change": {ROOT}, "delete": frozenset()},
     "retries.decision": READ_ONLY,
     "retries.attempt": READ_ONLY,
     "feed.feeddelivery": READ_ONLY,

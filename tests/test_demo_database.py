@@ -50,10 +50,11 @@ def test_demo_database_ingests_in_any_order_and_runs_tasks_in_process(tmp_path: 
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER"}
+        if key
+        not in {"DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER", "SECRET_KEY", "DLR_SECRETS_KEYS", "DEBUG"}
     }
     env |= {
-        "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
+        "DJANGO_SETTINGS_MODULE": "dlrconsole.settings_demo",
         "DLR_VAR_DIR": str(tmp_path),
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "testserver",
@@ -70,3 +71,6 @@ def test_demo_database_ingests_in_any_order_and_runs_tasks_in_process(tmp_path: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[200, 200, 200, 200] delivered undelivered ['delivered', 'undelivered'] 0"
     assert (tmp_path / "dlrconsole.sqlite3").exists()
+    # Keys of its own, readable by their owner only: never a key published with the code.
+    for name in ("demo-secret-key", "demo-secrets-key"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600

@@ -119,6 +119,41 @@ def test_skipped_decisions_get_their_skip_reason_from_the_words_they_were_record
     assert migrated == {**words, "rule “notify”": ""}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_secrets_stored_in_clear_are_encrypted_by_the_migration_and_read_back(migrator):
+    old = migrator.apply_initial_migration(
+        [
+            ("receipts", "0011_outbox_failures"),
+            ("retries", "0010_decision_skip_reason"),
+            ("feed", "0002_endpoint_url_outbound"),
+        ]
+    )
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    sender = old.apps.get_model("retries", "ConnectionSender").objects.create(
+        connection=connection_, kind="generic-http", config={"url": "https://gw.example/send", "api_key": "k-123"}
+    )
+    endpoint = old.apps.get_model("feed", "ProductEndpoint").objects.create(
+        name="product", url="https://product.example/feed", secret=GENERIC_SECRET
+    )
+
+    new = migrator.apply_tested_migration(
+        [
+            ("receipts", "0013_connection_secrets_encrypted"),
+            ("retries", "0011_sender_configs_encrypted"),
+            ("feed", "0003_secret_encrypted"),
+        ]
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secrets FROM receipts_connection")
+        assert cursor.fetchone()[0].startswith("gAAAAA")
+    assert new.apps.get_model("receipts", "Connection").objects.get(pk=connection_.pk).secrets == [GENERIC_SECRET]
+    assert new.apps.get_model("retries", "ConnectionSender").objects.get(pk=sender.pk).config["api_key"] == "k-123"
+    assert new.apps.get_model("feed", "ProductEndpoint").objects.get(pk=endpoint.pk).secret == GENERIC_SECRET
+
+
 # rest_framework.authtoken's table as the last release that stored tokens in clear left it.
 CLEAR_TOKENS = """
 CREATE TABLE authtoken_token (

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,6 +10,7 @@ from django.test import Client
 
 from dlrconsole import roles
 from tests.factories import user_in_role
+from tests.settings_probe import PRODUCTION, ROOT, refusal_with, settings_with
 
 pytestmark = pytest.mark.django_db
 
@@ -119,49 +116,29 @@ def test_the_admins_password_pages_keep_the_admin_look(admin_client: Client):
     assert "registration/password_change.html" not in used
 
 
-def _settings_with(env: dict[str, str], expression: str) -> str:
-    """Evaluate `expression` on the settings module in a fresh interpreter with `env`."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"}}
-    code = f"from django.conf import settings as s; print({expression})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings", **env},
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
-
-
 def test_cookies_are_secure_when_debug_is_off():
-    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "dlr.example.com"}
-    assert _settings_with(production, "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE") == "True True"
-    assert _settings_with(production, "s.SESSION_COOKIE_HTTPONLY") == "True"
+    assert settings_with(PRODUCTION, "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE") == "True True"
+    assert settings_with(PRODUCTION, "s.SESSION_COOKIE_HTTPONLY") == "True"
 
 
 def test_login_throttling_is_configured_from_the_environment():
     env = {"LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60"}
-    assert _settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
+    assert settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
 
 
 def test_a_tls_proxy_without_trusted_proxies_refuses_to_start():
     # Every caller would have the proxy's address: one person's failed sign-ins would lock an
     # account for everyone, and connections' source allowlists would see only the proxy.
-    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "dlr.example.com", "BEHIND_TLS_PROXY": "1"}
-    with pytest.raises(subprocess.CalledProcessError) as refused:
-        _settings_with({**production, "DLR_TRUSTED_PROXIES": ""}, "s.DEBUG")
-    assert "DLR_TRUSTED_PROXIES" in refused.value.stderr
-    assert _settings_with({**production, "DLR_TRUSTED_PROXIES": "127.0.0.1/32"}, "s.DLR_TRUSTED_PROXIES") == (
+    assert "DLR_TRUSTED_PROXIES" in refusal_with({**PRODUCTION, "DLR_TRUSTED_PROXIES": ""})
+    assert settings_with({**PRODUCTION, "DLR_TRUSTED_PROXIES": "127.0.0.1/32"}, "s.DLR_TRUSTED_PROXIES") == (
         "[IPv4Network('127.0.0.1/32')]"
     )
 
 
 def test_the_readmes_production_example_starts():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     example = readme.split("## Production run", 1)[1].split("```sh", 1)[1].split(".venv/bin/python", 1)[0]
     env = dict(re.findall(r"(\w+)=(\S+)", example.replace("\\\n", " ")))
-    env = {name: value.replace("…", "x" * 50) for name, value in env.items() if name != "export"}
-    env.pop("DATABASE_URL")
-    env.pop("REDIS_URL")
-    assert _settings_with(env, "bool(s.DLR_TRUSTED_PROXIES)") == "True"
+    env = {name: PRODUCTION.get(name, value) if "…" in value else value for name, value in env.items()}
+    env = {name: value for name, value in env.items() if name not in {"export", "DATABASE_URL", "REDIS_URL"}}
+    assert settings_with(env, "bool(s.DLR_TRUSTED_PROXIES)") == "True"

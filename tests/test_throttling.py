@@ -80,7 +80,7 @@ def test_the_schema_documents_429_with_retry_after_on_every_api_operation():
 
 
 def test_rates_come_from_the_environment():
-    from tests.test_sign_in import _settings_with
+    from tests.settings_probe import PRODUCTION, settings_with
 
-    env = {"DLR_API_READ_RATE": "10/second", "DLR_API_WRITE_RATE": "5/minute"}
-    assert _settings_with(env, "s.DLR_API_THROTTLE_RATES") == "{'read': '10/second', 'write': '5/minute'}"
+    env = {**PRODUCTION, "DLR_API_READ_RATE": "10/second", "DLR_API_WRITE_RATE": "5/minute"}
+    assert settings_with(env, "s.DLR_API_THROTTLE_RATES") == "{'read': '10/second', 'write': '5/minute'}"

@@ -7,11 +7,14 @@ DLR_PUBLISH_API_SCHEMA publishes them: they list every endpoint, filter and fiel
 from collections.abc import Callable
 from typing import Any
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
@@ -19,11 +22,11 @@ from dlrconsole.api.messages import MessageViewSet
 from dlrconsole.api.permissions import SignedInUnlessPublished
 
 
-def signed_in_unless_published(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """A docs page: people who are not signed in are sent to sign in, as for any page."""
     gated = login_required(view)
 
-    def docs_page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def docs_page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return (view if settings.DLR_PUBLISH_API_SCHEMA else gated)(request, *args, **kwargs)
 
     return docs_page
@@ -40,14 +43,22 @@ urlpatterns = [
     path("feed/", include(feed.urls)),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[SignedInUnlessPublished]), name="schema"),
+    # Swagger UI's start-up script served from its own URL, so the page needs no inline script;
+    # both viewers set styles from their scripts, which the console's pages never do.
     path(
         "docs/",
-        signed_in_unless_published(SpectacularSwaggerView.as_view(url_name="schema")),
+        signed_in_unless_published(
+            csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+        ),
         name="api-docs",
     ),
     path(
         "redoc/",
-        signed_in_unless_published(SpectacularRedocView.as_view(url_name="schema")),
+        signed_in_unless_published(
+            csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
+                SpectacularRedocView.as_view(url_name="schema")
+            )
+        ),
         name="api-redoc",
     ),
 ]

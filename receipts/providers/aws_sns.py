@@ -25,11 +25,10 @@ receipts.tasks.confirm_sns_subscription.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from receipts.providers import sns_signature
@@ -40,6 +39,8 @@ from receipts.providers.base import (
     SignatureError,
     TokenAuthenticated,
     WebhookRequest,
+    loads_json,
+    parse_unix_time,
 )
 from receipts.statuses import FAILURE_STATUSES, Status
 
@@ -48,6 +49,14 @@ CONFIRM_TASK = "receipts.tasks.confirm_sns_subscription"
 TOLERANCE_SECONDS = 3600 + 300
 MIN_TOKEN_LENGTH = 16
 TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[\w.-]{1,256}")
+# Headers SNS sets to envelope fields the signature covers
+# (https://docs.aws.amazon.com/sns/latest/dg/http-header.html). They are kept with the receipt,
+# so one that disagrees with the signed field is a forgery beside a genuine message.
+HEADER_FIELDS = {
+    "x-amz-sns-message-type": "Type",
+    "x-amz-sns-message-id": "MessageId",
+    "x-amz-sns-topic-arn": "TopicArn",
+}
 
 # https://docs.aws.amazon.com/sms-voice/latest/userguide/configuration-sets-event-types.html
 STATUS_MAP: dict[str, Status] = {
@@ -109,6 +118,9 @@ class AwsSnsAdapter(TokenAuthenticated):
     ) -> None:
         super().verify(request, secrets, public_url=public_url, options=options)
         envelope = read_envelope(request)
+        for header, name in HEADER_FIELDS.items():
+            if request.header(header) and request.header(header) != envelope.get(name):
+                raise SignatureError(f"the {header} header disagrees with the signed {name}")
         allowed = (options or {}).get("topic_arns")
         if allowed and envelope.get("TopicArn") not in allowed:
             raise SignatureError(f"TopicArn {str(envelope.get('TopicArn'))[:300]} is not one this connection accepts")
@@ -118,7 +130,7 @@ class AwsSnsAdapter(TokenAuthenticated):
             raise SignatureError("Timestamp is outside the tolerance: a replayed SNS message")
         sns_signature.verify(envelope)
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         envelope = read_envelope(request)
         kind = envelope["Type"]
         if kind == "SubscriptionConfirmation":
@@ -146,7 +158,9 @@ class AwsSnsAdapter(TokenAuthenticated):
                 # AWS gives no error code: the event type is the reason the catalog keys on.
                 error_code=event_type if status in FAILURE_STATUSES else "",
                 error_description=description[:255] if isinstance(description, str) else "",
-                provider_timestamp=parse_event_time(event.get("eventTimestamp")),
+                # eventTimestamp: milliseconds since the epoch. An unreadable one is dropped, not
+                # refused: SNS takes a 4xx as delivered, so a refusal would lose the receipt.
+                provider_timestamp=parse_unix_time(event.get("eventTimestamp"), per_second=1000),
                 # A retried delivery keeps its MessageId: the dedupe key.
                 event_id=envelope["MessageId"],
             )
@@ -176,10 +190,7 @@ def read_envelope(request: WebhookRequest) -> dict[str, Any]:
 def read_event(message: object) -> dict[str, Any]:
     if not isinstance(message, str):
         raise PayloadError("Message is missing")
-    try:
-        event = json.loads(message)
-    except ValueError:
-        raise PayloadError("Message is not an End User Messaging event (JSON)") from None
+    event = loads_json(message, what="Message")
     if not isinstance(event, dict):
         raise PayloadError("Message is not an End User Messaging event (a JSON object)")
     return event
@@ -196,18 +207,6 @@ def parse_timestamp(value: object) -> datetime:
     if parsed.tzinfo is None:
         raise SignatureError("Timestamp carries no time zone")
     return parsed
-
-
-def parse_event_time(value: object) -> datetime | None:
-    """eventTimestamp: Unix time in milliseconds."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError("eventTimestamp must be milliseconds since the epoch")
-    try:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadError("eventTimestamp is out of range") from None
 
 
 adapter = AwsSnsAdapter()

@@ -12,11 +12,12 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, NoReturn, final
 from urllib.parse import parse_qs
 
 from receipts.statuses import Status
@@ -83,15 +84,75 @@ class WebhookRequest:
             raise PayloadError("body is not application/x-www-form-urlencoded") from None
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, ValueError):
-            raise PayloadError("body is not valid JSON") from None
-        except RecursionError:  # '[' * 100000 fits in the size limit
-            raise PayloadError("body is nested too deeply") from None
+        return loads_json(self.body, what="body")
+
+    def raw_text(self) -> str:
+        """The raw payload a receipt keeps when it has no part of its own: the body, or the
+        query of a request without one (GET callbacks)."""
+        return self.body.decode("utf-8", errors="replace") or self.url.partition("?")[2]
+
+
+# No provider sends a number beyond 64 bits (20 digits); Python would read thousands of digits
+# (slowly: its conversion is quadratic) and then fail wherever the number is used.
+MAX_JSON_INT_DIGITS = 20
+
+
+def loads_json(text: str | bytes, *, what: str) -> Any:
+    """JSON as RFC 8259 has it: NaN, Infinity, numbers that overflow a float (1e400) and
+    integers longer than MAX_JSON_INT_DIGITS are refused (400), which Python's json reads."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except (UnicodeDecodeError, ValueError):
+        raise PayloadError(f"{what} is not valid JSON") from None
+    except RecursionError:  # '[' * 100000 fits in the size limit
+        raise PayloadError(f"{what} is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise PayloadError(f"JSON has no {name}: a number is out of range")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError("a number is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise PayloadError(f"a number has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
 
 
 FIELD_LIMITS = {"provider_message_id": 128, "provider_status": 64, "error_code": 32, "error_description": 255}
+DEDUPE_KEY_LENGTH = 128  # Receipt.dedupe_key
+# A provider's time is kept only between these: earlier, it is a placeholder (the epoch, year 1,
+# a two-digit year read in the wrong century), never when a message of ours changed; further
+# ahead of our clock than a day (carrier clocks in local time read as UTC are off by up to
+# 14 h), it is a wrong clock. Outside them it is dropped, not refused, as an unreadable time
+# is: the raw body keeps it. The bounds also keep every stored time far from the ends of what
+# Python and psycopg can read back (years 1 and 9999) in any display zone.
+EARLIEST_PROVIDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+PROVIDER_CLOCK_AHEAD = timedelta(days=1)
+
+
+def provider_time(value: datetime | None, *, now: datetime | None = None) -> datetime | None:
+    """`value` in UTC when it is a plausible time for a receipt arriving `now`, else None.
+
+    A time without a zone is read as UTC. Converting is what keeps an offset PostgreSQL refuses
+    (beyond ±15:59) or an instant outside years 1 to 9999 in UTC out of the database.
+    """
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 once in UTC
+        return None
+    latest = (now or datetime.now(UTC)) + PROVIDER_CLOCK_AHEAD
+    return utc if EARLIEST_PROVIDER_TIME <= utc <= latest else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +164,8 @@ class ReceiptEvent:
     status: Status
     error_code: str = ""
     error_description: str = ""
+    # When it happened, by the provider's clock: kept in UTC, and only when plausible
+    # (provider_time); every adapter's times go through here.
     provider_timestamp: datetime | None = None
     # The provider's own id for this event, when it gives one; the dedupe key then.
     event_id: str = ""
@@ -110,11 +173,12 @@ class ReceiptEvent:
     # None when it does not say. It wins over the error catalog's class.
     permanent: bool | None = None
     # For a request carrying many events (Infobip's batches of 100), this event's own part of
-    # the body, stored instead of the whole body with each receipt.
+    # the body, stored instead of the whole body with each receipt (see EVENT_OVERHEAD_CHARS).
     raw: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "provider_timestamp", provider_time(self.provider_timestamp))
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
             if len(getattr(self, name)) > limit:
@@ -132,8 +196,12 @@ class ReceiptEvent:
                 raise PayloadError(f"{name} is not valid Unicode") from None
 
     def dedupe_key(self) -> str:
+        if len(self.event_id) > DEDUPE_KEY_LENGTH:
+            # Cut to the column, two long ids sharing their first 128 characters would be one
+            # event, the second dropped as a retry; the hash is as stable and stays distinct.
+            return "sha256:" + hashlib.sha256(self.event_id.encode()).hexdigest()
         if self.event_id:
-            return self.event_id[:128]
+            return self.event_id
         # Without an event id, a retry of the same event is recognised by the fields that
         # identify it; the separator cannot appear in any of them un-escaped by json.
         identity = json.dumps(
@@ -147,8 +215,31 @@ class ReceiptEvent:
         return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
+# What one request may store. A receipt alone in its request keeps the whole body; receipts
+# that share a request each keep their own part of it (`ReceiptEvent.raw`: an Infobip result,
+# a Standard Webhooks item, a Sinch report cut to one recipient), never the whole body again.
+# The parts add up to the body plus, for each receipt, what it repeats to be read alone (the
+# batch id, the status, JSON punctuation): at most EVENT_OVERHEAD_CHARS each, else the request
+# is refused. With each kept header cut to KEPT_HEADER_CHARS (they are repeated on every
+# receipt's row) and at most `max_events` receipts, a request stores its own size plus a
+# bounded amount per receipt, however its body is shaped.
+EVENT_OVERHEAD_CHARS = 512
+KEPT_HEADER_CHARS = 256
+
+
+def check_stored_size(events: Sequence[ReceiptEvent], request: WebhookRequest) -> None:
+    whole = request.raw_text()
+    stored = sum(len(event.raw or whole) for event in events)
+    if stored > len(whole) + EVENT_OVERHEAD_CHARS * len(events):
+        raise PayloadError(
+            f"the request's {len(events)} receipts would keep {stored} characters: more than its own "
+            f"{len(whole)} and {EVENT_OVERHEAD_CHARS} per receipt"
+        )
+
+
 class ProviderAdapter:
-    """Subclass per provider: set `kind`, `label`, `status_map`; implement verify and parse."""
+    """Subclass per provider: set `kind`, `label`, `status_map`; implement verify and
+    parse_events. `parse` is the flow every provider goes through, never overridden."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
@@ -159,6 +250,9 @@ class ProviderAdapter:
     # Other tables of the error catalog (receipts/data/error_codes.csv) this provider's codes
     # come from, after its own: "gsm" where it relays the network's GSM MAP / SMPP codes.
     shared_code_tables: ClassVar[tuple[str, ...]] = ()
+    # The most receipts one request may carry: each is a row written in the request's
+    # transaction. Beyond it the request is refused (400). Batching providers raise it.
+    max_events: ClassVar[int] = 1
 
     def validate_secret(self, secret: str) -> None:
         """Raise ValueError when `secret` cannot be used by this provider's scheme."""
@@ -183,7 +277,18 @@ class ProviderAdapter:
         """Raise SignatureError unless the request provably comes from the provider."""
         raise NotImplementedError
 
+    @final
     def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        """The request's receipts, within this provider's bounds (`max_events`, and what they
+        would store: see EVENT_OVERHEAD_CHARS). PayloadError (400) on malformed input."""
+        events = self.parse_events(request)
+        if len(events) > self.max_events:
+            raise PayloadError(f"the request carries more than {self.max_events} receipts")
+        check_stored_size(events, request)
+        return events
+
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        """Map the request to receipts; a batching provider checks `max_events` as it reads."""
         raise NotImplementedError
 
     def normalize_status(self, provider_status: str) -> Status:
@@ -191,7 +296,11 @@ class ProviderAdapter:
         return self.status_map.get(provider_status.strip().lower(), Status.UNKNOWN)
 
     def headers_to_keep(self, request: WebhookRequest) -> dict[str, str]:
-        return {name: request.headers[name] for name in self.kept_headers if name in request.headers}
+        """Kept for reading beside the receipt, cut to KEPT_HEADER_CHARS: they repeat on the row
+        of every receipt the request carries, and none is read for a decision."""
+        return {
+            name: request.headers[name][:KEPT_HEADER_CHARS] for name in self.kept_headers if name in request.headers
+        }
 
 
 def url_as_called(request: WebhookRequest, public_url: str) -> str:
@@ -264,3 +373,32 @@ def parse_iso_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Unix seconds have 10 digits until 2286; 12 digits reach year 33658, far past anything we keep.
+MAX_UNIX_TIME_DIGITS = 12
+
+
+def unix_seconds(text: str) -> int | None:
+    """A Unix time written as at most MAX_UNIX_TIME_DIGITS ASCII digits, else None.
+
+    For the times signatures cover (a header, a signed field): `int()` would also take "+1",
+    " 1", "1_0", other scripts' digits and numbers too large to subtract from a float clock.
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_UNIX_TIME_DIGITS):
+        return None
+    return int(text)
+
+
+def parse_unix_time(value: object, *, per_second: int = 1) -> datetime | None:
+    """A provider's Unix time (a JSON number, or digits in a form or query), in seconds or in
+    `per_second` units (1000: milliseconds), as an aware UTC datetime. Anything else, or a
+    value no datetime can hold, is dropped, not refused: the raw body keeps it."""
+    if isinstance(value, str):
+        value = unix_seconds(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    try:
+        return datetime.fromtimestamp(value / per_second, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

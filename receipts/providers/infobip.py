@@ -25,9 +25,6 @@ from receipts.providers.base import (
 )
 from receipts.statuses import Status
 
-# Far above any maxBucketSize seen in practice (default 100); a body beyond it is not Infobip's.
-MAX_RESULTS = 1000
-
 # Status names, and their groups (1 PENDING, 2 UNDELIVERABLE, 3 DELIVERED, 4 EXPIRED, 5 REJECTED):
 # https://www.infobip.com/docs/developer-resources/api-fundamentals/message-status-codes
 STATUS_MAP: dict[str, Status] = {
@@ -57,6 +54,8 @@ class InfobipAdapter(TokenAuthenticated):
     # Infobip ids 1-36 are MAP errors; its own rows list only some.
     shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
+    # Far above any maxBucketSize seen in practice (default 100); a body beyond it is not Infobip's.
+    max_events = 1000
 
     def normalize_status(self, provider_status: str) -> Status:
         name = provider_status.strip().lower()
@@ -67,13 +66,13 @@ class InfobipAdapter(TokenAuthenticated):
                 return status
         return Status.UNKNOWN
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         payload = request.json()
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list) or not results:
             raise PayloadError("body must be an object with a non-empty `results` list")
-        if len(results) > MAX_RESULTS:
-            raise PayloadError(f"`results` holds more than {MAX_RESULTS} reports")
+        if len(results) > self.max_events:
+            raise PayloadError(f"`results` holds more than {self.max_events} reports")
         return [self._event(item, index) for index, item in enumerate(results)]
 
     def _event(self, item: object, index: int) -> ReceiptEvent:

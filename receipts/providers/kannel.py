@@ -18,9 +18,7 @@ KannelDLR.md): https://gist.github.com/atkawa7/125c02113df26337de092ab9f47f4542
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest
+from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest, parse_unix_time
 from receipts.providers.smpp_text import SmppReceipt, parse_receipt, parse_receipt_date, receipt_error_code
 from receipts.statuses import FAILURE_STATUSES, Status
 
@@ -57,7 +55,7 @@ class KannelAdapter(TokenAuthenticated):
             return STAT_STATUS.get(stat.lower(), status)
         return status
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = {name: values[0] for name, values in request.query().items() if values}
         message_id = fields.get("id", "")
         dlr_type = fields.get("type", "").strip()
@@ -78,6 +76,7 @@ class KannelAdapter(TokenAuthenticated):
                 error_code=receipt_error_code(receipt) if receipt else "",
                 # Without an SMPP receipt, Kannel's reply on a failure (an SMSC NACK) is all we know.
                 error_description=answer[:255] if receipt is None and status in FAILURE_STATUSES else "",
+                # %T: seconds since the epoch.
                 provider_timestamp=parse_unix_time(fields.get("ts", ""))
                 or (parse_receipt_date(receipt.done_date) if receipt else None),
                 extra={
@@ -94,16 +93,6 @@ def smpp_receipt(answer: str) -> SmppReceipt | None:
     try:
         return parse_receipt(answer) if answer else None
     except PayloadError:
-        return None
-
-
-def parse_unix_time(value: str) -> datetime | None:
-    """%T: seconds since the epoch. Unreadable or absurd values are dropped, not refused."""
-    if not value.strip().isdigit():
-        return None
-    try:
-        return datetime.fromtimestamp(int(value), tz=UTC)
-    except (OverflowError, OSError, ValueError):
         return None
 
 

@@ -46,6 +46,10 @@ SIGNATURE_ONLY: Options = {
     "verify_jti": False,
 }
 MAX_SKEW_SECONDS = 1  # the reference validator's `maxSkew`
+# MessageBird mints a token per request, valid one minute; we bound its age ourselves rather
+# than trust `exp` alone, so a token issued (`nbf`, else `iat`) longer ago is refused whatever
+# its `exp` says.
+MAX_TOKEN_AGE_SECONDS = 300
 ISSUER = "MessageBird"
 
 # https://developers.messagebird.com/api/sms-messaging/ (status values of a message's recipients)
@@ -99,6 +103,9 @@ def check_claims(claims: Mapping[str, Any], *, url: str, body: bytes, now: float
         raise SignatureError("signature claim nbf is in the future")
     if received > exp + MAX_SKEW_SECONDS:
         raise SignatureError("signature claim exp is in the past")
+    issued = claims.get("nbf", claims.get("iat"))
+    if not isinstance(issued, int) or isinstance(issued, bool) or received - issued > MAX_TOKEN_AGE_SECONDS:
+        raise SignatureError(f"signature was issued more than {MAX_TOKEN_AGE_SECONDS} seconds ago")
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise SignatureError("signature claim jti is empty or missing")
     if not _hash_matches(claims.get("url_hash"), url.encode()):
@@ -146,7 +153,7 @@ class MessageBirdAdapter(ProviderAdapter):
             return
         raise SignatureError("MessageBird-Signature-JWT is not signed with this connection's signing key")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = report_fields(request)
         message_id = fields.get("id", "")
         provider_status = fields.get("status", "")
@@ -171,7 +178,8 @@ class MessageBirdAdapter(ProviderAdapter):
 
 def report_fields(request: WebhookRequest) -> dict[str, str]:
     """The query's fields (first value of each). MessageBird documents GET only; a POSTed form
-    is read the same way, its body being covered by `payload_hash`."""
+    is read the same way, its body being covered by `payload_hash`. Both are signed: the query
+    through `url_hash`, a body through `payload_hash`, which must be there iff a body is."""
     source = request.form() if request.method == "POST" and request.body else request.query()
     return {name: values[0] for name, values in source.items() if values}
 

@@ -110,6 +110,9 @@ class PlivoAdapter(ProviderAdapter):
         if not (nonce and given):
             raise SignatureError("missing X-Plivo-Signature-V3 or X-Plivo-Signature-V3-Nonce header")
         method = request.method.upper()
+        if method != "POST" and request.body:
+            # V3 signs a GET's URL and query only: a body beside them is nobody's word.
+            raise SignatureError("a GET callback is signed over its URL only: its body is not signed")
         # GET callbacks carry the parameters in the URL's query, which the URL already brings.
         params = request.form() if method == "POST" else {}
         url = url_as_called(request, public_url)
@@ -119,7 +122,7 @@ class PlivoAdapter(ProviderAdapter):
                 return
         raise SignatureError("X-Plivo-Signature-V3 does not match")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         source = request.form() if request.method.upper() == "POST" else request.query()
         fields = {name: values[0] for name, values in source.items() if values}
         message_id = fields.get("MessageUUID", "")

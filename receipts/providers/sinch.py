@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,8 +42,6 @@ from receipts.statuses import Status
 
 RECIPIENT_TYPES = ("recipient_delivery_report_sms", "recipient_delivery_report_mms")
 BATCH_TYPES = ("delivery_report_sms", "delivery_report_mms")
-# A batch's `to` takes up to 1000 numbers; a full report listing ten times that is not Sinch's.
-MAX_RECIPIENTS = 10_000
 # Codes that are states, not errors: 0 delivered, 400 queued, 401 dispatched.
 NOT_ERRORS = frozenset({"0", "400", "401"})
 
@@ -69,8 +68,10 @@ class SinchAdapter(TokenAuthenticated):
     kind = "sinch"
     label = "Sinch SMS"
     status_map = STATUS_MAP
+    # A batch's `to` takes up to 1000 numbers, so a full report lists at most that many.
+    max_events = 1000
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         payload = request.json()
         if not isinstance(payload, dict):
             raise PayloadError("body must be a JSON object")
@@ -113,8 +114,8 @@ class SinchAdapter(TokenAuthenticated):
             recipients = entry.get("recipients", [])
             if not isinstance(recipients, list) or not all(isinstance(r, str) and r for r in recipients):
                 raise PayloadError(f"statuses[{index}].recipients must be a list of phone numbers")
-            if len(events) + len(recipients) > MAX_RECIPIENTS:
-                raise PayloadError(f"the report lists more than {MAX_RECIPIENTS} recipients")
+            if len(events) + len(recipients) > self.max_events:
+                raise PayloadError(f"the report lists more than {self.max_events} recipients")
             for recipient in recipients:
                 event = self._event(
                     batch_id,
@@ -126,6 +127,9 @@ class SinchAdapter(TokenAuthenticated):
                     client_reference=payload.get("client_reference"),
                 )
                 events.append(event)
+        if len(events) == 1:
+            # The only recipient: the whole report is its own, client reference and all.
+            return [replace(events[0], raw="")]
         return events
 
     def _event(
@@ -156,9 +160,15 @@ class SinchAdapter(TokenAuthenticated):
 
 
 def _own_part(payload: dict[str, Any], entry: dict[str, Any], recipient: str) -> str:
-    """The report as if it listed only this recipient: stored with its event instead of the
-    whole body, which a full report of a large batch would repeat once per recipient."""
-    own = {**payload, "statuses": [{**entry, "count": 1, "recipients": [recipient]}]}
+    """The report cut to this recipient, stored with its event instead of the whole body. It
+    keeps what identifies the report (type, batch id) and this recipient's status and code; the
+    rest (the client reference, counts, any other field) is the same for every recipient and is
+    not repeated in each of their rows: a 1 MiB report of 50 recipients stored 50 MiB so."""
+    own = {
+        "type": payload.get("type"),
+        "batch_id": payload.get("batch_id"),
+        "statuses": [{"code": entry.get("code"), "status": entry.get("status"), "count": 1, "recipients": [recipient]}],
+    }
     return json.dumps(own, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -125,7 +125,7 @@ class SmppTextAdapter(TokenAuthenticated):
     shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         receipt = parse_receipt(receipt_text(request))
         return [
             ReceiptEvent(

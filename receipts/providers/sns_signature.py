@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
+from dlrconsole.lib import outbound
 from receipts.providers.base import SignatureError, TemporaryError
 
 # https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html (step 5)
@@ -132,17 +133,18 @@ def clear_cache() -> None:
 
 def _fetch(url: str) -> x509.Certificate:
     try:
-        # No redirects: a redirect could lead off the SNS host we checked.
-        with requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False, stream=True) as response:
-            if response.status_code != 200:
-                raise CertificateUnavailable(f"signing certificate answered HTTP {response.status_code}")
-            pem = b""
-            for chunk in response.iter_content(8192):
-                pem += chunk
-                if len(pem) > MAX_CERT_BYTES:
-                    raise SignatureError("signing certificate is too large")
+        # Through the outbound guard: no redirects (one could lead off the SNS host we checked),
+        # never an internal address, the reply bounded.
+        reply = outbound.call(
+            "GET", url, timeout=(FETCH_TIMEOUT_SECONDS, FETCH_TIMEOUT_SECONDS), max_bytes=MAX_CERT_BYTES
+        )
     except requests.RequestException:
         raise CertificateUnavailable("signing certificate could not be fetched") from None
+    if reply.status_code != 200:
+        raise CertificateUnavailable(f"signing certificate answered HTTP {reply.status_code}")
+    if reply.truncated:
+        raise SignatureError("signing certificate is too large")
+    pem = reply.content
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError:

@@ -14,6 +14,7 @@ stripped). The body is ours to define, documented in docs/STANDARD_WEBHOOKS.md:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -28,6 +29,7 @@ from receipts.providers.base import (
     SignatureError,
     WebhookRequest,
     require_secrets,
+    unix_seconds,
 )
 from receipts.statuses import Status
 
@@ -51,6 +53,8 @@ class StandardWebhooksAdapter(ProviderAdapter):
     shared_code_tables = ("gsm",)
     status_map = STATUS_MAP
     kept_headers = ("content-type", "user-agent", "webhook-id", "webhook-timestamp")
+    # `data` may list receipts (docs/STANDARD_WEBHOOKS.md): as many as Infobip's largest batch.
+    max_events = 1000
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -75,10 +79,9 @@ class StandardWebhooksAdapter(ProviderAdapter):
         header = request.header("webhook-signature")
         if not (msg_id and raw_timestamp and header):
             raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-        try:
-            timestamp = int(raw_timestamp)
-        except ValueError:
-            raise SignatureError("webhook-timestamp is not a unix time") from None
+        timestamp = unix_seconds(raw_timestamp)
+        if timestamp is None:
+            raise SignatureError("webhook-timestamp is not a unix time")
         # Both directions: an old timestamp is a replay, a future one a forged clock.
         if abs(self.clock() - timestamp) > TOLERANCE_SECONDS:
             raise SignatureError("webhook-timestamp is outside the 5 minute tolerance")
@@ -89,21 +92,25 @@ class StandardWebhooksAdapter(ProviderAdapter):
                 return
         raise SignatureError("no webhook-signature matches")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         payload = request.json()
         if not isinstance(payload, dict):
             raise PayloadError("body must be a JSON object")
         data = payload.get("data")
-        items = data if isinstance(data, list) else [data]
-        if not items or not all(isinstance(item, dict) for item in items):
-            raise PayloadError("`data` must be an object or a non-empty list of objects")
         msg_id = request.header("webhook-id")
+        if isinstance(data, dict):
+            return [self._event(data, event_id_for(msg_id, None))]
+        if not isinstance(data, list) or not data or not all(isinstance(item, dict) for item in data):
+            raise PayloadError("`data` must be an object or a non-empty list of objects")
+        if len(data) > self.max_events:
+            raise PayloadError(f"`data` lists more than {self.max_events} receipts")
+        # Each item of a list keeps its own part of the body, not the whole body again.
         return [
-            self._event(item, event_id_for(msg_id, i if isinstance(data, list) else None))
-            for i, item in enumerate(items)
+            self._event(item, event_id_for(msg_id, i), raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+            for i, item in enumerate(data)
         ]
 
-    def _event(self, item: dict[str, Any], event_id: str) -> ReceiptEvent:
+    def _event(self, item: dict[str, Any], event_id: str, *, raw: str = "") -> ReceiptEvent:
         message_id = item.get("message_id")
         status = item.get("status")
         if not isinstance(message_id, str) or not message_id:
@@ -118,6 +125,7 @@ class StandardWebhooksAdapter(ProviderAdapter):
             error_description=str(item.get("error_description") or "")[:255],
             provider_timestamp=parse_timestamp(item.get("timestamp")),
             event_id=event_id,
+            raw=raw,
         )
 
 
@@ -135,6 +143,8 @@ def event_id_for(webhook_id: str, index: int | None) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
+    """RFC 3339 with a zone, or refused: the format is ours. Readable but implausible (year 1,
+    the far future) it is dropped by ReceiptEvent, as every provider's is."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):

@@ -28,6 +28,7 @@ from receipts.providers.base import (
     SignatureError,
     WebhookRequest,
     require_secrets,
+    unix_seconds,
 )
 from receipts.statuses import Status
 
@@ -115,10 +116,9 @@ class TelnyxAdapter(ProviderAdapter):
         raw_timestamp = request.header(TIMESTAMP_HEADER)
         if not (header and raw_timestamp):
             raise SignatureError("missing telnyx-signature-ed25519 or telnyx-timestamp header")
-        try:
-            timestamp = int(raw_timestamp)
-        except ValueError:
-            raise SignatureError("telnyx-timestamp is not a unix time") from None
+        timestamp = unix_seconds(raw_timestamp)
+        if timestamp is None:
+            raise SignatureError("telnyx-timestamp is not a unix time")
         # Both directions: an old timestamp is a replay, a future one a forged clock.
         if abs(self.clock() - timestamp) > TOLERANCE_SECONDS:
             raise SignatureError("telnyx-timestamp is outside the 5 minute tolerance")
@@ -132,7 +132,7 @@ class TelnyxAdapter(ProviderAdapter):
         if not any(signature_matches(key, raw_timestamp, request.body, signature) for key in secrets):
             raise SignatureError("telnyx-signature-ed25519 does not match")
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         envelope = request.json()
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(data, dict):

@@ -9,6 +9,11 @@ signed; the connection's `options["signature_method"]` says which signature to e
 fields) or `jwt` (the signed-webhook `Authorization: Bearer` token Vonage's Messages and Voice
 APIs use, for receipts relayed that way). Vonage signs receipts only
 once its support has enabled it for the account; until then every receipt is refused (401).
+
+Only signed material is read. `sig` covers the fields it is among, wherever they are (a GET's
+query, a POST's body). The JWT covers its claims, and the body only through `payload_hash`
+(receipts/providers/vonage_jwt.py): a `jwt` connection takes a POST whose body the token's
+`payload_hash` matches, and nothing else.
 """
 
 from __future__ import annotations
@@ -21,9 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
-from jwt.types import Options
-
+from receipts.providers import vonage_jwt
 from receipts.providers.base import (
     PayloadError,
     ProviderAdapter,
@@ -32,6 +35,7 @@ from receipts.providers.base import (
     WebhookRequest,
     constant_time_equal,
     require_secrets,
+    unix_seconds,
 )
 from receipts.statuses import Status
 
@@ -43,16 +47,6 @@ TOLERANCE_SECONDS = 73 * 3600
 HMAC_DIGESTS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 SIGNATURE_METHODS = ("md5hash", *HMAC_DIGESTS, "jwt")
 DEFAULT_SIGNATURE_METHOD = "md5hash"  # the dashboard's default
-# PyJWT checks the signature only; the claims are checked below, against our clock and rules.
-SIGNATURE_ONLY: Options = {
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-}
 
 # https://developer.vonage.com/messaging/sms/guides/delivery-receipts (DLR status values)
 STATUS_MAP: dict[str, Status] = {
@@ -126,14 +120,15 @@ class VonageAdapter(ProviderAdapter):
             self._verify_sig(request, secrets, method)
 
     def _verify_sig(self, request: WebhookRequest, secrets: Sequence[str], method: str) -> None:
+        if request.method != "POST" and request.body:
+            raise SignatureError("a GET receipt is signed in its query: its body is not signed")
         params = receipt_fields(request)
         given = params.get("sig", "").lower()
         if not given:
             raise SignatureError("missing sig parameter")
-        try:
-            timestamp = int(params.get("timestamp", ""))
-        except ValueError:
-            raise SignatureError("missing or malformed timestamp parameter") from None
+        timestamp = unix_seconds(params.get("timestamp", ""))
+        if timestamp is None:
+            raise SignatureError("missing or malformed timestamp parameter")
         # Vonage's Java SDK refuses a timestamp more than 5 minutes from now, either way. Its docs
         # do not say whether a retried receipt is signed afresh; the 401s would show if not.
         if abs(self.clock() - timestamp) > TOLERANCE_SECONDS:
@@ -148,16 +143,13 @@ class VonageAdapter(ProviderAdapter):
         scheme, _, token = request.header("authorization").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise SignatureError("missing Authorization: Bearer token")
-        for secret in secrets:
-            try:
-                claims = jwt.decode(token.strip(), secret, algorithms=["HS256"], options=SIGNATURE_ONLY)
-            except jwt.PyJWTError:
-                continue  # not this secret (or not a JWT at all): try the next one
-            check_jwt_claims(claims, request.body, now=self.clock())
-            return
-        raise SignatureError("bearer token is not signed with this connection's signature secret")
+        if request.method != "POST" or not request.body:
+            # receipt_fields would read the query, which the token does not cover.
+            raise SignatureError("a bearer token signs a POST body only: this request has none")
+        claims = vonage_jwt.claims(token.strip(), secrets)
+        vonage_jwt.check_claims(claims, request.body, now=self.clock())
 
-    def parse(self, request: WebhookRequest) -> list[ReceiptEvent]:
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
         fields = receipt_fields(request)
         message_id = fields.get("messageId", "")
         provider_status = fields.get("status", "")
@@ -204,24 +196,6 @@ def json_fields(request: WebhookRequest) -> dict[str, str]:
         str(key): "" if value is None else value if isinstance(value, str) else json.dumps(value)
         for key, value in data.items()
     }
-
-
-def check_jwt_claims(claims: Mapping[str, Any], body: bytes, *, now: float) -> None:
-    """Vonage documents no lifetime: `exp`/`nbf` are honoured when present. `payload_hash`,
-    when present, binds the token to this body."""
-    for name, late in (("exp", True), ("nbf", False)):
-        if name not in claims:
-            continue
-        value = claims[name]
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise SignatureError(f"bearer token claim {name} is not a time")
-        if (now > value) if late else (now < value):
-            raise SignatureError("bearer token has expired" if late else "bearer token is not valid yet")
-    payload_hash = claims.get("payload_hash")
-    if payload_hash is not None and not (
-        isinstance(payload_hash, str) and constant_time_equal(hashlib.sha256(body).hexdigest(), payload_hash.lower())
-    ):
-        raise SignatureError("bearer token payload_hash does not match the body")
 
 
 def parse_scts(value: str) -> datetime | None:

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.outbound import validate_outbound_url
+from dlrconsole.lib.secrets_at_rest import EncryptedTextField
 from dlrconsole.lib.standard_webhooks import validate_secret
 
 __all__ = ["FeedAttempt", "FeedDelivery", "FeedEvent", "ProductEndpoint"]
@@ -38,8 +40,10 @@ class ProductEndpoint(models.Model):
     """One URL of the product that receives the feed, with its own signing secret."""
 
     name = models.CharField(max_length=120)
-    url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=120, validators=[validate_feed_secret])
+    # Never an address we do not call (dlrconsole/lib/outbound.py), checked again on every POST.
+    url = models.URLField(max_length=500, validators=[validate_outbound_url])
+    # Encrypted at rest; pages and the API show its last 4 characters at most.
+    secret = EncryptedTextField(validators=[validate_feed_secret])
     # Empty: every event type.
     event_types = models.JSONField(default=list, blank=True, validators=[validate_event_types])
     enabled = models.BooleanField(default=True)

@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from dlrconsole.lib import outbound
+from dlrconsole.lib.failures import failure_summary
 from dlrconsole.lib.standard_webhooks import signed_headers
 from dlrconsole.lib.tasks import kick
 from receipts.errors import describe_reason
@@ -52,16 +57,14 @@ SCHEDULE = (
     timedelta(hours=20),
     timedelta(hours=24),
 )
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 15.0
-# A claimed delivery is due again after this if its worker died mid-POST: above the timeouts.
-LEASE = timedelta(seconds=60)
 # Retry-After is honoured on these, up to a bound: a product cannot park the feed for a week.
 RETRY_AFTER_STATUSES = frozenset({429, 502, 504})
 RETRY_AFTER_MAX = timedelta(hours=24)
 OPEN = (FeedDelivery.Status.PENDING, FeedDelivery.Status.FAILED)
 # The deliverer (retries/feed/tasks.py), kicked when a delivery is published.
 DELIVER_FEED = "retries.feed.tasks.deliver_feed"
+
+logger = logging.getLogger(__name__)
 
 
 def feed_next_delay(attempts_made: int) -> timedelta | None:
@@ -157,8 +160,15 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
             .order_by("next_attempt_at", "id")
             .values_list("id", flat=True)[:limit]
         )
-        FeedDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + LEASE)
+        FeedDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + feed_lease())
     return ids
+
+
+def feed_lease() -> timedelta:
+    """A claimed delivery is due again after this if its worker died holding it. A live pass
+    holds its claims at most until Celery's hard time limit kills it, so nobody else takes a
+    delivery it may still post."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -174,45 +184,95 @@ class PostResult:
 
 
 def feed_post(*, url: str, headers: dict[str, str], body: bytes, session: requests.Session | None = None) -> PostResult:
-    """One POST; never raises. Errors name the failure, never the URL or the headers. A pass's
-    `session` keeps connections to an endpoint open across its deliveries."""
+    """One POST through the outbound guard; never raises. Errors name the failure, never the
+    URL, the headers or anything the endpoint answered. A pass's `session` keeps connections to
+    an endpoint open across its deliveries."""
     started = time.monotonic()
     try:
-        response = (session or requests).post(
-            url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False
-        )
+        reply = outbound.call("POST", url, data=body, headers=headers, timeout=feed_timeouts(), session=session)
+    except outbound.DestinationRefused as exc:
+        return PostResult(None, f"refused: {exc}"[:255], _ms_since(started))
     except requests.Timeout:
         return PostResult(None, "timed out", _ms_since(started))
     except requests.RequestException as exc:
         return PostResult(None, f"request failed: {type(exc).__name__}", _ms_since(started))
-    error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return PostResult(response.status_code, error, _ms_since(started), response.headers.get("retry-after", ""))
+    error = "" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
+    return PostResult(reply.status_code, error, _ms_since(started), reply.headers.get("retry-after", ""))
+
+
+def feed_timeouts() -> tuple[float, float]:
+    """(connect, read) for one POST; settings.py fits their sum inside a pass."""
+    return (float(settings.DLR_FEED_CONNECT_TIMEOUT_SECONDS), float(settings.DLR_FEED_READ_TIMEOUT_SECONDS))
 
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def feed_deliver_due(now: datetime | None = None, limit: int = 100, budget: float = 20.0) -> int:
-    """Attempt due deliveries, `limit` per claim, claiming again while claims come back full,
-    for at most `budget` seconds (inside the task's time limit); returns how many were attempted.
-    Claimed deliveries left when the budget runs out are released, not left to their lease."""
-    started = time.monotonic()
+def feed_deliver_due(now: datetime | None = None, limit: int = 100, deadline: float | None = None) -> int:
+    """Attempt due deliveries, `limit` per claim, claiming again while claims come back full;
+    returns how many were attempted.
+
+    A POST is started only if it can finish (its connect and read timeouts) before `deadline`, a
+    time.monotonic() value: by default the task's soft time limit less the pass's margin, so a
+    pass never starts a request it cannot finish. Claimed deliveries left then are released,
+    not left to their lease. A pass stopped anyway (the soft time limit, a worker shutting down)
+    records the POST in flight as timed out and releases the rest. A delivery whose processing
+    raises unexpectedly is recorded as failed and the pass moves on."""
+    deadline = outbound.pass_deadline() if deadline is None else deadline
+    longest = sum(feed_timeouts())
     attempted = 0
-    with requests.Session() as session:
-        while True:
-            current = now or timezone.now()
-            ids = _claim_due(current, limit)
-            claimed = FeedDelivery.objects.select_related("event", "endpoint").in_bulk(ids)
-            for n, delivery_id in enumerate(ids):
-                if time.monotonic() - started > budget:
-                    FeedDelivery.objects.filter(pk__in=ids[n:]).update(next_attempt_at=current)
+    held: list[int] = []
+    in_flight: int | None = None
+    try:
+        with outbound.OutboundSession() as session:
+            while True:
+                ids = _claim_due(now or timezone.now(), limit)
+                held = list(ids)
+                claimed = FeedDelivery.objects.select_related("event", "endpoint").in_bulk(ids)
+                for delivery_id in ids:
+                    if outbound.remaining(deadline) < longest:
+                        return attempted
+                    in_flight = delivery_id
+                    # The pass's clock when one is given (tests); else each result stamped on arrival.
+                    _attempt_isolated(claimed[delivery_id], now=now, session=session)
+                    in_flight = None
+                    held.remove(delivery_id)
+                    attempted += 1
+                if len(ids) < limit:
                     return attempted
-                # The pass's clock when one is given (tests); else each result stamped on arrival.
-                _attempt(claimed[delivery_id], now=now, session=session)
-                attempted += 1
-            if len(ids) < limit:
-                return attempted
+    except BaseException:
+        if in_flight is not None:
+            held.remove(in_flight)
+            _record_safely(in_flight, "timed out: the delivery pass was stopped", now=now)
+        raise
+    finally:
+        if held:
+            # Due again at once for the next pass, rather than after their lease.
+            FeedDelivery.objects.filter(pk__in=held, status__in=OPEN).update(next_attempt_at=now or timezone.now())
+
+
+def _attempt_isolated(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session) -> None:
+    try:
+        _attempt(delivery, now=now, session=session)
+    except SoftTimeLimitExceeded:
+        raise  # the pass ran out of time, not this delivery (feed_deliver_due records it)
+    except Exception as exc:
+        logger.exception("feed delivery %s raised; recorded as failed", delivery.pk)
+        _record_safely(delivery.pk, f"internal error: {failure_summary(exc)}", now=now)
+
+
+def _record_safely(delivery_id: int, error: str, *, now: datetime | None) -> None:
+    """Record a failed try of a delivery whose own processing could not (it raised, or the
+    pass was stopped mid-POST): on the schedule like any failure, or at least released."""
+    now = now or timezone.now()
+    try:
+        delivery = FeedDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+        if delivery.status in OPEN:
+            _record(delivery, PostResult(None, error[:255], 0), now=now)
+    except Exception:
+        logger.exception("feed delivery %s could not be recorded; released", delivery_id)
+        FeedDelivery.objects.filter(pk=delivery_id, status__in=OPEN).update(next_attempt_at=now + SCHEDULE[1])
 
 
 def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session | None = None) -> None:
@@ -224,7 +284,10 @@ def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.
         body=body,
     )
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body, session=session)
-    now = now or timezone.now()
+    _record(delivery, result, now=now or timezone.now())
+
+
+def _record(delivery: FeedDelivery, result: PostResult, *, now: datetime) -> None:
     with transaction.atomic():
         delivery.attempts += 1
         FeedAttempt.objects.create(

@@ -2,20 +2,31 @@
 
 Modelled on healthchecks' `hc/api/transports.py`: a sender raises `SendError(permanent=...)`;
 only a permanent error stops retries. Reasons never carry credentials.
+
+What a sender keeps of a reply (the attempt's summary and reason, shown on the timeline, to the
+product's API token and in the feed) is the status code and the fields it parses and the
+provider documents: a message id, an error code. Never the reply's text: a peer's words are not
+ours to republish, and the reply of a URL that should not have been called is exactly what an
+attacker would read back. Calls go through dlrconsole/lib/outbound.py.
 """
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import requests
+from django.conf import settings
+
+from dlrconsole.lib import outbound
 
 # Explicit (connect, read) timeouts: a provider that hangs must not hold a worker past the task limit.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.0, 10.0)
-EXCERPT_LENGTH = 200
+FIELD_LENGTH = 64
+# What a parsed field may show: ids and codes are letters, digits and a little punctuation.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:@/+-]")
 
 
 class SendError(Exception):
@@ -36,7 +47,6 @@ class SendResult:
 @dataclass(frozen=True)
 class HttpReply:
     status_code: int
-    text: str
     json: Any
     retry_after: str | None
     duration: float
@@ -63,16 +73,29 @@ def classify_http(status_code: int, retry_after: str | None = None) -> bool | No
     return status_code not in (408, 409, 425)
 
 
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """Remove any secret that a provider might echo back, then cut to a short excerpt."""
+def scrub(value: object, secrets: tuple[str, ...]) -> str:
+    """A field parsed from a reply (an id, a documented code) as it may be shown: without any
+    secret the provider echoed, only id-like characters, cut short."""
+    text = str(value if value is not None else "")
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return " ".join(text.split())[:EXCERPT_LENGTH]
+    return _UNSAFE.sub("", text)[:FIELD_LENGTH]
 
 
-def summary(reply: HttpReply, secrets: tuple[str, ...]) -> str:
-    return f"HTTP {reply.status_code}: {scrub(reply.text, secrets)}"
+def summary(status_code: int, *fields: str) -> str:
+    """`HTTP 201: sid SM…`: the status and what the sender parsed (already scrubbed)."""
+    parsed = " ".join(field for field in fields if field)
+    return f"HTTP {status_code}: {parsed}" if parsed else f"HTTP {status_code}"
+
+
+def field(payload: Any, *path: str) -> Any:
+    """payload[path[0]][path[1]]…, or None where the shape differs."""
+    for key in path:
+        if not isinstance(payload, dict):
+            return None
+        payload = payload.get(key)
+    return payload
 
 
 def http_call(
@@ -83,10 +106,13 @@ def http_call(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     **kwargs: Any,
 ) -> HttpReply:
-    """The one place senders talk HTTP: explicit timeout, no redirects, errors classified."""
-    started = time.monotonic()
+    """The one place senders talk HTTP: through the outbound guard, with explicit timeouts, no
+    redirects, errors classified."""
     try:
-        response = requests.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        reply = outbound.call(method, url, timeout=timeout, **kwargs)
+    except outbound.DestinationRefused as exc:
+        # Permanent: only an admin changing the URL (or the allowlist) makes it callable.
+        raise SendError(f"refused: {exc}", permanent=True) from None
     except requests.Timeout:
         raise SendError("timed out waiting for the provider", permanent=False) from None
     except requests.ConnectionError:
@@ -94,23 +120,21 @@ def http_call(
     except requests.RequestException as exc:
         # Exception text can include the URL (with credentials in it): keep only the type name.
         raise SendError(f"HTTP request failed ({type(exc).__name__})", permanent=False) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
     return HttpReply(
-        status_code=response.status_code,
-        text=response.text,
-        json=body,
-        retry_after=response.headers.get("Retry-After"),
-        duration=time.monotonic() - started,
+        status_code=reply.status_code,
+        json=reply.json(),
+        retry_after=reply.headers.get("Retry-After"),
+        duration=reply.duration,
     )
 
 
-def raise_for_http(reply: HttpReply, secrets: tuple[str, ...]) -> None:
+def raise_for_http(reply: HttpReply, error_code: str = "") -> None:
+    """Raise the classified SendError for a non-2xx reply; `error_code` is what the sender
+    parsed of the provider's documented error field (already scrubbed)."""
     permanent = classify_http(reply.status_code, reply.retry_after)
     if permanent is not None:
-        raise SendError(summary(reply, secrets), permanent=permanent, status_code=reply.status_code)
+        reason = summary(reply.status_code, f"error {error_code}" if error_code else "")
+        raise SendError(reason, permanent=permanent, status_code=reply.status_code)
 
 
 def parse_timeout(config: Mapping[str, Any]) -> tuple[float, float]:
@@ -126,9 +150,29 @@ def require(config: Mapping[str, Any], *keys: str) -> None:
 
 
 def require_http_url(config: Mapping[str, Any], key: str) -> None:
+    """An http(s) URL whose host is not an address we never call (checked without any lookup;
+    names are judged when called)."""
     value = str(config.get(key) or "")
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{key} must start with http:// or https://")
+    if value:
+        outbound.validate_url(value, name=key)
+
+
+def validate_timeouts(config: Mapping[str, Any]) -> None:
+    """Each timeout a positive number; together no longer than a pass can wait for one send
+    (DLR_SEND_TIMEOUT_MAX_SECONDS, which settings.py fits inside Celery's soft time limit)."""
+    values = []
+    for key, default in zip(("connect_timeout", "read_timeout"), DEFAULT_TIMEOUT, strict=True):
+        raw = config.get(key)
+        try:
+            value = float(default if raw in (None, "") else raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number of seconds") from None
+        if not value > 0:
+            raise ValueError(f"{key} must be a positive number of seconds")
+        values.append(value)
+    longest = settings.DLR_SEND_TIMEOUT_MAX_SECONDS
+    if sum(values) > longest:
+        raise ValueError(f"connect_timeout + read_timeout must be at most {longest:g} seconds")
 
 
 class Sender:
@@ -142,6 +186,11 @@ class Sender:
         self.validate_config(config)
         self.config = dict(config)
         self.timeout = parse_timeout(config)
+
+    @property
+    def longest(self) -> float:
+        """The most one send may take: a pass starts it only with this much time left."""
+        return sum(self.timeout)
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

@@ -3,7 +3,7 @@
 POST {url} with {"to", "body", "sender_id", "options", "status_callback_url"}, an optional
 `Authorization: Bearer <token>` and an `Idempotency-Key` header (the IETF draft's name) so a
 gateway that honours it deduplicates our retries. The reply's message id is read from
-`id_field` (default "id").
+`id_field` (default "id"); nothing else of the reply is kept (no error field is documented).
 """
 
 from __future__ import annotations
@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from retries.senders.base import Sender, SendError, SendResult, http_call, raise_for_http, require, require_http_url
+from retries.senders.base import (
+    Sender,
+    SendError,
+    SendResult,
+    http_call,
+    raise_for_http,
+    require,
+    require_http_url,
+    scrub,
+    summary,
+)
 
 
 class GenericHttpSender(Sender):
@@ -47,9 +57,10 @@ class GenericHttpSender(Sender):
         reply = http_call(
             "POST", str(self.config["url"]), secrets=self.secrets, timeout=self.timeout, json=payload, headers=headers
         )
-        raise_for_http(reply, self.secrets)
+        raise_for_http(reply)
         id_field = str(self.config.get("id_field") or "id")
         message_id = reply.json.get(id_field) if isinstance(reply.json, dict) else None
         if not message_id:
             raise SendError(f"the reply has no {id_field!r} field", permanent=False)
-        return SendResult(str(message_id), f"HTTP {reply.status_code}: {id_field} {message_id}", reply.duration)
+        shown = f"{scrub(id_field, ())} {scrub(message_id, self.secrets)}"
+        return SendResult(str(message_id), summary(reply.status_code, shown), reply.duration)

@@ -51,6 +51,6 @@ class GenericWebhookSender(Sender):
         reply = http_call(
             "POST", str(self.config["url"]), secrets=self.secrets, timeout=self.timeout, data=raw, headers=headers
         )
-        raise_for_http(reply, self.secrets)
+        raise_for_http(reply)
         # The receiver has no id of its own to give back: the webhook-id is the delivery's id.
-        return SendResult(idempotency_key, summary(reply, self.secrets), reply.duration)
+        return SendResult(idempotency_key, summary(reply.status_code), reply.duration)

@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from retries.senders.base import Sender, SendError, SendResult, http_call, raise_for_http, require, require_http_url
+from retries.senders.base import (
+    Sender,
+    SendError,
+    SendResult,
+    field,
+    http_call,
+    raise_for_http,
+    require,
+    require_http_url,
+    scrub,
+    summary,
+)
 
 # Infobip status groups: https://www.infobip.com/docs/essentials/response-status-and-error-codes
 # 1 PENDING and 3 DELIVERED mean accepted; 5 REJECTED is a refusal of this message (permanent).
@@ -55,14 +66,16 @@ class InfobipSender(Sender):
             json={"messages": [message]},
             headers={"Authorization": f"App {self.config['api_key']}", "Accept": "application/json"},
         )
-        raise_for_http(reply, self.secrets)
+        # Errors name themselves in requestError.serviceException.messageId (e.g. UNAUTHORIZED).
+        raise_for_http(reply, scrub(field(reply.json, "requestError", "serviceException", "messageId"), self.secrets))
         messages = reply.json.get("messages") if isinstance(reply.json, dict) else None
         if not messages or not isinstance(messages[0], dict):
             raise SendError("Infobip answered without a messages list", permanent=False)
         first = messages[0]
-        group = str((first.get("status") or {}).get("groupName", ""))
+        group = scrub(field(first, "status", "groupName"), self.secrets)
         if group not in ACCEPTED_GROUPS:
-            name = str((first.get("status") or {}).get("name", ""))
+            name = scrub(field(first, "status", "name"), self.secrets)
             raise SendError(f"Infobip status {group} {name}".strip(), permanent=True)
         message_id = str(first.get("messageId") or idempotency_key)
-        return SendResult(message_id, f"HTTP {reply.status_code}: {group} {message_id}", reply.duration)
+        shown = f"{group} {scrub(message_id, self.secrets)}"
+        return SendResult(message_id, summary(reply.status_code, shown), reply.duration)

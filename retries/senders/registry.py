@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from retries.senders.base import Sender
+from retries.senders.base import Sender, validate_timeouts
 from retries.senders.email import EmailSender
 from retries.senders.generic_http import GenericHttpSender
 from retries.senders.generic_webhook import GenericWebhookSender
@@ -27,14 +27,7 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> None:
     if kind not in SENDERS:
         raise ValueError(f"unknown sender kind {kind!r}; expected one of {', '.join(SENDERS)}")
     SENDERS[kind].validate_config(config)
-    for key in ("connect_timeout", "read_timeout"):
-        if config.get(key) not in (None, ""):
-            try:
-                value = float(config[key])
-            except (TypeError, ValueError):
-                raise ValueError(f"{key} must be a number of seconds") from None
-            if not 0 < value <= 60:
-                raise ValueError(f"{key} must be between 0 and 60 seconds")
+    validate_timeouts(config)
 
 
 def get_sender(kind: str, config: Mapping[str, Any]) -> Sender:

@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from retries.senders.base import Sender, SendError, SendResult, http_call, raise_for_http, require, require_http_url
+from retries.senders.base import (
+    Sender,
+    SendError,
+    SendResult,
+    field,
+    http_call,
+    raise_for_http,
+    require,
+    require_http_url,
+    scrub,
+    summary,
+)
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
@@ -56,8 +67,9 @@ class TwilioSender(Sender):
             data=form,
             auth=(sid, self.config["auth_token"]),
         )
-        raise_for_http(reply, self.secrets)
+        # Errors carry a numeric `code` (https://www.twilio.com/docs/api/errors), e.g. 21211.
+        raise_for_http(reply, scrub(field(reply.json, "code"), self.secrets))
         message_sid = reply.json.get("sid") if isinstance(reply.json, dict) else None
         if not message_sid:
             raise SendError("Twilio answered 2xx without a message sid", permanent=False)
-        return SendResult(str(message_sid), f"HTTP {reply.status_code}: sid {message_sid}", reply.duration)
+        return SendResult(str(message_sid), summary(reply.status_code, f"sid {scrub(message_sid, ())}"), reply.duration)

@@ -3,6 +3,7 @@
 Docs: https://developer.vonage.com/en/api/sms and https://developer.vonage.com/api-errors/sms
 POST {base_url}/sms/json with api_key, api_secret, from, to, text, callback, client-ref. Vonage
 answers 200 even for a refused message: each entry of `messages[]` has its own `status` code.
+Its `error-text` is never kept: the status code and our reading of it say the same.
 """
 
 from __future__ import annotations
@@ -23,28 +24,29 @@ from retries.senders.base import (
 
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 
-# Status code → permanent? From the SMS API error table (api-errors/sms). Unlisted codes are
-# treated as permanent: an unknown refusal repeated blindly would only burn attempts.
-STATUS_PERMANENT: dict[str, bool] = {
-    "1": False,  # Throttled: faster than the account limit; slow down and retry
-    "2": True,  # Missing parameters
-    "3": True,  # Invalid parameters
-    "4": True,  # Invalid credentials
-    "5": False,  # Internal error in Vonage's platform
-    "6": True,  # Invalid message (e.g. unrecognised number prefix)
-    "7": True,  # Number barred
-    "8": True,  # Partner account barred (suspended)
-    "9": True,  # Partner quota violation: no credit; needs a top-up by a human, not a retry loop
-    "10": False,  # Too many existing binds: back off and retry (docs' resolution)
-    "11": True,  # Account not enabled for HTTP
-    "12": True,  # Message too long
-    "14": True,  # Invalid signature
-    "15": True,  # Invalid sender address (unregistered sender ID)
-    "22": True,  # Invalid network code
-    "23": True,  # Invalid callback URL
-    "29": True,  # Non-whitelisted destination (trial account)
-    "32": True,  # Signature and API secret disallowed
-    "33": True,  # Number de-activated
+# Status code → (permanent?, what it means), from the SMS API error table (api-errors/sms): the
+# meaning shown is ours, never Vonage's `error-text`. Unlisted codes are treated as permanent: an
+# unknown refusal repeated blindly would only burn attempts.
+STATUSES: dict[str, tuple[bool, str]] = {
+    "1": (False, "throttled"),  # faster than the account limit; slow down and retry
+    "2": (True, "missing parameters"),
+    "3": (True, "invalid parameters"),
+    "4": (True, "invalid credentials"),
+    "5": (False, "internal error"),  # in Vonage's platform
+    "6": (True, "invalid message"),  # e.g. unrecognised number prefix
+    "7": (True, "number barred"),
+    "8": (True, "partner account barred"),  # suspended
+    "9": (True, "partner quota violation"),  # no credit: needs a top-up by a human, not a retry loop
+    "10": (False, "too many existing binds"),  # back off and retry (the docs' resolution)
+    "11": (True, "account not enabled for HTTP"),
+    "12": (True, "message too long"),
+    "14": (True, "invalid signature"),
+    "15": (True, "invalid sender address"),  # unregistered sender ID
+    "22": (True, "invalid network code"),
+    "23": (True, "invalid callback URL"),
+    "29": (True, "non-whitelisted destination"),  # trial account
+    "32": (True, "signature and API secret disallowed"),
+    "33": (True, "number de-activated"),
 }
 
 
@@ -81,7 +83,7 @@ class VonageSender(Sender):
         if status_callback_url:
             form["callback"] = status_callback_url
         reply = http_call("POST", f"{base_url}/sms/json", secrets=self.secrets, timeout=self.timeout, data=form)
-        raise_for_http(reply, self.secrets)
+        raise_for_http(reply)
         return self._result(reply.json, reply.duration)
 
     def _result(self, payload: Any, duration: float) -> SendResult:
@@ -91,9 +93,9 @@ class VonageSender(Sender):
         first = messages[0]
         status = str(first.get("status", ""))
         if status != "0":
-            text = scrub(str(first.get("error-text", "")), self.secrets)
-            raise SendError(f"Vonage status {status}: {text}", permanent=STATUS_PERMANENT.get(status, True))
+            permanent, meaning = STATUSES.get(status, (True, "unknown status"))
+            raise SendError(f"Vonage status {scrub(status, self.secrets)} ({meaning})", permanent=permanent)
         message_id = str(first.get("message-id") or "")
         if not message_id:
             raise SendError("Vonage status 0 without a message-id", permanent=False)
-        return SendResult(message_id, f"status 0: message-id {message_id}", duration)
+        return SendResult(message_id, f"status 0: message-id {scrub(message_id, self.secrets)}", duration)

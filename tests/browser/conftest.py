@@ -41,8 +41,13 @@ def page(browser: Browser, live_server: object) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # Every browser test also proves the pages live with their Content-Security-Policy: Chromium
+    # reports each blocked script, style or eval on the console.
+    refused: list[str] = []
+    page.on("console", lambda note: refused.append(note.text) if "Content Security Policy" in note.text else None)
     yield page
     context.close()
+    assert not refused, refused
 
 
 @pytest.fixture

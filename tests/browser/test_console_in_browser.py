@@ -140,3 +140,13 @@ def test_signing_out_ends_the_session(page: Page, live_server, traffic):
     page.get_by_role("button", name="Sign out").click()
     page.goto(f"{live_server.url}/console/")
     expect(page).to_have_url(re.compile(r"/login/"))
+
+
+def test_the_admin_and_the_api_documentation_work_under_the_content_security_policy(page: Page, live_server, roles):
+    sign_in(page, live_server.url, "admin")
+    page.goto(f"{live_server.url}/admin/receipts/connection/add/")
+    expect(page.get_by_role("heading", name=re.compile("Add connection"))).to_be_visible()
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    # Swagger UI builds the page from its scripts: the operations appear only if they ran.
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    expect(page.get_by_text("/api/v1/messages/").first).to_be_visible()

@@ -7,7 +7,7 @@ cases; published test vectors are asserted as literal strings in the tests thems
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from dlrconsole.lib import standard_webhooks as signing
 from receipts.providers import twilio
@@ -21,6 +21,11 @@ def fixture(provider: str, name: str) -> bytes:
     """A stored payload byte for byte, less a final newline an editor may have added (the
     provider sends none, and in a form body it would become part of the last value)."""
     return (FIXTURES / provider / name).read_bytes().removesuffix(b"\n")
+
+
+def form_fixture(provider: str, name: str) -> dict[str, str]:
+    """A stored form body or query string as its fields, blank ones kept."""
+    return dict(parse_qsl(fixture(provider, name).decode(), keep_blank_values=True))
 
 
 def twilio_request(

@@ -21,10 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from django.http import HttpResponse
+from django.test import Client
 
 from dlrconsole import settings as project_settings
 from dlrconsole.celery import app as celery_app
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import aws_sns, sns_signature
 from receipts.providers.base import ControlMessage, PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.registry import get_adapter
@@ -32,6 +34,7 @@ from receipts.providers.sns_signature import CertificateUnavailable
 from receipts.statuses import Status
 from receipts.tasks import SubscribeUrlUnavailable, confirm_sns_subscription
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps, json_value
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import fixture
 
@@ -194,7 +197,7 @@ class TestAwsSnsSecurity(TimestampedProviderSecuritySuite):
     `valid_body`/`tampered_body` are signed with the loopback certificate's key; the tampered
     body keeps the signature of the valid one, with another event type in its Message."""
 
-    adapter = aws_sns.AwsSnsAdapter(clock=lambda: NOW)
+    adapter = aws_sns.AwsSnsAdapter(clock=lambda: float(NOW))  # as time.time() reads
     secret = TOKEN
     other_secret = OTHER_TOKEN
     # Not a header: the envelope's Signature field (see `with_signature`), never kept.
@@ -202,6 +205,7 @@ class TestAwsSnsSecurity(TimestampedProviderSecuritySuite):
     bad_signature = base64.b64encode(bytes(256)).decode()  # an RSA-2048 signature's length
     now = NOW
     tolerance_seconds = aws_sns.TOLERANCE_SECONDS
+    far_timestamps = (0, 253402300799)  # the envelope's ISO Timestamp ends at year 9999
 
     @pytest.fixture(autouse=True)
     def _certificate_url(self, cert_server: LoopbackServer) -> None:
@@ -330,27 +334,69 @@ def test_cert_url_off_the_sns_hosts_is_refused_without_any_fetch(cert_server: Lo
     assert cert_server.seen == []
 
 
-@pytest.mark.parametrize(
-    ("url", "allowed"),
-    [
-        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://sns.eu-west-3.amazonaws.com/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-9c6465fa.pem", True),
-        ("https://SNS.US-EAST-1.AMAZONAWS.COM/SimpleNotificationService-9c6465fa.pem", True),
-        ("http://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa.pem", False),
-        ("https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-9c6465fa.pem", False),
-        ("https://sns.us-east-1.amazonaws.com.evil.example/cert.pem", False),
-        ("https://sns.us-east-1.amazonaws.com@evil.example/cert.pem", False),
-        ("https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", False),
-        ("https://s3.us-east-1.amazonaws.com/cert.pem", False),
-        ("https://sns.amazonaws.com/cert.pem", False),
-        ("https://sns.us-east-1.amazonaws.com\\@evil.example/cert.pem", False),
-    ],
-)
-def test_production_settings_allow_only_https_sns_hosts(settings: Any, url: str, allowed: bool) -> None:
+# Only sns.<region>.amazonaws.com (and .amazonaws.com.cn in China) may serve certificates and
+# confirmations. Other names under amazonaws.com can be anyone's: an S3 bucket called `sns` is
+# sns.s3.amazonaws.com, and API Gateway, ELB and EC2 give customers names there too.
+SNS_HOSTS = [
+    ("sns.us-east-1.amazonaws.com", True),
+    ("sns.eu-west-3.amazonaws.com", True),
+    ("sns.ap-southeast-2.amazonaws.com", True),
+    ("sns.us-gov-west-1.amazonaws.com", True),
+    ("sns.cn-north-1.amazonaws.com.cn", True),
+    ("sns.cn-northwest-1.amazonaws.com.cn", True),
+    ("SNS.US-EAST-1.AMAZONAWS.COM", True),  # the same host: DNS names are case-insensitive
+    ("sns.s3.amazonaws.com", False),  # the S3 bucket `sns`, virtual-hosted
+    ("sns.s3-us-west-2.amazonaws.com", False),  # the bucket on a legacy regional S3 endpoint
+    ("sns.s3.us-east-1.amazonaws.com", False),
+    ("sns.execute-api.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.elb.amazonaws.com", False),
+    ("SNS.S3.AMAZONAWS.COM", False),
+    ("sns.us-east-1.amazonaws.com.evil.test", False),
+    ("sns.us-east-1.amazonaws.com.", False),
+    ("xsns.us-east-1.amazonaws.com", False),
+    ("sns-us-east-1.amazonaws.com", False),
+    ("sns.us-east-1xamazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com.cn.evil.test", False),
+    ("sns.amazonaws.com", False),
+    ("sns..amazonaws.com", False),
+    ("s3.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com:443", False),
+    ("sns.us-east-1.amazonaws.com:8443", False),
+    ("attacker@sns.us-east-1.amazonaws.com", False),
+    ("sns.us-east-1.amazonaws.com@evil.test", False),
+    ("sns.us-east-1.amazonaws.com\\@evil.test", False),
+]
+
+
+@pytest.mark.parametrize(("host", "allowed"), SNS_HOSTS, ids=[host for host, _ in SNS_HOSTS])
+def test_production_settings_allow_only_https_sns_region_hosts(settings: Any, host: str, allowed: bool) -> None:
     settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
     settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
-    assert sns_signature.is_sns_url(url) is allowed
+    assert sns_signature.is_sns_url(f"https://{host}/SimpleNotificationService-9c6465fa.pem") is allowed
+    assert sns_signature.is_sns_url(f"http://{host}/SimpleNotificationService-9c6465fa.pem") is False
+
+
+@pytest.mark.parametrize("host", [host for host, allowed in SNS_HOSTS if not allowed])
+def test_production_settings_do_not_confirm_a_subscription_off_the_sns_region_hosts(settings: Any, host: str) -> None:
+    # Refused before any request: nothing listens on these names in a test run anyway.
+    settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
+    settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
+    assert confirm_sns_subscription(f"https://{host}/?Action=ConfirmSubscription&TopicArn={TOPIC}") is False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem",
+        "https://evil.example/?u=https://sns.us-east-1.amazonaws.com/cert.pem",
+        "https://sns.us-east-1.amazonaws.com\t/cert.pem",
+        "//sns.us-east-1.amazonaws.com/cert.pem",
+    ],
+)
+def test_production_settings_refuse_urls_that_only_mention_an_sns_host(settings: Any, url: str) -> None:
+    settings.DLR_SNS_CERT_HOST_PATTERN = project_settings.DLR_SNS_CERT_HOST_PATTERN
+    settings.DLR_SNS_CERT_URL_SCHEMES = project_settings.DLR_SNS_CERT_URL_SCHEMES
+    assert sns_signature.is_sns_url(url) is False
 
 
 def test_certificate_is_fetched_once_for_many_notifications(cert_server: LoopbackServer) -> None:
@@ -415,6 +461,18 @@ def test_topic_in_the_allowlist_verifies(cert_server: LoopbackServer) -> None:
         signed(DELIVERED, cert_server.url(CERT_PATH)),
         options={"topic_arns": ["arn:aws:sns:eu-west-1:111122223333:x", TOPIC]},
     )
+
+
+@pytest.mark.parametrize("header", list(aws_sns.HEADER_FIELDS))
+def test_sns_header_that_disagrees_with_the_signed_envelope_is_refused(
+    cert_server: LoopbackServer, header: str
+) -> None:
+    # Kept with the receipt: a header naming another topic or message must not sit beside it.
+    body = signed(DELIVERED, cert_server.url(CERT_PATH))
+    request = sns_request(body)
+    request = replace(request, headers={**request.headers, header: "arn:aws:sns:us-east-1:444455556666:theirs"})
+    with pytest.raises(SignatureError, match=header):
+        adapter_at(body).verify(request, [TOKEN])
 
 
 def test_subject_is_covered_by_the_signature(cert_server: LoopbackServer) -> None:
@@ -685,14 +743,23 @@ def test_events_that_are_not_sms_are_acknowledged_and_ignored(event_type: str) -
         ({"messageId": ""}, "messageId"),
         ({"messageId": 42}, "messageId"),
         ({"eventType": None}, "eventType"),
-        ({"eventTimestamp": "1795687209000"}, "eventTimestamp"),
-        ({"eventTimestamp": 10**20}, "eventTimestamp"),
         ({"messageId": "x" * 129}, "provider_message_id"),
     ],
 )
 def test_malformed_event_is_refused_with_the_reason(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         parse_event(**changes)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1795687209000", 10**19, -1, 0, True, 1e300, 253402300800000],
+    ids=["text", "10-to-the-19", "minus-1", "epoch-0", "boolean", "1e300", "year-10000"],
+)
+def test_unreadable_or_implausible_event_time_is_dropped_and_the_receipt_kept(value: object) -> None:
+    # SNS takes a 4xx as delivered: refusing would lose the receipt; the raw body keeps the time.
+    event = parse_event(eventTimestamp=value)
+    assert (event.provider_timestamp, event.status) == (None, Status.DELIVERED)
 
 
 @pytest.mark.parametrize("message", ["not json", "[1]", None])
@@ -899,3 +966,28 @@ def test_confirmation_task_retries_with_backoff() -> None:
 def test_tolerance_covers_the_sns_retry_window() -> None:
     # SNS stops retrying an HTTP/S delivery within 3,600 s and keeps the original Timestamp.
     assert timedelta(seconds=aws_sns.TOLERANCE_SECONDS) > timedelta(hours=1)
+
+
+class TestAwsSnsExtremes(ExtremeInputSuite):
+    provider = "aws-sns"
+    secret = TOKEN
+    options = {"topic_arns": [TOPIC]}
+    message_id = "b3e1f7a2-9c4d-4e8b-a6f5-1d2c3b4a5e03"
+
+    @pytest.fixture(autouse=True)
+    def _certificate_url(self, cert_server: LoopbackServer) -> None:
+        self.cert_url = cert_server.url(CERT_PATH)
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        envelope = json.loads(fixture("aws_sns", "notification_carrier_unreachable.json"))
+        event = json.loads(envelope["Message"])
+        event["messageId"] = slots.get("message_id", self.message_id)
+        event["eventType"] = "TEXT_" + slots["status"] if "status" in slots else event["eventType"]
+        event["messageStatusDescription"] = slots.get("description", event["messageStatusDescription"])
+        # eventTimestamp is the number AWS sends: the time as a JSON number where it is one.
+        raw = json_value(slots["time"]) if "time" in slots else slots.get("number")
+        if raw is not None:
+            event["eventTimestamp"] = "<<time>>"
+        envelope["Message"] = dumps(event, time=raw or "").decode()
+        body = signed(json.dumps(envelope).encode(), self.cert_url, timestamp=time.time())
+        return post(client, connection, body)

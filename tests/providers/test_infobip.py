@@ -10,12 +10,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import infobip
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.batch_suite import MultiEventSuite
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.signing import fixture
 from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
@@ -288,7 +292,7 @@ def test_one_bad_report_refuses_the_whole_batch() -> None:
 
 
 def test_more_reports_than_the_bound_are_refused() -> None:
-    results = [edited(report(), messageId=str(i)) for i in range(infobip.MAX_RESULTS + 1)]
+    results = [edited(report(), messageId=str(i)) for i in range(infobip.adapter.max_events + 1)]
     with pytest.raises(PayloadError, match="more than"):
         infobip.adapter.parse(infobip_request(body_of(*results)))
 
@@ -364,3 +368,29 @@ def test_batch_with_one_malformed_report_stores_nothing(client) -> None:
     assert response.status_code == 400
     assert "results[4].status.name" in response.json()["error"]
     assert not Receipt.objects.exists()
+
+
+class TestInfobipExtremes(ExtremeInputSuite):
+    provider = "infobip"
+    secret = TOKEN
+    message_id = "4089136245390354561004"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        result = report("undelivered_unknown_subscriber.json")
+        result["messageId"] = slots.get("message_id", result["messageId"])
+        result["doneAt"] = slots.get("time", result["doneAt"])
+        result["status"]["name"] = slots.get("status", result["status"]["name"])
+        result["error"]["id"] = "<<number>>" if "number" in slots else slots.get("error_code", result["error"]["id"])
+        result["error"]["description"] = slots.get("description", result["error"]["description"])
+        body = dumps({"results": [result]}, number=slots.get("number", ""))
+        return client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")
+
+
+class TestInfobipBatchBounds(MultiEventSuite):
+    adapter = infobip.adapter
+    secret = TOKEN
+
+    def request(self, count: int, *, filler: int = 0) -> tuple[str, bytes, dict[str, str]]:
+        results = [edited(report(), messageId=f"40891362453903545{i:05d}") for i in range(count)]
+        body = json.dumps({"results": results, "note": "x" * filler}).encode()
+        return "{token}/", body, {"content-type": "application/json"}

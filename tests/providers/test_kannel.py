@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import kannel
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
-from tests.providers.signing import fixture
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
+from tests.providers.signing import fixture, form_fixture
 from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
 URL = "https://dlr.example/hooks/kannel-eu/"
@@ -225,3 +228,19 @@ def test_kannel_get_with_a_wrong_token_is_refused_and_nothing_is_stored(client) 
     response = client.get(f"/hooks/{connection.slug}/not-the-token/?{fixture('kannel', 'delivered.txt').decode()}")
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestKannelExtremes(ExtremeInputSuite):
+    provider = "kannel"
+    secret = TOKEN
+    message_id = "3f9c0a52-1d7e-4b8a-9e61-2c4d5b7a8f10"
+    fields = {"time": ("ts",), "number": ("type",), "message_id": ("id",), "status": ("type",)}
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        # The SMSC's receipt in %A carries the done date and err; `ts` is Kannel's own time.
+        answer = (
+            "id:0123456789 sub:001 dlvrd:001 submit date:2611261000 "
+            f"done date:{slots.get('time', '2611261001')} stat:DELIVRD err:{slots.get('error_code', '000')} text:Hi"
+        )
+        fields = fill(form_fixture("kannel", "delivered.txt"), slots, self.fields)
+        return client.get(f"/hooks/{connection.slug}/{TOKEN}/?{urlencode({**fields, 'answer': answer})}")

@@ -16,15 +16,18 @@ from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import messagebird
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.messagebird import MessageBirdAdapter
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
-from tests.providers.signing import FIXTURES, FORM, fixture
+from tests.providers.signing import FIXTURES, FORM, fixture, form_fixture
 
 SECRET = "5f0c2b8e9d4a7163c1e0b9a8f7d6e5c4b3a29180f7e6d5c4b3a2918070f6e5d4"
 OTHER_SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -60,7 +63,7 @@ REFERENCE_CASES: list[dict[str, Any]] = json.loads(
 
 
 def adapter_at(now: float) -> MessageBirdAdapter:
-    return MessageBirdAdapter(clock=lambda: now)
+    return MessageBirdAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def mb_request(
@@ -194,13 +197,13 @@ def test_token_is_valid_from_nbf_to_exp_with_one_second_of_skew(seconds: int, va
             adapter_at(NOW + seconds).verify(request, [SECRET])
 
 
-def forged(claims: dict[str, Any], query: bytes) -> WebhookRequest:
-    """A report whose token, signed with the right key, carries `claims` over the defaults."""
+def forged(claims: dict[str, Any], query: bytes, *, drop: tuple[str, ...] = ()) -> WebhookRequest:
+    """A report whose token, signed with the right key, carries `claims` over the defaults,
+    less the claims named in `drop`."""
     url = f"{URL}?{query.decode()}"
     defaults = {"iss": "MessageBird", "nbf": NOW, "exp": NOW + 60, "jti": JTI}
-    token = jwt.encode(
-        {**defaults, "url_hash": hashlib.sha256(url.encode()).hexdigest(), **claims}, SECRET, algorithm="HS256"
-    )
+    payload = {**defaults, "url_hash": hashlib.sha256(url.encode()).hexdigest(), **claims}
+    token = jwt.encode({k: v for k, v in payload.items() if k not in drop}, SECRET, algorithm="HS256")
     return WebhookRequest(method="GET", url=url, headers={HEADER: token}, body=b"")
 
 
@@ -223,6 +226,33 @@ def test_claims_that_break_the_reference_rules_are_refused(claims: dict[str, Any
     request = forged(claims, fixture("messagebird", "sent.txt"))
     with pytest.raises(SignatureError, match=reason):
         adapter_at(NOW).verify(request, [SECRET])
+
+
+MAX_AGE = messagebird.MAX_TOKEN_AGE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("claims", "drop", "verifies"),
+    [
+        ({"nbf": NOW - MAX_AGE, "exp": NOW + 86400}, (), True),
+        ({"nbf": NOW - MAX_AGE - 1, "exp": NOW + 86400}, (), False),
+        ({"nbf": NOW - 10 * 365 * 86400, "exp": NOW + 10 * 365 * 86400}, (), False),
+        ({"iat": NOW - MAX_AGE, "exp": NOW + 86400}, ("nbf",), True),
+        ({"iat": NOW - MAX_AGE - 1, "exp": NOW + 86400}, ("nbf",), False),
+        ({"exp": NOW + 60}, ("nbf",), False),
+        ({"nbf": -(10**400), "exp": 10**400}, (), False),
+    ],
+    ids=["at-max-age", "older", "ten-years", "iat-at-max-age", "iat-older", "neither-nbf-nor-iat", "401-digits"],
+)
+def test_token_issued_longer_ago_than_the_max_age_is_refused_whatever_its_exp(
+    claims: dict[str, Any], drop: tuple[str, ...], verifies: bool
+) -> None:
+    request = forged(claims, fixture("messagebird", "sent.txt"), drop=drop)
+    if verifies:
+        adapter_at(NOW).verify(request, [SECRET])
+    else:
+        with pytest.raises(SignatureError):
+            adapter_at(NOW).verify(request, [SECRET])
 
 
 def test_token_without_exp_is_refused_as_expired() -> None:
@@ -438,3 +468,25 @@ def test_status_report_signed_for_another_url_is_refused_and_not_stored(client: 
     response = client.get(f"/hooks/{connection.slug}/?{query}", headers={"MessageBird-Signature-JWT": token})
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestMessageBirdExtremes(ExtremeInputSuite):
+    provider = "messagebird"
+    secret = SECRET
+    message_id = "5e4b7a2c9d1f4e8ba6c3d0f9e2b1a7c4"
+    fields = {
+        "time": ("statusDatetime",),
+        "number": ("statusErrorCode",),
+        "message_id": ("id",),
+        "status": ("status",),
+        "error_code": ("statusErrorCode",),
+        "description": ("statusReason",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        report = fill(form_fixture("messagebird", "delivery_failed.txt"), slots, self.fields)
+        query = urlencode(report)
+        token = messagebird.sign(
+            SECRET, f"http://testserver/hooks/{connection.slug}/?{query}", b"", now=int(time.time()), jti=JTI
+        )
+        return client.get(f"/hooks/{connection.slug}/?{query}", headers={"MessageBird-Signature-JWT": token})

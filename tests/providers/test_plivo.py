@@ -13,14 +13,17 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import plivo
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import SignedProviderSecuritySuite
-from tests.providers.signing import FORM, fixture
+from tests.providers.signing import FORM, fixture, form_fixture
 
 TOKEN = "MzQ1NjI3ODkwYWJjZGVmMDEyMzQ1Njc4OTBhYmNk"
 OTHER_TOKEN = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMy"
@@ -125,6 +128,10 @@ class TestPlivoSecurity(SignedProviderSecuritySuite):
 
     def make_signed_request(self, secret: str, body: bytes, **kw: Any) -> WebhookRequest:
         return plivo_request(secret, URL, body, **kw)
+
+    def signed_get(self) -> WebhookRequest:
+        # A callback `method` of GET: the parameters in the query, which V3 signs with the URL.
+        return plivo_request(self.secret, f"{URL}?{self.valid_body.decode()}", method="GET")
 
 
 class TestPlivoSecurityBehindProxy(SignedProviderSecuritySuite):
@@ -419,3 +426,27 @@ def test_unsigned_callback_through_the_endpoint_is_refused_and_stores_nothing(cl
     response = client.post(f"/hooks/{connection.slug}/", data=fixture("plivo", "delivered.txt"), content_type=FORM)
     assert response.status_code == 401
     assert Receipt.objects.count() == 0
+
+
+class TestPlivoExtremes(ExtremeInputSuite):
+    provider = "plivo"
+    secret = TOKEN
+    message_id = "c47d9e10-5b6d-11ef-8e21-0242ac120003"
+    fields = {
+        "time": plivo.STAGE_TIMES,
+        "number": ("ErrorCode",),
+        "message_id": ("MessageUUID",),
+        "status": ("Status",),
+        "error_code": ("ErrorCode",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        form = fill(form_fixture("plivo", "undelivered_30.txt"), slots, self.fields)
+        body = urlencode(form).encode()
+        url = f"http://testserver/hooks/{connection.slug}/"
+        params = parse_qs(body.decode(), keep_blank_values=True)
+        headers = {
+            "x-plivo-signature-v3": plivo.signature_v3(TOKEN, url, NONCE, method="POST", params=params),
+            "x-plivo-signature-v3-nonce": NONCE,
+        }
+        return client.post(f"/hooks/{connection.slug}/", data=body, content_type=FORM, headers=headers)

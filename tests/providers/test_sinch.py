@@ -9,12 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import sinch
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.batch_suite import MultiEventSuite
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.signing import fixture
 from tests.providers.token_suite import BASIC_SECRET, TOKEN, TokenProviderSecuritySuite, basic
 
@@ -203,9 +207,10 @@ def test_full_batch_report_gives_one_event_per_listed_recipient() -> None:
         sinch.event_id("01JB1M3S8VY2P5K0E7FQJ6TW4C", "447700900222", "Delivered", "", None),
         sinch.event_id("01JB1M3S8VY2P5K0E7FQJ6TW4C", "447700900333", "Expired", "406", None),
     ]
-    # Each event keeps the report as if it listed only its recipient.
+    # Each event keeps the report cut to its recipient; what all share is not repeated.
     assert json.loads(events[2].raw) == {
-        **data,
+        "type": "delivery_report_sms",
+        "batch_id": "01JB1M3S8VY2P5K0E7FQJ6TW4C",
         "statuses": [{"code": 406, "count": 1, "recipients": ["447700900333"], "status": "Expired"}],
     }
     assert all(e.permanent is None and e.error_description == "" for e in events)
@@ -217,7 +222,7 @@ def test_summary_batch_report_without_recipients_gives_no_event() -> None:
 
 def test_batch_report_listing_more_recipients_than_the_bound_is_refused() -> None:
     data = payload("batch_full.json")
-    data["statuses"][0]["recipients"] = [f"4477009{i:05d}" for i in range(sinch.MAX_RECIPIENTS + 1)]
+    data["statuses"][0]["recipients"] = [f"4477009{i:05d}" for i in range(sinch.adapter.max_events + 1)]
     with pytest.raises(PayloadError, match="more than"):
         parse(data)
 
@@ -317,3 +322,33 @@ def test_summary_batch_report_is_answered_200_with_nothing_stored(client) -> Non
     )
     assert (response.status_code, response.json()["received"]) == (200, 0)
     assert not Receipt.objects.exists()
+
+
+class TestSinchExtremes(ExtremeInputSuite):
+    provider = "sinch"
+    secret = TOKEN
+    message_id = "01JB1K7Q2ZT4W9N6D3XHC8RV5A"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        data = payload("recipient_failed.json")
+        data["batch_id"] = slots.get("message_id", data["batch_id"])
+        data["status"] = slots.get("status", data["status"])
+        data["code"] = "<<number>>" if "number" in slots else slots.get("error_code", data["code"])
+        if "time" in slots:
+            data["at"] = data["operator_status_at"] = slots["time"]
+        body = dumps(data, number=slots.get("number", ""))
+        return client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")
+
+
+class TestSinchBatchBounds(MultiEventSuite):
+    adapter = sinch.adapter
+    secret = TOKEN
+
+    def request(self, count: int, *, filler: int = 0) -> tuple[str, bytes, dict[str, str]]:
+        # A full report of one batch: the client reference is shared by all its recipients.
+        data = payload("batch_full.json")
+        data["statuses"] = [
+            {"code": 0, "count": count, "recipients": [f"4477009{i:05d}" for i in range(count)], "status": "Delivered"}
+        ]
+        data["client_reference"] = "campaign-" + "x" * filler
+        return "{token}/", json.dumps(data).encode(), {"content-type": "application/json"}

@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import smpp_text
 from receipts.providers.base import PayloadError, ReceiptEvent, WebhookRequest
 from receipts.providers.smpp_text import SmppReceipt, parse_receipt, parse_receipt_date
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite
 from tests.providers.signing import fixture
 from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
@@ -312,3 +315,19 @@ def test_receipt_text_without_the_token_is_refused_and_nothing_is_stored(client)
     response = client.post(f"/hooks/{connection.slug}/", data=SPEC_TEXT, content_type="text/plain")
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestSmppTextExtremes(ExtremeInputSuite):
+    provider = "smpp-text"
+    secret = TOKEN
+    message_id = "7f3a2c91d4e8"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        text = (
+            f"id:{slots.get('message_id', self.message_id)} sub:001 dlvrd:000 submit date:261126100000 "
+            f"done date:{slots.get('time', '261126100512')} stat:{slots.get('status', 'UNDELIV')} "
+            f"err:{slots.get('error_code', slots.get('number', '027'))} Text:Your code is 4821"
+        )
+        return client.post(
+            f"/hooks/{connection.slug}/", data=text.encode(), content_type="text/plain", headers={"X-DLR-Token": TOKEN}
+        )

@@ -8,19 +8,27 @@ import base64
 import hashlib
 import hmac
 import json
+import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
 from dlrconsole.lib import standard_webhooks as signing
+from receipts.models import Connection
 from receipts.providers import standard_webhooks
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.standard_webhooks import StandardWebhooksAdapter
 from receipts.statuses import Status
+from tests.providers.batch_suite import MultiEventSuite
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import fixture, standard_webhooks_request
+from tests.webhooks import generic_headers
 
 # Published vector: providers.md §4.2, from standard-webhooks libraries/python/tests/test_webhooks.py.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -39,7 +47,7 @@ MSG_ID = "msg_2pWq0B7i9sDNx4Lr8uYk1Hh3aZc"  # the helper's default webhook-id
 
 
 def adapter_at(now: float) -> StandardWebhooksAdapter:
-    return StandardWebhooksAdapter(clock=lambda: now)
+    return StandardWebhooksAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def vector_request(signature: str = VECTOR_SIGNATURE, **kw: Any) -> WebhookRequest:
@@ -276,7 +284,7 @@ def test_single_object_fixture_parses_to_one_event_keyed_by_the_webhook_id() -> 
     assert events[0].dedupe_key() == MSG_ID
 
 
-def test_error_fixture_keeps_the_code_the_description_and_the_zone() -> None:
+def test_error_fixture_keeps_the_code_and_the_description_and_its_time_in_utc() -> None:
     (event,) = parse(fixture("standard_webhooks", "undelivered_error.json"))
     assert event == ReceiptEvent(
         provider_message_id="gw-41b8d0aa",
@@ -288,12 +296,16 @@ def test_error_fixture_keeps_the_code_the_description_and_the_zone() -> None:
         event_id=MSG_ID,
         extra={},
     )
+    # Sent as 11:02:09+01:00: the instant is kept, in UTC (PostgreSQL refuses some offsets).
     assert event.provider_timestamp is not None
-    assert event.provider_timestamp.utcoffset() == timedelta(hours=1)
+    assert event.provider_timestamp.utcoffset() == timedelta(0)
 
 
 def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index() -> None:
-    events = parse(fixture("standard_webhooks", "batch.json"))
+    body = fixture("standard_webhooks", "batch.json")
+    # Each item keeps its own part of the body, not the whole body again.
+    items = [json.dumps(item, separators=(",", ":")) for item in json.loads(body)["data"]]
+    events = parse(body)
     assert events == [
         ReceiptEvent(
             provider_message_id="gw-7f3a9c2e",
@@ -301,6 +313,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             status=Status.SENT,
             provider_timestamp=datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC),
             event_id=f"{MSG_ID}:0",
+            raw=items[0],
         ),
         ReceiptEvent(
             provider_message_id="gw-7f3a9c2e",
@@ -308,6 +321,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             status=Status.DELIVERED,
             provider_timestamp=datetime(2026, 11, 26, 10, 0, 3, tzinfo=UTC),
             event_id=f"{MSG_ID}:1",
+            raw=items[1],
         ),
         ReceiptEvent(
             provider_message_id="gw-90e1c4f7",
@@ -317,6 +331,7 @@ def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index
             error_description="Recipient opted out",
             provider_timestamp=datetime(2026, 11, 26, 5, 4, 58, tzinfo=timezone(timedelta(hours=-5))),
             event_id=f"{MSG_ID}:2",
+            raw=items[2],
         ),
     ]
     assert [e.dedupe_key() for e in events] == [f"{MSG_ID}:0", f"{MSG_ID}:1", f"{MSG_ID}:2"]
@@ -402,3 +417,43 @@ def test_numeric_error_code_is_kept_as_text() -> None:
 def test_malformed_body_is_refused(body: bytes) -> None:
     with pytest.raises(PayloadError):
         parse(body)
+
+
+class TestStandardWebhooksExtremes(ExtremeInputSuite):
+    provider = "standard-webhooks"
+    secret = SECRET
+    message_id = "gw-7f3a9c2e"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        item = {
+            "message_id": slots.get("message_id", self.message_id),
+            "status": slots.get("status", "undelivered"),
+            "error_code": slots.get("error_code", "<<number>>" if "number" in slots else "27"),
+            "error_description": slots.get("description", "Absent subscriber"),
+            "timestamp": slots.get("time", "2026-11-26T10:00:02Z"),
+        }
+        body = dumps({"type": "message.status", "data": item}, number=slots.get("number", ""))
+        headers = generic_headers(connection, body)
+        return client.post(
+            f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )
+
+
+class TestStandardWebhooksBatchBounds(MultiEventSuite):
+    adapter = standard_webhooks.adapter
+    secret = SECRET
+
+    def request(self, count: int, *, filler: int = 0) -> tuple[str, bytes, dict[str, str]]:
+        items = [{"message_id": f"gw-{i:05d}", "status": "delivered"} for i in range(count)]
+        body = json.dumps({"type": "message.status", "trace": "x" * filler, "data": items}).encode()
+        msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+        return (
+            "",
+            body,
+            {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signing.sign(SECRET, msg_id, timestamp, body),
+            },
+        )

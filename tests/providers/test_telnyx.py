@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +14,16 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import telnyx
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.telnyx import TelnyxAdapter
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, dumps
 from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import fixture
 
@@ -45,7 +49,7 @@ URL = "https://dlr.example/hooks/telnyx-main/"
 
 
 def adapter_at(now: float) -> TelnyxAdapter:
-    return TelnyxAdapter(clock=lambda: now)
+    return TelnyxAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def telnyx_request(
@@ -411,3 +415,23 @@ def test_stale_webhook_through_the_endpoint_is_refused(client) -> None:
     response = client.post(f"/hooks/{connection.slug}/", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 401
     assert Receipt.objects.count() == 0
+
+
+class TestTelnyxExtremes(ExtremeInputSuite):
+    provider = "telnyx"
+    secret = PUBLIC_KEY
+    message_id = "a8c5d2e1-7b4f-4a3c-9e6d-2f1a0b9c8d7e"
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        data = envelope("message_finalized_delivery_failed.json")
+        event = data["data"]
+        event["occurred_at"] = slots.get("time", event["occurred_at"])
+        event["payload"]["id"] = slots.get("message_id", self.message_id)
+        event["payload"]["to"][0]["status"] = slots.get("status", "delivery_failed")
+        error = event["payload"]["errors"][0]
+        error["code"] = "<<number>>" if "number" in slots else slots.get("error_code", error["code"])
+        error["detail"] = slots.get("description", error["detail"])
+        body = dumps(data, number=slots.get("number", ""))
+        request = telnyx_request(PRIVATE_KEY, body, timestamp=int(time.time()))
+        headers = {name: value for name, value in request.headers.items() if name != "content-type"}
+        return client.post(f"/hooks/{connection.slug}/", data=body, content_type="application/json", headers=headers)

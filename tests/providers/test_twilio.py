@@ -6,17 +6,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
+from receipts.models import Connection, Message, Receipt
 from receipts.providers import twilio
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.statuses import Status
+from tests.factories import ConnectionFactory, MessageFactory
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
 from tests.providers.security_suite import SignedProviderSecuritySuite
-from tests.providers.signing import fixture, twilio_request
+from tests.providers.signing import FORM, fixture, form_fixture, twilio_request
+from tests.webhooks import twilio_signed
 
 TOKEN = "f3b9c1d2e4a5b6c7d8e9f0a1b2c3d4e5"
 OTHER_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -71,6 +78,10 @@ class TestTwilioSecurity(SignedProviderSecuritySuite):
 
     def make_signed_request(self, secret: str, body: bytes, **kw: Any) -> WebhookRequest:
         return twilio_request(secret, URL, body, **kw)
+
+    def signed_get(self) -> WebhookRequest:
+        # StatusCallbackMethod=GET: the fields in the query, the URL (query included) signed.
+        return twilio_request(self.secret, f"{URL}?{self.valid_body.decode()}", method="GET")
 
 
 class TestTwilioSecurityBehindProxy(SignedProviderSecuritySuite):
@@ -481,9 +492,18 @@ def test_field_that_does_not_fit_its_column_is_refused(changes: dict[str, str]) 
         parse_one(edit_form(fixture("twilio", "undelivered_30003.txt"), **changes))
 
 
-def test_json_callback_is_parsed_from_the_body() -> None:
+def json_callback(body: bytes, *, content_type: str = "application/json") -> WebhookRequest:
+    """A JSON callback as Twilio signs one: the body's hash in the URL, the URL signed."""
+    url = f"{URL}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    return twilio_request(TOKEN, url, body, content_type=content_type, signature=twilio.signature(TOKEN, url, {}))
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", FORM])
+def test_json_callback_is_parsed_from_the_body_its_url_hashes_whatever_the_content_type(content_type: str) -> None:
     body = b'{"MessageSid": "SM3a9e7c5b1d2f4e6a8b0c9d7e5f3a1b2c", "MessageStatus": "sent", "ErrorCode": null}'
-    event = parse_one(body, content_type="application/json")
+    request = json_callback(body, content_type=content_type)
+    twilio.adapter.verify(request, [TOKEN])
+    (event,) = twilio.adapter.parse(request)
     assert (event.provider_message_id, event.status, event.error_code) == (
         "SM3a9e7c5b1d2f4e6a8b0c9d7e5f3a1b2c",
         Status.SENT,
@@ -493,4 +513,60 @@ def test_json_callback_is_parsed_from_the_body() -> None:
 
 def test_json_callback_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(PayloadError):
-        parse_one(b'[{"MessageSid": "SM1", "MessageStatus": "sent"}]', content_type="application/json")
+        twilio.adapter.parse(json_callback(b'[{"MessageSid": "SM1", "MessageStatus": "sent"}]'))
+
+
+def test_json_body_whose_hash_is_not_in_the_signed_url_is_not_read_as_json() -> None:
+    # Only bodySHA256 in the signed URL makes a body JSON: the Content-Type header is not signed.
+    body = b'{"MessageSid": "SM1", "MessageStatus": "sent"}'
+    with pytest.raises(PayloadError, match="form"):
+        parse_one(body, content_type="application/json")
+
+
+def test_signed_get_with_a_body_is_refused() -> None:
+    url = f"{URL}?{fixture('twilio', 'sent.txt').decode()}"
+    forged = b'{"MessageSid": "SM8d2c6b0f4e3a41d9b7c5e1f2a3b4c5d6", "MessageStatus": "delivered"}'
+    request = replace(twilio_request(TOKEN, url, method="GET"), body=forged)
+    request = replace(request, headers={**request.headers, "content-type": "application/json"})
+    with pytest.raises(SignatureError, match="GET"):
+        twilio.adapter.verify(request, [TOKEN])
+
+
+@pytest.mark.django_db
+def test_one_signed_get_url_cannot_carry_a_receipt_for_another_message(client: Client) -> None:
+    connection = ConnectionFactory(provider="twilio", secrets=[TOKEN])
+    victim = MessageFactory(connection=connection, provider_message_id="SM8d2c6b0f4e3a41d9b7c5e1f2a3b4c5d6")
+    query = fixture("twilio", "sent.txt").decode()
+    signature = twilio.signature(TOKEN, f"http://testserver/hooks/{connection.slug}/?{query}", {})
+    forged = b'{"MessageSid": "SM8d2c6b0f4e3a41d9b7c5e1f2a3b4c5d6", "MessageStatus": "delivered"}'
+    response = client.generic(
+        "GET",
+        f"/hooks/{connection.slug}/?{query}",
+        data=forged,
+        content_type="application/json",
+        headers={"X-Twilio-Signature": signature},
+    )
+    assert response.status_code == 401
+    assert not Receipt.objects.exists()
+    assert Message.objects.get(pk=victim.pk).status == Status.QUEUED
+
+
+class TestTwilioExtremes(ExtremeInputSuite):
+    provider = "twilio"
+    secret = TOKEN
+    message_id = "SM8d2c6b0f4e3a41d9b7c5e1f2a3b4c5d6"
+    fields = {
+        "time": ("RawDlrDoneDate",),
+        "number": ("ErrorCode",),
+        "message_id": ("MessageSid", "SmsSid"),
+        "status": ("MessageStatus", "SmsStatus"),
+        "error_code": ("ErrorCode",),
+        "description": ("ErrorMessage",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        form = fill(form_fixture("twilio", "undelivered_30003.txt"), slots, self.fields)
+        body, headers = twilio_signed(connection, f"http://testserver/hooks/{connection.slug}/", form)
+        return client.post(
+            f"/hooks/{connection.slug}/", data=body, content_type=headers.pop("content-type"), headers=headers
+        )

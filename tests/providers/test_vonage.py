@@ -14,14 +14,17 @@ from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 
-from receipts.models import Message, Receipt
-from receipts.providers import vonage
+from receipts.models import Connection, Message, Receipt
+from receipts.providers import vonage, vonage_jwt
 from receipts.providers.base import PayloadError, ReceiptEvent, SignatureError, WebhookRequest
 from receipts.providers.vonage import VonageAdapter
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory
-from tests.providers.security_suite import SignedProviderSecuritySuite, TimestampedProviderSecuritySuite
+from tests.providers.extremes_suite import ExtremeInputSuite, fill
+from tests.providers.security_suite import TimestampedProviderSecuritySuite
 from tests.providers.signing import FORM, fixture
 
 SECRET = "vonage-signature-secret-current-0123"
@@ -57,7 +60,7 @@ JWT_VECTOR_IAT = 1697634680
 
 
 def adapter_at(now: float) -> VonageAdapter:
-    return VonageAdapter(clock=lambda: now)
+    return VonageAdapter(clock=lambda: float(now))  # as time.time() reads
 
 
 def fixture_fields(name: str) -> dict[str, str]:
@@ -135,6 +138,10 @@ class TestVonageMd5HashFormSecurity(VonageSigSuite):
     valid_body = vonage_request(SECRET, fixture_fields("delivered.txt")).body
     tampered_body = valid_body.replace(b"status=delivered", b"status=failed")
 
+    def signed_get(self) -> WebhookRequest:
+        # The account's receipts set to GET: the same fields, `sig` among them, in the query.
+        return vonage_request(SECRET, fixture_fields("delivered.txt"), transport="query", timestamp=NOW)
+
 
 class TestVonageSha256JsonSecurity(VonageSigSuite):
     method = "sha256"
@@ -144,10 +151,13 @@ class TestVonageSha256JsonSecurity(VonageSigSuite):
     tampered_body = valid_body.replace(b'"err-code": "6"', b'"err-code": "9"')
 
 
-def jwt_request(secret: str, body: bytes, *, claims: dict[str, Any] | None = None) -> WebhookRequest:
-    """A signed webhook: the body and an HS256 bearer token carrying its hash."""
+def jwt_request(
+    secret: str, body: bytes, *, claims: dict[str, Any] | None = None, timestamp: int = NOW
+) -> WebhookRequest:
+    """A signed webhook: the body and an HS256 bearer token carrying its hash, issued at `timestamp`."""
     claims = {
-        "iat": NOW,
+        "iat": timestamp,
+        "iss": "Vonage",
         "jti": "0f7c2c1e-5b8d-4e0a-9a51-3d6e2f1b7c90",
         "api_key": "a1b2c3d4",
         "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
@@ -160,8 +170,11 @@ def jwt_request(secret: str, body: bytes, *, claims: dict[str, Any] | None = Non
     )
 
 
-class TestVonageJwtSecurity(SignedProviderSecuritySuite):
+class TestVonageJwtSecurity(TimestampedProviderSecuritySuite):
     adapter = adapter_at(NOW)
+    now = NOW
+    tolerance_seconds = vonage_jwt.MAX_AGE_SECONDS
+    ahead_tolerance_seconds = vonage_jwt.AHEAD_SECONDS
     secret = SECRET
     other_secret = OTHER_SECRET
     valid_body = fixture("vonage", "rejected.json")
@@ -225,11 +238,13 @@ def test_published_vector_is_refused_on_the_real_clock() -> None:
         vonage.adapter.verify(request, [VECTOR_SECRET], options={"signature_method": "md5hash"})
 
 
-def test_jwt_vector_verifies_with_its_secret() -> None:
+def test_jwt_vector_is_signed_with_its_secret_but_binds_no_body_so_is_refused() -> None:
+    assert vonage_jwt.claims(JWT_VECTOR_TOKEN, [JWT_VECTOR_SECRET])["iat"] == JWT_VECTOR_IAT
     request = WebhookRequest(
         method="POST", url=URL, headers={"authorization": f"Bearer {JWT_VECTOR_TOKEN}"}, body=b"{}"
     )
-    adapter_at(JWT_VECTOR_IAT).verify(request, [JWT_VECTOR_SECRET], options={"signature_method": "jwt"})
+    with pytest.raises(SignatureError, match="payload_hash"):
+        adapter_at(JWT_VECTOR_IAT).verify(request, [JWT_VECTOR_SECRET], options={"signature_method": "jwt"})
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -320,11 +335,86 @@ def jwt_verify(request: WebhookRequest, now: float = NOW) -> None:
     adapter_at(now).verify(request, [SECRET], options={"signature_method": "jwt"})
 
 
-def test_jwt_without_payload_hash_is_not_bound_to_the_body() -> None:
-    # Vonage calls the body check optional: a token without the claim binds no body.
+def test_jwt_without_payload_hash_is_refused() -> None:
+    # Vonage calls the body check optional, but a token without the claim binds no body: it
+    # would authenticate any receipt for as long as it is accepted.
     token = jwt.encode({"iat": NOW, "jti": "j-1"}, SECRET, algorithm="HS256")
     for body in (fixture("vonage", "rejected.json"), b""):
-        jwt_verify(WebhookRequest(method="POST", url=URL, headers={"authorization": f"Bearer {token}"}, body=body))
+        request = WebhookRequest(method="POST", url=URL, headers={"authorization": f"Bearer {token}"}, body=body)
+        with pytest.raises(SignatureError):
+            jwt_verify(request)
+
+
+@pytest.mark.parametrize("query", ["", "?" + urlencode(fixture_fields("delivered.txt"))], ids=["no-query", "receipt"])
+def test_jwt_on_a_get_is_refused_even_with_a_payload_hash_of_its_body(query: str) -> None:
+    # The receipt of a GET is its query, which the token does not cover.
+    body = fixture("vonage", "rejected.json")
+    request = replace(jwt_request(SECRET, body), method="GET", url=URL + query)
+    with pytest.raises(SignatureError, match="POST"):
+        jwt_verify(request)
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"iat": None}, "not a time"),
+        ({"iat": NOW - vonage_jwt.MAX_AGE_SECONDS - 1}, "25 hours"),
+        ({"iat": NOW + vonage_jwt.AHEAD_SECONDS + 1}, "future"),
+        ({"iat": float("nan")}, "not a time"),
+        ({"iat": 10**400}, "not a time"),
+        ({"iat": "1795687205"}, "not a time"),
+        ({"exp": float("nan")}, "not a time"),
+        ({"nbf": float("-inf")}, "not a time"),
+    ],
+    ids=[
+        "iat-null",
+        "older-than-25-hours",
+        "issued-ahead",
+        "iat-nan",
+        "iat-401-digits",
+        "iat-text",
+        "exp-nan",
+        "nbf-inf",
+    ],
+)
+def test_jwt_whose_age_cannot_be_read_or_is_beyond_the_bounds_is_refused(claims: dict[str, Any], reason: str) -> None:
+    with pytest.raises(SignatureError, match=reason):
+        jwt_verify(jwt_request(SECRET, fixture("vonage", "rejected.json"), claims=claims))
+
+
+def test_jwt_without_iat_is_refused() -> None:
+    body = fixture("vonage", "rejected.json")
+    token = jwt.encode({"jti": "j-1", "payload_hash": hashlib.sha256(body).hexdigest()}, SECRET, algorithm="HS256")
+    request = WebhookRequest(method="POST", url=URL, headers={"authorization": f"Bearer {token}"}, body=body)
+    with pytest.raises(SignatureError, match="iat"):
+        jwt_verify(request)
+
+
+@pytest.mark.django_db
+def test_a_token_from_2020_without_payload_hash_does_not_authenticate_a_get_receipt(client: Any) -> None:
+    connection = ConnectionFactory(provider="vonage", secrets=[SECRET], options={"signature_method": "jwt"})
+    victim = MessageFactory(connection=connection, provider_message_id="0B00000127FDBC63")
+    old_token = jwt.encode({"iat": 1587494962, "jti": "c5ba8f24", "api_key": "a1b2c3d"}, SECRET, algorithm="HS256")
+    query = urlencode({k: v for k, v in fixture_fields("delivered.txt").items() if k != "sig"})
+    response = client.get(f"/hooks/{connection.slug}/?{query}", headers={"Authorization": f"Bearer {old_token}"})
+    assert response.status_code == 401
+    assert not Receipt.objects.exists()
+    assert Message.objects.get(pk=victim.pk).status == Status.QUEUED
+
+
+@pytest.mark.django_db
+def test_jwt_signed_receipt_posted_now_is_stored(client: Any) -> None:
+    connection = ConnectionFactory(provider="vonage", secrets=[SECRET], options={"signature_method": "jwt"})
+    message = MessageFactory(connection=connection, provider_message_id="0B00000127FDBCA8")
+    request = jwt_request(SECRET, fixture("vonage", "rejected.json"), timestamp=int(time.time()))
+    response = client.post(
+        f"/hooks/{connection.slug}/",
+        data=request.body,
+        content_type=JSON,
+        headers={"Authorization": request.headers["authorization"]},
+    )
+    assert response.status_code == 200, response.content
+    assert Message.objects.get(pk=message.pk).status == Status.REJECTED
 
 
 @pytest.mark.parametrize("payload_hash", ["0" * 64, 42, ""], ids=["other-hash", "not-a-string", "blank"])
@@ -554,3 +644,21 @@ def test_receipt_signed_with_another_secret_is_refused_and_not_stored(client: An
     response = client.post(f"/hooks/{connection.slug}/", data=request.body, content_type=FORM)
     assert response.status_code == 401
     assert not Receipt.objects.exists()
+
+
+class TestVonageExtremes(ExtremeInputSuite):
+    provider = "vonage"
+    secret = SECRET
+    message_id = "0B00000127FDBC7A"
+    fields = {
+        "time": ("scts", "message-timestamp"),
+        "number": ("err-code",),
+        "message_id": ("messageId",),
+        "status": ("status",),
+        "error_code": ("err-code",),
+    }
+
+    def post_receipt(self, client: Client, connection: Connection, **slots: str) -> HttpResponse:
+        fields = fill(fixture_fields("failed_absent_subscriber.txt"), slots, self.fields)
+        request = vonage_request(SECRET, fields, timestamp=int(time.time()))
+        return client.post(f"/hooks/{connection.slug}/", data=request.body, content_type=FORM)

@@ -31,7 +31,9 @@ def test_unknown_kind_is_a_clear_error() -> None:
         ("infobip", {"api_key": "k"}, "base_url"),
         ("generic-http", {"url": "ftp://x"}, "url must start with http"),
         ("twilio", {"account_sid": "AC1", "auth_token": "t", "read_timeout": "soon"}, "read_timeout"),
-        ("twilio", {"account_sid": "AC1", "auth_token": "t", "connect_timeout": "600"}, "between 0 and 60"),
+        ("twilio", {"account_sid": "AC1", "auth_token": "t", "connect_timeout": "600"}, "at most 20 seconds"),
+        ("twilio", {"account_sid": "AC1", "auth_token": "t", "read_timeout": "0"}, "positive"),
+        ("generic-http", {"url": "http://10.0.0.1/send"}, "url is refused: 10.0.0.1 is a private address"),
     ],
 )
 def test_invalid_config_names_the_setting(kind: str, config: dict[str, str], message: str) -> None:

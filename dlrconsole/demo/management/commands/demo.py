@@ -17,6 +17,7 @@ AWS SNS is not in the demo: SNS signs its envelopes with a certificate only an S
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -63,6 +64,8 @@ TICK_SECONDS = 5.0
 # plus a tick and the resend's receipts.
 RESEND_WAIT_SECONDS = 75.0
 SENDER_ID = "ACME"
+# Where the demo's peers listen (the simulated send API; a product endpoint an admin adds).
+DEMO_OUTBOUND_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128"
 
 
 class Command(BaseCommand):
@@ -107,6 +110,7 @@ class Command(BaseCommand):
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
         sla = use_demo_receipt_sla()
+        allow_loopback_peers()
         gateway = SendGateway(targets)  # bound now, serving from start(): its URLs are known
         ensure_demo_senders(gateway, targets)
         connections.close_all()  # from here on this process writes only from the ticker's thread
@@ -247,6 +251,14 @@ def use_demo_receipt_sla() -> int:
     return int(settings.DLR_RECEIPT_SLA_SECONDS)
 
 
+def allow_loopback_peers() -> None:
+    """The demo's send API and product are local servers: outbound calls may reach loopback in
+    this process (the ticker's thread) and in the server (eager tasks; start_server passes it
+    on), and nowhere else private."""
+    networks = [ipaddress.ip_network(n) for n in DEMO_OUTBOUND_ALLOWED_NETWORKS.split(",")]
+    settings.DLR_OUTBOUND_ALLOWED_NETWORKS = [*settings.DLR_OUTBOUND_ALLOWED_NETWORKS, *networks]
+
+
 def ensure_demo_senders(gateway: SendGateway, targets: list[Target]) -> None:
     """Each demo connection resends through the simulated send API (its port changes each run)."""
     for target in targets:
@@ -313,7 +325,12 @@ def start_server(port: int, log_path: Path, receipt_sla: int) -> subprocess.Pope
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "DLR_RECEIPT_SLA_SECONDS": str(receipt_sla)},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "DLR_RECEIPT_SLA_SECONDS": str(receipt_sla),
+                "DLR_OUTBOUND_ALLOWED_NETWORKS": ",".join(str(n) for n in settings.DLR_OUTBOUND_ALLOWED_NETWORKS),
+            },
         )
 
 

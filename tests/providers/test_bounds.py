@@ -1,0 +1,233 @@
+"""What every provider's input goes through in receipts/providers/base.py: times kept in UTC and
+only when plausible, JSON numbers within what RFC 8259 and 64 bits allow, signed Unix times as
+plain digits, dedupe keys within their column, receipts per request and what they store
+bounded by `parse` whatever the adapter returns; and the final time ingestion derives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone as django_timezone
+
+from receipts.ingestion import final_time
+from receipts.models import Message, Receipt
+from receipts.providers.base import (
+    EARLIEST_PROVIDER_TIME,
+    EVENT_OVERHEAD_CHARS,
+    KEPT_HEADER_CHARS,
+    PROVIDER_CLOCK_AHEAD,
+    PayloadError,
+    ProviderAdapter,
+    ReceiptEvent,
+    WebhookRequest,
+    parse_unix_time,
+    provider_time,
+    unix_seconds,
+)
+from receipts.statuses import Status
+from tests.factories import MessageFactory
+from tests.webhooks import post_status
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (datetime(2026, 11, 26, 11, 2, 9, tzinfo=timezone(timedelta(hours=1))), datetime(2026, 11, 26, 10, 2, 9)),
+        (
+            datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=23, minutes=59))),
+            datetime(2026, 11, 25, 10, 1),
+        ),
+        (datetime(2026, 11, 26, 10, 0), datetime(2026, 11, 26, 10, 0)),  # no zone: UTC
+        (EARLIEST_PROVIDER_TIME, datetime(2000, 1, 1)),
+        (NOW + PROVIDER_CLOCK_AHEAD, datetime(2026, 11, 27, 10, 0)),
+        (datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), None),
+        (NOW + PROVIDER_CLOCK_AHEAD + timedelta(seconds=1), None),
+        (datetime(1970, 1, 1, tzinfo=UTC), None),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), None),  # year 0 in UTC
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))), None),  # year 10000
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), None),
+        (datetime(2999, 1, 1, tzinfo=UTC), None),
+        (None, None),
+    ],
+    ids=[
+        "offset-to-utc",
+        "offset-beyond-postgresql",
+        "naive",
+        "earliest",
+        "latest",
+        "before-earliest",
+        "after-latest",
+        "epoch",
+        "year-1-positive-offset",
+        "year-9999-negative-offset",
+        "year-9999",
+        "far-future",
+        "none",
+    ],
+)
+def test_provider_time_is_kept_in_utc_only_within_the_plausible_range(
+    value: datetime | None, expected: datetime | None
+) -> None:
+    kept = provider_time(value, now=NOW)
+    assert kept == (expected.replace(tzinfo=UTC) if expected else None)
+    assert kept is None or kept.tzinfo is UTC
+
+
+def test_every_event_goes_through_provider_time() -> None:
+    sent = datetime(2026, 11, 26, 5, 4, 58, tzinfo=timezone(timedelta(hours=-5)))
+    event = ReceiptEvent(provider_message_id="m", provider_status="sent", status=Status.SENT, provider_timestamp=sent)
+    assert event.provider_timestamp == sent
+    assert event.provider_timestamp is not None
+    assert event.provider_timestamp.tzinfo is UTC
+    poison = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    event = ReceiptEvent(provider_message_id="m", provider_status="sent", status=Status.SENT, provider_timestamp=poison)
+    assert event.provider_timestamp is None
+
+
+def json_request(body: bytes) -> WebhookRequest:
+    return WebhookRequest(method="POST", url="https://dlr.example/hooks/x/", headers={}, body=body)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"code": NaN}', "NaN"),
+        (b'{"code": Infinity}', "Infinity"),
+        (b'{"code": -Infinity}', "-Infinity"),
+        (b'{"code": 1e400}', "out of range"),
+        (b'{"code": -1e400}', "out of range"),
+        (b'{"code": 123456789012345678901}', "more than 20 digits"),
+        (b'{"code": -123456789012345678901}', "more than 20 digits"),
+        (b'{"code": 1' + b"0" * 5000 + b"}", "more than 20 digits"),
+    ],
+)
+def test_json_numbers_beyond_rfc_8259_or_64_bits_are_refused_with_the_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        json_request(body).json()
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (b'{"code": 18446744073709551615}', 2**64 - 1),
+        (b'{"code": -9223372036854775808}', -(2**63)),
+        (b'{"code": 1e-400}', 0.0),
+        (b'{"code": 1.7976931348623157e308}', 1.7976931348623157e308),
+        (b'{"code": -0}', 0),
+    ],
+)
+def test_json_numbers_within_64_bits_and_float_range_are_read(body: bytes, value: Any) -> None:
+    assert json_request(body).json() == {"code": value}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1795687205", 1795687205),
+        ("0", 0),
+        ("999999999999", 999999999999),
+        ("1000000000000", None),
+        ("1" + "0" * 400, None),
+        ("-1", None),
+        ("+1795687205", None),
+        (" 1795687205", None),
+        ("1_795_687_205", None),
+        ("١٧٩٥٦٨٧٢٠٥", None),  # Arabic-Indic digits, which int() reads
+        ("1795687205.0", None),
+        ("", None),
+    ],
+)
+def test_signed_unix_times_are_plain_ascii_digits(text: str, expected: int | None) -> None:
+    assert unix_seconds(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "per_second", "expected"),
+    [
+        (1795687231000, 1000, datetime(2026, 11, 26, 10, 0, 31, tzinfo=UTC)),
+        ("1795687260", 1, datetime(2026, 11, 26, 10, 1, tzinfo=UTC)),
+        (1795687260.5, 1, datetime(2026, 11, 26, 10, 1, 0, 500000, tzinfo=UTC)),
+        (10**19, 1000, None),
+        (float("nan"), 1, None),
+        (float("inf"), 1, None),
+        (True, 1, None),
+        ("soon", 1, None),
+        (None, 1, None),
+    ],
+)
+def test_unix_times_that_no_datetime_holds_are_dropped(value: object, per_second: int, expected: datetime) -> None:
+    assert parse_unix_time(value, per_second=per_second) == expected
+
+
+def test_event_ids_longer_than_the_key_column_keep_distinct_keys() -> None:
+    first, second = ("evt-" + "x" * 200 + tail for tail in ("1", "2"))
+    keys = [
+        ReceiptEvent(
+            provider_message_id="m", provider_status="sent", status=Status.SENT, event_id=event_id
+        ).dedupe_key()
+        for event_id in (first, second, "evt-short")
+    ]
+    assert keys[0] != keys[1]
+    assert all(len(key) <= 128 for key in keys)
+    assert keys[2] == "evt-short"
+
+
+def test_final_time_is_the_provider_time_but_never_after_we_heard_of_it() -> None:
+    assert final_time(NOW - timedelta(minutes=5), received_at=NOW) == NOW - timedelta(minutes=5)
+    assert final_time(NOW + timedelta(hours=12), received_at=NOW) == NOW
+    assert final_time(None, received_at=NOW) == NOW
+
+
+@pytest.mark.django_db
+def test_provider_clock_ahead_is_kept_on_the_receipt_but_not_as_the_final_time(client: Client) -> None:
+    message = MessageFactory()
+    ahead = django_timezone.now() + timedelta(hours=12)
+    response = post_status(client, message, "delivered", timestamp=ahead.isoformat())
+    assert response.status_code == 200, response.content
+    assert Receipt.objects.get().provider_timestamp == ahead
+    final_at = Message.objects.get(pk=message.pk).final_at
+    assert final_at is not None
+    assert final_at <= django_timezone.now()
+
+
+class Repeater(ProviderAdapter):
+    """An adapter that gets batching wrong: each of its receipts keeps the whole body."""
+
+    kind = "repeater"
+    label = "Repeater"
+    status_map: dict[str, Status] = {}
+    max_events = 10
+
+    def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
+        count = int(request.header("x-count"))
+        return [
+            ReceiptEvent(provider_message_id=f"m{i}", provider_status="sent", status=Status.SENT) for i in range(count)
+        ]
+
+
+def batch(count: int, size: int) -> WebhookRequest:
+    return WebhookRequest(
+        method="POST", url="https://dlr.example/hooks/x/", headers={"x-count": str(count)}, body=b"x" * size
+    )
+
+
+def test_parse_refuses_more_receipts_than_max_events_whatever_the_adapter_returns() -> None:
+    assert len(Repeater().parse(batch(10, 10))) == 10
+    with pytest.raises(PayloadError, match="more than 10 receipts"):
+        Repeater().parse(batch(11, 10))
+
+
+def test_parse_refuses_receipts_that_would_each_keep_the_whole_body() -> None:
+    assert len(Repeater().parse(batch(2, EVENT_OVERHEAD_CHARS * 2))) == 2  # small: within the overhead
+    with pytest.raises(PayloadError, match="would keep"):
+        Repeater().parse(batch(2, EVENT_OVERHEAD_CHARS * 2 + 1))
+
+
+def test_kept_headers_are_cut_to_their_bound() -> None:
+    request = WebhookRequest(method="POST", url="https://x/", headers={"user-agent": "u" * 10_000}, body=b"")
+    assert Repeater().headers_to_keep(request) == {"user-agent": "u" * KEPT_HEADER_CHARS}
