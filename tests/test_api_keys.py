@@ -166,3 +166,11 @@ def test_an_admin_revokes_a_key_in_the_admin_and_the_audit_log_says_who():
     assert "hashed_key" not in repr(created.changes)
     assert admin.post(f"/admin/accounts/userapikey/{api_key.pk}/delete/", {"post": "yes"}).status_code == 403
     assert UserAPIKey.objects.filter(pk=api_key.pk).exists()
+
+
+def test_the_schema_describes_the_key_header():
+    key = run("create_api_key", "backend", "--create-user", "--product")
+    schema = APIClient().get("/api/v1/schema/", HTTP_AUTHORIZATION=f"Api-Key {key}", HTTP_ACCEPT="application/json")
+    scheme = schema.json()["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    assert {"ApiKeyAuth": []} in schema.json()["paths"]["/api/v1/messages/"]["get"]["security"]
