@@ -4,7 +4,8 @@ apps (receipts' outbox, the feed app), links, permissions and audit entries incl
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection
@@ -152,6 +153,30 @@ def test_secrets_stored_in_clear_are_encrypted_by_the_migration_and_read_back(mi
     assert new.apps.get_model("receipts", "Connection").objects.get(pk=connection_.pk).secrets == [GENERIC_SECRET]
     assert new.apps.get_model("retries", "ConnectionSender").objects.get(pk=sender.pk).config["api_key"] == "k-123"
     assert new.apps.get_model("feed", "ProductEndpoint").objects.get(pk=endpoint.pk).secret == GENERIC_SECRET
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receipts_poisoned_before_times_were_checked_are_repaired_and_read_back(migrator):
+    old = migrator.apply_initial_migration([("receipts", "0013_connection_secrets_encrypted")])
+    now = timezone.now()
+    year_zero = datetime(1, 1, 1, tzinfo=dt_timezone(timedelta(hours=1)))  # 0000-12-31 23:00 UTC: unreadable
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    message = old.apps.get_model("receipts", "Message").objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now,
+        status="delivered", final_at=year_zero, status_changed_at=now,
+    )  # fmt: skip
+    old.apps.get_model("receipts", "Receipt").objects.create(
+        connection=connection_, message=message, provider_message_id="m-1", dedupe_key="k", provider_status="delivered",
+        status="delivered", provider_timestamp=year_zero, received_at=now, outcome="applied",
+    )  # fmt: skip
+
+    new = migrator.apply_tested_migration([("receipts", "0014_repair_unreadable_times")])
+
+    receipt = new.apps.get_model("receipts", "Receipt").objects.get()
+    assert receipt.provider_timestamp is None
+    assert new.apps.get_model("receipts", "Message").objects.get().final_at == now
 
 
 # rest_framework.authtoken's table as the last release that stored tokens in clear left it.

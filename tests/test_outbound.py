@@ -3,9 +3,7 @@ addresses, judged on the address actually connected to, and never follows a redi
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +11,11 @@ from typing import Any
 
 import pytest
 import requests
-from django.conf import settings as project_settings
 
 from dlrconsole.lib import outbound
 from receipts.providers import sns_signature
 from tests.senders.http_server import ScriptedServer, closed_port_url, provider_api
+from tests.settings_probe import PRODUCTION, run_with
 
 __all__ = ["closed_port_url", "provider_api"]
 
@@ -214,17 +212,9 @@ def test_sns_certificates_are_fetched_through_the_guard(provider_api: ScriptedSe
 
 
 def settings_error(**env: str) -> str:
-    """Import the settings in a fresh interpreter with `env`; the error it prints, or ""."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DLR_", "CELERY_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", "import dlrconsole.settings"],
-        env={**clean, "DEBUG": "1", **env},
-        cwd=project_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """Import the settings in a fresh interpreter with production's environment and `env`; the
+    error it prints, or ""."""
+    result = run_with({**PRODUCTION, **env}, "-c", "import dlrconsole.settings")
     return result.stderr if result.returncode else ""
 
 

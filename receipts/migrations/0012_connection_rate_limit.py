@@ -6,12 +6,13 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # Numbered 0012 as planned, written beside 0011 and 0013 (the outbox's failures, the
-    # secrets' encryption): it comes after both, so the graph has one leaf. After retries' 0011
-    # too: the migration tests stop receipts at 0011 and retries at 0010, and their tool applies
-    # everything planned before retries' target, which must not include this.
+    # Numbered 0012 as planned, written beside 0011, 0013 and 0014 (the outbox's failures, the
+    # secrets' encryption, the repair of unreadable times): it comes after them, so the graph has
+    # one leaf. After retries' 0011 too: the migration tests stop receipts at 0011 and retries
+    # at 0010, and their tool applies everything planned before retries' target, which must not
+    # include this.
     dependencies = [
-        ('receipts', '0013_connection_secrets_encrypted'),
+        ('receipts', '0014_repair_unreadable_times'),
         ('retries', '0011_sender_configs_encrypted'),
     ]
 

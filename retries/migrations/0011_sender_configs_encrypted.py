@@ -24,6 +24,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('retries', '0010_decision_skip_reason'),
+        # One change with the connections' and the feed's: applied in that order.
+        ('receipts', '0013_connection_secrets_encrypted'),
     ]
 
     operations = [

@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('feed', '0002_endpoint_url_outbound'),
+        ('retries', '0011_sender_configs_encrypted'),
     ]
 
     operations = [
