@@ -415,6 +415,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "dlrconsole.api.throttling.document_throttling",
     ],
+    # One name per choice set, whatever field uses it (`manage.py spectacular --fail-on-warn`).
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "receipts.statuses.Status",
+        "ErrorClassEnum": "receipts.reasons.ErrorClass",
+        "ClassSourceEnum": "receipts.models.ClassSource",
+        "FeedDeliveryStatusEnum": "retries.feed.models.FeedDelivery.Status",
+        "FeedEventTypeEnum": "retries.feed.models.FeedEvent.Type",
+    },
 }
 
 LOGGING = {

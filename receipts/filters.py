@@ -2,18 +2,76 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db.models import F, Q
 from django.http import QueryDict
+from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, parse_number
 from receipts.reasons import reason_choices
 from receipts.search import SearchTerm, search_interpret
 from receipts.statuses import Status
+
+# PostgreSQL's timestamptz refuses offsets beyond ±15:59 ("time zone displacement out of
+# range") where Python takes up to ±23:59; no zone on Earth is past +14:00.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+# RFC 3339 with those offsets: what the API promises (it also reads a few other ISO 8601 spellings).
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-](0\d|1[0-5]):[0-5]\d)$"
+INSTANT_SCHEMA = {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN}
+
+
+def check_offset(value: datetime) -> None:
+    """ValueError, saying why, for an offset PostgreSQL refuses."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError("the time zone offset must be between -15:59 and +15:59")
+
+
+class InstantField(IsoDateTimeField):
+    """An ISO 8601 date and time that PostgreSQL can compare. Kept with its offset: the
+    database converts it, also where the instant in UTC is outside Python's years 1 to 9999."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is not None:
+            try:
+                check_offset(parsed)
+            except ValueError as exc:
+                raise ValidationError(str(exc), code="out_of_range") from None
+        return parsed
+
+
+@extend_schema_field(INSTANT_SCHEMA)
+class InstantFilter(django_filters.IsoDateTimeFilter):
+    field_class = InstantField
+
+
+class StrictBooleanField(forms.Field):
+    """`true` or `false`, nothing else: a typo must not silently mean "either"."""
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in self.empty_values:
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValidationError("must be true or false", code="invalid")
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+# A column of two-letter codes can only match two letters; anything else is a mistake to report.
+two_letters = RegexValidator(r"^[A-Za-z]{2}\Z", "must be a two-letter ISO 3166 code, e.g. FR")
 
 # Callers who may not see full numbers may not search by one either: each answer would say
 # whether a guessed number was sent to, and 10^5 guesses unmask the 5 hidden digits.
@@ -60,12 +118,18 @@ class MessageFilter(django_filters.FilterSet):
         max_length=128,
         help_text="Phone number in any common format, provider message id or client reference (exact).",
     )
-    recipient = django_filters.CharFilter(field_name="recipient", help_text="Phone number in any common format.")
-    region = django_filters.CharFilter(
-        method="filter_nothing", max_length=2, help_text="Country hint (ISO alpha-2) for a national-format number."
+    # Each text filter is as long as its column at most: a longer value could never match.
+    recipient = django_filters.CharFilter(
+        field_name="recipient", max_length=40, help_text="Phone number in any common format."
     )
-    provider_message_id = django_filters.CharFilter()
-    client_reference = django_filters.CharFilter()
+    region = django_filters.CharFilter(
+        method="filter_nothing",
+        max_length=2,
+        validators=[two_letters],
+        help_text="Country hint (ISO alpha-2) for a national-format number.",
+    )
+    provider_message_id = django_filters.CharFilter(max_length=128)
+    client_reference = django_filters.CharFilter(max_length=128)
     status = django_filters.MultipleChoiceFilter(distinct=False, choices=Status.choices)
     error_class = django_filters.MultipleChoiceFilter(
         distinct=False, choices=ErrorClass.choices, help_text="Effective class."
@@ -76,18 +140,18 @@ class MessageFilter(django_filters.FilterSet):
         help_text="The class the error catalog gives, whatever the provider said.",
     )
     class_source = django_filters.ChoiceFilter(choices=ClassSource.choices)
-    provider_disagrees = django_filters.BooleanFilter(
+    provider_disagrees = StrictBooleanFilter(
         method="filter_provider_disagrees",
         help_text="The provider's own permanence flag contradicted the error catalog (Infobip).",
     )
     reason = django_filters.MultipleChoiceFilter(distinct=False, choices=reason_choices)
-    flow = django_filters.CharFilter()
+    flow = django_filters.CharFilter(max_length=64)
     connection = django_filters.ModelChoiceFilter(
         queryset=Connection.objects.all(), to_field_name="slug", help_text="Connection slug."
     )
-    country = django_filters.CharFilter(method="filter_country", max_length=2)
-    submitted_after = django_filters.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="gte")
-    submitted_before = django_filters.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="lt")
+    country = django_filters.CharFilter(method="filter_country", max_length=2, validators=[two_letters])
+    submitted_after = InstantFilter(field_name="submitted_at", lookup_expr="gte")
+    submitted_before = InstantFilter(field_name="submitted_at", lookup_expr="lt")
 
     class Meta:
         model = Message
@@ -116,7 +180,7 @@ class MessageFilter(django_filters.FilterSet):
         form.see_numbers = self.see_numbers
         return form
 
-    def filter_nothing(self, queryset: Any, name: str, value: Any) -> Any:
+    def filter_nothing(self, queryset: Any, name: str, value: str) -> Any:
         return queryset
 
     def filter_q(self, queryset: Any, name: str, value: SearchTerm) -> Any:

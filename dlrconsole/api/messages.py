@@ -9,18 +9,28 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dlrconsole import roles
+from dlrconsole.api.fields import (
+    NOT_BLANK,
+    NOT_BLANK_REFUSAL,
+    SLUG_PATTERN,
+    InstantField,
+    SlugReferenceField,
+    StrictCharField,
+)
+from dlrconsole.api.params import NewestFirstPagination, RefusesEmptyParameters
 from dlrconsole.api.permissions import ActionPermissions
+from dlrconsole.api.schema import ApiSchema, Detail
 from dlrconsole.timeline import message_timeline
 from receipts.filters import MessageFilter
-from receipts.models import Connection, Message
+from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, mask_number, parse_number
 from receipts.selectors import message_list, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from receipts.statuses import Status
 
 
 class MessageFilterBackend(DjangoFilterBackend):
@@ -32,10 +42,7 @@ class MessageFilterBackend(DjangoFilterBackend):
         return kwargs | {"see_numbers": roles.can_see_numbers(request.user)}
 
 
-class MessageCursorPagination(CursorPagination):
-    # Newest first by primary key: unique and indexed, so pages stay fast at any depth.
-    ordering = "-id"
-    page_size = 50
+class MessageCursorPagination(NewestFirstPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
@@ -51,6 +58,24 @@ class MessageSerializer(serializers.ModelSerializer):
 
     connection: serializers.SlugRelatedField[Connection] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
+    )
+    flow = serializers.CharField(read_only=True, help_text="The product's use case; empty when not given.")
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    # Empty until a receipt carries an error: the blank value is part of each enum.
+    error_class = serializers.ChoiceField(
+        choices=ErrorClass.choices, allow_blank=True, read_only=True, help_text="Effective class; empty without error."
+    )
+    catalog_class = serializers.ChoiceField(
+        choices=ErrorClass.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The class the error catalog gives; empty without error.",
+    )
+    class_source = serializers.ChoiceField(
+        choices=ClassSource.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Which of the catalog or the provider's own flag set the class; empty without error.",
     )
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
@@ -131,22 +156,48 @@ class MessageDetailSerializer(MessageSerializer):
 
 
 class MessageRegisterSerializer(serializers.Serializer):
-    connection = serializers.SlugRelatedField(slug_field="slug", queryset=Connection.objects.filter(enabled=True))
-    provider_message_id = serializers.CharField(max_length=128)
-    to = serializers.CharField(max_length=40, help_text="Recipient in any common format; E.164 preferred.")
-    region = serializers.CharField(
-        max_length=2, min_length=2, required=False, help_text="Country hint for a national-format number."
+    # Every field's limits are its column's: longer values are refused here, never by the database.
+    connection = SlugReferenceField(
+        slug_field="slug",
+        queryset=Connection.objects.filter(enabled=True),
+        help_text="An enabled connection's slug; 400 when there is none.",
     )
-    flow = serializers.SlugField(max_length=64, required=False, default="")
-    client_reference = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
-    submitted_at = serializers.DateTimeField(required=False)
-    body = serializers.CharField(
+    provider_message_id = StrictCharField(max_length=128, pattern=NOT_BLANK, refusal=NOT_BLANK_REFUSAL)
+    to = StrictCharField(
+        max_length=40,
+        pattern=NOT_BLANK,
+        refusal=NOT_BLANK_REFUSAL,
+        help_text="Recipient in any common format; E.164 preferred. 400 when it is not a possible number.",
+    )
+    region = StrictCharField(
+        max_length=2,
+        min_length=2,
+        required=False,
+        pattern=r"^[A-Za-z]{2}$",
+        refusal="must be a two-letter ISO 3166 code, e.g. FR",
+        help_text="Country hint (ISO alpha-2) for a national-format number.",
+    )
+    flow = StrictCharField(
+        max_length=64,
+        required=False,
+        default="",
+        trim_whitespace=False,
+        pattern=SLUG_PATTERN,
+        refusal="a slug: letters, digits, - and _",
+    )
+    client_reference = StrictCharField(max_length=128, required=False, default="", allow_blank=True)
+    submitted_at = InstantField(required=False)
+    body = StrictCharField(
         max_length=1600, required=False, default="", allow_blank=True, trim_whitespace=False,
         help_text="The text, kept only so that retries can resend it; erased after the retention period, "
         "never returned by the API.",
     )  # fmt: skip
     fallback_email = serializers.EmailField(
-        required=False, default="", allow_blank=True, help_text="Where the e-mail fallback reaches the recipient."
+        max_length=254,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Where the e-mail fallback reaches the recipient.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -157,13 +208,14 @@ class MessageRegisterSerializer(serializers.Serializer):
         return attrs
 
 
-class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class MessageViewSet(RefusesEmptyParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Messages: register (POST), search (GET list), one message with its timeline (GET detail).
 
     Search is what the console's search page does (viewers too, numbers masked); a timeline
     is a message page's; registering is the sending product's (dlrconsole/roles.py, PRODUCT).
     """
 
+    schema = ApiSchema()
     permission_classes = [ActionPermissions]
     action_permissions = {
         "list": (roles.USE_CONSOLE,),
@@ -185,7 +237,9 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         responses={
             201: MessageSerializer,
             200: OpenApiResponse(MessageSerializer, description="Already registered with the same details."),
-            409: OpenApiResponse(description="Already registered with a different recipient, flow or reference."),
+            409: OpenApiResponse(
+                Detail, description="Already registered with a different recipient, flow or reference."
+            ),
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # `format` on /messages.json

@@ -13,9 +13,12 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
@@ -30,6 +33,17 @@ def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callabl
         return (view if settings.DLR_PUBLISH_API_SCHEMA else gated)(request, *args, **kwargs)
 
     return docs_page
+
+
+class NotFoundView(APIView):
+    """A path no route serves (an id that is not a number) answers as the API does: in JSON,
+    401 without a token, else 404."""
+
+    schema = None  # not an operation
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound()
 
 
 router = DefaultRouter()
@@ -61,4 +75,6 @@ urlpatterns = [
         ),
         name="api-redoc",
     ),
+    # Only paths ending in a slash: one without is still redirected to its slashed form.
+    re_path(r"^.*/$", NotFoundView.as_view(), name="api-not-found"),
 ]

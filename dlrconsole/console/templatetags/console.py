@@ -43,7 +43,9 @@ def pretty_payload(raw: str) -> str:
     text = raw.strip()
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting the webhook accepted (json.loads there ran on a shorter
+        # stack) can be too deep to parse again inside template rendering. Shown as received.
         pass
     if text and "\n" not in text and "=" in text:
         try:
@@ -56,7 +58,10 @@ def pretty_payload(raw: str) -> str:
 
 @register.filter
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    except (ValueError, RecursionError):
+        return "(too deeply nested to show)"
 
 
 @register.filter
