@@ -91,6 +91,8 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "feed-endpoint-list": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     "feed-endpoint-detail": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     "schema": (allow(SIGNED_IN), no_method(SIGNED_IN)),
+    # A path under /api/v1/ that no route serves: 401, else a JSON 404 whatever the method.
+    "api-not-found": (allow(SIGNED_IN), allow(SIGNED_IN)),
     "api-docs": (allow(PEOPLE), no_method(PEOPLE)),
     "api-redoc": (allow(PEOPLE), no_method(PEOPLE)),
     # The Django admin's own pages: staff only (admins and superusers), but its sign-in.
