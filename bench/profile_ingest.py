@@ -8,7 +8,7 @@ requests are replayed one after another in this process, straight into Django's 
 every SQL statement and libpq round trip counted. Nothing in the project is changed: the
 wrappers are installed at run time. Then the reference view is measured the same way.
 
-    .venv/bin/python bench/profile_ingest.py [--receipts 2000]
+    .venv/bin/python bench/profile_ingest.py [--receipts 2000] [--rate-limit 1000000]
 
 The timings are uncontended (one request at a time, PostgreSQL on the other core), so they
 show each step's own cost; under load every round trip also waits for a CPU (see README).
@@ -93,6 +93,7 @@ def instrument() -> None:
     from receipts.providers.standard_webhooks import StandardWebhooksAdapter
 
     wrap(receipts.views, "receive", "view: receive() (all below)")
+    wrap(receipts.views, "over_rate_limit", "the connection's rate limit (shared cache)")
     wrap(StandardWebhooksAdapter, "verify", "adapter.verify (HMAC)")
     wrap(StandardWebhooksAdapter, "parse", "adapter.parse (JSON)")
     wrap(receipts.views, "ingest", "ingest() incl. commit + publish")
@@ -188,6 +189,9 @@ def main() -> int:
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="dlrconsole_bench_profile")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--rate-limit", type=int, help="give the connection this rate limit (requests/s; never reached if high)"
+    )
     args = parser.parse_args()
     n = args.receipts
     db_url = database_url(args.pg_url, args.database)
@@ -210,6 +214,8 @@ def main() -> int:
         from django.test.utils import override_settings
 
         with psycopg.connect(db_url) as conn:
+            if args.rate_limit:
+                conn.execute("UPDATE receipts_connection SET rate_limit = %s WHERE slug = %s", [args.rate_limit, SLUG])
             row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
         assert row is not None
         connection_id = int(row[0])

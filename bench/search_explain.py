@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
         "deep_cursor": Cursor.of(deep).encode(),
     }  # fmt: skip
     for title, query in searches(sample):
-        filterset = MessageFilter(QueryDict(urlencode(query)), queryset=message_list())
+        filterset = MessageFilter(QueryDict(urlencode(query)), queryset=message_list(), see_numbers=True)
         assert filterset.is_valid(), filterset.errors
         before = Cursor.decode(query["before"]) if "before" in query else None
         page_query = (older_than(filterset.qs, before) if before else filterset.qs).order_by(*NEWEST_FIRST)[:51]

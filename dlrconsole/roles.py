@@ -6,12 +6,13 @@ this table after every migrate (receipts/apps.py), so adding a permission here i
 
 - support: search, timelines, resend; sees full numbers (they talk to the end user).
 - admin: everything support does, plus configuration (connections, rules, the error catalog,
-  product endpoints, users) and the audit log.
+  product endpoints, users in their roles, API keys) and the audit log. Never superuser status,
+  raw permissions or the groups' permissions (dlrconsole/accounts/admin.py).
 - viewer: dashboards and exports, with phone numbers masked (BI does not need them).
 
 One more group is not a console role but a service account: `product`, the product that sends
-SMS. Its API token registers messages, searches them, reads timelines with full numbers and
-reads the feed API; it has no password and never signs in (`create_api_token --product`).
+SMS. Its API key registers messages, searches them, reads timelines with full numbers and
+reads the feed API; it has no password and never signs in (`create_api_key --product`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ CONFIGURATION_MODELS = (
     "retries.connectionsender",
     "retries.fallbackchannel",
     "auth.user",
-    "auth.group",
 )
 # Read-only in the Django admin for the admin role.
 INSPECTION_MODELS = (
@@ -54,12 +54,19 @@ INSPECTION_MODELS = (
     "feed.feeddelivery",
     "feed.feedattempt",
     "alerts.alert",  # viewing is enough to acknowledge (alerts/admin.py)
+    # The role groups are this module's table, synced after every migrate: admins put people
+    # in them (accounts/admin.py) but never change what a group may do.
+    "auth.group",
 )
+
+# API keys (dlrconsole/accounts): admins make and revoke them for the accounts they manage; a
+# key is revoked, never deleted, so its history stays.
+API_KEY_PERMISSIONS = ("accounts.add_userapikey", "accounts.change_userapikey", "accounts.view_userapikey")
 
 # Sign-in throttling records (django-axes): admins read them and delete one to unlock early.
 LOCKOUT_PERMISSIONS = ("axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accesslog")
 
-# What the product's API token does (dlrconsole/api/messages.py, retries/feed_api.py).
+# What the product's API key does (dlrconsole/api/messages.py, retries/feed_api.py).
 REGISTER_MESSAGES = "receipts.add_message"
 READ_FEED_DELIVERIES = "feed.view_feeddelivery"
 READ_FEED_ENDPOINTS = "feed.view_productendpoint"
@@ -75,6 +82,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
           for action in ("add", "change", "delete", "view")),
         *(f"{app}.view_{model}" for app_model in INSPECTION_MODELS for app, model in [app_model.split(".")]),
         *LOCKOUT_PERMISSIONS,
+        *API_KEY_PERMISSIONS,
     ),
     PRODUCT: (
         REGISTER_MESSAGES, USE_CONSOLE, VIEW_TIMELINE, SEE_NUMBERS, READ_FEED_DELIVERIES, READ_FEED_ENDPOINTS,

@@ -94,7 +94,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API keys, hashed at rest (dlrconsole/accounts/models.py); before accounts, whose admin
+    # replaces the library's own.
+    "rest_framework_api_key",
     "django_filters",
     "django_htmx",
     # Inline partials: one template serves a console page and its htmx fragment.
@@ -198,6 +200,8 @@ AUTHENTICATION_BACKENDS = [
 # LOGIN_FAILURE_LIMIT failures for one username from one address lock that pair out for
 # LOGIN_LOCKOUT_MINUTES; another user, or the same user elsewhere, can still sign in. A
 # success resets the count. Admins unlock early in the admin (Axes: access attempts).
+# Never the username alone: anyone could then lock anyone out by typing wrong passwords. The
+# address is the caller's own behind DLR_TRUSTED_PROXIES (otherwise all share the proxy's).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -213,12 +217,21 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rst
 # Infobip batches of 100 reports are ~60 KiB; 1 MiB leaves room for any provider we read.
 DLR_WEBHOOK_MAX_BYTES = env_int("DLR_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
-# Reverse proxies whose X-Forwarded-For is believed when checking a connection's allowed
-# source addresses (comma-separated CIDRs). Empty: REMOTE_ADDR is the caller.
+# Reverse proxies whose X-Forwarded-For is believed for the caller's address (comma-separated
+# CIDRs): sign-in throttling and connections' allowed source addresses. Empty: REMOTE_ADDR is
+# the caller.
 try:
     DLR_TRUSTED_PROXIES = [ipaddress.ip_network(n, strict=False) for n in env_list("DLR_TRUSTED_PROXIES", "")]
 except ValueError as exc:
     raise ImproperlyConfigured(f"DLR_TRUSTED_PROXIES must be comma-separated IP networks: {exc}") from None
+if env_bool("BEHIND_TLS_PROXY", False) and not DLR_TRUSTED_PROXIES:
+    # Behind a proxy every request comes from the proxy's address: sign-in lockouts (keyed on
+    # username and address) would then lock an account for everyone after anyone's failures.
+    raise ImproperlyConfigured(
+        "BEHIND_TLS_PROXY is set but DLR_TRUSTED_PROXIES is empty: set it to the proxy's address "
+        "(e.g. 127.0.0.1/32 for a proxy on this host), or every caller shares the proxy's address and "
+        "anyone's failed sign-ins lock an account for everyone"
+    )
 
 # Outbound calls (send APIs, fallback webhooks, the product feed, SNS) never reach loopback,
 # link-local, private, reserved, multicast or unspecified addresses (dlrconsole/lib/outbound.py)
@@ -345,16 +358,50 @@ CELERY_BEAT_SCHEDULE = {
     "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},
 }
 
+# The shared cache: API throttling and webhook rate limits count here, so every web process
+# counts against the same limits. Redis in production (REDIS_URL), with short timeouts: a
+# counter that cannot be reached lets the request through (dlrconsole/lib/rate_limit.py)
+# rather than hold it. The demo, without Redis, counts per process in memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dlrconsole",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API requests per user (DRF rate syntax: number/second|minute|hour|day). `read`: search,
+# timelines, the feed and the schema; `write`: registering messages, as fast as the product
+# sends. Over the rate: 429 with Retry-After.
+DLR_API_THROTTLE_RATES = {
+    "read": os.environ.get("DLR_API_READ_RATE", "600/minute"),
+    "write": os.environ.get("DLR_API_WRITE_RATE", "6000/minute"),
+}
+for _scope, _rate in DLR_API_THROTTLE_RATES.items():
+    _count, _, _period = _rate.partition("/")
+    if not (_count.isdigit() and int(_count) > 0 and _period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"DLR_API_{_scope.upper()}_RATE must be like 600/minute, got {_rate!r}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Api-Key <key>` (or `Token <key>`, what clients sent before keys were hashed).
+        "dlrconsole.accounts.authentication.APIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["dlrconsole.api.throttling.UserRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dlrconsole.api.errors.exception_handler",
 }
+
+# The API schema and its docs (/api/v1/schema/, docs/, redoc/) need a sign-in unless published:
+# they map every endpoint and filter, which is nobody else's business on a private deployment.
+DLR_PUBLISH_API_SCHEMA = env_bool("DLR_PUBLISH_API_SCHEMA", False)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DLR Console API",
@@ -364,6 +411,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dlrconsole.api.throttling.document_throttling",
+    ],
     # One name per choice set, whatever field uses it (`manage.py spectacular --fail-on-warn`).
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "receipts.statuses.Status",

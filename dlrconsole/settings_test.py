@@ -41,3 +41,6 @@ DLR_RULES_CACHE_SECONDS = 0
 # The tests' peers (send APIs, product endpoints, SNS) are local servers on loopback; the
 # outbound guard's own tests take this away to see them refused.
 DLR_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+# Throttling is tested with its own low rates (tests/test_throttling.py); elsewhere a test may
+# call the API as often as it likes.
+DLR_API_THROTTLE_RATES = {"read": "100000/minute", "write": "100000/minute"}

@@ -15,6 +15,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from receipts.errors import shipped_entry
 from receipts.models import Connection, ErrorCodeOverride, Message, OutboxEvent, Receipt
 from receipts.outbox import outbox_retry_parked
+from receipts.phones import mask_number
 
 
 class ConnectionForm(forms.ModelForm[Connection]):
@@ -28,7 +29,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
 
     class Meta:
         model = Connection
-        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "enabled"]
+        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "rate_limit", "enabled"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -50,7 +51,7 @@ class ConnectionForm(forms.ModelForm[Connection]):
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin[Connection]):
     form = ConnectionForm
-    list_display = ["slug", "provider", "name", "enabled", "webhook_path"]
+    list_display = ["slug", "provider", "name", "enabled", "rate_limit", "webhook_path"]
     list_filter = ["provider", "enabled"]
     search_fields = ["slug", "name"]
     readonly_fields = ["secret_hints", "created_at", "updated_at"]
@@ -81,13 +82,54 @@ class ReceiptInline(admin.TabularInline[Receipt, Message]):
         return False
 
 
+# A message's text (an OTP, a reset code) is kept only so retries can resend it: no page shows
+# it, to anyone, nor finds a message by it.
+HIDDEN_MESSAGE_FIELDS = ("body",)
+# Message.Meta.permissions; without it, numbers are masked and never searched (one search per
+# guess would unmask them).
+SEE_FULL_NUMBERS = "receipts.see_full_numbers"
+RAW_RECEIPT_FIELDS = ("raw_body", "headers")
+
+
+def _sees_numbers(request: HttpRequest) -> bool:
+    return request.user.has_perm(SEE_FULL_NUMBERS)
+
+
+def _masked(names: Any, request: HttpRequest) -> list[Any]:
+    return [
+        "masked_recipient" if name == "recipient" and not _sees_numbers(request) else name
+        for name in names
+        if _sees_numbers(request) or name not in RAW_RECEIPT_FIELDS
+    ]
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = ["provider_message_id", "connection", "recipient", "country", "flow", "status", "submitted_at"]
     list_filter = ["status", "error_class", "connection", "country"]
     search_fields = ["provider_message_id", "client_reference", "recipient"]
-    readonly_fields = [f.name for f in Message._meta.fields]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name not in HIDDEN_MESSAGE_FIELDS]
+    fields = list(readonly_fields)
     inlines = [ReceiptInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).defer(*HIDDEN_MESSAGE_FIELDS)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return _masked(super().get_list_display(request), request)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_fields(request, obj), request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_readonly_fields(request, obj), request)
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        return [name for name in super().get_search_fields(request) if name != "recipient" or _sees_numbers(request)]
+
+    @admin.display(description="recipient")
+    def masked_recipient(self, obj: Message) -> str:
+        return mask_number(obj.recipient)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -105,6 +147,13 @@ class ReceiptAdmin(admin.ModelAdmin[Receipt]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # append-only
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Raw payloads carry the full number in every provider's own spelling.
+        return _masked(super().get_fields(request, obj), request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return _masked(super().get_readonly_fields(request, obj), request)
 
 
 class OutboxStateFilter(admin.SimpleListFilter):

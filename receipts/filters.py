@@ -73,14 +73,26 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 # A column of two-letter codes can only match two letters; anything else is a mistake to report.
 two_letters = RegexValidator(r"^[A-Za-z]{2}\Z", "must be a two-letter ISO 3166 code, e.g. FR")
 
+# Callers who may not see full numbers may not search by one either: each answer would say
+# whether a guessed number was sent to, and 10^5 guesses unmask the 5 hidden digits.
+NUMBER_SEARCH_REFUSED = (
+    "Searching by phone number needs the permission to see full numbers; "
+    "search by provider message id or client reference instead."
+)
+
 
 class MessageFilterForm(forms.Form):
+    # Set by MessageFilter from its caller's permission; refused unless said otherwise.
+    see_numbers = False
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         # The number is normalized here, not in its filter, because a national spelling
         # ("06 12 34 56 78") needs the `region` hint from another field.
         raw = cleaned.get("recipient")
-        if raw:
+        if raw and not self.see_numbers:
+            self.add_error("recipient", NUMBER_SEARCH_REFUSED)
+        elif raw:
             try:
                 cleaned["recipient"] = parse_number(raw, region=cleaned.get("region") or "").e164
             except InvalidNumber as exc:
@@ -89,7 +101,11 @@ class MessageFilterForm(forms.Form):
         # country filter: someone looking at French messages types French numbers.
         if cleaned.get("q"):
             hint = cleaned.get("region") or cleaned.get("country") or ""
-            cleaned["q"] = search_interpret(cleaned["q"], region=hint)
+            term = search_interpret(cleaned["q"], region=hint)
+            if term.number and not self.see_numbers:
+                self.add_error("q", NUMBER_SEARCH_REFUSED)
+            else:
+                cleaned["q"] = term
         return cleaned
 
 
@@ -142,7 +158,9 @@ class MessageFilter(django_filters.FilterSet):
         form = MessageFilterForm
         fields: list[str] = []
 
-    def __init__(self, data: QueryDict | None = None, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, data: QueryDict | None = None, *args: Any, see_numbers: bool = False, **kwargs: Any) -> None:
+        """`see_numbers`: whether the caller may see full numbers, and so search by them."""
+        self.see_numbers = see_numbers
         if data is not None:
             # A form's "any" option submits `reason=` (browsers send every select): an empty
             # choice means no filter, not an invalid one.
@@ -155,6 +173,12 @@ class MessageFilter(django_filters.FilterSet):
                     else:
                         del data[name]
         super().__init__(data, *args, **kwargs)
+
+    @property
+    def form(self) -> MessageFilterForm:
+        form: MessageFilterForm = super().form
+        form.see_numbers = self.see_numbers
+        return form
 
     def filter_nothing(self, queryset: Any, name: str, value: str) -> Any:
         return queryset

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +59,17 @@ class Connection(models.Model):
     # cannot sign and publish their callback addresses.
     allowed_ips = models.JSONField(default=list, blank=True, validators=[_validate_networks])
     enabled = models.BooleanField(default=True)
+    # A provider replaying a backlog must not starve the others of the database: above this
+    # many authentic requests per second the webhook answers 429 and the provider sends again.
+    rate_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "Webhook requests per second this connection accepts (counted across all web processes); more "
+            "are answered 429 with Retry-After and the provider sends them again. Empty: no limit."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Who changed what (the audit log); the secrets only as "changed".

@@ -2,16 +2,18 @@
 
 401 signature or token missing or wrong (nothing stored) · 403 source address not allowed ·
 400 malformed body, with the reason (nothing stored) · 404 unknown or disabled connection ·
-413 body too large · 200 for new, duplicate, late, unknown-message and unmapped-status
-receipts, and for provider handshakes · 503 only when the database could not store.
-Providers retry on non-2xx, so a 5xx is an explicit request to send again.
+413 body too large · 429 over the connection's rate limit, with Retry-After (nothing stored) ·
+200 for new, duplicate, late, unknown-message and unmapped-status receipts, and for provider
+handshakes · 503 only when the database could not store. Providers retry on non-2xx, so a 5xx
+or a 429 is an explicit request to send again.
 
 A DRF view for its place in the API schema, but nothing DRF would do per request that a
 provider's callback does not need: no authentication (the adapter verifies the provider's own
 signature or token), no parsers (the adapter reads the raw body it verified), no content
-negotiation, no throttling, and a plain JsonResponse rather than a rendered Response. Measured
-with bench/profile_ingest.py, DRF's Response rendering cost 0.085 ms of a 2 ms request and its
-request authentication 0.02 ms; the hot path does without both.
+negotiation, no DRF throttling (a connection's own rate limit is counted only when it has one),
+and a plain JsonResponse rather than a rendered Response. Measured with bench/profile_ingest.py,
+DRF's Response rendering cost 0.085 ms of a 2 ms request and its request authentication
+0.02 ms; the hot path does without both.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from dlrconsole.lib.http import client_address
+from dlrconsole.lib.rate_limit import window_hit
 from dlrconsole.lib.tasks import task_by_name
 from receipts.connection_cache import connection_cache
 from receipts.ingestion import ingest
@@ -75,6 +78,11 @@ CONTRACT = {
     403: OpenApiResponse(Refusal, description="The source address is not allowed for this connection."),
     404: OpenApiResponse(Refusal, description="No enabled connection with this slug."),
     413: OpenApiResponse(Refusal, description="Body larger than DLR_WEBHOOK_MAX_BYTES."),
+    429: OpenApiResponse(
+        Refusal,
+        description="Over the connection's rate limit (requests per second, if it has one); nothing stored. "
+        "Send again after the Retry-After header's seconds.",
+    ),
     503: OpenApiResponse(Refusal, description="Could not store now; send again later."),
 }
 
@@ -180,6 +188,12 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
         # provider must not be told to retry it forever: 400, and the traceback for us.
         logger.exception("webhook %s: adapter failed on this input", connection.slug)
         return _refuse(400, "the body could not be read as a receipt")
+    # Counted once the request is known to be the provider's: forged posts cannot use up a
+    # connection's allowance. Unset (the default), it costs one attribute read, no round trip.
+    if connection.rate_limit and (wait := over_rate_limit(connection)):
+        response = _refuse(429, f"over this connection's limit of {connection.rate_limit} requests per second")
+        response["Retry-After"] = str(wait)
+        return response
     try:
         result = ingest(connection=connection, request=hook, events=events, headers=adapter.headers_to_keep(hook))
     except DatabaseError:
@@ -191,6 +205,12 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
         logger.exception("webhook %s: ingestion failed", connection.slug)
         return _refuse(503, "temporarily unable to store receipts")
     return JsonResponse(result.as_dict(), status=200)
+
+
+def over_rate_limit(connection: Connection) -> int:
+    """0 within the connection's rate limit, else the seconds to wait; counted in the shared
+    cache across all web processes (a cache that cannot be reached lets the request by)."""
+    return window_hit(f"hook:{connection.pk}", limit=connection.rate_limit or 0, window=1)
 
 
 def acknowledge_control(connection: Connection, control: ControlMessage) -> JsonResponse:

@@ -8,10 +8,10 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from dlrconsole import roles
+from dlrconsole.accounts.keys import api_key_create
 from receipts.models import Connection, Message
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"generic-test-secret-0123456789ab").decode()
@@ -51,13 +51,18 @@ def user_in_role(role: str, username: str = "", *, password: str = "") -> Abstra
     return get_user_model().objects.get(pk=user.pk)  # a fresh instance: no cached permissions
 
 
+def api_key_for(user: AbstractUser, name: str = "tests") -> str:
+    """A new API key acting as `user` (the clear key, as `create_api_key` prints it)."""
+    return api_key_create(user=user, name=name)[1]
+
+
 def api_client_for(user: AbstractUser) -> APIClient:
-    """An API client that presents the user's token, as the product does."""
+    """An API client that presents a new API key of the user, as the product does."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_for(user)}")
     return client
 
 
 def product_token(username: str = "product") -> str:
-    """The API token of the sending product's service account."""
-    return Token.objects.create(user=user_in_role(roles.PRODUCT, username)).key
+    """An API key of the sending product's service account."""
+    return api_key_for(user_in_role(roles.PRODUCT, username))

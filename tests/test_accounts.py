@@ -1,4 +1,4 @@
-"""Console users: `create_user`, `create_api_token --product`, and staff status following the
+"""Console users: `create_user`, `create_api_key --product`, and staff status following the
 admin group however membership changes."""
 
 from __future__ import annotations
@@ -93,19 +93,19 @@ def test_an_unknown_role_is_refused():
         run("create_user", "x", "--role", "root", "--keep-password")
 
 
-def test_create_api_token_product_makes_the_service_account():
-    token = run("create_api_token", "backend", "--create-user", "--product").strip()
+def test_create_api_key_product_makes_the_service_account():
+    token = run("create_api_key", "backend", "--create-user", "--product").strip()
     assert groups_of("backend") == {roles.PRODUCT}
     user = fresh("backend")
     assert user.has_perm(roles.REGISTER_MESSAGES)
     assert user.has_perm(roles.SEE_NUMBERS)
     assert not user.has_usable_password()
-    assert Client().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+    assert Client().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Api-Key {token}").status_code == 200
 
 
-def test_a_plain_api_token_grants_nothing():
-    token = run("create_api_token", "someone", "--create-user").strip()
-    assert Client().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
+def test_a_plain_api_key_grants_nothing():
+    token = run("create_api_key", "someone", "--create-user").strip()
+    assert Client().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Api-Key {token}").status_code == 403
 
 
 def test_the_admin_user_form_shows_the_role_groups(admin_client: Client):

@@ -85,10 +85,10 @@ def test_the_feed_api_is_the_products_and_the_admins(role, path, records):
 @pytest.mark.parametrize(
     "url", ["/api/v1/", "/api/v1/messages/", "/api/v1/messages/1/", "/api/v1/feed/", "/api/v1/feed/deliveries/"]
 )
-def test_anonymous_callers_are_asked_for_a_token(url):
+def test_anonymous_callers_are_asked_for_a_key(url):
     response = APIClient().get(url)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Api-Key"
 
 
 def test_an_unknown_method_is_still_405_not_403(records):

@@ -6,8 +6,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
+from dlrconsole.accounts.models import UserAPIKey
 from receipts.models import Connection
 from tests.factories import GENERIC_SECRET
 
@@ -56,10 +56,11 @@ def test_create_connection_refuses_a_taken_slug():
         run("create_connection", "taken", "--provider", "standard-webhooks", "--secret", GENERIC_SECRET)
 
 
-def test_create_api_token_creates_the_user_and_is_stable():
+def test_create_api_token_creates_the_user_and_a_new_key_each_time():
     first = run("create_api_token", "product-backend", "--create-user").strip()
     again = run("create_api_token", "product-backend").strip()
-    assert first == again == Token.objects.get(user__username="product-backend").key
+    assert first != again
+    assert UserAPIKey.objects.filter(user__username="product-backend").count() == 2
 
 
 def test_create_api_token_for_a_missing_user_needs_the_flag():

@@ -84,7 +84,7 @@ def test_the_admin_sign_in_is_throttled_too(client: Client, agent):
     assert response.status_code == 429
 
 
-def test_api_tokens_keep_working_for_a_locked_out_user(client: Client):
+def test_api_keys_keep_working_for_a_locked_out_user(client: Client):
     product = user_in_role(roles.PRODUCT, "product", password=PASSWORD)
     api = api_client_for(product)
     fail(client, 5, username="product")
@@ -92,9 +92,9 @@ def test_api_tokens_keep_working_for_a_locked_out_user(client: Client):
     assert api.get("/api/v1/messages/", REMOTE_ADDR="192.0.2.10").status_code == 200
 
 
-def test_a_wrong_api_token_is_a_401_and_locks_nobody(agent):
+def test_a_wrong_api_key_is_a_401_and_locks_nobody(agent):
     anonymous = APIClient()
-    anonymous.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    anonymous.credentials(HTTP_AUTHORIZATION="Api-Key not-a-real.key")
     for _ in range(6):
         assert anonymous.get("/api/v1/messages/").status_code == 401
     assert sign_in(Client(), "agent", PASSWORD).status_code == 302
@@ -111,3 +111,57 @@ def test_an_admin_unlocks_a_user_early_in_the_admin(client: Client, agent):
     response = admin.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert sign_in(client, "agent", PASSWORD).status_code == 302
+
+
+# Behind the documented reverse proxy: every request reaches Django from the proxy's address,
+# the caller's own address is the one the proxy appends to X-Forwarded-For.
+PROXY = "10.0.0.2"
+ATTACKER, AGENT_AT_HOME = "198.51.100.66", "203.0.113.7"
+
+
+@pytest.fixture
+def behind_proxy(settings):
+    import ipaddress
+
+    settings.DLR_TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/24")]
+
+
+def via_proxy(client: Client, username: str, password: str, forwarded_for: str, remote: str = PROXY):
+    return client.post(
+        "/login/", {"username": username, "password": password}, REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded_for
+    )
+
+
+def test_behind_the_proxy_someone_elses_failures_do_not_lock_a_user_out(client: Client, agent, behind_proxy):
+    for _ in range(6):
+        via_proxy(client, "agent", "wrong", forwarded_for=ATTACKER)
+    assert via_proxy(client, "agent", "wrong", forwarded_for=ATTACKER).status_code == 429
+    assert via_proxy(Client(), "agent", PASSWORD, forwarded_for=AGENT_AT_HOME).status_code == 302
+
+
+def test_a_forwarded_for_forged_in_front_of_the_proxy_counts_against_the_real_address(
+    client: Client, agent, behind_proxy
+):
+    # The proxy appends the address it saw; whatever the caller wrote before it is not trusted.
+    for _ in range(5):
+        via_proxy(client, "agent", "wrong", forwarded_for=f"{AGENT_AT_HOME}, {ATTACKER}")
+    assert via_proxy(Client(), "agent", PASSWORD, forwarded_for=AGENT_AT_HOME).status_code == 302
+    assert via_proxy(Client(), "agent", PASSWORD, forwarded_for=ATTACKER).status_code == 429
+
+
+def test_a_forwarded_for_from_outside_the_trusted_proxies_changes_nothing(client: Client, agent, behind_proxy):
+    # Sent straight to the server, not through the proxy: the header is the caller's own words.
+    for _ in range(5):
+        via_proxy(client, "agent", "wrong", forwarded_for=AGENT_AT_HOME, remote=ATTACKER)
+    assert via_proxy(Client(), "agent", PASSWORD, forwarded_for=AGENT_AT_HOME).status_code == 302
+    assert sign_in(Client(), "agent", PASSWORD, address=ATTACKER).status_code == 429
+
+
+def test_forwarded_requests_without_trusted_proxies_are_warned_about_once(client: Client, agent, caplog, monkeypatch):
+    from dlrconsole.lib import http
+
+    monkeypatch.setattr(http, "_warned_untrusted_forwarding", False)
+    for _ in range(2):
+        via_proxy(client, "agent", "wrong", forwarded_for=AGENT_AT_HOME)
+    warnings = [r for r in caplog.records if "DLR_TRUSTED_PROXIES is empty" in r.getMessage()]
+    assert len(warnings) == 1

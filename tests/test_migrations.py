@@ -177,3 +177,56 @@ def test_receipts_poisoned_before_times_were_checked_are_repaired_and_read_back(
     receipt = new.apps.get_model("receipts", "Receipt").objects.get()
     assert receipt.provider_timestamp is None
     assert new.apps.get_model("receipts", "Message").objects.get().final_at == now
+
+
+# rest_framework.authtoken's table as the last release that stored tokens in clear left it.
+CLEAR_TOKENS = """
+CREATE TABLE authtoken_token (
+    key varchar(40) PRIMARY KEY,
+    created timestamp with time zone NOT NULL,
+    user_id integer NOT NULL UNIQUE REFERENCES auth_user (id) DEFERRABLE INITIALLY DEFERRED
+)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_stored_in_clear_become_hashed_keys_that_clients_keep_using(migrator):
+    from rest_framework.test import APIClient
+
+    old = migrator.apply_initial_migration([("accounts", None)])
+    User = old.apps.get_model("auth", "User")
+    alice, bob = User.objects.create(username="alice"), User.objects.create(username="bob")
+    # Two tokens that share their first 8 digits: the second is filed under its next slice.
+    tokens = {alice.pk: "0123456789abcdef" + "a" * 24, bob.pk: "01234567" + "f" * 32}
+    created = timezone.now().replace(microsecond=0) - timedelta(days=400)
+    ContentType = old.apps.get_model("contenttypes", "ContentType")
+    token_type = ContentType.objects.create(app_label="authtoken", model="token")
+    old.apps.get_model("admin", "LogEntry").objects.create(
+        user_id=alice.pk, content_type=token_type, object_id=tokens[alice.pk], object_repr=tokens[alice.pk],
+        action_flag=1, action_time=created,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(CLEAR_TOKENS)
+        for user_id, key in tokens.items():
+            cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s, %s)", [key, created, user_id])
+        cursor.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('authtoken', '0001_initial', now())")
+
+    new = migrator.apply_tested_migration([("accounts", "0002_hash_clear_tokens")])
+
+    assert "authtoken_token" not in tables()
+    keys = new.apps.get_model("accounts", "UserAPIKey").objects.order_by("user__username")
+    assert [(k.user.username, k.prefix, k.created) for k in keys] == [
+        ("alice", "01234567", created),
+        ("bob", "ffffffff", created),
+    ]
+    stored = repr(list(keys.values())) + repr(list(new.apps.get_model("admin", "LogEntry").objects.values()))
+    assert not any(token in stored or token[8:] in stored for token in tokens.values())
+    assert not ContentType.objects.filter(app_label="authtoken").exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'authtoken'")
+        assert cursor.fetchone() == (0,)
+    for token in tokens.values():
+        # Authenticated (403: these users have no role), where a wrong key is 401.
+        assert APIClient().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
+    wrong = "0123456789abcdef" + "b" * 24
+    assert APIClient().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {wrong}").status_code == 401

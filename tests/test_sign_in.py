@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dlrconsole import roles
 from tests.factories import user_in_role
-from tests.settings_probe import PRODUCTION, settings_with
+from tests.settings_probe import PRODUCTION, ROOT, refusal_with, settings_with
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +124,21 @@ def test_cookies_are_secure_when_debug_is_off():
 def test_login_throttling_is_configured_from_the_environment():
     env = {"LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60"}
     assert settings_with(env, "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()") == "3 3600.0"
+
+
+def test_a_tls_proxy_without_trusted_proxies_refuses_to_start():
+    # Every caller would have the proxy's address: one person's failed sign-ins would lock an
+    # account for everyone, and connections' source allowlists would see only the proxy.
+    assert "DLR_TRUSTED_PROXIES" in refusal_with({**PRODUCTION, "DLR_TRUSTED_PROXIES": ""})
+    assert settings_with({**PRODUCTION, "DLR_TRUSTED_PROXIES": "127.0.0.1/32"}, "s.DLR_TRUSTED_PROXIES") == (
+        "[IPv4Network('127.0.0.1/32')]"
+    )
+
+
+def test_the_readmes_production_example_starts():
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("## Production run", 1)[1].split("```sh", 1)[1].split(".venv/bin/python", 1)[0]
+    env = dict(re.findall(r"(\w+)=(\S+)", example.replace("\\\n", " ")))
+    env = {name: PRODUCTION.get(name, value) if "…" in value else value for name, value in env.items()}
+    env = {name: value for name, value in env.items() if name not in {"export", "DATABASE_URL", "REDIS_URL"}}
+    assert settings_with(env, "bool(s.DLR_TRUSTED_PROXIES)") == "True"

@@ -26,10 +26,7 @@ PUBLIC = {
     "admin:login": "the admin's own sign-in, throttled like /login/",
     "logout": "signing oneself out; POST only, no effect without a session",
     "admin:logout": "same, for the admin",
-    # The API's shape, the same for every deployment of this open-source project; no data.
-    "schema": "OpenAPI schema",
-    "api-docs": "Swagger UI of the schema",
-    "api-redoc": "ReDoc of the schema",
+    # The API schema and its docs need a sign-in unless DLR_PUBLISH_API_SCHEMA publishes them.
 }
 # Sample values for URL parameters, by name; anything else gets "1".
 SAMPLES = {"slug": "sample", "token": "sample", "format": "json", "url": "sample/", "app_label": "receipts"}

@@ -259,7 +259,7 @@ def test_the_contract_is_documented_in_the_api_schema(admin_client):
     for path in ("/hooks/{slug}/", "/hooks/{slug}/{token}/"):
         for method in ("get", "post"):
             operation = schema["paths"][path][method]
-            assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "413", "503"}
+            assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "413", "429", "503"}
             assert operation.get("security", []) in ([], [{}])  # the provider's signature, no API credentials
     stored = schema["components"]["schemas"]["WebhookStored"]["properties"]
     assert {"received", "duplicates", "applied", "parked", "late", "same", "conflict"} <= set(stored)

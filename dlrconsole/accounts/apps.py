@@ -10,6 +10,7 @@ class AccountsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import m2m_changed, post_migrate
 
+        from dlrconsole.accounts import schema  # noqa: F401 - registers how the API schema shows keys
         from dlrconsole.accounts.staff import staff_follows_admin_group
         from dlrconsole.roles import roles_sync
 

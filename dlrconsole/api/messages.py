@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -30,6 +31,15 @@ from receipts.phones import InvalidNumber, mask_number, parse_number
 from receipts.selectors import message_list, receipt_error
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 from receipts.statuses import Status
+
+
+class MessageFilterBackend(DjangoFilterBackend):
+    """The FilterSet with the caller's permission to see numbers: without it, filtering or
+    searching by number is refused (400 with the reason) rather than answered."""
+
+    def get_filterset_kwargs(self, request: Request, queryset: QuerySet[Message], view: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_filterset_kwargs(request, queryset, view)
+        return kwargs | {"see_numbers": roles.can_see_numbers(request.user)}
 
 
 class MessageCursorPagination(NewestFirstPagination):
@@ -212,6 +222,7 @@ class MessageViewSet(RefusesEmptyParameters, mixins.ListModelMixin, mixins.Retri
         "retrieve": (roles.VIEW_TIMELINE,),
         "create": (roles.REGISTER_MESSAGES,),
     }
+    filter_backends = [MessageFilterBackend]
     filterset_class = MessageFilter
     pagination_class = MessageCursorPagination
 
@@ -231,7 +242,7 @@ class MessageViewSet(RefusesEmptyParameters, mixins.ListModelMixin, mixins.Retri
             ),
         },
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # `format` on /messages.json
         incoming = MessageRegisterSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -37,3 +38,10 @@ def required_permissions(view: APIView) -> tuple[str, ...] | None:
     # OPTIONS (DRF's "metadata") describes the list action: it needs what listing needs.
     action = getattr(view, "action", None)
     return table.get("list") if action == "metadata" else table.get(action or "")
+
+
+class SignedInUnlessPublished(BasePermission):
+    """The API schema: anyone signed in (session or API key), everyone with DLR_PUBLISH_API_SCHEMA."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(settings.DLR_PUBLISH_API_SCHEMA or (request.user and request.user.is_authenticated))

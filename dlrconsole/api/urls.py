@@ -1,9 +1,18 @@
-"""/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs."""
+"""/api/v1/: messages, the product feed's deliveries and endpoints, the schema and its docs.
 
+The schema and its docs need a sign-in (a session, or an API key for the schema) unless
+DLR_PUBLISH_API_SCHEMA publishes them: they list every endpoint, filter and field.
+"""
+
+from collections.abc import Callable
 from typing import Any
 
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.exceptions import NotFound
@@ -13,6 +22,17 @@ from rest_framework.views import APIView
 
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
+from dlrconsole.api.permissions import SignedInUnlessPublished
+
+
+def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """A docs page: people who are not signed in are sent to sign in, as for any page."""
+    gated = login_required(view)
+
+    def docs_page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return (view if settings.DLR_PUBLISH_API_SCHEMA else gated)(request, *args, **kwargs)
+
+    return docs_page
 
 
 class NotFoundView(APIView):
@@ -36,18 +56,22 @@ feed.register("endpoints", ProductEndpointViewSet, basename="feed-endpoint")
 urlpatterns = [
     path("feed/", include(feed.urls)),
     path("", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[SignedInUnlessPublished]), name="schema"),
     # Swagger UI's start-up script served from its own URL, so the page needs no inline script;
     # both viewers set styles from their scripts, which the console's pages never do.
     path(
         "docs/",
-        csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        signed_in_unless_published(
+            csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+        ),
         name="api-docs",
     ),
     path(
         "redoc/",
-        csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
-            SpectacularRedocView.as_view(url_name="schema")
+        signed_in_unless_published(
+            csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
+                SpectacularRedocView.as_view(url_name="schema")
+            )
         ),
         name="api-redoc",
     ),

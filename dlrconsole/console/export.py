@@ -25,12 +25,13 @@ class _Line:
 @require_GET
 @console_view(roles.EXPORT)
 def export(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
-    filterset = MessageFilter(request.GET, queryset=Message.objects.all())
+    see_numbers = roles.can_see_numbers(request.user)
+    filterset = MessageFilter(request.GET, queryset=Message.objects.all(), see_numbers=see_numbers)
     if not filterset.is_valid():
         reasons = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items())
         return HttpResponseBadRequest(f"Cannot export this search: {reasons}", content_type="text/plain")
     writer = csv.writer(_Line())
-    rows = export_rows(filterset.qs, see_numbers=roles.can_see_numbers(request.user))
+    rows = export_rows(filterset.qs, see_numbers=see_numbers)
     response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="messages-{stamp}.csv"'

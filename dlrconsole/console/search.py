@@ -20,7 +20,8 @@ MULTI_VALUED = ("status", "error_class", "reason")
 @require_GET
 @console_view(roles.USE_CONSOLE)
 def search(request: HtmxHttpRequest) -> HttpResponse:
-    filterset = MessageFilter(request.GET, queryset=message_list())
+    see_numbers = roles.can_see_numbers(request.user)
+    filterset = MessageFilter(request.GET, queryset=message_list(), see_numbers=see_numbers)
     context = {
         "nav": "search",
         "form": filterset.form,
@@ -29,7 +30,7 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         "classes": ErrorClass.choices,
         "reasons": sorted(REASONS),
         "connections": list(Connection.objects.values_list("slug", flat=True)),
-        "see_numbers": roles.can_see_numbers(request.user),
+        "see_numbers": see_numbers,
         "can_open": request.user.has_perm(roles.VIEW_TIMELINE),
         "can_export": request.user.has_perm(roles.EXPORT),
         "has_filters": any(request.GET.get(name) for name in filterset.filters if name not in ("q", "region")),

@@ -97,9 +97,13 @@ def test_support_finds_a_number_typed_with_spaces_and_reads_its_timeline(page: P
 
 def test_a_viewer_sees_masked_numbers_and_is_refused_a_message_page(page: Page, live_server, traffic):
     sign_in(page, live_server.url, "viewer")
-    page.goto(f"{live_server.url}/console/messages/?q=%2B33612345678")
+    page.goto(f"{live_server.url}/console/messages/?q={traffic.provider_message_id}")
     expect(page.get_by_test_id("results-table").get_by_text("+336•••••678")).to_be_visible()
     expect(page.get_by_text("+33612345678")).to_have_count(0)
+    # A number is not searched for a viewer: each answer would say whether a guess was sent to.
+    page.goto(f"{live_server.url}/console/messages/?q=%2B33612345678")
+    expect(page.get_by_test_id("search-errors")).to_contain_text("needs the permission to see full numbers")
+    expect(page.get_by_test_id("results-table")).to_have_count(0)
     response = page.goto(f"{live_server.url}/console/messages/{traffic.pk}/")
     assert response is not None
     assert response.status == 403

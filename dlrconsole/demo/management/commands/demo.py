@@ -1,6 +1,6 @@
 """`manage.py demo` (what `make demo` runs): the console on the embedded default, fed live.
 
-Migrates the SQLite database under ./var, makes sure the demo user, connections and API token
+Migrates the SQLite database under ./var, makes sure the demo user, connections and a new API key
 exist (one connection per provider the simulator can play in a demo), starts `runserver` on
 127.0.0.1 in a subprocess and, once it answers /healthz, plays the simulated providers against it
 through the real API and webhook path until Ctrl-C.
@@ -40,8 +40,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.db.models import Count, QuerySet
-from rest_framework.authtoken.models import Token
 
+from dlrconsole.accounts.keys import api_key_create, api_key_revoke
+from dlrconsole.accounts.models import UserAPIKey
 from dlrconsole.demo.ticker import Ticker, beat_jobs
 from dlrconsole.log_filters import RedactSecrets
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, SimulatorError, Target, load_targets
@@ -169,8 +170,8 @@ class Command(BaseCommand):
         w(f"  Console    {base_url}/")
         w(f"  Admin      {base_url}/admin/   messages live at {base_url}/admin/receipts/message/")
         w(f"  Login      {DEMO_USER} / {password}   (a new password each run unless --password)")
-        w(f"  API docs   {base_url}/api/v1/docs/")
-        w(f'  API token  {token}   curl -H "Authorization: Token {token}" {base_url}/api/v1/messages/')
+        w(f"  API docs   {base_url}/api/v1/docs/ (signed in)")
+        w(f'  API key    {token}   curl -H "Authorization: Api-Key {token}" {base_url}/api/v1/messages/')
         for target in config.targets:
             w(f"  Webhook    {config.webhook_url(target)}   ({target.provider})")
         w(f"  Send API   {gateway.url_for('<connection>')}   (simulated; the console's retries resend through it)")
@@ -197,14 +198,16 @@ def ensure_port_free(port: int) -> None:
 
 
 def ensure_demo_user(password: str) -> str:
-    """The demo superuser with `password` (reset every run, so it is always known); its API token."""
+    """The demo superuser with `password` (reset every run, so it is always known) and a new API
+    key (keys are stored hashed: the previous runs' are revoked, as their passwords are replaced)."""
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=DEMO_USER)
     user.is_staff = user.is_superuser = user.is_active = True
     user.set_password(password)
     user.save()
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    for previous in UserAPIKey.objects.filter(user=user, name=DEMO_USER, revoked=False):
+        api_key_revoke(prefix=previous.prefix)
+    return api_key_create(user=user, name=DEMO_USER)[1]
 
 
 def demo_kinds() -> list[str]:

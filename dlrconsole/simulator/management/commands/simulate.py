@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", required=True, help="Base URL of the running console, e.g. http://127.0.0.1:8000")
-        parser.add_argument("--token", required=True, help="API token used to register messages (create_api_token).")
+        parser.add_argument("--token", required=True, help="API key used to register messages (create_api_key).")
         parser.add_argument(
             "--connection",
             required=True,
