@@ -34,6 +34,9 @@ from retries.feed.services import feed_publish
 from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, product_token
 from tests.webhooks import post_status
 
+# Slow (a property test: ~1,350 generated requests): left out of CI's clock-shifted second pass.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "100"))
 NUMBER = "+33612345678"
 

@@ -33,7 +33,8 @@ from tests.factories import GENERIC_SECRET, MessageFactory, api_key_for, user_in
 from tests.test_url_protection import named_patterns
 from tests.webhooks import post_status
 
-pytestmark = pytest.mark.django_db
+# Slow (every URL by every caller): left out of CI's clock-shifted second pass.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 ANON, VIEWER, SUPPORT, ADMIN, PRODUCT, ROOT = "anonymous", "viewer", "support", "admin", "product", "superuser"
 CALLERS = (ANON, VIEWER, SUPPORT, ADMIN, PRODUCT, ROOT)
