@@ -346,7 +346,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrcons
 # `celery -A dlrconsole beat` runs the sweeper that publishes outbox events whose publish after
 # commit was lost (broker down, process killed).
 # Periodic tasks live in the database (django-celery-beat): `celery beat` installs the entries
-# below at start, and admins can pause one or change its interval in the admin without a deploy.
+# below at start, and a superuser can pause one or change its interval in the admin without a deploy.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "receipts.tasks.redispatch_outbox", "schedule": 10.0},

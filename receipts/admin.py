@@ -191,7 +191,9 @@ class OutboxEventAdmin(admin.ModelAdmin[OutboxEvent]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # an event is a change that happened: never dropped by hand
 
-    @admin.action(description="Try the failed events again", permissions=["change"])
+    # Viewing is enough: putting a parked event back in line changes nothing anyone entered, and
+    # the admin role, which inspects these records read-only, is who would do it.
+    @admin.action(description="Try the failed events again", permissions=["view"])
     def retry_parked(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
         count = outbox_retry_parked(list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} failed events will be tried again at the sweeper's next pass.")

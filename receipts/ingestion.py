@@ -21,6 +21,7 @@ from receipts.errors import classify_error
 from receipts.models import Connection, Message, Receipt
 from receipts.outbox import publish_after_commit
 from receipts.providers.base import ReceiptEvent, WebhookRequest
+from receipts.providers.registry import get_adapter
 from receipts.statuses import ReceiptOutcome, is_final
 from receipts.store import StatusChange, StoredReceipt
 
@@ -43,7 +44,7 @@ def ingest(
 ) -> IngestResult:
     """Store the events of one webhook request. Raises only if the database fails."""
     now = timezone.now()
-    raw_body = request.raw_text()
+    raw_body = get_adapter(connection.provider).raw_to_keep(request)
     headers_json = json.dumps(headers, separators=(",", ":"))
     result = IngestResult(received=len(events))
     with transaction.atomic():

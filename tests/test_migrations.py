@@ -233,3 +233,32 @@ def test_tokens_stored_in_clear_become_hashed_keys_that_clients_keep_using(migra
         assert APIClient().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
     wrong = "0123456789abcdef" + "b" * 24
     assert APIClient().get("/api/v1/messages/", HTTP_AUTHORIZATION=f"Token {wrong}").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_message_texts_stored_in_smpp_receipts_before_are_removed(migrator):
+    old = migrator.apply_initial_migration([("receipts", "0015_connection_rate_limit")])
+    now = timezone.now()
+    Connection = old.apps.get_model("receipts", "Connection")
+    Receipt = old.apps.get_model("receipts", "Receipt")
+    smpp = Connection.objects.create(slug="smsc", provider="smpp-text", secrets=["t" * 32])
+    kannel = Connection.objects.create(slug="kannel", provider="kannel", secrets=["t" * 32])
+    common = {"provider_status": "DELIVRD", "status": "delivered", "received_at": now, "outcome": "parked"}
+    Receipt.objects.create(
+        connection=smpp, provider_message_id="1", dedupe_key="a", raw_body="id:1 stat:DELIVRD text:Code 4821",
+        headers={"content-type": "text/plain"}, **common,
+    )  # fmt: skip
+    Receipt.objects.create(
+        connection=kannel, provider_message_id="2", dedupe_key="b",
+        raw_body="id=2&type=1&answer=id%3A2+stat%3ADELIVRD+text%3ACode+4821&ts=1", **common,
+    )  # fmt: skip
+
+    new = migrator.apply_tested_migration([("receipts", "0016_receipts_keep_no_message_text")])
+
+    kept = list(new.apps.get_model("receipts", "Receipt").objects.order_by("provider_message_id").values_list(
+        "raw_body", flat=True
+    ))  # fmt: skip
+    assert kept == [
+        "id:1 stat:DELIVRD text:(not kept)",
+        "id=2&type=1&answer=id%3A2+stat%3ADELIVRD+text%3A(not kept)&ts=1",
+    ]

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from dlrconsole import roles
 from receipts import outbox
 from receipts.models import Message, OutboxEvent
 from receipts.outbox import (
@@ -26,7 +26,7 @@ from receipts.outbox import (
 from receipts.statuses import Status
 from receipts.tasks import process_outbox_events
 from retries.models import Decision
-from tests.factories import MessageFactory
+from tests.factories import MessageFactory, user_in_role
 from tests.test_outbox import queued_batches
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_the_admin_lists_parked_events_and_puts_them_back_in_line(poison: set[in
     event = delivered_event(MessageFactory())
     OutboxEvent.objects.filter(pk=event.pk).update(failures=5, failed_at=timezone.now(), last_error="Poison: x")
     client = Client()
-    client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
+    client.force_login(user_in_role(roles.ADMIN, "operator"))  # the admin role, not a superuser
     page = client.get("/admin/receipts/outboxevent/?state=failed").content.decode()
     assert "Poison: x" in page
     assert "Poison: x" not in client.get("/admin/receipts/outboxevent/?state=processed").content.decode()

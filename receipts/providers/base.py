@@ -295,6 +295,12 @@ class ProviderAdapter:
         """An unmapped status is kept as `unknown`, never an error."""
         return self.status_map.get(provider_status.strip().lower(), Status.UNKNOWN)
 
+    def raw_to_keep(self, request: WebhookRequest) -> str:
+        """What a receipt keeps of the request when its event has no part of its own: the body,
+        or the query of a GET. Providers that copy the message's text into their receipts (SMPP)
+        leave it out: texts are shown to no one."""
+        return request.raw_text()
+
     def headers_to_keep(self, request: WebhookRequest) -> dict[str, str]:
         """Kept for reading beside the receipt, cut to KEPT_HEADER_CHARS: they repeat on the row
         of every receipt the request carries, and none is read for a decision."""

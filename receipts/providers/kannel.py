@@ -19,7 +19,13 @@ KannelDLR.md): https://gist.github.com/atkawa7/125c02113df26337de092ab9f47f4542
 from __future__ import annotations
 
 from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest, parse_unix_time
-from receipts.providers.smpp_text import SmppReceipt, parse_receipt, parse_receipt_date, receipt_error_code
+from receipts.providers.smpp_text import (
+    SmppReceipt,
+    parse_receipt,
+    parse_receipt_date,
+    receipt_error_code,
+    without_message_text,
+)
 from receipts.statuses import FAILURE_STATUSES, Status
 
 # Kannel's dlr-mask values (userguide, sendsms `dlr-mask`): 1 delivered to phone, 2 non-delivered
@@ -86,6 +92,10 @@ class KannelAdapter(TokenAuthenticated):
                 },
             )
         ]
+
+    def raw_to_keep(self, request: WebhookRequest) -> str:
+        # %A, Kannel's copy of the SMSC's reply, holds the receipt's `text:` too.
+        return without_message_text(request.raw_text(), encoded=True)
 
 
 def smpp_receipt(answer: str) -> SmppReceipt | None:

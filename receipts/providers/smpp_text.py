@@ -134,9 +134,29 @@ class SmppTextAdapter(TokenAuthenticated):
                 status=self.normalize_status(receipt.stat),
                 error_code=receipt_error_code(receipt),
                 provider_timestamp=parse_receipt_date(receipt.done_date),
-                extra={"sub": receipt.sub, "dlvrd": receipt.dlvrd, "text": receipt.text},
+                extra={"sub": receipt.sub, "dlvrd": receipt.dlvrd},
             )
         ]
+
+    def raw_to_keep(self, request: WebhookRequest) -> str:
+        is_form = request.header("content-type").split(";")[0].strip().lower() == FORM
+        return without_message_text(request.raw_text(), encoded=is_form or not request.body)
+
+
+# The SMSC copies the message's first characters into the receipt: an OTP, often. Texts are kept
+# only to resend them and shown to no one, so what follows `text:` is never stored. In a form or
+# a query the value runs to the next `&`; in a plain body, to the end.
+ENCODED_TEXT = re.compile(r"(text(?::|%3A))[^&]*", re.IGNORECASE)
+TEXT_NOT_KEPT = "(not kept)"
+
+
+def without_message_text(raw: str, *, encoded: bool) -> str:
+    """`raw` with the message text a receipt carries after `text:` left out; `encoded`: a query
+    or a form rather than the receipt text itself."""
+    if encoded:
+        return ENCODED_TEXT.sub(lambda match: match.group(1) + TEXT_NOT_KEPT, raw)
+    match = TEXT_KEY.search(raw)
+    return raw if match is None else raw[: match.end()] + TEXT_NOT_KEPT
 
 
 def receipt_text(request: WebhookRequest) -> str:

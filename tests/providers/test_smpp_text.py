@@ -140,7 +140,7 @@ def test_receipt_dates_of_10_or_12_digits_are_read_as_utc(value: str, expected: 
                 event_id="",
                 permanent=None,
                 raw="",
-                extra={"sub": "001", "dlvrd": "001", "text": "Hello"},
+                extra={"sub": "001", "dlvrd": "001"},
             ),
         ),
         (
@@ -155,7 +155,7 @@ def test_receipt_dates_of_10_or_12_digits_are_read_as_utc(value: str, expected: 
                 event_id="",
                 permanent=None,
                 raw="",
-                extra={"sub": "001", "dlvrd": "000", "text": "Your code is 4821"},
+                extra={"sub": "001", "dlvrd": "000"},
             ),
         ),
         (
@@ -170,7 +170,7 @@ def test_receipt_dates_of_10_or_12_digits_are_read_as_utc(value: str, expected: 
                 event_id="",
                 permanent=None,
                 raw="",
-                extra={"sub": "001", "dlvrd": "000", "text": ""},
+                extra={"sub": "001", "dlvrd": "000"},
             ),
         ),
     ],
@@ -192,7 +192,7 @@ def test_receipt_in_a_query_parameter_is_read_on_get(field: str) -> None:
 
 def test_receipt_body_with_a_charset_and_trailing_newline_is_read() -> None:
     event = parse_one(SPEC_TEXT.encode() + b"\r\n", content_type="text/plain; charset=utf-8")
-    assert (event.provider_message_id, event.extra["text"]) == ("0123456789", "Hello")
+    assert (event.provider_message_id, event.status) == ("0123456789", Status.DELIVERED)
 
 
 def test_text_in_another_charset_does_not_refuse_the_receipt() -> None:
@@ -294,7 +294,9 @@ def test_receipt_text_posted_with_the_token_is_stored_and_moves_the_message(clie
         "027",
     )
     assert receipt.provider_timestamp == datetime(2026, 11, 26, 10, 5, 12, tzinfo=UTC)
-    assert receipt.raw_body == body.decode()
+    # Kept as received but for the message's own text, which the SMSC copies after `text:`.
+    assert receipt.raw_body == body.decode().replace("Your code is 4821", "(not kept)")
+    assert "4821" not in receipt.raw_body
     assert "x-dlr-token" not in receipt.headers
     message = Message.objects.get(pk=message.pk)
     assert (message.status, message.error_code) == (Status.UNDELIVERED, "027")
@@ -331,3 +333,20 @@ class TestSmppTextExtremes(ExtremeInputSuite):
         return client.post(
             f"/hooks/{connection.slug}/", data=text.encode(), content_type="text/plain", headers={"X-DLR-Token": TOKEN}
         )
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoded", "kept"),
+    [
+        ("id:1 stat:DELIVRD err:000 text:Your code is 4821", False, "id:1 stat:DELIVRD err:000 text:(not kept)"),
+        ("id:1 stat:DELIVRD TEXT: 4821 & more", False, "id:1 stat:DELIVRD TEXT:(not kept)"),
+        (
+            "dlr=id%3A1+stat%3ADELIVRD+text%3AYour+code+4821&x=1",
+            True,
+            "dlr=id%3A1+stat%3ADELIVRD+text%3A(not kept)&x=1",
+        ),
+        ("id:1 stat:DELIVRD err:000", False, "id:1 stat:DELIVRD err:000"),
+    ],
+)
+def test_the_message_text_a_receipt_carries_is_never_kept(raw: str, encoded: bool, kept: str) -> None:
+    assert smpp_text.without_message_text(raw, encoded=encoded) == kept
