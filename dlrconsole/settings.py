@@ -122,7 +122,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
-    "csp.middleware.CSPMiddleware",
+    "dlrconsole.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,6 +160,10 @@ try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL we understand: {exc}") from None
+# The webhook's statement is prepared once per database connection (receipts/store.py). Turn it
+# off behind a pooler that cannot keep prepared statements across transactions (PgBouncer in
+# transaction mode before 1.21, or without max_prepared_statements).
+DLR_DB_PREPARED_STATEMENTS = env_bool("DLR_DB_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is only the embedded demo: give concurrent writers (the demo feeder and the web
     # server) time to take the write lock instead of failing with "database is locked".

@@ -277,3 +277,15 @@ def test_the_answer_is_json_whatever_the_provider_accepts_and_only_get_and_post_
     assert (response.status_code, response["Content-Type"]) == (200, "application/json")
     assert client.options(f"/hooks/{message.connection.slug}/").status_code == 405
     assert client.put(f"/hooks/{message.connection.slug}/").status_code == 405
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_receipt_is_stored_alike_with_or_without_prepared_statements(client, settings, prepared):
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared  # off behind a pooler that cannot keep them
+    message = MessageFactory()
+    for status in ("sent", "delivered", "delivered"):
+        post_generic(client, message.connection, generic_body(message.provider_message_id, status))
+    message.refresh_from_db()
+    assert message.status == Status.DELIVERED
+    assert list(Receipt.objects.order_by("id").values_list("outcome", flat=True)) == ["applied", "applied", "same"]
+    assert OutboxEvent.objects.count() == 2
