@@ -145,7 +145,7 @@ def expected_actions(n: int) -> Counter[str]:
 CONFIGURE = """
 import os
 from receipts.models import Connection
-from retries.models import ConnectionSender, Rule
+from retries.models import ConnectionSender, Step
 from retries.feed.models import ProductEndpoint
 connection = Connection.objects.get(slug=os.environ["BENCH_SLUG"])
 sender = ConnectionSender(connection=connection, kind="generic-http", config={"url": os.environ["BENCH_GATEWAY_URL"]})
@@ -156,8 +156,8 @@ endpoint = ProductEndpoint(
 )
 endpoint.full_clean()
 endpoint.save()
-changed = Rule.objects.filter(enabled=True, action="retry_same").update(backoff_seconds=[0])
-assert changed == 1, f"{changed} enabled retry_same rules, expected the default one"
+changed = Step.objects.filter(rule__enabled=True, action="retry_same").update(delays=[0])
+assert changed == 1, f"{changed} enabled retry_same steps, expected the default one"
 """
 
 

@@ -10,12 +10,14 @@ class RetriesConfig(AppConfig):
 
         from receipts.outbox import Consumer, register_consumer
         from retries.decisions import decide
-        from retries.models import Rule
+        from retries.models import Rule, Step
         from retries.rule_cache import rule_cache
 
         post_save.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-save")
         post_delete.connect(rule_cache.clear, sender=Rule, dispatch_uid="rule-cache-delete")
         m2m_changed.connect(rule_cache.clear, sender=Rule.connections.through, dispatch_uid="rule-cache-connections")
+        post_save.connect(rule_cache.clear, sender=Step, dispatch_uid="step-cache-save")
+        post_delete.connect(rule_cache.clear, sender=Step, dispatch_uid="step-cache-delete")
         # Every status change and missing receipt is decided on, once, in the outbox claim's
         # transaction.
         register_consumer(Consumer("decisions", consume=lambda event, now: decide(event, now=now)))

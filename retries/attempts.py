@@ -29,11 +29,13 @@ from django.utils import timezone
 
 from dlrconsole.lib import outbound
 from dlrconsole.lib.failures import failure_summary
+from receipts import store
 from retries.actions.base import NotSendable
 from retries.actions.registry import get_action
-from retries.decisions import chain_delivered
+from retries.escalation import Trigger, chain_delivered, escalate
 from retries.models import Attempt, Decision
 from retries.notifications import notify_attempt_failed
+from retries.rule_cache import rule_cache
 from retries.senders.base import SendError, SendResult
 
 # Waits after a sender's temporary error (rate limited, provider down) before the same attempt
@@ -120,7 +122,7 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None, deadline: f
     claim is released and False returned."""
     clock = now
     now = now or timezone.now()
-    attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel").get(
+    attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel", "step").get(
         pk=attempt_id
     )
     if attempt.outcome != Attempt.Outcome.RUNNING:
@@ -186,6 +188,7 @@ def _after_send_error(attempt: Attempt, error: SendError, *, duration: float, no
 
 def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
     with transaction.atomic():
+        store.message_lock(attempt.chain_root_id)  # the chain first, as deciding does
         if not _still_mine(attempt):
             return
         detail, resend = get_action(attempt.action).sent(attempt, result, now=now)
@@ -197,6 +200,10 @@ def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
             duration_ms=int(result.duration * 1000),
             finished_at=now,
         )
+        if resend is None:
+            # Nothing sent will report back (a fallback channel has no receipts): the escalation
+            # moves on now rather than on a receipt.
+            _escalate_after(attempt, now=now, failed=False)
 
 
 def _fail(attempt: Attempt, why: str, *, now: datetime, duration: float | None = None) -> None:
@@ -213,6 +220,7 @@ def _finish(
     tell_product: bool = False,
 ) -> None:
     with transaction.atomic():
+        store.message_lock(attempt.chain_root_id)  # the chain first, as deciding does
         if not _still_mine(attempt):
             return
         Attempt.objects.filter(pk=attempt.pk).update(
@@ -221,9 +229,30 @@ def _finish(
         )  # fmt: skip
         if outcome == Attempt.Outcome.CANCELLED:
             Decision.objects.filter(pk=attempt.decision_id).update(state=Decision.State.CANCELLED)
-        if tell_product:
+        if outcome == Attempt.Outcome.FAILED and attempt.step_id is not None:
+            # A rule's attempt that failed for good: the escalation takes its next step, and
+            # tells the product when none is left.
+            _escalate_after(attempt, now=now, failed=True)
+        elif tell_product:
             # In the same transaction: the product hears of the failure iff it was recorded.
             notify_attempt_failed(attempt, attempt.decision.message, why)
+
+
+def _escalate_after(attempt: Attempt, *, now: datetime, failed: bool) -> None:
+    """Move the escalation of the attempt's rule, if it still runs; otherwise a failed attempt's
+    failure stands."""
+    message = attempt.decision.message
+    rule = next((rule for rule in rule_cache.get() if attempt.step and rule.pk == attempt.step.rule_id), None)
+    if rule is None:
+        # Deleted or disabled since: nothing more is taken, and the failure stands.
+        if failed:
+            notify_attempt_failed(attempt, message, "its rule no longer runs: nothing more is sent")
+        return
+    message.refresh_from_db(fields=["status"])
+    trigger = Trigger(
+        message=message, root=attempt.chain_root, seen=message.status, after_attempt=attempt, reached=not failed
+    )
+    escalate(trigger, rule, now=now)
 
 
 def _still_mine(attempt: Attempt) -> bool:

@@ -18,33 +18,22 @@ from retries.senders.registry import SENDERS, get_sender, sender_choices, valida
 
 
 class Rule(models.Model):
-    """What to do when a message's status changes (or its receipt goes missing). Rules are tried
-    in `position` order; the first whose every non-empty criterion matches decides. What it does
-    is an action of retries/actions/."""
+    """A retry policy: which messages it takes (conditions) and what to do for them (an
+    escalation of steps, retries/escalation.py), under a deadline. Rules are tried in `position`
+    order; the first whose every non-empty condition matches decides, and a chain of resends
+    stays with the rule that took its first failure."""
 
     name = models.CharField(max_length=120)
     position = models.PositiveIntegerField(default=100, help_text="Lower positions are tried first.")
     enabled = models.BooleanField(default=True)
-    # Criteria; an empty list matches anything. `statuses` may hold `no_receipt`.
+    # Conditions; an empty list matches anything. `statuses` may hold `no_receipt`.
     flows = models.JSONField(default=list, blank=True)
     connections = models.ManyToManyField("receipts.Connection", blank=True, related_name="+")
     countries = models.JSONField(default=list, blank=True)
     statuses = models.JSONField(default=list, blank=True)
     error_classes = models.JSONField(default=list, blank=True)
     reasons = models.JSONField(default=list, blank=True)
-    action = models.CharField(max_length=16, choices=action_choices)
-    target_connection = models.ForeignKey(
-        "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="For 'retry on another connection'.",
-    )  # fmt: skip
-    fallback_channel = models.ForeignKey(
-        "retries.FallbackChannel", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="For 'fallback'.",
-    )  # fmt: skip
-    max_attempts = models.PositiveIntegerField(default=3)
-    # Seconds to wait before attempt 1, 2, 3, ...; the last value repeats.
-    backoff_seconds = models.JSONField(default=list, blank=True)
-    # After this long since the original submission a retry is pointless (an OTP after 5 min).
+    # After this long since the original submission nothing more is sent (an OTP after 5 min).
     deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
     # Who changed what (the audit log), the connections a rule applies to included.
     history = AuditedHistory(m2m_fields=["connections"])
@@ -68,16 +57,63 @@ class Rule(models.Model):
                 errors[name] = "a list of names"
             elif name in allowed and (unknown := set(value) - allowed[name]):
                 errors[name] = f"unknown: {', '.join(sorted(unknown))}"
-        if not isinstance(self.backoff_seconds, list) or not all(
-            isinstance(s, int) and s >= 0 for s in self.backoff_seconds
+        if errors:
+            raise ValidationError(errors)
+
+
+MAX_STEP_COUNT = 10
+MAX_DELAY_SECONDS = 7 * 24 * 3600
+
+
+class Step(models.Model):
+    """One step of a rule's escalation: an action (retries/actions/), how many attempts for an
+    action that sends, the wait before each, and the connection or channel it sends through."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=1)
+    action = models.CharField(max_length=16, choices=action_choices)
+    count = models.PositiveSmallIntegerField(default=1, help_text="Attempts, for an action that sends.")
+    # Seconds to wait before attempt 1, 2, ... of this step; the last value repeats.
+    delays = models.JSONField(default=list, blank=True)
+    target_connection = models.ForeignKey(
+        "receipts.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For 'retry on another connection'.",
+    )  # fmt: skip
+    fallback_channel = models.ForeignKey(
+        "retries.FallbackChannel", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For 'send through a fallback channel'.",
+    )  # fmt: skip
+    history = AuditedHistory()
+
+    class Meta:
+        ordering = ["rule_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}.{self.position} {self.action}"
+
+    def delay_before(self, attempt_index: int) -> int:
+        """Seconds before this step's attempt `attempt_index` (0 for its first)."""
+        if not self.delays:
+            return 0
+        return int(self.delays[min(attempt_index, len(self.delays) - 1)])
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not 1 <= (self.count or 0) <= MAX_STEP_COUNT:
+            errors["count"] = f"between 1 and {MAX_STEP_COUNT} attempts"
+        if not isinstance(self.delays, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_DELAY_SECONDS for s in self.delays
         ):
-            errors["backoff_seconds"] = "a list of whole seconds, e.g. [60, 300, 900]"
+            errors["delays"] = f"whole seconds from 0 to {MAX_DELAY_SECONDS}, e.g. [30, 120]"
+        elif len(self.delays) > MAX_STEP_COUNT:
+            errors["delays"] = f"at most {MAX_STEP_COUNT} waits"
         if errors:
             raise ValidationError(errors)
 
 
 class Decision(models.Model):
-    """What a rule decided for one outbox event: one per event, however often it is processed."""
+    """What a rule decided: one step of its escalation taken, scheduled or skipped for a
+    message, once per event or ended attempt, however often it is processed."""
 
     class State(models.TextChoices):
         RECORDED = "recorded", "Recorded"  # notify, alert, nothing: no attempt to run
@@ -90,19 +126,29 @@ class Decision(models.Model):
         CHAIN_DELIVERED = "chain_delivered", "The chain was already delivered"
         ALREADY_RETRIED = "already_retried", "This message was already retried"
         # A retry was wanted and cannot happen: the failure is final, and the product is told.
-        MAX_ATTEMPTS = "max_attempts", "Every attempt the rule allows was made"
+        MAX_ATTEMPTS = "max_attempts", "Every step of the rule was taken"
         DEADLINE = "deadline", "Past the rule's deadline"
-        NO_TARGET = "no_target", "The rule names no connection or channel"
+        # The step cannot run (no target configured; the message lacks its text or a fallback
+        # address): the escalation goes on to its next step.
+        NO_TARGET = "no_target", "The step names no connection or channel"
+        MISSING_INPUT = "missing_input", "The message lacks what the step needs"
 
         @property
         def tells_product(self) -> bool:
-            return self not in (type(self).CHAIN_DELIVERED, type(self).ALREADY_RETRIED)
+            return self in (type(self).MAX_ATTEMPTS, type(self).DEADLINE)
 
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="decisions")
-    # Empty for a resend asked for by a person (`requested_by`) rather than decided by a rule.
-    outbox_event = models.OneToOneField(
-        "receipts.OutboxEvent", null=True, blank=True, on_delete=models.CASCADE, related_name="decision"
+    # What made the rule act: an outbox event (a status change, a missing receipt), or an attempt
+    # that ended (a fallback sent, a send that failed for good). An event that takes several
+    # steps at once (tell the product, then retry) records a decision per step. Neither: a
+    # resend asked for by a person (`requested_by`).
+    outbox_event = models.ForeignKey(
+        "receipts.OutboxEvent", null=True, blank=True, on_delete=models.CASCADE, related_name="decisions"
     )
+    after_attempt = models.ForeignKey(
+        "retries.Attempt", null=True, blank=True, on_delete=models.CASCADE, related_name="next_decisions"
+    )
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -129,6 +175,8 @@ class Attempt(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="attempts")
+    # The escalation step it carries out; empty for a resend asked for by a person.
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts")
     # The original message of the chain this attempt belongs to (resends point to it too).
     chain_root = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="chain_attempts")
     number = models.PositiveIntegerField(help_text="1 for the first resend of the chain, 2 for the next, ...")

@@ -1,19 +1,22 @@
 """The enabled rules, read once and kept for a few seconds: every decision tries them in order,
 and reading them (with their connections) was a quarter of a decision's time
 (bench/README.md, decision latency). Saving or deleting a rule in this process clears the cache
-at once (retries/apps.py); other processes see the change within DLR_RULES_CACHE_SECONDS."""
+at once (retries/apps.py), saving a step too; other processes see the change within
+DLR_RULES_CACHE_SECONDS."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Prefetch
 
 from dlrconsole.lib.ttl_cache import TtlValue
-from retries.models import Rule
+from retries.models import Rule, Step
 
 
 def _enabled_rules() -> list[Rule]:
-    """Enabled rules in order, their connections prefetched."""
-    return list(Rule.objects.filter(enabled=True).prefetch_related("connections"))
+    """Enabled rules in order, their connections and steps (with their channels) prefetched."""
+    steps = Prefetch("steps", queryset=Step.objects.select_related("fallback_channel", "target_connection"))
+    return list(Rule.objects.filter(enabled=True).prefetch_related("connections", steps))
 
 
 rule_cache: TtlValue[list[Rule]] = TtlValue(_enabled_rules, seconds=lambda: settings.DLR_RULES_CACHE_SECONDS)

@@ -7,22 +7,28 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from retries.models import Attempt, Decision, Rule
+from retries.models import Attempt, Decision, Rule, Step
+
+
+class StepInline(admin.TabularInline[Step, Rule]):
+    model = Step
+    fields = ["position", "action", "count", "delays", "target_connection", "fallback_channel"]
+    extra = 0
 
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin[Rule]):
-    list_display = ["position", "name", "action", "enabled", "max_attempts", "deadline_seconds"]
+    list_display = ["position", "name", "enabled", "deadline_seconds"]
     list_display_links = ["name"]
     list_editable = ["position", "enabled"]
-    list_filter = ["action", "enabled"]
+    list_filter = ["enabled"]
     filter_horizontal = ["connections"]
+    inlines = [StepInline]
     fieldsets = [
         (None, {"fields": ["name", "position", "enabled"]}),
         ("Which messages (empty = any)", {"fields": ["flows", "connections", "countries", "statuses",
                                                     "error_classes", "reasons"]}),
-        ("What to do", {"fields": ["action", "target_connection", "fallback_channel", "max_attempts",
-                                   "backoff_seconds", "deadline_seconds"]}),
+        ("Escalation", {"fields": ["deadline_seconds"]}),
     ]  # fmt: skip
 
 
@@ -38,11 +44,11 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
 class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "message", "action", "state", "rule", "why"]
     list_filter = ["action", "state"]
-    raw_id_fields = ["message", "outbox_event", "rule"]
+    raw_id_fields = ["message", "outbox_event", "after_attempt", "rule", "step"]
 
 
 @admin.register(Attempt)
 class AttemptAdmin(ReadOnlyAdmin):
     list_display = ["due_at", "chain_root", "number", "outcome", "detail", "duration_ms"]
     list_filter = ["outcome"]
-    raw_id_fields = ["decision", "chain_root", "resend"]
+    raw_id_fields = ["decision", "step", "chain_root", "resend"]

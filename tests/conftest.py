@@ -120,9 +120,8 @@ def product() -> Iterator[ProductEndpointServer]:
 def default_rules(db: None) -> None:
     """The shipped rule set. Migrations install it, but a transactional test's flush empties
     every table, so tests that depend on it after one ask for it."""
-    from retries.default_rules import DEFAULT_RULES
-    from retries.models import Rule
+    from retries.default_rules import install_default_rules
+    from retries.models import Rule, Step
 
     if not Rule.objects.exists():
-        for fields in DEFAULT_RULES:
-            Rule.objects.create(**fields)
+        install_default_rules(Rule, Step)

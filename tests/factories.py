@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -13,6 +14,7 @@ from rest_framework.test import APIClient
 from dlrconsole import roles
 from dlrconsole.accounts.keys import api_key_create
 from receipts.models import Connection, Message
+from retries.models import Rule, Step
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"generic-test-secret-0123456789ab").decode()
 TWILIO_TOKEN = "twilio-test-auth-token-1234567890"
@@ -42,6 +44,8 @@ class MessageFactory(factory.django.DjangoModelFactory):
     country = "FR"
     flow = "login-otp"
     submitted_at = factory.LazyFunction(timezone.now)
+    # What the product registers to make a resend possible (retries' steps skip without it).
+    body = "Your code is 123456"
 
 
 def user_in_role(role: str, username: str = "", *, password: str = "") -> AbstractUser:
@@ -66,3 +70,11 @@ def api_client_for(user: AbstractUser) -> APIClient:
 def product_token(username: str = "product") -> str:
     """An API key of the sending product's service account."""
     return api_key_for(user_in_role(roles.PRODUCT, username))
+
+
+def rule_with_steps(name: str, *steps: dict[str, Any], position: int = 1, **conditions: Any) -> Rule:
+    """A rule and its escalation: `steps` as dicts of Step fields, in order."""
+    rule = Rule.objects.create(name=name, position=position, **conditions)
+    for number, step in enumerate(steps, start=1):
+        Step.objects.create(rule=rule, position=number, **step)
+    return rule

@@ -11,15 +11,14 @@ from alerts.services import alert_acknowledge
 from receipts.models import OutboxEvent
 from receipts.outbox import outbox_process
 from retries.models import Rule
-from tests.factories import MessageFactory
+from tests.factories import MessageFactory, rule_with_steps
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def alert_rule() -> Rule:
-    return Rule.objects.create(name="Blocked content: tell support", position=1, reasons=["blocked_content"],
-                               action="alert")  # fmt: skip
+    return rule_with_steps("Blocked content: tell support", {"action": "alert"}, reasons=["blocked_content"])
 
 
 def blocked(message):

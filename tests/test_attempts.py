@@ -18,8 +18,8 @@ from receipts.statuses import Status
 from retries.attempts import attempts_run_due
 from retries.bodies import message_bodies_erase
 from retries.feed.models import FeedEvent
-from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
-from tests.factories import ConnectionFactory, MessageFactory
+from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel
+from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 from tests.send_api import FakeGateway
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def fail(message: Message, reason: str = "absent_subscriber", error_class: str =
     event = OutboxEvent.objects.create(message=message, kind="status_changed", status="undelivered",
                                        created_at=timezone.now())  # fmt: skip
     outbox_process(event.pk)
-    return Decision.objects.get(outbox_event=event)
+    return Decision.objects.filter(outbox_event=event).order_by("id").first()
 
 
 def events(message: Message | None = None) -> list[str]:
@@ -122,13 +122,14 @@ def test_a_connection_without_a_send_api_fails_the_attempt_with_the_reason():
     assert events() == ["message.retry_scheduled", "message.failed"]
 
 
-def test_without_the_text_there_is_nothing_to_resend(gateway):
+def test_without_the_text_there_is_nothing_to_resend_and_the_step_is_skipped_with_the_reason(gateway, default_rules):
     message = MessageFactory(body="")
     gateway.configure(message.connection)
-    fail(message)
-    run_later()
-    assert Attempt.objects.get().outcome == "failed"
-    assert "no message text" in Attempt.objects.get().detail
+    decision = fail(message)
+    assert (decision.state, decision.skip_reason) == ("skipped", "missing_input")
+    assert "no message text" in decision.why
+    assert not Attempt.objects.exists()
+    assert events() == ["message.failed"]  # nothing else to try: the failure stands
     assert gateway.requests == []
 
 
@@ -144,7 +145,10 @@ def test_an_attempt_past_its_deadline_is_cancelled_and_the_failure_stands(otp, g
 def test_a_route_problem_is_resent_on_the_other_connection(otp, gateway):
     backup = ConnectionFactory(slug="backup")
     gateway.configure(backup)
-    Rule.objects.filter(action="retry_other").update(target_connection=backup)
+    rule_with_steps(
+        "Route problem: retry on the backup", {"action": "retry_other", "target_connection": backup},
+        reasons=["carrier_rejected"],
+    )  # fmt: skip
     fail(otp, reason="carrier_rejected", error_class="permanent")
     assert attempts_run_due() == 1
     resend = Attempt.objects.get().resend
@@ -154,8 +158,7 @@ def test_a_route_problem_is_resent_on_the_other_connection(otp, gateway):
 def test_a_fallback_channel_sends_an_email_and_tells_the_product(otp, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     channel = FallbackChannel.objects.create(slug="email", kind="email", config={"from_email": "otp@acme.test"})
-    Rule.objects.create(name="Fallback", position=1, statuses=["undelivered"], action="fallback",
-                        fallback_channel=channel, backoff_seconds=[0])  # fmt: skip
+    rule_with_steps("Fallback", {"action": "fallback", "fallback_channel": channel}, statuses=["undelivered"])
     fail(otp)
     assert attempts_run_due() == 1
     [email] = mail.outbox

@@ -128,13 +128,12 @@ def test_a_sender_credential_is_changed_only_and_its_settings_are_diffed():
 
 def test_a_rule_edit_with_its_connections_is_one_entry(admin):
     eu, us = ConnectionFactory(slug="eu"), ConnectionFactory(slug="us")
-    rule = Rule.objects.create(name="otp retry", action="retry_same")
+    rule = Rule.objects.create(name="otp retry")
     rule.connections.add(eu)
     form = {
         "name": "otp retry", "position": "100", "enabled": "on", "flows": "[]", "connections": [us.pk],
-        "countries": '["FR"]', "statuses": "[]", "error_classes": "[]", "reasons": "[]", "action": "retry_same",
-        "target_connection": "", "fallback_channel": "", "max_attempts": "3", "backoff_seconds": "[]",
-        "deadline_seconds": "",
+        "countries": '["FR"]', "statuses": "[]", "error_classes": "[]", "reasons": "[]", "deadline_seconds": "",
+        "steps-TOTAL_FORMS": "0", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
     }  # fmt: skip
     assert admin.post(f"/admin/retries/rule/{rule.pk}/change/", form).status_code == 302
     [entry] = [e for e in entries("retries.rule") if e.username == "alice"]

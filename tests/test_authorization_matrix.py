@@ -29,7 +29,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from dlrconsole import roles
-from tests.factories import GENERIC_SECRET, MessageFactory, api_key_for, user_in_role
+from tests.factories import GENERIC_SECRET, MessageFactory, api_key_for, rule_with_steps, user_in_role
 from tests.test_url_protection import named_patterns
 from tests.webhooks import post_status
 
@@ -229,7 +229,7 @@ def records(callers) -> dict[str, Any]:
     assert post_status(Client(), message, "delivered").status_code == 200
     override = ErrorCodeOverride.objects.create(provider="twilio", code="30003", reason="absent_subscriber")
     if not Rule.objects.exists():
-        Rule.objects.create(name="notify", action="notify")
+        rule_with_steps("notify", {"action": "notify"})
     ConnectionSender.objects.create(
         connection=message.connection, kind="generic-http", config={"url": "http://127.0.0.1:9/send"}
     )

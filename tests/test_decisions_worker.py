@@ -12,7 +12,7 @@ import pytest
 from receipts.models import ErrorCodeOverride, Message, OutboxEvent
 from receipts.outbox import publisher
 from retries.feed.models import FeedDelivery, FeedEvent, ProductEndpoint
-from retries.models import Attempt, Decision, Rule
+from retries.models import Attempt, Decision, Step
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer
 from tests.send_api import FakeGateway
@@ -26,7 +26,7 @@ UNKNOWN_SUBSCRIBER = "1"  # GSM MAP: permanent, a number problem
 
 
 def backoff(*seconds: int) -> None:
-    Rule.objects.filter(action="retry_same").update(backoff_seconds=list(seconds))
+    Step.objects.filter(action="retry_same").update(delays=list(seconds))
 
 
 def feed_types(product: ProductEndpointServer) -> list[tuple[str, int]]:

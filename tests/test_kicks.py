@@ -13,7 +13,7 @@ from receipts.models import OutboxEvent
 from receipts.tasks import process_outbox_events
 from retries.feed.models import FeedDelivery, ProductEndpoint
 from retries.feed.services import feed_deliver_due, feed_publish
-from retries.models import Rule
+from retries.models import Step
 from tests.factories import GENERIC_SECRET, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def queued_task_names(redis_client) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)  # each event's transaction commits, as in a worker
 def test_a_batch_of_events_kicks_the_attempt_runner_and_the_feed_once_each(redis_client, default_rules):
-    Rule.objects.filter(action="retry_same").update(backoff_seconds=[0])
+    Step.objects.filter(action="retry_same").update(delays=[0])
     ProductEndpoint.objects.create(name="product", url="http://127.0.0.1:9/feed", secret=GENERIC_SECRET)
     events = []
     for _ in range(3):

@@ -262,3 +262,50 @@ def test_message_texts_stored_in_smpp_receipts_before_are_removed(migrator):
         "id:1 stat:DELIVRD text:(not kept)",
         "id=2&type=1&answer=id%3A2+stat%3ADELIVRD+text%3A(not kept)&ts=1",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rules_become_escalations_that_do_what_they_did(migrator):
+    old = migrator.apply_initial_migration([("retries", "0011_sender_configs_encrypted")])
+    now = timezone.now()
+    Rule = old.apps.get_model("retries", "Rule")
+    Rule.objects.all().delete()
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    backup = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="backup", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    retry = Rule.objects.create(
+        name="Temporary", position=50, error_classes=["temporary"], action="retry_same", max_attempts=3,
+        backoff_seconds=[60, 300, 900], deadline_seconds=3600,
+    )  # fmt: skip
+    Rule.objects.create(name="Reroute", position=45, action="retry_other", target_connection=backup, max_attempts=1)
+    Rule.objects.create(name="Route problem: retry on another connection", position=40, action="retry_other")
+    Rule.objects.create(name="Delivered", position=10, statuses=["delivered"], action="notify", max_attempts=3)
+    message = old.apps.get_model("receipts", "Message").objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now
+    )
+    decision = old.apps.get_model("retries", "Decision").objects.create(
+        message=message, rule=retry, action="retry_same", state="scheduled", why="rule", created_at=now
+    )
+    attempt = old.apps.get_model("retries", "Attempt").objects.create(
+        decision=decision, chain_root=message, number=1, idempotency_key="k", due_at=now
+    )
+
+    new = migrator.apply_tested_migration([("retries", "0012_escalation_steps")])
+
+    Step = new.apps.get_model("retries", "Step")
+    steps = {
+        step.rule.name: (step.action, step.count, step.delays, step.target_connection_id)
+        for step in Step.objects.select_related("rule")
+    }
+    assert steps == {
+        "Temporary": ("retry_same", 3, [60, 300, 900], None),
+        "Reroute": ("retry_other", 1, [], backup.pk),
+        "Route problem: tell the product": ("notify", 1, [], None),  # the shipped one that did nothing
+        "Delivered": ("notify", 1, [], None),
+    }
+    step = Step.objects.get(rule__name="Temporary")
+    assert new.apps.get_model("retries", "Decision").objects.get(pk=decision.pk).step_id == step.pk
+    assert new.apps.get_model("retries", "Attempt").objects.get(pk=attempt.pk).step_id == step.pk

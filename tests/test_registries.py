@@ -8,7 +8,7 @@ from dlrconsole.simulator.players.registry import PLAYERS
 from receipts.models import Connection
 from receipts.providers.registry import ADAPTERS, provider_choices, provider_label
 from retries.actions.registry import ACTIONS, action_choices, get_action
-from retries.models import Rule
+from retries.models import Step
 
 
 def test_providers_are_keyed_by_their_adapters_kind_and_labelled_by_it():
@@ -26,7 +26,7 @@ def test_every_player_plays_a_provider_of_the_same_kind():
 def test_decision_actions_are_keyed_by_their_slug_and_are_the_rules_choices():
     assert all(slug == action.slug for slug, action in ACTIONS.items())
     assert {"retry_same", "retry_other", "fallback", "notify", "alert", "none"} == set(ACTIONS)
-    assert dict(Rule._meta.get_field("action").choices) == dict(action_choices())
+    assert dict(Step._meta.get_field("action").choices) == dict(action_choices())
     assert get_action("removed-with-its-app").slug == "none"
 
 

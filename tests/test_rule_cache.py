@@ -9,7 +9,7 @@ from receipts.models import OutboxEvent
 from retries.decisions import decide
 from retries.models import Rule
 from retries.rule_cache import rule_cache
-from tests.factories import MessageFactory
+from tests.factories import MessageFactory, rule_with_steps
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,9 @@ def test_rules_are_read_once_for_many_decisions(django_assert_max_num_queries):
 
 
 def test_saving_a_rule_applies_to_the_next_decision_at_once():
-    assert decide(delivered()).action == "notify"
-    Rule.objects.create(name="Delivered: nothing", position=1, statuses=["delivered"], action="none")
-    assert decide(delivered()).action == "none"
+    assert decide(delivered())[0].action == "notify"
+    rule_with_steps("Delivered: nothing", {"action": "none"}, statuses=["delivered"])
+    assert decide(delivered())[0].action == "none"
 
 
 def test_disabling_a_rule_through_save_applies_at_once():
@@ -47,4 +47,4 @@ def test_disabling_a_rule_through_save_applies_at_once():
     rule = Rule.objects.get(name="Delivered: tell the product")
     rule.enabled = False
     rule.save()
-    assert decide(delivered()).action == "none"  # no other rule matches a delivery
+    assert decide(delivered())[0].action == "none"  # no other rule matches a delivery

@@ -18,7 +18,7 @@ from receipts.models import Connection, Message, OutboxEvent
 from receipts.phones import PhoneNumber
 from receipts.providers.registry import get_adapter
 from receipts.services import MessageRegistration, connection_create, message_register
-from retries.models import Attempt, ConnectionSender, Decision, Rule
+from retries.models import Attempt, ConnectionSender, Decision, Step
 from retries.senders.generic_http import GenericHttpSender
 from tests.factories import MessageFactory, product_token
 from tests.worker import celery_worker, wait_until
@@ -83,7 +83,7 @@ def test_a_resend_taken_by_the_send_api_is_played_by_the_simulator_not_registere
 def test_temporary_failures_are_retried_through_the_send_api_and_the_resends_get_receipts(
     live_server, api_token, connections, default_rules
 ) -> None:
-    Rule.objects.filter(action="retry_same").update(backoff_seconds=[1])  # beat runs each second in tests
+    Step.objects.filter(action="retry_same").update(delays=[1])  # beat runs each second in tests
     config = run_config(live_server.url, api_token, count=16, seed=11, country_mixes=HALF_ABSENT, resend_wait=10)
     with SendGateway(config.targets, seed=11) as gateway:
         for connection in connections:

@@ -1,9 +1,10 @@
-"""The decision-action contract: what a rule's action does when it decides, and, for actions
-that send something again, what an attempt sends and what its success means.
+"""The decision-action contract: what a step of a rule does when the escalation reaches it,
+and, for actions that send something again, what an attempt sends and what its success means.
 
-`retries/decisions.py` holds the flow every action shares (the rule, the deadline, the attempt
-count, telling the product that a wanted retry cannot happen); an action says only what is its
-own. A new action is one module with a subclass, plus its line in `registry.py`.
+`retries/escalation.py` holds the flow every action shares (the rule's steps in order, each
+step's attempts and waits, the deadline, telling the product when the escalation runs out); an
+action says only what is its own. A new action is one module with a subclass, plus its line in
+`registry.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from retries.senders.base import Sender
 # choices from the registry): these imports are for the type checker only.
 if TYPE_CHECKING:
     from receipts.models import Message
-    from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Rule
+    from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel, Step
     from retries.senders.base import SendResult
 
 
@@ -46,14 +47,19 @@ class Action:
     slug: ClassVar[str]
     label: ClassVar[str]
     # Sends something again through an Attempt (retries/attempts.py runs it): such actions are
-    # counted against the rule's maximum, delayed by its backoff and bounded by its deadline.
+    # counted against their step's count, delayed by its waits and bounded by the rule's deadline.
     attempts: ClassVar[bool] = False
 
-    def missing_target(self, rule: Rule) -> str:
-        """Why `rule` cannot run this action (its target is not configured), or ""."""
+    def missing_target(self, step: Step) -> str:
+        """Why `step` cannot run this action (its target is not configured), or ""."""
         return ""
 
-    def attempt_through(self, rule: Rule, message: Message) -> dict[str, int | None]:
+    def missing_input(self, step: Step, root: Message) -> str:
+        """Why this action cannot run for the chain of `root` (the product registered no text to
+        resend, no address to fall back to), or "": the escalation then skips the step."""
+        return ""
+
+    def attempt_through(self, step: Step, message: Message) -> dict[str, int | None]:
         """Where an attempt scheduled for `message` sends: fixed when it is scheduled, so that
         editing the rule later does not change an attempt already promised."""
         return {}

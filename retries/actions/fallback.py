@@ -1,4 +1,4 @@
-"""Send through a fallback channel (the rule's target): e-mail to the address the product
+"""Send through a fallback channel (the step's target): e-mail to the address the product
 registered, or a signed webhook the product turns into a voice call or an app push."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from retries.notifications import notify_fallback_sent
 
 if TYPE_CHECKING:
     from receipts.models import Message
-    from retries.models import Attempt, Rule
+    from retries.models import Attempt, Step
     from retries.senders.base import SendResult
 
 
@@ -20,11 +20,17 @@ class Fallback(Action):
     label = "Send through a fallback channel"
     attempts: ClassVar[bool] = True
 
-    def missing_target(self, rule: Rule) -> str:
-        return "" if rule.fallback_channel_id else "no fallback channel configured on the rule"
+    def missing_target(self, step: Step) -> str:
+        return "" if step.fallback_channel_id else "no fallback channel configured on the step"
 
-    def attempt_through(self, rule: Rule, message: Message) -> dict[str, int | None]:
-        return {"channel_id": rule.fallback_channel_id}
+    def missing_input(self, step: Step, root: Message) -> str:
+        channel = step.fallback_channel
+        if channel is not None and channel.kind == "email" and not root.fallback_email:
+            return f"no fallback e-mail address was registered for the {channel.slug} channel"
+        return ""
+
+    def attempt_through(self, step: Step, message: Message) -> dict[str, int | None]:
+        return {"channel_id": step.fallback_channel_id}
 
     def plan(self, attempt: Attempt) -> Plan:
         root, channel = attempt.chain_root, attempt.channel

@@ -17,12 +17,17 @@ from receipts.services import MessageRegistration, RegistrationConflict, message
 from retries.actions.base import Action, NotSendable, Plan, build_sender
 
 if TYPE_CHECKING:
-    from retries.models import Attempt
+    from retries.models import Attempt, Step
     from retries.senders.base import SendResult
+
+NO_TEXT = "no message text is kept for this message (not registered, or erased)"
 
 
 class Resend(Action):
     attempts: ClassVar[bool] = True
+
+    def missing_input(self, step: Step, root: Message) -> str:
+        return "" if root.body else NO_TEXT
 
     def plan(self, attempt: Attempt) -> Plan:
         root, connection = attempt.chain_root, attempt.connection
@@ -35,7 +40,7 @@ class Resend(Action):
         if configured is None or not configured.enabled:
             raise NotSendable(f"connection {connection.slug} has no send API configured")
         if not root.body:
-            raise NotSendable("no message text is kept for this message (not registered, or erased)")
+            raise NotSendable(NO_TEXT)
         callback = connection.public_url or f"{settings.PUBLIC_BASE_URL}{connection.webhook_path()}"
         return Plan(build_sender(configured), root.recipient, root.body, configured.sender_id, callback)
 
