@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NoReturn, final
 from urllib.parse import parse_qs
 
@@ -155,6 +156,44 @@ def provider_time(value: datetime | None, *, now: datetime | None = None) -> dat
     return utc if EARLIEST_PROVIDER_TIME <= utc <= latest else None
 
 
+# What a receipt says about the network and the price is informational: a value we cannot keep
+# as it is (too long, not a number, out of range) is dropped, never a reason to refuse the
+# receipt, whose status matters more. The raw body keeps what was sent.
+NETWORK_LENGTH = 64  # Receipt.network, Message.network
+PRICE_PLACES = 6  # Receipt.price: decimal(12, 6)
+PRICE_LIMIT = Decimal(1_000_000)
+
+
+def clean_network(value: object) -> str:
+    """The network as the provider names it (an MCC/MNC such as "20801", or an operator's
+    name), trimmed; "" when absent or unusable."""
+    if value is None or isinstance(value, bool):
+        return ""
+    text = str(value).strip()
+    if not text or len(text) > NETWORK_LENGTH or not text.isprintable():
+        return ""
+    return text
+
+
+def clean_price(value: object) -> Decimal | None:
+    """A non-negative price below PRICE_LIMIT, to PRICE_PLACES places; None otherwise."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        price = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not price.is_finite() or price < 0 or price >= PRICE_LIMIT:
+        return None
+    return price.quantize(Decimal(1).scaleb(-PRICE_PLACES))
+
+
+def clean_currency(value: object) -> str:
+    """An ISO 4217 code (three letters, upper-cased), "" otherwise."""
+    text = str(value or "").strip().upper()
+    return text if len(text) == 3 and text.isascii() and text.isalpha() else ""
+
+
 @dataclass(frozen=True)
 class ReceiptEvent:
     """One delivery event parsed from a provider request (a request may carry several)."""
@@ -176,9 +215,20 @@ class ReceiptEvent:
     # the body, stored instead of the whole body with each receipt (see EVENT_OVERHEAD_CHARS).
     raw: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The network the message went to (MCC/MNC or the operator), and what the provider
+    # charged for it, when the receipt says; see clean_network and clean_price.
+    network: str = ""
+    price: Decimal | None = None
+    currency: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provider_timestamp", provider_time(self.provider_timestamp))
+        object.__setattr__(self, "network", clean_network(self.network))
+        price = clean_price(self.price)
+        object.__setattr__(self, "price", price)
+        # A currency without a price says nothing; a price without one is kept (a price list
+        # may name it).
+        object.__setattr__(self, "currency", clean_currency(self.currency) if price is not None else "")
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
             if len(getattr(self, name)) > limit:

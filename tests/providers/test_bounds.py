@@ -6,6 +6,7 @@ bounded by `parse` whatever the adapter returns; and the final time ingestion de
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -231,3 +232,46 @@ def test_parse_refuses_receipts_that_would_each_keep_the_whole_body() -> None:
 def test_kept_headers_are_cut_to_their_bound() -> None:
     request = WebhookRequest(method="POST", url="https://x/", headers={"user-agent": "u" * 10_000}, body=b"")
     assert Repeater().headers_to_keep(request) == {"user-agent": "u" * KEPT_HEADER_CHARS}
+
+
+def _event(**fields: object) -> ReceiptEvent:
+    return ReceiptEvent(provider_message_id="m", provider_status="delivered", status=Status.DELIVERED, **fields)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("20801", "20801"), (" Orange F ", "Orange F"), (20801, "20801"), ("", ""), (None, ""), (True, "")],
+)
+def test_a_network_is_kept_trimmed(given: object, kept: str) -> None:
+    assert _event(network=given).network == kept
+
+
+@pytest.mark.parametrize("unusable", ["x" * 65, "208\x0001", "line\nbreak"])
+def test_a_network_that_cannot_be_kept_is_dropped_not_refused(unusable: str) -> None:
+    assert _event(network=unusable).network == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("0.0333", Decimal("0.033300")),
+        (0.0333, Decimal("0.033300")),
+        ("0.12345678", Decimal("0.123457")),
+        (0, Decimal("0.000000")),
+        ("999999.999999", Decimal("999999.999999")),
+    ],
+)
+def test_a_price_is_kept_to_six_places(given: object, kept: Decimal) -> None:
+    assert _event(price=given, currency="eur").price == kept
+
+
+@pytest.mark.parametrize("unusable", ["-0.01", "1000000", "NaN", "Infinity", "1e400", "abc", "", True])
+def test_a_price_out_of_range_or_unreadable_is_dropped(unusable: object) -> None:
+    event = _event(price=unusable, currency="EUR")
+    assert event.price is None
+    assert event.currency == ""  # a currency alone says nothing
+
+
+@pytest.mark.parametrize(("given", "kept"), [("eur", "EUR"), ("USD", "USD"), ("EURO", ""), ("€", ""), ("1US", "")])
+def test_a_currency_is_an_iso_code_or_nothing(given: str, kept: str) -> None:
+    assert _event(price="0.05", currency=given).currency == kept
