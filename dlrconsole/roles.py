@@ -36,6 +36,7 @@ VIEW_AUDIT_LOG = "receipts.view_audit_log"
 # Django's model permissions (add/change/delete/view) the admin role gets for configuration.
 CONFIGURATION_MODELS = (
     "receipts.connection",
+    "receipts.connectionprice",
     "receipts.errorcodeoverride",
     "retries.rule",
     "feed.productendpoint",

@@ -45,14 +45,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name, "")
     if raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
 
 
 # Off unless set: a forgotten variable must never show tracebacks, settings and URL patterns.
@@ -114,6 +117,7 @@ INSTALLED_APPS = [
     "dlrconsole.demo",
     "dlrconsole.ops",
     "receipts",
+    "receipts.rollups",
     "retries",
     "retries.feed",
     "alerts",
@@ -256,6 +260,14 @@ DLR_CONNECTION_CACHE_SECONDS = env_int("DLR_CONNECTION_CACHE_SECONDS", 5)
 # before reading them again; changes made in this process apply at once.
 DLR_ERROR_CATALOG_CACHE_SECONDS = env_int("DLR_ERROR_CATALOG_CACHE_SECONDS", 30)
 
+# Rollups (receipts/rollups): a pass takes up to DLR_ROLLUP_BATCH changed messages at a time, for
+# at most DLR_ROLLUP_PASS_SECONDS per beat run. Minute buckets serve the last hour's figures and
+# are kept two days; hour buckets serve up to 30 days and are kept 90; day buckets for ever.
+DLR_ROLLUP_PASS_SECONDS = env_int("DLR_ROLLUP_PASS_SECONDS", 4, minimum=1, maximum=60)
+DLR_ROLLUP_BATCH = env_int("DLR_ROLLUP_BATCH", 2000, minimum=10, maximum=50_000)
+DLR_ROLLUP_MINUTES_KEEP_HOURS = env_int("DLR_ROLLUP_MINUTES_KEEP_HOURS", 48, minimum=2, maximum=14 * 24)
+DLR_ROLLUP_HOURS_KEEP_DAYS = env_int("DLR_ROLLUP_HOURS_KEEP_DAYS", 90, minimum=32, maximum=3660)
+
 # AWS SNS: the only places SNS signing certificates (SigningCertURL) and subscription
 # confirmations (SubscribeURL) are fetched from: Amazon SNS hosts, over HTTPS. The pattern must
 # match a URL's whole netloc. Deliberately not read from the environment: widening it lets
@@ -360,6 +372,9 @@ CELERY_BEAT_SCHEDULE = {
     # Retries and fallbacks: runs what is due; the due times live in the database.
     "attempts-run": {"task": "retries.tasks.run_due_attempts", "schedule": 5.0},
     "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},
+    # Monitoring: counts what changed since the last pass into the rollups, a few seconds behind.
+    "rollups-pass": {"task": "receipts.rollups.tasks.roll_up", "schedule": 5.0},
+    "rollups-prune": {"task": "receipts.rollups.tasks.prune_rollups", "schedule": 3600.0},
 }
 
 # The shared cache: API throttling and webhook rate limits count here, so every web process

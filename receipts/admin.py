@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from receipts.errors import shipped_entry
-from receipts.models import Connection, ErrorCodeOverride, Message, OutboxEvent, Receipt
+from receipts.models import Connection, ConnectionPrice, ErrorCodeOverride, Message, OutboxEvent, Receipt
 from receipts.outbox import outbox_retry_parked
 from receipts.phones import mask_number
 
@@ -48,9 +48,18 @@ class ConnectionForm(forms.ModelForm[Connection]):
         super()._update_errors(errors)  # type: ignore[misc]  # a private hook the stubs omit
 
 
+class ConnectionPriceInline(admin.TabularInline[ConnectionPrice, Connection]):
+    """The price list, for providers whose receipts carry no price (a reported price wins)."""
+
+    model = ConnectionPrice
+    extra = 0
+    fields = ["country", "price", "currency"]
+
+
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin[Connection]):
     form = ConnectionForm
+    inlines = [ConnectionPriceInline]
     list_display = ["slug", "provider", "name", "enabled", "rate_limit", "webhook_path"]
     list_filter = ["provider", "enabled"]
     search_fields = ["slug", "name"]

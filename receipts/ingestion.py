@@ -83,6 +83,9 @@ def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChan
         class_source=error.class_source,
         final_at=final_time(event.provider_timestamp, received_at=now) if is_final(event.status.value) else None,
         now=now,
+        network=event.network,
+        price=event.price,
+        currency=event.currency,
     )
 
 
@@ -104,7 +107,7 @@ def _ingest_one(provider: str, receipt: StoredReceipt, change: StatusChange) -> 
         publish_after_commit([stored.outbox_id])
         return ReceiptOutcome.APPLIED.value
     if stored.message_id is not None:
-        return _record_not_applied(message_id=stored.message_id, receipt_id=stored.receipt_id, status=change.status)
+        return _record_not_applied(message_id=stored.message_id, receipt_id=stored.receipt_id, change=change)
     message_id = _link_after_lock(receipt.connection_id, receipt.provider_message_id, stored.receipt_id)
     if message_id is None:
         return ReceiptOutcome.PARKED.value
@@ -130,15 +133,15 @@ def _apply(*, message_id: int, receipt_id: int, change: StatusChange) -> str:
     if outbox_id is not None:
         publish_after_commit([outbox_id])
         return ReceiptOutcome.APPLIED.value
-    return _record_not_applied(message_id=message_id, receipt_id=receipt_id, status=change.status)
+    return _record_not_applied(message_id=message_id, receipt_id=receipt_id, change=change)
 
 
-def _record_not_applied(*, message_id: int, receipt_id: int, status: str) -> str:
+def _record_not_applied(*, message_id: int, receipt_id: int, change: StatusChange) -> str:
     """The rare path: the receipt did not move its message; say why on the receipt."""
     current = Message.objects.filter(pk=message_id).values_list("status", flat=True).get()
-    outcome = _not_applied_outcome(current, status)
+    outcome = _not_applied_outcome(current, change.status)
     store.receipt_set_outcome(receipt_id=receipt_id, outcome=outcome)
-    store.message_note_first_receipt(message_id=message_id, now=timezone.now())
+    store.message_note_receipt(message_id=message_id, change=change)
     return outcome
 
 
@@ -172,6 +175,9 @@ def link_parked_receipts(message: Message) -> list[str]:
             if is_final(receipt.status)
             else None,
             now=timezone.now(),
+            network=receipt.network,
+            price=receipt.price,
+            currency=receipt.currency,
         )
         outcomes.append(_apply(message_id=message.pk, receipt_id=receipt.pk, change=change))
     return outcomes

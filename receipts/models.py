@@ -6,8 +6,9 @@ import ipaddress
 import re
 from typing import Any
 
+import phonenumbers
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -153,6 +154,15 @@ class Message(models.Model):
     body = models.TextField(blank=True, max_length=1600)
     # Where the e-mail fallback channel reaches the recipient, if the product gave it.
     fallback_email = models.EmailField(max_length=254, blank=True)
+    # The network the provider says the message went to (MCC/MNC or operator), from its receipts.
+    network = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # What the message cost: the provider's reported price when a receipt carries one, else the
+    # connection's price list at registration; null when neither says.
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="", db_default="")
+    # Fallback sends (another channel: e-mail, a webhook) that reached the user for this
+    # original message; counted by the attempt runner, summed by the rollups.
+    fallbacks = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -210,6 +220,10 @@ class Receipt(models.Model):
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     outcome = models.CharField(max_length=16, choices=ReceiptOutcome.choices)
+    # What the provider said of the network and the price (receipts/providers/base.py cleans them).
+    network = models.CharField(max_length=64, blank=True, default="", db_default="")
+    price = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="", db_default="")
     raw_body = models.TextField(blank=True)
     headers = models.JSONField(default=dict, blank=True)
 
@@ -332,3 +346,53 @@ def normalize_code(code: str) -> str:
     if HEX_CODE.fullmatch(code):
         return hex(int(code, 16))
     return code.upper()
+
+
+class RollupPending(models.Model):
+    """Messages whose contribution to the rollups may have changed since the last pass: written
+    in the same statement that moves a message (receipts/store.py), consumed and deleted by the
+    rollup pass (receipts/rollups/maintain.py) in its own transaction, so a change is counted
+    exactly once even if a pass fails halfway. No foreign key: the hot path must not take a
+    share lock on the message for it, and a pass skips ids whose message is gone."""
+
+    message_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"pending {self.message_id}"
+
+
+def validate_region(value: str) -> None:
+    if value and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(_("%(value)s is not an ISO 3166 country code."), params={"value": value})
+
+
+class ConnectionPrice(models.Model):
+    """What a message costs on a connection, per destination country, for providers whose
+    receipts carry no price. A provider's own price in a receipt wins over this list."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="prices")
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        validators=[validate_region],
+        help_text=_("ISO 3166 alpha-2; empty: any other country."),
+    )
+    price = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=[MinValueValidator(0), MaxValueValidator(999_999)]
+    )
+    currency = models.CharField(
+        max_length=3, validators=[RegexValidator(r"^[A-Za-z]{3}$", _("An ISO 4217 code, e.g. EUR."))]
+    )
+    history = AuditedHistory()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "country"], name="price_unique_connection_country"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.country or '*'} {self.price} {self.currency}"
+
+    def clean(self) -> None:
+        self.country = self.country.strip().upper()
+        self.currency = self.currency.strip().upper()

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from receipts import store
+from receipts import prices, store
 from receipts.ingestion import link_parked_receipts
 from receipts.models import Connection, Message
 from receipts.phones import PhoneNumber
@@ -40,6 +40,7 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
     registering its id with another recipient, flow or reference is a conflict.
     """
     r = registration
+    listed = prices.listed_price(connection_id=r.connection.pk, country=r.recipient.country)
     with transaction.atomic():
         store.lock_message_identity(r.connection.pk, r.provider_message_id)
         message, created = store.message_get_or_create(
@@ -54,6 +55,9 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
                 "body": r.body,
                 "fallback_email": r.fallback_email,
                 "chain_root": r.chain_root,
+                # Until a receipt says what the provider charged.
+                "cost": listed.price if listed else None,
+                "currency": listed.currency if listed else "",
             },
         )
         if created:

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -30,7 +31,7 @@ from django.conf import settings
 from django.db import connection as db
 from django.db.models import F, Q, QuerySet
 
-from receipts.models import Connection, Message, OutboxEvent, Receipt
+from receipts.models import Connection, Message, OutboxEvent, Receipt, RollupPending
 from receipts.statuses import ReceiptOutcome, statuses_below
 
 
@@ -62,6 +63,10 @@ class StatusChange:
     class_source: str
     final_at: datetime | None  # set when the new status is final
     now: datetime
+    # What the receipt says of the network and the price; "" and None when it does not.
+    network: str = ""
+    price: Decimal | None = None
+    currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ RECEIPT_COLUMNS = {
     "class_source": "%(class_source)s",
     "provider_timestamp": "%(provider_timestamp)s",
     "received_at": "%(now)s",
+    # The network and price come with the StatusChange: a parked receipt keeps them too.
+    "network": "%(network)s",
+    # Typed: a price is often absent, and a NULL parameter alone tells the server no type.
+    "price": "CAST(%(price)s AS NUMERIC)",
+    "currency": "%(currency)s",
     "raw_body": "%(raw_body)s",
     "headers": "%(headers)s",
     "message_id": "m.id",
@@ -104,6 +114,15 @@ TRANSITION_COLUMNS = {
     "first_receipt_at": "COALESCE(first_receipt_at, %(now)s)",
     "final_at": "COALESCE(%(final_at)s, final_at)",
 }
+# What any receipt of a message tells about it, whether or not it moves its status: the network
+# and the price when it says them (a provider's price wins over the price list's).
+NOTED_COLUMNS = {
+    "first_receipt_at": "COALESCE(first_receipt_at, %(now)s)",
+    "network": "COALESCE(NULLIF(%(network)s, ''), network)",
+    "cost": "COALESCE(CAST(%(price)s AS NUMERIC), cost)",
+    "currency": "CASE WHEN CAST(%(price)s AS NUMERIC) IS NULL THEN currency ELSE %(currency)s END",
+}
+TRANSITION_COLUMNS |= NOTED_COLUMNS
 OUTBOX_COLUMNS = "message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count"
 
 # `WHERE TRUE` is for SQLite, which otherwise reads an INSERT … SELECT's ON CONFLICT as a join
@@ -138,6 +157,11 @@ def _transition_params(change: StatusChange) -> dict[str, Any]:
     return {**vars(change), **_below_params(change.status)}
 
 
+def _pending_sql(message_id: str) -> str:
+    """The message's rollup contribution may have changed (receipts/rollups): queue it."""
+    return f"INSERT INTO receipts_rolluppending (message_id) SELECT {message_id}"
+
+
 def _record_sql(message_id: str, receipt_id: str) -> str:
     return (
         f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
@@ -151,7 +175,8 @@ def _store_and_advance_sql(status: str) -> str:
     return (
         f"WITH stored AS ({INSERT_RECEIPT_SQL}), "
         f"moved AS ({transition_sql('(SELECT message_id FROM stored)', statuses_below(status))}), "
-        f"recorded AS ({_record_sql('moved.id', 'stored.id')} FROM moved, stored RETURNING id) "
+        f"recorded AS ({_record_sql('moved.id', 'stored.id')} FROM moved, stored RETURNING id), "
+        f"pending AS ({_pending_sql('moved.id')} FROM moved) "
         "SELECT stored.id, stored.message_id, (SELECT id FROM recorded) FROM stored"
     )
 
@@ -159,7 +184,8 @@ def _store_and_advance_sql(status: str) -> str:
 @cache
 def _advance_sql(status: str) -> str:
     return (
-        f"WITH moved AS ({transition_sql('%(message_id)s', statuses_below(status))}) "
+        f"WITH moved AS ({transition_sql('%(message_id)s', statuses_below(status))}), "
+        f"pending AS ({_pending_sql('moved.id')} FROM moved) "
         f"{_record_sql('id', '%(receipt_id)s')} FROM moved RETURNING id"
     )
 
@@ -227,6 +253,7 @@ class PortableBackend:
             cursor.execute(transition_sql("%(message_id)s", statuses_below(change.status)), params)
             if cursor.fetchone() is None:
                 return None
+            cursor.execute(_pending_sql("%(message_id)s"), params)
             cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)
             return int(cursor.fetchone()[0])
 
@@ -276,20 +303,44 @@ def message_lock(message_id: int) -> None:
 def message_get_or_create(
     *, connection: Connection, provider_message_id: str, defaults: dict[str, Any]
 ) -> tuple[Message, bool]:
-    return Message.objects.get_or_create(
+    message, created = Message.objects.get_or_create(
         connection=connection, provider_message_id=provider_message_id, defaults=defaults
     )
+    if created:
+        rollup_pending([message.pk])
+    return message, created
 
 
-def message_note_first_receipt(*, message_id: int, now: datetime) -> None:
-    """A receipt arrived that did not move the message; it is still its first sign of life."""
-    Message.objects.filter(pk=message_id, first_receipt_at__isnull=True).update(first_receipt_at=now)
+NOTE_RECEIPT_SQL = (
+    f"UPDATE receipts_message SET {', '.join(f'{column} = {value}' for column, value in NOTED_COLUMNS.items())} "
+    "WHERE id = %(message_id)s"
+)
+
+
+def message_note_receipt(*, message_id: int, change: StatusChange) -> None:
+    """A receipt arrived that did not move the message: it is still a sign of life (the first,
+    maybe) and may name the network or the price."""
+    with db.cursor() as cursor:
+        cursor.execute(NOTE_RECEIPT_SQL, {**vars(change), "message_id": message_id})
+    rollup_pending([message_id])
+
+
+def message_note_fallback(message_id: int) -> None:
+    """A fallback channel reached the user for this original message."""
+    Message.objects.filter(pk=message_id).update(fallbacks=F("fallbacks") + 1)
+    rollup_pending([message_id])
+
+
+def rollup_pending(message_ids: Sequence[int]) -> None:
+    """Queue messages whose rollup contribution may have changed (receipts/rollups/maintain.py)."""
+    RollupPending.objects.bulk_create(RollupPending(message_id=message_id) for message_id in message_ids)
 
 
 def messages_report_missing(rows: Sequence[tuple[int, str]], *, now: datetime) -> list[int]:
     """Mark (message id, status) rows as past their receipt SLA and record one no-receipt
     event each; the outbox ids."""
     Message.objects.filter(pk__in=[message_id for message_id, _ in rows]).update(no_receipt_at=now)
+    rollup_pending([message_id for message_id, _ in rows])
     events = OutboxEvent.objects.bulk_create(
         OutboxEvent(
             message_id=message_id, kind=OutboxEvent.Kind.NO_RECEIPT, status=status, created_at=now,

@@ -200,6 +200,8 @@ def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
             duration_ms=int(result.duration * 1000),
             finished_at=now,
         )
+        if attempt.channel_id is not None:
+            store.message_note_fallback(attempt.chain_root_id)
         if resend is None:
             # Nothing sent will report back (a fallback channel has no receipts): the escalation
             # moves on now rather than on a receipt.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -28,10 +30,17 @@ def test_admin_pages_never_show_a_secret_in_full(admin_client):
     assert "…abcd" in admin_client.get(f"/admin/receipts/connection/{connection.pk}/change/").content.decode()
 
 
+# The price list inline's management form, empty.
+NO_PRICES = {"prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0"}
+
+
 def test_admin_form_keeps_secrets_when_left_empty_and_replaces_them_when_given(admin_client):
     connection = TwilioConnectionFactory(secrets=["kept-secret-0001"])
     url = f"/admin/receipts/connection/{connection.pk}/change/"
-    form = {"slug": connection.slug, "provider": "twilio", "name": "", "public_url": "", "enabled": "on"}
+    form = {
+        "slug": connection.slug, "provider": "twilio", "name": "", "public_url": "", "enabled": "on",
+        **NO_PRICES,
+    }  # fmt: skip
     assert admin_client.post(url, {**form, "new_secrets": ""}).status_code == 302
     connection.refresh_from_db()
     assert connection.secrets == ["kept-secret-0001"]
@@ -81,3 +90,19 @@ def test_switching_provider_with_secrets_unfit_for_it_is_a_form_error_not_a_500(
     assert response.context["adminform"].form.errors["new_secrets"]
     connection.refresh_from_db()
     assert connection.provider == "standard-webhooks"
+
+
+def test_a_price_list_is_kept_per_country_and_refuses_what_is_not_a_country_or_a_currency(admin_client):
+    connection = TwilioConnectionFactory(secrets=["kept-secret-0001"])
+    url = f"/admin/receipts/connection/{connection.pk}/change/"
+    form = {"slug": connection.slug, "provider": "twilio", "enabled": "on", "prices-INITIAL_FORMS": "0"}
+    price = {"prices-0-country": "fr", "prices-0-price": "0.0650", "prices-0-currency": "eur"}
+    assert admin_client.post(url, {**form, "prices-TOTAL_FORMS": "1", **price}).status_code == 302
+    assert list(connection.prices.values_list("country", "price", "currency")) == [("FR", Decimal("0.065"), "EUR")]
+    wrong = {"prices-0-country": "XX", "prices-0-price": "-1", "prices-0-currency": "EU1"}
+    response = admin_client.post(url, {**form, "prices-TOTAL_FORMS": "1", **wrong})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "XX is not an ISO 3166 country code." in page
+    assert "An ISO 4217 code, e.g. EUR." in page
+    assert connection.prices.count() == 1

@@ -1,0 +1,206 @@
+"""Keeping the rollups right, a few seconds behind the receipts.
+
+The statement that moves a message also queues its id (receipts_rolluppending, see
+receipts/store.py). A pass takes a batch of queued ids, deletes them, and in the same
+transaction replaces each message's snapshot contribution with its current one in every grain's
+row: a change is counted exactly once, whatever happens to the process. Passes serialize on a
+transaction-scoped advisory lock; a second pass started meanwhile returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from receipts.models import Message
+from receipts.rollups.figures import COUNT_COLUMNS, DIMENSIONS, MESSAGE_FIELDS, Contribution, contribution
+from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+
+PASS_LOCK = int.from_bytes(hashlib.blake2b(b"rollups-pass", digest_size=8).digest(), "big", signed=True)
+SNAPSHOT_FIELDS: tuple[str, ...] = tuple(f.name for f in Contribution.__dataclass_fields__.values())
+
+
+def bucket_start(moment: datetime, grain: str) -> datetime:
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    if grain == Grain.MINUTE:
+        return moment
+    moment = moment.replace(minute=0)
+    return moment if grain == Grain.HOUR else moment.replace(hour=0)
+
+
+def kept_since(grain: str, now: datetime) -> datetime | None:
+    """The oldest bucket of `grain` the rollups keep; None: kept for ever (days)."""
+    if grain == Grain.MINUTE:
+        return bucket_start(now - timedelta(hours=settings.DLR_ROLLUP_MINUTES_KEEP_HOURS), grain)
+    if grain == Grain.HOUR:
+        return bucket_start(now - timedelta(days=settings.DLR_ROLLUP_HOURS_KEEP_DAYS), grain)
+    return None
+
+
+@dataclass
+class Deltas:
+    """What a pass adds to the rollup rows (negative to take a contribution back), per cell."""
+
+    now: datetime
+    counts: dict[tuple[Any, ...], dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    costs: dict[tuple[Any, ...], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    reasons: dict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, item: Contribution, sign: int) -> None:
+        for grain in Grain.values:
+            bucket = bucket_start(item.minute, grain)
+            oldest = kept_since(grain, self.now)
+            if oldest is not None and bucket < oldest:
+                continue  # pruned or about to be: never written again
+            cell = (grain, bucket, *item.dimensions)
+            counts = self.counts[cell]
+            for column, count in item.counts().items():
+                counts[column] += sign * count
+            if item.cost is not None:
+                self.costs[cell] += sign * item.cost
+            if item.reason:
+                reason_cell = (grain, bucket, *item.dimensions[:-1], item.reason, item.error_class)
+                self.reasons[reason_cell] += sign
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """(cell..., cost, count columns...) for every cell that changes."""
+        rows = []
+        for cell in self.counts.keys() | self.costs.keys():
+            counts = self.counts.get(cell, {})
+            cost = self.costs.get(cell, Decimal(0))
+            values = [counts.get(column, 0) for column in COUNT_COLUMNS]
+            if cost or any(values):
+                rows.append((*cell, cost, *values))
+        return rows
+
+    def reason_rows(self) -> list[tuple[Any, ...]]:
+        return [(*cell, count) for cell, count in self.reasons.items() if count]
+
+
+_CELL = ("grain", "bucket", *DIMENSIONS)
+_REASON_CELL = ("grain", "bucket", *DIMENSIONS[:-1], "reason", "error_class")
+
+
+def _upsert_sql(table: str, cell: Sequence[str], added: Sequence[str]) -> str:
+    columns = [*cell, *added]
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(cell)}) DO UPDATE SET "
+        + ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in added)
+    )
+
+
+UPSERT_ROLLUP_SQL = _upsert_sql(Rollup._meta.db_table, _CELL, ("cost", *COUNT_COLUMNS))
+UPSERT_REASON_SQL = _upsert_sql(RollupReason._meta.db_table, _REASON_CELL, ("count",))
+
+
+def apply(deltas: Deltas) -> None:
+    """Add a pass's deltas to the rollup rows (creating the cells they reach first)."""
+    with db.cursor() as cursor:
+        if rows := deltas.rows():
+            cursor.executemany(UPSERT_ROLLUP_SQL, rows)
+        if reason_rows := deltas.reason_rows():
+            cursor.executemany(UPSERT_REASON_SQL, reason_rows)
+
+
+def take_pass_lock() -> bool:
+    """The pass lock until commit; False when another pass holds it. SQLite (the demo) has
+    one writer at a time: nothing to take."""
+    if db.vendor != "postgresql":
+        return True
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PASS_LOCK])
+        return bool(cursor.fetchone()[0])
+
+
+CLAIM_SQL = (
+    "DELETE FROM receipts_rolluppending WHERE id IN "
+    "(SELECT id FROM receipts_rolluppending ORDER BY id LIMIT %s) RETURNING message_id"
+)
+
+
+def _snapshot(item: Contribution) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in SNAPSHOT_FIELDS}
+
+
+def recount_messages(message_ids: Iterable[int], *, now: datetime) -> None:
+    """Replace the contributions of these messages with their current ones. Runs inside the
+    caller's transaction, holding the pass lock."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return
+    current = {row["id"]: contribution(row) for row in Message.objects.filter(pk__in=ids).values(*MESSAGE_FIELDS)}
+    before = {
+        snapshot["message_id"]: Contribution(**{name: snapshot[name] for name in SNAPSHOT_FIELDS})
+        for snapshot in Snapshot.objects.filter(message_id__in=ids).values("message_id", *SNAPSHOT_FIELDS)
+    }
+    deltas = Deltas(now=now)
+    changed = []
+    for message_id in ids:
+        old, new = before.get(message_id), current.get(message_id)
+        if old == new:
+            continue  # a receipt that changed nothing the rollups count
+        if old is not None:
+            deltas.add(old, -1)
+        if new is not None:
+            deltas.add(new, +1)
+            changed.append(Snapshot(message_id=message_id, **_snapshot(new)))
+    apply(deltas)
+    Snapshot.objects.filter(message_id__in=[i for i in ids if i in before and i not in current]).delete()
+    Snapshot.objects.bulk_create(
+        changed, update_conflicts=True, unique_fields=["message_id"], update_fields=list(SNAPSHOT_FIELDS)
+    )
+
+
+def roll_up(*, limit: int | None = None, now: datetime | None = None) -> int | None:
+    """One pass over up to `limit` queued messages; how many queue entries it took, or None
+    when another pass holds the lock."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not take_pass_lock():
+            return None
+        with db.cursor() as cursor:
+            cursor.execute(CLAIM_SQL, [limit or settings.DLR_ROLLUP_BATCH])
+            claimed = [row[0] for row in cursor.fetchall()]
+        recount_messages(claimed, now=now)
+    return len(claimed)
+
+
+def roll_up_all(*, seconds: float, now: datetime | None = None) -> int:
+    """Passes until the queue is empty, another pass runs, or `seconds` have gone by."""
+    started = timezone.now()
+    total = 0
+    while (timezone.now() - started).total_seconds() < seconds:
+        taken = roll_up(now=now)
+        if not taken:
+            break
+        total += taken
+    return total
+
+
+def prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete buckets older than each grain keeps, and cells every change has emptied."""
+    now = now or timezone.now()
+    deleted: dict[str, int] = {}
+    with transaction.atomic():
+        if not take_pass_lock():
+            return deleted
+        for grain in Grain.values:
+            oldest = kept_since(grain, now)
+            if oldest is not None:
+                deleted[grain] = Rollup.objects.filter(grain=grain, bucket__lt=oldest).delete()[0]
+                RollupReason.objects.filter(grain=grain, bucket__lt=oldest).delete()
+        # Every contribution counts one message: a cell with none left counts nothing at all.
+        deleted["empty"] = Rollup.objects.filter(messages=0).delete()[0]
+        RollupReason.objects.filter(count=0).delete()
+    return deleted
