@@ -32,6 +32,7 @@ RESEND = "receipts.resend_message"
 EXPORT = "receipts.export_messages"
 SEE_NUMBERS = "receipts.see_full_numbers"
 VIEW_AUDIT_LOG = "receipts.view_audit_log"
+MANAGE_REPORTS = "reports.change_reportschedule"  # the console's scheduled reports
 
 # Django's model permissions (add/change/delete/view) the admin role gets for configuration.
 CONFIGURATION_MODELS = (
@@ -42,6 +43,7 @@ CONFIGURATION_MODELS = (
     "feed.productendpoint",
     "retries.connectionsender",
     "retries.fallbackchannel",
+    "reports.reportschedule",
     "auth.user",
 )
 # Read-only in the Django admin for the admin role.

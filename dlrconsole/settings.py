@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "dlrconsole.ops",
     "receipts",
     "receipts.rollups",
+    "alerts.reports",
     "retries",
     "retries.feed",
     "alerts",
@@ -375,6 +376,8 @@ CELERY_BEAT_SCHEDULE = {
     # Monitoring: counts what changed since the last pass into the rollups, a few seconds behind.
     "rollups-pass": {"task": "receipts.rollups.tasks.roll_up", "schedule": 5.0},
     "rollups-prune": {"task": "receipts.rollups.tasks.prune_rollups", "schedule": 3600.0},
+    # Scheduled reports (alerts/reports): each due period is sent once, failures tried again.
+    "reports-send": {"task": "alerts.reports.tasks.send_due_reports", "schedule": 300.0},
 }
 
 # The shared cache: API throttling and webhook rate limits count here, so every web process
