@@ -81,6 +81,12 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "console:export": (allow(PEOPLE), no_method()),
     "console:message": (allow(SUPPORT, ADMIN, ROOT), no_method()),
     "console:resend": (allow(SUPPORT, ADMIN, ROOT), allow(SUPPORT, ADMIN, ROOT)),
+    # Scheduled reports: configured by admins.
+    "console:reports": (allow(STAFF), no_method()),
+    "console:report-new": (allow(STAFF), allow(STAFF)),
+    "console:report": (allow(STAFF), allow(STAFF)),
+    "console:report-send": (no_method(), allow(STAFF)),
+    "console:report-delete": (no_method(), allow(STAFF)),
     "webhook": (SAME, SAME),
     "webhook-with-token": (SAME, SAME),
     # The API: 401 without credentials, then each action's permission (dlrconsole/roles.py).
