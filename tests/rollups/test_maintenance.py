@@ -239,8 +239,12 @@ def test_a_pass_does_nothing_while_another_holds_the_lock(clock: Any) -> None:
             cursor.execute("SELECT pg_advisory_lock(%s)", [maintain.PASS_LOCK])
         assert maintain.roll_up() is None
         assert RollupPending.objects.count() == 1  # left for the pass that holds the lock
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [maintain.PASS_LOCK])
     finally:
-        other.close()  # the session lock goes with its session
+        # Unlocked above, not by closing: a closed session's locks go when its backend exits,
+        # which may be after the next statement here.
+        other.close()
     assert maintain.roll_up() == 1
 
 
