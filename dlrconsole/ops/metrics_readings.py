@@ -1,0 +1,141 @@
+"""What /metrics reads from the database at scrape time: plain functions, one per reading.
+
+Read at scrape time rather than counted in the processes that do the work, so the figures are
+right across any number of web and Celery processes on any number of hosts, and across
+restarts. Each query is bounded whatever the tables hold (docs/MONITORING.md gives the plans at
+10 million messages): event counts cover a recent window through an index on its time column
+or the newest rows of the primary key; open work is counted through the partial index its
+worker scans, and only up to COUNT_CAP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Model, Q, QuerySet
+from django_celery_beat.models import PeriodicTask
+
+from alerts.models import Alert
+from receipts.models import Connection, OutboxEvent, Receipt
+from receipts.statuses import Status
+from retries.feed.models import FeedAttempt, FeedDelivery
+from retries.models import Attempt, Decision
+
+# The window event counts cover: a scrape every 15 to 60 s sees each event in several windows,
+# and `avg_over_time` smooths them.
+WINDOW = timedelta(minutes=5)
+# Open work beyond this is reported as this: the figure only has to say "far too much", and
+# counting a runaway backlog row by row would slow the scrape that reports it.
+COUNT_CAP = 100_000
+# Tables without an index on their time column are read from their newest rows by primary key
+# (ids grow with time): at most this many, so a window's count is exact up to this many rows
+# created during the window (333 per second over 5 minutes).
+RECENT_ROWS = 100_000
+# The attempt runner runs every 5 s; an attempt due longer ago than this is stuck, not queued.
+OVERDUE_AFTER = timedelta(minutes=1)
+
+
+def capped_count(queryset: QuerySet[Model]) -> int:
+    """COUNT(*) over at most COUNT_CAP rows: `SELECT count(*) FROM (... LIMIT n)`."""
+    return queryset.values("pk")[:COUNT_CAP].count()
+
+
+def _recent(queryset: QuerySet[Model]) -> QuerySet[Model]:
+    """The newest RECENT_ROWS rows, by a backward scan of the primary key's index."""
+    floor = queryset.order_by("-pk").values_list("pk", flat=True)[RECENT_ROWS - 1 : RECENT_ROWS].first()
+    return queryset if floor is None else queryset.filter(pk__gte=floor)
+
+
+def receipts_recent(*, since: datetime) -> dict[tuple[str, str], int]:
+    """Receipts received since `since`, by (connection slug, normalized status); every
+    enabled connection has every status, zero when it received none."""
+    slugs = dict(Connection.objects.values_list("id", "slug"))
+    counts = {
+        (slug, status): 0
+        for slug in Connection.objects.filter(enabled=True).values_list("slug", flat=True)
+        for status in Status.values
+    }
+    rows = Receipt.objects.filter(received_at__gte=since).values("connection_id", "status").annotate(n=Count("*"))
+    for row in rows.order_by():
+        counts[(slugs[row["connection_id"]], row["status"])] = row["n"]
+    return counts
+
+
+def _pending_outbox() -> QuerySet[OutboxEvent]:
+    # Exactly the predicate of outbox_pending_idx, so the planner reads that partial index.
+    return OutboxEvent.objects.filter(processed_at__isnull=True, failed_at__isnull=True)
+
+
+def outbox_state(*, now: datetime) -> dict[str, float]:
+    """Pending and parked events, and the age of the oldest pending one (0 when none)."""
+    oldest = _pending_outbox().aggregate(oldest=Min("created_at"))["oldest"]
+    return {
+        "pending": capped_count(_pending_outbox()),
+        "parked": capped_count(OutboxEvent.objects.filter(failed_at__isnull=False)),
+        "lag_seconds": max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+    }
+
+
+def decisions_recent(*, since: datetime) -> dict[str, int]:
+    """Decisions taken since `since`, by state."""
+    counts = dict.fromkeys(Decision.State.values, 0)
+    rows = _recent(Decision.objects.all()).filter(created_at__gte=since).values("state").annotate(n=Count("*"))
+    counts.update({row["state"]: row["n"] for row in rows.order_by()})
+    return counts
+
+
+OPEN_OUTCOMES = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
+
+
+def _open_attempts() -> QuerySet[Attempt]:
+    # The predicate of attempt_due_idx, so the planner reads that partial index.
+    return Attempt.objects.filter(outcome__in=OPEN_OUTCOMES)
+
+
+def attempts_open() -> dict[str, int]:
+    """Attempts waiting to run or running, by outcome."""
+    return {outcome: capped_count(_open_attempts().filter(outcome=outcome)) for outcome in OPEN_OUTCOMES}
+
+
+def attempts_finished(*, since: datetime) -> dict[str, int]:
+    """Attempts that ended since `since`, by outcome (succeeded, failed, cancelled)."""
+    counts = {outcome: 0 for outcome in Attempt.Outcome.values if outcome not in OPEN_OUTCOMES}
+    rows = _recent(Attempt.objects.all()).filter(finished_at__gte=since).values("outcome").annotate(n=Count("*"))
+    counts.update({row["outcome"]: row["n"] for row in rows.order_by() if row["outcome"] in counts})
+    return counts
+
+
+def attempts_overdue(*, now: datetime) -> int:
+    """Open attempts due more than OVERDUE_AFTER ago: the runner is not keeping up, or a
+    worker died holding one (its lease, `due_at`, ran out)."""
+    return capped_count(_open_attempts().filter(due_at__lt=now - OVERDUE_AFTER))
+
+
+def feed_state(*, since: datetime) -> dict[str, dict[str, int]]:
+    """Feed POSTs since `since` by outcome (delivered: a 2xx answer; failed: anything else),
+    and open deliveries by status (pending, failed and retrying)."""
+    posts = {"delivered": 0, "failed": 0}
+    ok = ExpressionWrapper(Q(status_code__gte=200, status_code__lt=300), output_field=BooleanField())
+    rows = _recent(FeedAttempt.objects.all()).filter(attempted_at__gte=since).values(ok=ok).annotate(n=Count("*"))
+    for row in rows.order_by():
+        posts["delivered" if row["ok"] else "failed"] += row["n"]
+    backlog = {
+        status: capped_count(FeedDelivery.objects.filter(status=status))
+        for status in (FeedDelivery.Status.PENDING.value, FeedDelivery.Status.FAILED.value)
+    }
+    return {"posts": posts, "backlog": backlog}
+
+
+def beat_last_run() -> datetime | None:
+    """When beat last ran a periodic task, as beat saves it: django-celery-beat's scheduler
+    writes each task's last_run_at to the database every 3 minutes (celery's beat_sync_every)
+    and when it stops, so a healthy beat's figure is at most that old plus one interval."""
+    return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
+
+
+def open_alerts() -> dict[str, int]:
+    """Unacknowledged alerts, by source."""
+    return {
+        source: capped_count(Alert.objects.filter(acknowledged_at__isnull=True, source=source))
+        for source in Alert.Source.values
+    }
