@@ -37,7 +37,7 @@ OVERDUE_AFTER = timedelta(minutes=1)
 
 def capped_count(queryset: QuerySet[Model]) -> int:
     """COUNT(*) over at most COUNT_CAP rows: `SELECT count(*) FROM (... LIMIT n)`."""
-    return queryset.values("pk")[:COUNT_CAP].count()
+    return queryset.order_by().values("pk")[:COUNT_CAP].count()
 
 
 def _recent(queryset: QuerySet[Model]) -> QuerySet[Model]:
