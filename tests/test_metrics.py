@@ -220,6 +220,22 @@ def test_decisions_and_attempts_are_counted_by_outcome_and_overdue_attempts_foun
     assert value(scraped, "dlr_attempts_overdue") == 2
 
 
+def test_the_decisions_window_is_found_among_many_older_decisions(scraper):
+    # More rows than the first probes step over: the window's start is found by probing back.
+    message = MessageFactory()
+    now = timezone.now()
+
+    def decisions(count: int, created_at) -> list[Decision]:
+        return [
+            Decision(message=message, action="notify", state="recorded", why="r", created_at=created_at)
+            for _ in range(count)
+        ]
+
+    Decision.objects.bulk_create(decisions(1500, now - timedelta(hours=1)))
+    Decision.objects.bulk_create(decisions(700, now - timedelta(minutes=1)))
+    assert value(scrape(scraper), "dlr_decisions_recent", outcome="recorded") == 700
+
+
 def test_feed_posts_are_counted_by_outcome_and_open_deliveries_as_backlog(scraper):
     ProductEndpoint.objects.create(name="product", url="http://127.0.0.1:9/feed", secret=GENERIC_SECRET)
     now = timezone.now()

@@ -2,9 +2,9 @@
 
 Read at scrape time rather than counted in the processes that do the work, so the figures are
 right across any number of web and Celery processes on any number of hosts, and across
-restarts. Each query is bounded whatever the tables hold (docs/MONITORING.md gives the plans at
-10 million messages): event counts cover a recent window through an index on its time column
-or the newest rows of the primary key; open work is counted through the partial index its
+restarts. Each query is bounded whatever the tables hold (docs/MONITORING.md gives the plans):
+event counts cover a recent window through an index on its time column or a range of the
+primary key; open work is counted through the partial index its
 worker scans, and only up to COUNT_CAP.
 """
 
@@ -27,10 +27,13 @@ WINDOW = timedelta(minutes=5)
 # Open work beyond this is reported as this: the figure only has to say "far too much", and
 # counting a runaway backlog row by row would slow the scrape that reports it.
 COUNT_CAP = 100_000
-# Tables without an index on their time column are read from their newest rows by primary key
-# (ids grow with time): at most this many, so a window's count is exact up to this many rows
-# created during the window (333 per second over 5 minutes).
-RECENT_ROWS = 100_000
+# Tables without an index on their time column are read by primary-key range (ids grow with
+# time): a window's rows are found by probing back from the newest id in growing steps, at most
+# this many ids back, so a window is exact up to this many rows (333 a second over 5 minutes).
+WINDOW_IDS_MAX = 100_000
+# Attempts end long after they are created (a retry waits, a deadline is hours away), so their
+# ids do not follow their end: the ones looked at for "finished recently" are this many newest.
+ATTEMPTS_LOOKBACK = 20_000
 # The attempt runner runs every 5 s; an attempt due longer ago than this is stuck, not queued.
 OVERDUE_AFTER = timedelta(minutes=1)
 
@@ -40,10 +43,25 @@ def capped_count(queryset: QuerySet[Model]) -> int:
     return queryset.order_by().values("pk")[:COUNT_CAP].count()
 
 
-def _recent(queryset: QuerySet[Model]) -> QuerySet[Model]:
-    """The newest RECENT_ROWS rows, by a backward scan of the primary key's index."""
-    floor = queryset.order_by("-pk").values_list("pk", flat=True)[RECENT_ROWS - 1 : RECENT_ROWS].first()
-    return queryset if floor is None else queryset.filter(pk__gte=floor)
+def _newest_id(queryset: QuerySet[Model]) -> int | None:
+    return queryset.order_by("-pk").values_list("pk", flat=True).first()
+
+
+def _window_by_id(queryset: QuerySet[Model], column: str, since: datetime) -> QuerySet[Model]:
+    """Rows with `column` >= `since`, for a column that grows with the id: each probe is one
+    backward step of the primary key's index, so finding the range costs a few index reads and
+    counting it reads at most four times the window's rows."""
+    newest = _newest_id(queryset)
+    if newest is None:
+        return queryset.none()
+    floor, step = newest - WINDOW_IDS_MAX, 256
+    while step < WINDOW_IDS_MAX:
+        probe = queryset.filter(pk__lte=newest - step).order_by("-pk").values_list(column, "pk").first()
+        if probe is None or probe[0] < since:
+            floor = probe[1] if probe is not None else 0
+            break
+        step *= 4
+    return queryset.filter(pk__gte=floor, **{f"{column}__gte": since})
 
 
 def receipts_recent(*, since: datetime) -> dict[tuple[str, str], int]:
@@ -79,7 +97,7 @@ def outbox_state(*, now: datetime) -> dict[str, float]:
 def decisions_recent(*, since: datetime) -> dict[str, int]:
     """Decisions taken since `since`, by state."""
     counts = dict.fromkeys(Decision.State.values, 0)
-    rows = _recent(Decision.objects.all()).filter(created_at__gte=since).values("state").annotate(n=Count("*"))
+    rows = _window_by_id(Decision.objects.all(), "created_at", since).values("state").annotate(n=Count("*"))
     counts.update({row["state"]: row["n"] for row in rows.order_by()})
     return counts
 
@@ -100,7 +118,9 @@ def attempts_open() -> dict[str, int]:
 def attempts_finished(*, since: datetime) -> dict[str, int]:
     """Attempts that ended since `since`, by outcome (succeeded, failed, cancelled)."""
     counts = {outcome: 0 for outcome in Attempt.Outcome.values if outcome not in OPEN_OUTCOMES}
-    rows = _recent(Attempt.objects.all()).filter(finished_at__gte=since).values("outcome").annotate(n=Count("*"))
+    newest = _newest_id(Attempt.objects.all()) or 0
+    recent = Attempt.objects.filter(pk__gt=newest - ATTEMPTS_LOOKBACK, finished_at__gte=since)
+    rows = recent.values("outcome").annotate(n=Count("*"))
     counts.update({row["outcome"]: row["n"] for row in rows.order_by() if row["outcome"] in counts})
     return counts
 
@@ -116,7 +136,7 @@ def feed_state(*, since: datetime) -> dict[str, dict[str, int]]:
     and open deliveries by status (pending, failed and retrying)."""
     posts = {"delivered": 0, "failed": 0}
     ok = ExpressionWrapper(Q(status_code__gte=200, status_code__lt=300), output_field=BooleanField())
-    rows = _recent(FeedAttempt.objects.all()).filter(attempted_at__gte=since).values(ok=ok).annotate(n=Count("*"))
+    rows = _window_by_id(FeedAttempt.objects.all(), "attempted_at", since).values(ok=ok).annotate(n=Count("*"))
     for row in rows.order_by():
         posts["delivered" if row["ok"] else "failed"] += row["n"]
     backlog = {
