@@ -67,14 +67,17 @@ def _window_by_id(queryset: QuerySet[Model], column: str, since: datetime) -> Qu
 def receipts_recent(*, since: datetime) -> dict[tuple[str, str], int]:
     """Receipts received since `since`, by (connection slug, normalized status); every
     enabled connection has every status, zero when it received none."""
+    window = Receipt.objects.filter(received_at__gte=since)
+    rows = list(window.values("connection_id", "status").annotate(n=Count("*")).order_by())
+    # Read after the receipts, so a connection added meanwhile is known; one with receipts
+    # cannot be deleted (PROTECT).
     slugs = dict(Connection.objects.values_list("id", "slug"))
     counts = {
         (slug, status): 0
         for slug in Connection.objects.filter(enabled=True).values_list("slug", flat=True)
         for status in Status.values
     }
-    rows = Receipt.objects.filter(received_at__gte=since).values("connection_id", "status").annotate(n=Count("*"))
-    for row in rows.order_by():
+    for row in rows:
         counts[(slugs[row["connection_id"]], row["status"])] = row["n"]
     return counts
 
