@@ -125,6 +125,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that the webhook latency it observes is the whole stack's (dlrconsole/ops/).
+    "dlrconsole.ops.middleware.WebhookLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
     "dlrconsole.middleware.ContentSecurityPolicyMiddleware",
@@ -241,6 +243,27 @@ if env_bool("BEHIND_TLS_PROXY", False) and not DLR_TRUSTED_PROXIES:
         "(e.g. 127.0.0.1/32 for a proxy on this host), or every caller shares the proxy's address and "
         "anyone's failed sign-ins lock an account for everyone"
     )
+
+# Prometheus metrics at /metrics (dlrconsole/ops/, docs/MONITORING.md) are answered only to a
+# scraper that sends DLR_METRICS_TOKEN as a bearer token (401 otherwise) and calls from
+# DLR_METRICS_ALLOW (comma-separated CIDRs, the caller's address as above; 403 otherwise); with
+# both set both must hold. Neither set: /metrics does not exist (404).
+DLR_METRICS_TOKEN = os.environ.get("DLR_METRICS_TOKEN", "")
+if DLR_METRICS_TOKEN and len(DLR_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "DLR_METRICS_TOKEN must be at least 32 random characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+    )
+try:
+    # strict: "10.0.0.1/8" is more likely a typo than a wish to allow 10.0.0.0/8.
+    DLR_METRICS_ALLOW = [ipaddress.ip_network(n, strict=True) for n in env_list("DLR_METRICS_ALLOW", "")]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DLR_METRICS_ALLOW must be comma-separated IP networks: {exc}") from None
+# Where gunicorn's workers keep the webhook latency histogram so that a scrape sums every worker's
+# (prometheus-client's multiprocess mode); the variable is read by the library itself.
+_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _multiproc_dir and not (os.path.isdir(_multiproc_dir) and os.access(_multiproc_dir, os.W_OK)):
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={_multiproc_dir!r} must be a writable directory")
 
 # Outbound calls (send APIs, fallback webhooks, the product feed, SNS) never reach loopback,
 # link-local, private, reserved, multicast or unspecified addresses (dlrconsole/lib/outbound.py)

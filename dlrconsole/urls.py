@@ -3,11 +3,14 @@ from django.urls import include, path
 
 from dlrconsole import views
 from dlrconsole.audit.views import audit_log
+from dlrconsole.ops.views import metrics
 from receipts.views import WebhookView, WebhookWithTokenView
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Prometheus; refused unless DLR_METRICS_TOKEN or DLR_METRICS_ALLOW names the scraper.
+    path("metrics", metrics, name="metrics"),
     path("", include("dlrconsole.accounts.urls")),
     path("console/audit/", audit_log, name="audit-log"),
     path("console/", include("dlrconsole.console.urls")),

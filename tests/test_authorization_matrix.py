@@ -71,6 +71,8 @@ NOBODY = allow()
 PAGES: dict[str, tuple[Spec, Spec]] = {
     "home": (allow(PEOPLE), allow(PEOPLE)),
     "healthz": (SAME, SAME),
+    # Prometheus' scraper is no user: a token or an address decides (tests/test_metrics.py).
+    "metrics": (SAME, SAME),
     "login": (allow(EVERYONE), allow(EVERYONE)),
     "logout": (no_method(), allow(EVERYONE)),
     "password_change": (allow(PEOPLE), allow(PEOPLE)),

@@ -22,6 +22,9 @@ PUBLIC = {
     "webhook": "providers' receipts, signed",
     "webhook-with-token": "providers' receipts, token in the path",
     "healthz": "load balancers: says only whether the database answers",
+    # 404 until DLR_METRICS_TOKEN or DLR_METRICS_ALLOW is set, then 401/403 to anyone else
+    # (tests/test_metrics.py).
+    "metrics": "Prometheus: a bearer token or an address allowlist",
     "login": "where everyone signs in",
     "admin:login": "the admin's own sign-in, throttled like /login/",
     "logout": "signing oneself out; POST only, no effect without a session",

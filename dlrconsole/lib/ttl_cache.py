@@ -54,6 +54,12 @@ class TtlCache(Generic[K, V]):
                 self._entries[key] = (now, value)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """What is kept for `key`, however old, without loading it: for a label, where a stale
+        value is harmless and a database read is not."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
     def clear(self, **_: Any) -> None:
         """Forget everything; takes a signal's keyword arguments so it can be connected as is."""
         with self._lock:
