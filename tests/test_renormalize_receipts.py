@@ -216,7 +216,7 @@ STORED_CASES = [
     ("smpp-text", "smpp_text/delivered_form.txt", "POST", FORM),
     ("smpp-text", "smpp_text/undelivered.txt", "POST", "text/plain"),
     *[("standard-webhooks", f"standard_webhooks/{name}.json", "POST", JSON) for name in (
-        "batch", "delivered", "undelivered_error",
+        "batch", "delivered", "delivered_network_price", "undelivered_error",
     )],
     *[("telnyx", f"telnyx/{name}.json", "POST", JSON) for name in (
         "message_finalized_delivered", "message_finalized_delivery_failed", "message_finalized_sending_failed",
