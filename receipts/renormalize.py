@@ -9,8 +9,13 @@ its receipts by the precedence ingestion applies (receipts/statuses.py), the rec
 highest rank winning and, among equals, the first to arrive.
 
 Restating corrects the record; it is not a new event. No outbox row is written, so no rule
-runs again and no decision, attempt or notification is made. The changed messages' ids are
-returned so that whatever keeps aggregates over messages can bring them up to date.
+runs again and no decision, attempt or notification is made. Restated messages are queued for
+the rollups (`store.messages_restate`), like any other change of a message, and their ids are
+returned for any other aggregate kept over messages.
+
+It also fills in what receipts stored before an adapter read it: the network and the price
+(a message takes them from its receipts as ingestion gives them, the last receipt that names
+one winning; without any, the price list's cost it was registered with stays).
 
 Receipts are read in batches by id, so memory stays bounded whatever the table's size; each
 batch is written in its own transaction, with its messages' rows locked while they are read
@@ -51,6 +56,8 @@ class ConnectionTally:
     unreadable: int = 0
     receipts_changed: int = 0
     messages_changed: int = 0
+    networks_changed: int = 0
+    prices_changed: int = 0
     # ("status", "unknown", "rejected") -> how many receipts changed so.
     changes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -104,6 +111,11 @@ def receipts_renormalize(
             changed.append(reading.restatement)
             tally.receipts_changed += 1
             tally.changes.update(differences)
+            tally.networks_changed += receipt.network != reading.restatement.network
+            tally.prices_changed += (receipt.price, receipt.currency) != (
+                reading.restatement.price,
+                reading.restatement.currency,
+            )
             if len(report.examples) < examples and differences:
                 report.examples.append(_example(receipt, slugs[receipt.connection_id], differences))
         changed_ids = {c.receipt_id for c in changed}
@@ -123,7 +135,7 @@ def _batches(*, batch: int, since: datetime | None, connection_slug: str) -> Ite
     selected = Receipt.objects.order_by("pk").only(
         "pk", "connection_id", "message_id", "provider_message_id", "dedupe_key", "provider_status", "status",
         "error_code", "error_description", "reason", "error_class", "catalog_class", "class_source",
-        "provider_timestamp", "received_at", "raw_body", "headers",
+        "provider_timestamp", "received_at", "raw_body", "headers", "network", "price", "currency",
     )  # fmt: skip
     if since is not None:
         selected = selected.filter(received_at__gte=since)
@@ -161,6 +173,9 @@ def read_again(receipt: Receipt, provider: str) -> Reading | None:
         error_class=change.error_class,
         catalog_class=change.catalog_class,
         class_source=change.class_source,
+        network=event.network,
+        price=event.price,
+        currency=event.currency,
     )
     return Reading(restatement, receipt.provider_timestamp, receipt.received_at)
 
@@ -259,6 +274,9 @@ def _as_stored(receipt: Receipt) -> Reading:
             error_class=receipt.error_class,
             catalog_class=receipt.catalog_class,
             class_source=receipt.class_source,
+            network=receipt.network,
+            price=receipt.price,
+            currency=receipt.currency,
         ),
         receipt.provider_timestamp,
         receipt.received_at,
@@ -278,6 +296,13 @@ def message_state(message: Message, readings: list[Reading], *, now: datetime) -
         final_at = None
     elif final_at is None or not is_final(message.status):
         final_at = final_time(winner.provider_timestamp, received_at=winner.received_at)
+    # As ingestion notes them: each receipt naming a network or a price replaces the message's,
+    # in arrival order; a message no receipt prices keeps its price-list cost.
+    named = [r.restatement for r in readings if r.restatement.network]
+    priced = [r.restatement for r in readings if r.restatement.price is not None]
+    network = max(named, key=lambda r: r.receipt_id).network if named else message.network
+    last_priced = max(priced, key=lambda r: r.receipt_id) if priced else None
+    cost, currency = (last_priced.price, last_priced.currency) if last_priced else (message.cost, message.currency)
     restated = MessageRestatement(
         message_id=message.pk,
         status=won.status,
@@ -288,6 +313,9 @@ def message_state(message: Message, readings: list[Reading], *, now: datetime) -
         class_source=won.class_source,
         final_at=final_at,
         status_changed_at=now if won.status != message.status else message.status_changed_at,
+        network=network,
+        cost=cost,
+        currency=currency,
     )
     if all(getattr(message, name) == getattr(restated, name) for name in store.RESTATED_MESSAGE_FIELDS):
         return None

@@ -440,17 +440,15 @@ class ReceiptRestatement:
     error_class: str
     catalog_class: str
     class_source: str
+    network: str
+    price: Decimal | None
+    currency: str
 
 
 RESTATED_RECEIPT_FIELDS = (
-    "status",
-    "error_code",
-    "error_description",
-    "reason",
-    "error_class",
-    "catalog_class",
-    "class_source",
-)
+    "status", "error_code", "error_description", "reason", "error_class", "catalog_class", "class_source",
+    "network", "price", "currency",
+)  # fmt: skip
 
 
 def receipts_restate(restatements: Sequence[ReceiptRestatement]) -> int:
@@ -474,10 +472,14 @@ class MessageRestatement:
     class_source: str
     final_at: datetime | None
     status_changed_at: datetime | None
+    network: str
+    cost: Decimal | None
+    currency: str
 
 
 RESTATED_MESSAGE_FIELDS = (
     "status", "error_code", "reason", "error_class", "catalog_class", "class_source", "final_at", "status_changed_at",
+    "network", "cost", "currency",
 )  # fmt: skip
 
 
@@ -489,8 +491,12 @@ def messages_lock(message_ids: Sequence[int]) -> None:
 
 
 def messages_restate(restatements: Sequence[MessageRestatement]) -> int:
-    """Write the messages' restated state (their rows locked by messages_lock); how many rows."""
+    """Write the messages' restated state (their rows locked by messages_lock) and queue them
+    for the rollups, whose counts follow a message's state; how many rows."""
     messages = [
         Message(pk=r.message_id, **{name: getattr(r, name) for name in RESTATED_MESSAGE_FIELDS}) for r in restatements
     ]
-    return Message.objects.bulk_update(messages, RESTATED_MESSAGE_FIELDS) if messages else 0
+    if not messages:
+        return 0
+    rollup_pending([r.message_id for r in restatements])
+    return Message.objects.bulk_update(messages, RESTATED_MESSAGE_FIELDS)

@@ -9,6 +9,7 @@ older release left in the database.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 
 from receipts.ingestion import ingest
-from receipts.models import Connection, Message, OutboxEvent, Receipt
+from receipts.models import Connection, Message, OutboxEvent, Receipt, RollupPending
 from receipts.providers.base import WebhookRequest
 from receipts.providers.registry import get_adapter
 from receipts.renormalize import receipts_renormalize
@@ -127,6 +128,45 @@ def test_apply_restates_receipts_and_messages_without_deciding_again(infobip_old
         "temporary",
     )
     assert side_effects() == effects
+
+
+def test_network_and_price_of_receipts_stored_before_they_were_kept_are_filled_in(client: Client):
+    connection = ConnectionFactory(provider="infobip", slug="infobip-eu", secrets=[TOKEN])
+    message = MessageFactory(connection=connection, provider_message_id="4089136245390354561003")
+    post_infobip(client, connection, "delivered.json")
+    Receipt.objects.update(network="", price=None, currency="")
+    Message.objects.update(network="", cost=None, currency="")
+    RollupPending.objects.all().delete()
+    output = run()
+    assert "infobip-eu: 1 receipts read, 1 changed, 1 messages changed, 0 unreadable" in output
+    assert "  network read anew: 1, price read anew: 1" in output
+    assert (Message.objects.get().network, Receipt.objects.get().price) == ("", None)
+    effects = side_effects()
+    run("--apply")
+    receipt = Receipt.objects.get()
+    assert (receipt.status, receipt.network, receipt.price, receipt.currency) == (
+        Status.DELIVERED,
+        "22801",
+        Decimal("0.010000"),
+        "EUR",
+    )
+    message.refresh_from_db()
+    assert (message.status, message.network, message.cost, message.currency) == (
+        Status.DELIVERED,
+        "22801",
+        Decimal("0.010000"),
+        "EUR",
+    )
+    # The rollups recount the restated message at their next pass; no rule runs again.
+    assert list(RollupPending.objects.values_list("message_id", flat=True)) == [message.pk]
+    assert side_effects() == effects
+
+
+def test_a_message_no_receipt_prices_keeps_its_price_list_cost(kannel_old: Message):
+    Message.objects.filter(pk=kannel_old.pk).update(cost=Decimal("0.050000"), currency="EUR")
+    run("--apply")
+    message = Message.objects.get(pk=kannel_old.pk)
+    assert (message.reason, message.cost, message.currency) == ("throttled", Decimal("0.050000"), "EUR")
 
 
 def test_a_second_run_finds_nothing_to_change(infobip_old: Message, kannel_old: Message):

@@ -60,6 +60,8 @@ def describe(report: RenormalizeReport) -> str:
             f"{slug}: {tally.examined} receipts read, {tally.receipts_changed} changed, "
             f"{tally.messages_changed} messages changed, {tally.unreadable} unreadable (left as they were)"
         )
+        if tally.networks_changed or tally.prices_changed:
+            lines.append(f"  network read anew: {tally.networks_changed}, price read anew: {tally.prices_changed}")
         for (name, old, new), count in sorted(tally.changes.items()):
             lines.append(f"  {name} {old or '-'} -> {new or '-'}: {count}")
     if report.examples:
