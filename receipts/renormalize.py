@@ -96,6 +96,7 @@ def receipts_renormalize(
     report = RenormalizeReport(applied=apply)
     providers = dict(Connection.objects.values_list("pk", "provider"))
     slugs = dict(Connection.objects.values_list("pk", "slug"))
+    counted: set[int] = set()
     for receipts in _batches(batch=batch, since=since, connection_slug=connection_slug):
         changed: list[ReceiptRestatement] = []
         for receipt in receipts:
@@ -125,8 +126,11 @@ def receipts_renormalize(
                 store.receipts_restate(changed)
             restated = _restate_messages(message_ids, providers, apply=apply)
         for message_id, connection_id in restated:
-            report.connections[slugs[connection_id]].messages_changed += 1
-            report.changed_message_ids.append(message_id)
+            # A dry run finds a message again in each batch holding one of its receipts.
+            if message_id not in counted:
+                counted.add(message_id)
+                report.connections[slugs[connection_id]].messages_changed += 1
+                report.changed_message_ids.append(message_id)
     return report
 
 

@@ -200,6 +200,19 @@ def test_a_higher_ranked_receipt_keeps_the_message_where_ingestion_left_it(clien
     assert (message.status, message.reason) == (Status.DELIVERED, "")
 
 
+def test_a_dry_run_in_small_batches_counts_each_message_once(client: Client, infobip_old: Message):
+    # A second receipt of the same message, also stored under the old mapping, in another batch.
+    connection = infobip_old.connection
+    body = fixture("infobip", "rejected_signals_blocked.json").decode().replace("12:00:00.310", "12:00:01.310")
+    client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")
+    Receipt.objects.update(**OLD_INFOBIP)
+    Message.objects.update(final_at=None, **OLD_INFOBIP)
+    output = run("--batch", "1")
+    assert "infobip-eu: 2 receipts read, 2 changed, 1 messages changed" in output
+    assert "Would restate 2 receipts and 1 messages." in output
+    assert "Restated 2 receipts and 1 messages." in run("--apply", "--batch", "1")
+
+
 def test_connection_and_since_select_the_receipts_read(infobip_old: Message, kannel_old: Message):
     output = run("--apply", "--connection", "kannel-eu", "--batch", "1")
     assert "kannel-eu: 1 receipts read, 1 changed" in output

@@ -118,7 +118,8 @@ class InfobipAdapter(TokenAuthenticated):
             raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
             extra={key: item.get(key) for key in ("bulkId", "to", "callbackData", "price", "mccMnc") if key in item},
             network=clean_network(item.get("mccMnc")),
-            # `pricePerMessage` is what the report says this message cost, in `currency`.
+            # `pricePerMessage`, in `currency`. Whether a message of several parts (smsCount > 1)
+            # costs it once or per part the report docs do not say [U]: kept as reported.
             price=clean_price(price.get("pricePerMessage")),
             currency=clean_currency(price.get("currency")),
         )
