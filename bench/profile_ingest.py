@@ -98,7 +98,7 @@ def instrument() -> None:
     wrap(StandardWebhooksAdapter, "parse", "adapter.parse (JSON)")
     wrap(receipts.views, "ingest", "ingest() incl. commit + publish")
     wrap(receipts.ingestion, "_ingest_one", "_ingest_one (store, advance, record)")
-    wrap(receipts.ingestion, "_change_for", "_change_for (error catalog, in memory)")
+    wrap(receipts.ingestion, "status_change_for", "status_change_for (error catalog, in memory)")
     wrap(receipts.store.backend, "store_and_advance", "store_and_advance (one CTE statement)")
     wrap(receipts.outbox, "_hand_off", "hand-off to the publisher thread")
     wrap(DatabaseWrapper, "_commit", "COMMIT round trip")

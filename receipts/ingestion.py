@@ -61,7 +61,7 @@ def ingest(
                 raw_body=event.raw or raw_body,
                 headers=headers_json,
             )
-            outcome = _ingest_one(connection.provider, receipt, _change_for(connection.provider, event, now))
+            outcome = _ingest_one(connection.provider, receipt, status_change_for(connection.provider, event, now))
             if outcome is None:
                 result.duplicates += 1
             else:
@@ -69,8 +69,9 @@ def ingest(
     return result
 
 
-def _change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChange:
-    """What the receipt writes on its message; classified in memory, no query."""
+def status_change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChange:
+    """What the receipt writes on its message; classified in memory, no query. Also what
+    receipts/renormalize.py re-derives for stored receipts after a mapping or catalog change."""
     error = classify_error(
         provider=provider, status=event.status.value, error_code=event.error_code, permanent=event.permanent
     )

@@ -421,3 +421,82 @@ def outbox_lost(*, lost_before: datetime, now: datetime, limit: int) -> list[int
         .order_by("failures", "id")
         .values_list("id", flat=True)[:limit]
     )
+
+
+# Re-normalizing stored receipts (receipts/renormalize.py): after a mapping or catalog change, a
+# receipt's normalized columns and its message's state are restated from the raw body. Nothing
+# here records an outbox row: a restatement is a correction, not a new event rules must see.
+
+
+@dataclass(frozen=True)
+class ReceiptRestatement:
+    """A stored receipt's normalized columns as the current adapters and catalog read it."""
+
+    receipt_id: int
+    status: str
+    error_code: str
+    error_description: str
+    reason: str
+    error_class: str
+    catalog_class: str
+    class_source: str
+    network: str
+    price: Decimal | None
+    currency: str
+
+
+RESTATED_RECEIPT_FIELDS = (
+    "status", "error_code", "error_description", "reason", "error_class", "catalog_class", "class_source",
+    "network", "price", "currency",
+)  # fmt: skip
+
+
+def receipts_restate(restatements: Sequence[ReceiptRestatement]) -> int:
+    """Write the receipts' restated columns; how many rows."""
+    receipts = [
+        Receipt(pk=r.receipt_id, **{name: getattr(r, name) for name in RESTATED_RECEIPT_FIELDS}) for r in restatements
+    ]
+    return Receipt.objects.bulk_update(receipts, RESTATED_RECEIPT_FIELDS) if receipts else 0
+
+
+@dataclass(frozen=True)
+class MessageRestatement:
+    """A message's state as its receipts decide it, by the same precedence as ingestion."""
+
+    message_id: int
+    status: str
+    error_code: str
+    reason: str
+    error_class: str
+    catalog_class: str
+    class_source: str
+    final_at: datetime | None
+    status_changed_at: datetime | None
+    network: str
+    cost: Decimal | None
+    currency: str
+
+
+RESTATED_MESSAGE_FIELDS = (
+    "status", "error_code", "reason", "error_class", "catalog_class", "class_source", "final_at", "status_changed_at",
+    "network", "cost", "currency",
+)  # fmt: skip
+
+
+def messages_lock(message_ids: Sequence[int]) -> None:
+    """Take the messages' row locks until commit, in id order (no deadlock between two callers):
+    a receipt ingested meanwhile for one of them waits, so a restatement computed from the
+    receipts read after this is not overwritten by, nor overwrites, a concurrent advance."""
+    list(Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk").values_list("pk", flat=True))
+
+
+def messages_restate(restatements: Sequence[MessageRestatement]) -> int:
+    """Write the messages' restated state (their rows locked by messages_lock) and queue them
+    for the rollups, whose counts follow a message's state; how many rows."""
+    messages = [
+        Message(pk=r.message_id, **{name: getattr(r, name) for name in RESTATED_MESSAGE_FIELDS}) for r in restatements
+    ]
+    if not messages:
+        return 0
+    rollup_pending([r.message_id for r in restatements])
+    return Message.objects.bulk_update(messages, RESTATED_MESSAGE_FIELDS)

@@ -39,6 +39,8 @@ from receipts.providers.base import (
     SignatureError,
     TokenAuthenticated,
     WebhookRequest,
+    clean_network,
+    clean_price,
     loads_json,
     parse_unix_time,
 )
@@ -52,6 +54,8 @@ TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[\w.-]{1,256}")
 # Headers SNS sets to envelope fields the signature covers
 # (https://docs.aws.amazon.com/sns/latest/dg/http-header.html). They are kept with the receipt,
 # so one that disagrees with the signed field is a forgery beside a genuine message.
+# AWS prices End User Messaging in US dollars; the event's totalMessagePrice names no currency.
+CURRENCY = "USD"
 HEADER_FIELDS = {
     "x-amz-sns-message-type": "Type",
     "x-amz-sns-message-id": "MessageId",
@@ -163,6 +167,9 @@ class AwsSnsAdapter(TokenAuthenticated):
                 provider_timestamp=parse_unix_time(event.get("eventTimestamp"), per_second=1000),
                 # A retried delivery keeps its MessageId: the dedupe key.
                 event_id=envelope["MessageId"],
+                network=event_network(event),
+                price=clean_price(event.get("totalMessagePrice")),
+                currency=CURRENCY,
             )
         ]
 
@@ -172,6 +179,15 @@ class AwsSnsAdapter(TokenAuthenticated):
         if status is Status.SENT and is_final is True:
             return Status.DELIVERED
         return status
+
+
+def event_network(event: dict[str, Any]) -> str:
+    """`mcc` and `mnc` of the destination's carrier as one code ("310" + "800"), "" unless both
+    are digits."""
+    mcc, mnc = (str(event.get(name) or "").strip() for name in ("mcc", "mnc"))
+    if not (mcc.isascii() and mcc.isdigit() and mnc.isascii() and mnc.isdigit()):
+        return ""
+    return clean_network(mcc + mnc)
 
 
 def read_envelope(request: WebhookRequest) -> dict[str, Any]:

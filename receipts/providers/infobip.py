@@ -21,6 +21,9 @@ from receipts.providers.base import (
     ReceiptEvent,
     TokenAuthenticated,
     WebhookRequest,
+    clean_currency,
+    clean_network,
+    clean_price,
     parse_iso_timestamp,
 )
 from receipts.statuses import Status
@@ -37,15 +40,18 @@ STATUS_MAP: dict[str, Status] = {
     # The operator never sent a final report: Infobip does not know the outcome (not `expired`).
     "expired_dlr_unknown": Status.UNKNOWN,
 }
-# A name not listed above falls back on its group, which prefixes it. DELIVERED_* is not here:
-# its members differ (to operator = sent, to handset = delivered), an unknown one stays unknown.
-# Peers mapped EXPIRED to sent (providers.md §0): an expired message was not delivered.
-GROUP_PREFIXES: dict[str, Status] = {
-    "pending_": Status.ACCEPTED,
-    "undeliverable_": Status.UNDELIVERED,
-    "expired_": Status.EXPIRED,
-    "rejected_": Status.REJECTED,
+# A name not listed above falls back on its group: the one that prefixes it, else the report's
+# own `status.groupId` (or `groupName`), which names like SIGNALS_BLOCKED and MISSING_TO (both in
+# group 5 REJECTED) carry without a prefix. DELIVERED (group 3) is not here: its members differ
+# (to operator = sent, to handset = delivered), so an unknown one stays unknown. Peers mapped
+# EXPIRED to sent (providers.md §0): an expired message was not delivered.
+GROUP_STATUS: dict[str, Status] = {
+    "pending": Status.ACCEPTED,
+    "undeliverable": Status.UNDELIVERED,
+    "expired": Status.EXPIRED,
+    "rejected": Status.REJECTED,
 }
+GROUP_IDS: dict[int, str] = {1: "pending", 2: "undeliverable", 3: "delivered", 4: "expired", 5: "rejected"}
 
 
 class InfobipAdapter(TokenAuthenticated):
@@ -57,13 +63,16 @@ class InfobipAdapter(TokenAuthenticated):
     # Far above any maxBucketSize seen in practice (default 100); a body beyond it is not Infobip's.
     max_events = 1000
 
-    def normalize_status(self, provider_status: str) -> Status:
+    def normalize_status(self, provider_status: str, group: str = "") -> Status:
+        """By the status name, then by its group: the name's prefix, else `group` (the report's
+        groupId or groupName, lower-cased). A report carrying only its group is stored under the
+        group's name, which this reads back."""
         name = provider_status.strip().lower()
         if name in STATUS_MAP:
             return STATUS_MAP[name]
-        for prefix, status in GROUP_PREFIXES.items():
-            if name.startswith(prefix):
-                return status
+        for candidate in (name.partition("_")[0], group):
+            if candidate in GROUP_STATUS:
+                return GROUP_STATUS[candidate]
         return Status.UNKNOWN
 
     def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
@@ -82,18 +91,25 @@ class InfobipAdapter(TokenAuthenticated):
         status = item.get("status")
         if not isinstance(message_id, str) or not message_id:
             raise PayloadError(f"results[{index}].messageId must be a non-empty string")
-        name = status.get("name") if isinstance(status, dict) else None
+        if not isinstance(status, dict):
+            status = {}
+        group = status_group(status)
+        # A report may carry only its group (no `name`): the group name stands for the status.
+        name = status.get("name") or status.get("groupName")
         if not isinstance(name, str) or not name:
-            raise PayloadError(f"results[{index}].status.name must be a non-empty string")
+            raise PayloadError(f"results[{index}].status.name (or groupName) must be a non-empty string")
         error = item.get("error")
         if not isinstance(error, dict):
             error = {}
         code = error_code(error)
+        price = item.get("price")
+        if not isinstance(price, dict):
+            price = {}
         permanent = error.get("permanent")
         return ReceiptEvent(
             provider_message_id=message_id,
             provider_status=name,
-            status=self.normalize_status(name),
+            status=self.normalize_status(name, group),
             error_code=code,
             error_description=str(error.get("description") or error.get("name") or "")[:255] if code else "",
             provider_timestamp=parse_iso_timestamp(item.get("doneAt")),
@@ -101,7 +117,22 @@ class InfobipAdapter(TokenAuthenticated):
             permanent=permanent if code and isinstance(permanent, bool) else None,
             raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
             extra={key: item.get(key) for key in ("bulkId", "to", "callbackData", "price", "mccMnc") if key in item},
+            network=clean_network(item.get("mccMnc")),
+            # `pricePerMessage`, in `currency`. Whether a message of several parts (smsCount > 1)
+            # costs it once or per part the report docs do not say [U]: kept as reported.
+            price=clean_price(price.get("pricePerMessage")),
+            currency=clean_currency(price.get("currency")),
         )
+
+
+def status_group(status: dict[str, Any]) -> str:
+    """The report's status group, lower-cased: by `groupId` when it is one of Infobip's five,
+    else by `groupName`; "" when neither says."""
+    group_id = status.get("groupId")
+    if isinstance(group_id, int) and not isinstance(group_id, bool) and group_id in GROUP_IDS:
+        return GROUP_IDS[group_id]
+    name = status.get("groupName")
+    return name.strip().lower() if isinstance(name, str) else ""
 
 
 def error_code(error: dict[str, Any]) -> str:

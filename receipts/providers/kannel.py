@@ -18,6 +18,8 @@ KannelDLR.md): https://gist.github.com/atkawa7/125c02113df26337de092ab9f47f4542
 
 from __future__ import annotations
 
+import re
+
 from receipts.providers.base import PayloadError, ReceiptEvent, TokenAuthenticated, WebhookRequest, parse_unix_time
 from receipts.providers.smpp_text import (
     SmppReceipt,
@@ -46,6 +48,12 @@ STAT_STATUS: dict[str, Status] = {
     "deleted": Status.FAILED,
     "unknown": Status.UNKNOWN,
 }
+
+
+# Kannel's %A for an SMSC's refusal of submit_sm (type 16): "NACK/0x0000000b/Invalid Destination
+# Address", the SMPP command_status in hex then its text (smsc_smpp.c). The code is kept so the
+# catalog's SMPP rows (gsm,0x…) classify it: 0x58 throttling is temporary, 0x0B a bad number.
+NACK_CODE = re.compile(r"NACK/(0x[0-9a-fA-F]{1,8})(?:/|$)")
 
 
 class KannelAdapter(TokenAuthenticated):
@@ -79,7 +87,7 @@ class KannelAdapter(TokenAuthenticated):
                 provider_message_id=message_id,
                 provider_status=provider_status,
                 status=status,
-                error_code=receipt_error_code(receipt) if receipt else "",
+                error_code=receipt_error_code(receipt) if receipt else nack_code(answer, status),
                 # Without an SMPP receipt, Kannel's reply on a failure (an SMSC NACK) is all we know.
                 error_description=answer[:255] if receipt is None and status in FAILURE_STATUSES else "",
                 # %T: seconds since the epoch.
@@ -96,6 +104,12 @@ class KannelAdapter(TokenAuthenticated):
     def raw_to_keep(self, request: WebhookRequest) -> str:
         # %A, Kannel's copy of the SMSC's reply, holds the receipt's `text:` too.
         return without_message_text(request.raw_text(), encoded=True)
+
+
+def nack_code(answer: str, status: Status) -> str:
+    """The SMPP error code of an SMSC's NACK, for a failure; "" otherwise."""
+    match = NACK_CODE.match(answer) if status in FAILURE_STATUSES else None
+    return match.group(1) if match else ""
 
 
 def smpp_receipt(answer: str) -> SmppReceipt | None:

@@ -25,6 +25,8 @@ from receipts.providers.base import (
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
+    clean_network,
+    clean_price,
     constant_time_equal,
     require_secrets,
     url_as_called,
@@ -36,6 +38,8 @@ from receipts.statuses import Status
 SIGNATURE_HEADERS = ("x-plivo-signature-v3", "x-plivo-signature-ma-v3")
 NONCE_HEADER = "x-plivo-signature-v3-nonce"
 NO_ERROR = "000"  # Plivo's error code for "no error", sent with every non-failed status
+# Plivo charges in US dollars (its pricing and balance pages); the callback names no currency.
+CURRENCY = "USD"
 # The callback's stage times, latest first: the first one present is when this status happened.
 STAGE_TIMES = ("DeliveryReportTime", "SentTime", "QueuedTime", "MessageTime")
 
@@ -132,6 +136,11 @@ class PlivoAdapter(ProviderAdapter):
         if not provider_status:
             raise PayloadError("Status is missing")
         error_code = fields.get("ErrorCode", "")
+        # MessageUUID, never ParentMessageUUID: Plivo documents the latter as "same as the
+        # MessageUUID, reserved for future use, and should be ignored for now", and gives a long
+        # message one MessageUUID whose `Units` count its parts (the send API returns that id).
+        # Keying on the parent would gain nothing today and would silently re-key messages if
+        # Plivo ever gave it another meaning.
         return [
             ReceiptEvent(
                 provider_message_id=message_id,
@@ -139,8 +148,21 @@ class PlivoAdapter(ProviderAdapter):
                 status=self.normalize_status(provider_status),
                 error_code="" if error_code == NO_ERROR else error_code,
                 provider_timestamp=stage_time(fields),
+                network=network(fields),
+                # TotalAmount is the message's charge (TotalRate, per unit, times Units).
+                price=clean_price(fields.get("TotalAmount")),
+                currency=CURRENCY,
             )
         ]
+
+
+def network(fields: Mapping[str, str]) -> str:
+    """MCC and MNC of the recipient's network as one code ("208" + "01" = "20801"), "" unless
+    both are digits."""
+    mcc, mnc = fields.get("MCC", "").strip(), fields.get("MNC", "").strip()
+    if not (mcc.isascii() and mcc.isdigit() and mnc.isascii() and mnc.isdigit()):
+        return ""
+    return clean_network(mcc + mnc)
 
 
 def stage_time(fields: Mapping[str, str]) -> datetime | None:

@@ -36,6 +36,7 @@ from receipts.providers.base import (
     ReceiptEvent,
     TokenAuthenticated,
     WebhookRequest,
+    clean_network,
     parse_iso_timestamp,
 )
 from receipts.statuses import Status
@@ -156,6 +157,9 @@ class SinchAdapter(TokenAuthenticated):
             event_id=event_id(batch_id, recipient, status, error_code, timestamp),
             raw=raw,
             extra={"recipient": recipient, "client_reference": client_reference, "operator": operator},
+            # "The operator that was used for delivering the message to this recipient, if
+            # enabled on the account by Sinch" (an MCCMNC); recipient reports only. No price.
+            network=clean_network(operator),
         )
 
 

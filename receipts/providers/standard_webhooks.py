@@ -28,6 +28,9 @@ from receipts.providers.base import (
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
+    clean_currency,
+    clean_network,
+    clean_price,
     require_secrets,
     unix_seconds,
 )
@@ -126,6 +129,11 @@ class StandardWebhooksAdapter(ProviderAdapter):
             provider_timestamp=parse_timestamp(item.get("timestamp")),
             event_id=event_id,
             raw=raw,
+            # Optional and informational (docs/STANDARD_WEBHOOKS.md): an unusable value is
+            # dropped, never a reason to refuse the receipt.
+            network=clean_network(item.get("network")) if isinstance(item.get("network"), str) else "",
+            price=clean_price(item.get("price")) if isinstance(item.get("price"), str | int | float) else None,
+            currency=clean_currency(item.get("currency")) if isinstance(item.get("currency"), str) else "",
         )
 
 

@@ -27,6 +27,9 @@ from receipts.providers.base import (
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
+    clean_currency,
+    clean_network,
+    clean_price,
     require_secrets,
     unix_seconds,
 )
@@ -151,6 +154,9 @@ class TelnyxAdapter(ProviderAdapter):
         provider_status = recipient_status(payload.get("to"))
         code, description = first_error(payload.get("errors"))
         event_id = data.get("id")
+        cost = payload.get("cost")
+        if not isinstance(cost, dict):
+            cost = {}
         return [
             ReceiptEvent(
                 provider_message_id=message_id,
@@ -160,6 +166,10 @@ class TelnyxAdapter(ProviderAdapter):
                 error_description=description[:255],
                 provider_timestamp=parse_timestamp(data.get("occurred_at")),
                 event_id=event_id if isinstance(event_id, str) else "",
+                # The first recipient's carrier, as its status stands for the message.
+                network=clean_network(payload["to"][0].get("carrier")),
+                price=clean_price(cost.get("amount")),
+                currency=clean_currency(cost.get("currency")),
             )
         ]
 

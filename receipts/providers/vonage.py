@@ -33,6 +33,8 @@ from receipts.providers.base import (
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
+    clean_network,
+    clean_price,
     constant_time_equal,
     require_secrets,
     unix_seconds,
@@ -59,6 +61,9 @@ STATUS_MAP: dict[str, Status] = {
     "rejected": Status.REJECTED,
     "unknown": Status.UNKNOWN,
 }
+# A receipt's `price` names no currency: Vonage accounts are charged in euros (its account balance
+# API and dashboard give the balance in EUR; the Messages API's SMS callbacks say EUR).
+CURRENCY = "EUR"
 # On these statuses `err-code` 0 means "no error", not a code to classify.
 NO_ERROR_STATUSES = frozenset({"delivered", "accepted", "buffered"})
 
@@ -168,6 +173,10 @@ class VonageAdapter(ProviderAdapter):
                 error_code=error_code,
                 provider_timestamp=parse_scts(fields.get("scts", ""))
                 or parse_message_timestamp(fields.get("message-timestamp", "")),
+                # network-code: the MCCMNC of the carrier the number is registered with.
+                network=clean_network(fields.get("network-code")),
+                price=clean_price(fields.get("price")),
+                currency=CURRENCY,
             )
         ]
 

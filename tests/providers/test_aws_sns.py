@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -575,6 +576,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Message has been accepted by phone carrier",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 2, tzinfo=UTC),
                 event_id="8b1f2f0e-5c1a-4e0b-9d3a-6f7e8d9c0a11",
+                network="310800",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -587,6 +591,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Message has been accepted by phone carrier",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 3, tzinfo=UTC),
                 event_id="1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5",
+                network="20801",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -599,6 +606,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Message has been delivered to the recipient's handset",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 9, tzinfo=UTC),
                 event_id="c4a7e9b2-0d13-4f6a-8b5c-2e9d7f1a3b22",
+                network="20801",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -611,6 +621,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Message has been queued for delivery",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC),
                 event_id="0e9d8c7b-6a5f-4e3d-2c1b-0a9f8e7d6c33",
+                network="20801",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -623,6 +636,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Temporary error on the recipient's carrier network",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 31, tzinfo=UTC),
                 event_id="7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2944",
+                network="302720",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -635,6 +651,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Message could not be delivered within the TTL",
                 provider_timestamp=datetime(2026, 11, 26, 11, 0, 0, tzinfo=UTC),
                 event_id="2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f855",
+                network="20801",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -647,6 +666,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="Carrier identified the message as spam and blocked it",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 4, tzinfo=UTC),
                 event_id="9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b566",
+                network="23415",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
         (
@@ -659,6 +681,9 @@ def test_registry_serves_this_adapter() -> None:
                 error_description="No final event was received from the carrier",
                 provider_timestamp=datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC),
                 event_id="5c6d7e8f-9a0b-41c2-93d4-e5f6a7b8c977",
+                network="20801",
+                price=Decimal("0.095820"),
+                currency="USD",
             ),
         ),
     ],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -90,6 +91,9 @@ def test_delivered_report_parses_with_every_field() -> None:
                 "price": {"pricePerMessage": 0.01, "currency": "EUR"},
                 "mccMnc": "22801",
             },
+            network="22801",
+            price=Decimal("0.010000"),
+            currency="EUR",
         )
     ]
 
@@ -113,6 +117,9 @@ def test_undelivered_report_carries_the_error_id_and_infobips_permanent_flag() -
                 "price": {"pricePerMessage": 0.01, "currency": "EUR"},
                 "mccMnc": "22801",
             },
+            network="22801",
+            price=Decimal("0.010000"),
+            currency="EUR",
         )
     ]
 
@@ -189,12 +196,94 @@ def test_batch_gives_one_event_per_report_each_with_its_own_part_of_the_body() -
         ("REJECTED_DND", Status.REJECTED),
         ("REJECTED_DESTINATION_BLOCKLISTED", Status.REJECTED),
         ("delivered_to_handset", Status.DELIVERED),
+        # Group 3 (the fixture's) is not a fallback: to operator and to handset differ.
         ("SIGNALS_BLOCKED", Status.UNKNOWN),
     ],
 )
 def test_status_names_map_by_name_then_by_group(name: str, status: Status) -> None:
     event = parse_one(edited(report(), status_name=name))
     assert (event.provider_status, event.status) == (name, status)
+
+
+def test_status_name_without_a_group_prefix_falls_back_on_the_reports_group() -> None:
+    result = report("rejected_signals_blocked.json")
+    assert infobip.adapter.parse(infobip_request(fixture("infobip", "rejected_signals_blocked.json"))) == [
+        ReceiptEvent(
+            provider_message_id="4089136245390354563001",
+            provider_status="SIGNALS_BLOCKED",
+            status=Status.REJECTED,
+            error_code="",
+            error_description="",
+            provider_timestamp=datetime(2026, 11, 26, 12, 0, 0, 310000, tzinfo=UTC),
+            event_id="",
+            permanent=None,
+            raw=raw(result),
+            extra={
+                "bulkId": "BULK-ID-3d9e1f70-2b4c",
+                "to": "41793026729",
+                "price": {"pricePerMessage": 0.0, "currency": "EUR"},
+                "mccMnc": "22801",
+            },
+            network="22801",
+            price=Decimal("0.000000"),
+            currency="EUR",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "group_id", "group_name", "status"),
+    [
+        ("MISSING_TO", 5, "REJECTED", Status.REJECTED),
+        ("SIGNALS_BLOCKED", 5, "REJECTED", Status.REJECTED),
+        ("SOMETHING_NEW", 1, "PENDING", Status.ACCEPTED),
+        ("SOMETHING_NEW", 2, "UNDELIVERABLE", Status.UNDELIVERED),
+        ("SOMETHING_NEW", 4, "EXPIRED", Status.EXPIRED),
+        ("SOMETHING_NEW", 3, "DELIVERED", Status.UNKNOWN),
+        # Without a usable id, the group's name decides.
+        ("MISSING_TO", None, "REJECTED", Status.REJECTED),
+        ("MISSING_TO", 99, "rejected", Status.REJECTED),
+        ("MISSING_TO", None, None, Status.UNKNOWN),
+        # A prefixed name is read by its prefix whatever the group says.
+        ("REJECTED_NETWORK", 1, "PENDING", Status.REJECTED),
+    ],
+)
+def test_unprefixed_names_take_the_status_of_their_group(
+    name: str, group_id: int | None, group_name: str | None, status: Status
+) -> None:
+    result = edited(report(), status_name=name)
+    result["status"]["groupId"], result["status"]["groupName"] = group_id, group_name
+    assert parse_one(result).status == status
+
+
+def test_report_carrying_only_its_group_is_stored_under_the_group_name() -> None:
+    (event,) = infobip.adapter.parse(infobip_request(fixture("infobip", "group_only_undeliverable.json")))
+    assert (event.provider_message_id, event.provider_status, event.status) == (
+        "4089136245390354563002",
+        "UNDELIVERABLE",
+        Status.UNDELIVERED,
+    )
+    assert (event.error_code, event.error_description, event.permanent) == ("27", "Absent Subscriber", False)
+    assert (event.network, event.price, event.currency) == ("22801", Decimal("0.010000"), "EUR")
+    # What was stored reads back to the same status without the report (the command that
+    # re-normalizes stored receipts re-parses the raw part; this is the plain name lookup).
+    assert infobip.adapter.normalize_status(event.provider_status) == Status.UNDELIVERED
+
+
+@pytest.mark.parametrize(
+    ("price", "mcc_mnc", "expected"),
+    [
+        ({"pricePerMessage": "0.0125", "currency": "eur"}, "20801", ("20801", Decimal("0.012500"), "EUR")),
+        ({"pricePerMessage": -1, "currency": "EUR"}, "", ("", None, "")),
+        ({"currency": "EUR"}, None, ("", None, "")),
+        ("not an object", 22801, ("22801", None, "")),
+        (None, "x" * 65, ("", None, "")),
+    ],
+)
+def test_unusable_price_or_network_is_dropped_not_refused(price: Any, mcc_mnc: Any, expected: tuple[Any, ...]) -> None:
+    event = parse_one(edited(report(), price=price, mccMnc=mcc_mnc))
+    assert (event.network, event.price, event.currency) == expected
+    assert event.status == Status.DELIVERED
 
 
 @pytest.mark.parametrize(
@@ -272,7 +361,7 @@ def test_retried_report_has_the_same_dedupe_key_and_the_next_status_another() ->
         body_of(edited(report(), messageId="")),
         body_of(edited(report(), messageId=4089136245390354561003)),
         body_of(edited(report(), status=None)),
-        body_of(edited(report(), status_name="")),
+        body_of(edited(report(), status_name="", status_groupName="")),
         body_of(edited(report(), status_name=5)),
         body_of(edited(report(), messageId="x" * 129)),
         b"not json",

@@ -100,7 +100,7 @@ class TestKannelTokens(TokenProviderSecuritySuite):
                 provider_message_id="e7a05c3b-9d41-4b2f-8c6e-1a9f3d7b5e02",
                 provider_status="16",
                 status=Status.REJECTED,
-                error_code="",
+                error_code="0x0000000b",
                 error_description="NACK/0x0000000b/Invalid Destination Address",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 2, tzinfo=UTC),
                 event_id="",
@@ -153,6 +153,54 @@ def test_positive_type_is_not_overridden_by_the_receipt_stat() -> None:
     # Kannel decided from the SMSC's message_state TLV; a stat disagreeing with it stays on record.
     event = parse_one(edit_query(fixture("kannel", "delivered.txt"), answer="id:1 stat:UNDELIV err:000"))
     assert (event.provider_status, event.status) == ("1/UNDELIV", Status.DELIVERED)
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ("NACK/0x00000058/Throttling error", "0x00000058"),
+        ("NACK/0x0000000b/Invalid Destination Address", "0x0000000b"),
+        ("NACK/0x45", "0x45"),
+        # Not an SMPP code: kept as the description only.
+        ("NACK/Connection refused", ""),
+        ("NACK/0xZZ/bad", ""),
+        ("NACK/0x123456789/too long", ""),
+    ],
+)
+def test_smsc_nack_keeps_its_smpp_error_code(answer: str, code: str) -> None:
+    event = parse_one(edit_query(fixture("kannel", "smsc_nack.txt"), answer=answer))
+    assert (event.status, event.error_code, event.error_description) == (Status.REJECTED, code, answer)
+
+
+def test_nack_code_is_not_read_from_a_positive_type() -> None:
+    event = parse_one(edit_query(fixture("kannel", "smsc_ack.txt"), answer="NACK/0x00000058/Throttling error"))
+    assert (event.status, event.error_code) == (Status.SENT, "")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "message_id", "reason", "error_class"),
+    [
+        ("smsc_nack_throttled.txt", "5b1e9c7a-0f2d-4e63-a8b4-7c9d1e2f3a40", "throttled", "temporary"),
+        ("smsc_nack.txt", "e7a05c3b-9d41-4b2f-8c6e-1a9f3d7b5e02", "invalid_number", "permanent"),
+    ],
+)
+def test_smsc_nack_is_classified_by_the_catalogs_smpp_rows(
+    client, name: str, message_id: str, reason: str, error_class: str
+) -> None:
+    connection = ConnectionFactory(provider="kannel", secrets=[TOKEN])
+    message = MessageFactory(connection=connection, provider_message_id=message_id)
+    response = client.get(f"/hooks/{connection.slug}/{TOKEN}/?{fixture('kannel', name).decode()}")
+    assert response.status_code == 200
+    receipt = Receipt.objects.get()
+    assert (receipt.status, receipt.reason, receipt.error_class) == (Status.REJECTED, reason, error_class)
+    message = Message.objects.get(pk=message.pk)
+    assert (message.status, message.error_code, message.reason, message.error_class) == (
+        Status.REJECTED,
+        receipt.error_code,
+        reason,
+        error_class,
+    )
 
 
 def test_normalize_status_reads_back_what_parse_stored() -> None:

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
@@ -270,6 +271,8 @@ def test_public_url_override_keeps_the_request_query() -> None:
 # Parsing real status callbacks
 
 MESSAGE_ID = "8f3c1a2e-5b6d-11ef-9a4c-0242ac120002"
+# Every fixture went to MCC 208, MNC 01 (Orange France) at TotalAmount 0.06800 (in USD).
+NETWORK_PRICE: dict[str, Any] = {"network": "20801", "price": Decimal("0.068000"), "currency": "USD"}
 
 
 @pytest.mark.parametrize(
@@ -277,16 +280,32 @@ MESSAGE_ID = "8f3c1a2e-5b6d-11ef-9a4c-0242ac120002"
     [
         (
             "queued.txt",
-            ReceiptEvent(MESSAGE_ID, "queued", Status.ACCEPTED, "", "", datetime(2026, 11, 26, 10, 0, 0, 418020, UTC)),
+            ReceiptEvent(
+                MESSAGE_ID,
+                "queued",
+                Status.ACCEPTED,
+                "",
+                "",
+                datetime(2026, 11, 26, 10, 0, 0, 418020, UTC),
+                **NETWORK_PRICE,
+            ),
         ),
         (
             "sent.txt",
-            ReceiptEvent(MESSAGE_ID, "sent", Status.SENT, "", "", datetime(2026, 11, 26, 10, 0, 1, 250731, UTC)),
+            ReceiptEvent(
+                MESSAGE_ID, "sent", Status.SENT, "", "", datetime(2026, 11, 26, 10, 0, 1, 250731, UTC), **NETWORK_PRICE
+            ),
         ),
         (
             "delivered.txt",
             ReceiptEvent(
-                MESSAGE_ID, "delivered", Status.DELIVERED, "", "", datetime(2026, 11, 26, 10, 0, 4, 907112, UTC)
+                MESSAGE_ID,
+                "delivered",
+                Status.DELIVERED,
+                "",
+                "",
+                datetime(2026, 11, 26, 10, 0, 4, 907112, UTC),
+                **NETWORK_PRICE,
             ),
         ),
         (
@@ -298,6 +317,7 @@ MESSAGE_ID = "8f3c1a2e-5b6d-11ef-9a4c-0242ac120002"
                 "30",
                 "",
                 datetime(2026, 11, 26, 10, 2, 15, 330500, UTC),
+                **NETWORK_PRICE,
             ),
         ),
         (
@@ -309,6 +329,7 @@ MESSAGE_ID = "8f3c1a2e-5b6d-11ef-9a4c-0242ac120002"
                 "40",
                 "",
                 datetime(2026, 11, 26, 10, 3, 0, 4200, UTC),
+                **NETWORK_PRICE,
             ),
         ),
     ],
@@ -317,6 +338,31 @@ def test_status_callback_fixture_parses_to_one_event_with_every_field(name: str,
     (event,) = plivo.adapter.parse(plivo_request(TOKEN, URL, fixture("plivo", name)))
     assert event == expected
     assert (event.event_id, event.permanent, event.raw, event.extra) == ("", None, "", {})
+
+
+def test_message_is_known_by_its_message_uuid_never_by_parent_message_uuid() -> None:
+    # Plivo: ParentMessageUUID is "reserved for future use, and should be ignored for now".
+    (event,) = plivo.adapter.parse(plivo_request(TOKEN, URL, fixture("plivo", "delivered_other_parent.txt")))
+    assert (event.provider_message_id, event.status) == ("e2b7c4d8-5b6d-11ef-a1f3-0242ac120005", Status.DELIVERED)
+
+
+@pytest.mark.parametrize(
+    ("changes", "network", "price"),
+    [
+        ({"MCC": "310", "MNC": "260"}, "310260", Decimal("0.068000")),
+        ({"MCC": "", "MNC": "01"}, "", Decimal("0.068000")),
+        ({"MCC": "208", "MNC": "x1"}, "", Decimal("0.068000")),
+        ({"TotalAmount": ""}, "20801", None),
+        ({"TotalAmount": "abc"}, "20801", None),
+        ({"TotalAmount": "0.136", "TotalRate": "0.068", "Units": "2"}, "20801", Decimal("0.136000")),
+    ],
+)
+def test_network_is_mcc_and_mnc_and_price_the_total_amount(
+    changes: dict[str, str], network: str, price: Decimal | None
+) -> None:
+    fields = dict(parse_qsl(fixture("plivo", "delivered.txt").decode(), keep_blank_values=True)) | changes
+    (event,) = plivo.adapter.parse(plivo_request(TOKEN, URL, urlencode(fields).encode()))
+    assert (event.network, event.price, event.currency) == (network, price, "USD" if price is not None else "")
 
 
 @pytest.mark.parametrize(

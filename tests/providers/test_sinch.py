@@ -95,6 +95,7 @@ class TestSinchTokens(TokenProviderSecuritySuite):
                 permanent=None,
                 raw="",
                 extra={"recipient": "+447700900123", "client_reference": "otp-login-8841", "operator": "23410"},
+                network="23410",
             ),
         ),
         (

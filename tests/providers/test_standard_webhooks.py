@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -299,6 +300,41 @@ def test_error_fixture_keeps_the_code_and_the_description_and_its_time_in_utc() 
     # Sent as 11:02:09+01:00: the instant is kept, in UTC (PostgreSQL refuses some offsets).
     assert event.provider_timestamp is not None
     assert event.provider_timestamp.utcoffset() == timedelta(0)
+
+
+def test_network_and_price_fixture_keeps_them() -> None:
+    (event,) = parse(fixture("standard_webhooks", "delivered_network_price.json"))
+    assert event == ReceiptEvent(
+        provider_message_id="gw-7f3a9c2f",
+        provider_status="delivered",
+        status=Status.DELIVERED,
+        error_code="",
+        error_description="",
+        provider_timestamp=datetime(2026, 11, 26, 10, 0, 3, tzinfo=UTC),
+        event_id=MSG_ID,
+        extra={},
+        network="20801",
+        price=Decimal("0.045000"),
+        currency="EUR",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"network": "Orange F", "price": 0.05, "currency": "eur"}, ("Orange F", Decimal("0.050000"), "EUR")),
+        ({"network": 20801, "price": True, "currency": 978}, ("", None, "")),
+        ({"network": "x" * 65, "price": "-1", "currency": "EUR"}, ("", None, "")),
+        ({"price": {"amount": 1}, "currency": "EURO"}, ("", None, "")),
+        ({"price": "0.01"}, ("", Decimal("0.010000"), "")),
+    ],
+)
+def test_unusable_network_or_price_is_dropped_and_the_receipt_kept(
+    fields: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    (event,) = parse(receipt_body(**fields))
+    assert (event.network, event.price, event.currency) == expected
+    assert event.status == Status.DELIVERED
 
 
 def test_list_fixture_parses_to_one_event_per_item_keyed_by_webhook_id_and_index() -> None:

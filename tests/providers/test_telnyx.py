@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -218,6 +219,9 @@ def test_generate_secret_refuses_because_telnyx_gives_the_key() -> None:
                 error_description="",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 1, 484000, UTC),
                 event_id="b301ed3f-1490-491f-995f-6e64e69674d4",
+                network="T-MOBILE USA, INC.",
+                price=Decimal("0.004000"),
+                currency="USD",
             ),
         ),
         (
@@ -230,6 +234,9 @@ def test_generate_secret_refuses_because_telnyx_gives_the_key() -> None:
                 error_description="",
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 4, 912000, UTC),
                 event_id="4ee8c3a6-4995-4309-a3c6-38e3db9ea4be",
+                network="T-MOBILE USA, INC.",
+                price=Decimal("0.004000"),
+                currency="USD",
             ),
         ),
         (
@@ -242,6 +249,9 @@ def test_generate_secret_refuses_because_telnyx_gives_the_key() -> None:
                 error_description="The message was not delivered; the carrier gave no reason.",
                 provider_timestamp=datetime(2026, 11, 26, 10, 2, 15, 330000, UTC),
                 event_id="7a6c0b1e-2f3d-4e5a-9b8c-1d2e3f4a5b6c",
+                network="T-MOBILE USA, INC.",
+                price=Decimal("0.004000"),
+                currency="USD",
             ),
         ),
         (
@@ -254,6 +264,9 @@ def test_generate_secret_refuses_because_telnyx_gives_the_key() -> None:
                 error_description="The destination number is not routable (landline or non-routable number).",
                 provider_timestamp=datetime(2026, 11, 26, 10, 3, 0, 210000, UTC),
                 event_id="0c9d8e7f-6a5b-4c3d-2e1f-0a9b8c7d6e5f",
+                network="T-MOBILE USA, INC.",
+                price=Decimal("0.004000"),
+                currency="USD",
             ),
         ),
     ],

@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -467,6 +468,9 @@ DELIVERED = ReceiptEvent(
     provider_timestamp=datetime(2026, 11, 26, 10, 4, tzinfo=UTC),
     event_id="",
     extra={},
+    network="23410",
+    price=Decimal("0.033300"),
+    currency="EUR",
 )
 
 
@@ -492,6 +496,9 @@ def test_receipt_parses_the_same_from_each_transport(transport: str) -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 7, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="23415",
+                price=Decimal("0.033300"),
+                currency="EUR",
             ),
         ),
         (
@@ -505,6 +512,9 @@ def test_receipt_parses_the_same_from_each_transport(transport: str) -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="23420",
+                price=Decimal("0.033300"),
+                currency="EUR",
             ),
         ),
         (
@@ -519,6 +529,9 @@ def test_receipt_parses_the_same_from_each_transport(transport: str) -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 1, 55, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="23430",
+                price=Decimal("0.000000"),
+                currency="EUR",
             ),
         ),
     ],
