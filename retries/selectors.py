@@ -26,7 +26,7 @@ def decision_entries(message: Message) -> list[TimelineEntry]:
             TimelineEntry(
                 at=decision.created_at,
                 kind="decision",
-                summary=f"{decision.get_action_display()}: {decision.get_state_display()} ({decision.why})",
+                summary=_decision_summary(decision),
                 detail={
                     "decision_id": decision.pk,
                     "action": decision.action,
@@ -85,6 +85,12 @@ def message_chain(message: Message) -> AttemptChain:
         .order_by("number", "id")
     )
     return AttemptChain(root=root, messages=[root, *resends], attempts=attempts)
+
+
+def _decision_summary(decision: Decision) -> str:
+    if decision.action == "notify" and decision.state == Decision.State.RECORDED:
+        return f"The product was notified ({decision.why})"
+    return f"{decision.get_action_display()}: {decision.get_state_display().lower()} ({decision.why})"
 
 
 def attempt_outcome(attempt: Attempt) -> str:
