@@ -88,8 +88,7 @@ def recipient_other_messages(message: Message, *, limit: int = 10) -> list[Messa
 def _receipt_summary(receipt: Receipt) -> str:
     summary = f"{receipt.provider_status} → {receipt.status} ({receipt.get_outcome_display()})"
     if receipt.reason:
-        # In words for people reading the timeline; the code stays in the detail's `reason`.
-        summary += f": {receipt.reason.replace('_', ' ')}, {receipt.error_class}"
+        summary += f": {receipt.reason}, {receipt.error_class}"
     return summary
 
 
