@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from collections.abc import Callable
+
 from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils import timezone
+
+from dlrconsole.accounts.time_zone import time_zone_of
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
@@ -18,3 +24,20 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         if request.path_info.startswith(tuple(settings.CONTENT_SECURITY_POLICY.get("EXCLUDE_URL_PREFIXES", ()))):
             return response
         return super().process_response(request, response)
+
+
+class TimeZoneMiddleware:
+    """Pages show times in the signed-in person's time zone (their profile); UTC otherwise."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        # The webhooks and the API have no person to read them: no session to touch.
+        if request.path_info.startswith(("/hooks/", "/api/")):
+            return self.get_response(request)
+        timezone.activate(zoneinfo.ZoneInfo(time_zone_of(request)))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -135,6 +135,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Times on pages in the signed-in person's time zone (their profile).
+    "dlrconsole.middleware.TimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Who made a configuration change, for its history and the audit log (audit/).
@@ -313,6 +315,16 @@ if not isinstance(DLR_FLOW_RECEIPT_SLA_SECONDS, dict) or not all(
     isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in DLR_FLOW_RECEIPT_SLA_SECONDS.items()
 ):
     raise ImproperlyConfigured("DLR_FLOW_RECEIPT_SLA_SECONDS must map flow names to positive whole seconds")
+# The country a national number typed into the console's search is read in when no country is
+# given (ISO 3166 alpha-2, e.g. FR); empty: no assumption, a national number needs a hint.
+DLR_DEFAULT_REGION = os.environ.get("DLR_DEFAULT_REGION", "").strip().upper()
+if DLR_DEFAULT_REGION:
+    import phonenumbers
+
+    if DLR_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
+        raise ImproperlyConfigured(
+            f"DLR_DEFAULT_REGION must be an ISO 3166 alpha-2 region, e.g. FR; got {DLR_DEFAULT_REGION!r}"
+        )
 # How long a process reuses the rules it read (edits in the same process apply at once).
 DLR_RULES_CACHE_SECONDS = env_int("DLR_RULES_CACHE_SECONDS", 5)
 # A claimed attempt is taken over by another runner after this long without a result (its

@@ -7,10 +7,12 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import F, Q
 from django.http import QueryDict
+from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
@@ -18,7 +20,11 @@ from receipts.models import ClassSource, Connection, ErrorClass, Message
 from receipts.phones import InvalidNumber, parse_number
 from receipts.reasons import reason_choices
 from receipts.search import SearchTerm, search_interpret
-from receipts.statuses import Status
+from receipts.sla import NO_RECEIPT_LABEL, no_receipt_condition
+from receipts.statuses import NO_RECEIPT, Status
+
+# The stored statuses, and "no receipt": pending past the receipt SLA, computed (receipts/sla.py).
+STATUS_FILTER_CHOICES = [*Status.choices, (NO_RECEIPT, NO_RECEIPT_LABEL)]
 
 # PostgreSQL's timestamptz refuses offsets beyond ±15:59 ("time zone displacement out of
 # range") where Python takes up to ±23:59; no zone on Earth is past +14:00.
@@ -101,7 +107,7 @@ class MessageFilterForm(forms.Form):
         # country filter: someone looking at French messages types French numbers.
         if cleaned.get("q"):
             hint = cleaned.get("region") or cleaned.get("country") or ""
-            term = search_interpret(cleaned["q"], region=hint)
+            term = search_interpret(cleaned["q"], region=hint, default_region=settings.DLR_DEFAULT_REGION)
             if term.number and not self.see_numbers:
                 self.add_error("q", NUMBER_SEARCH_REFUSED)
             else:
@@ -130,7 +136,12 @@ class MessageFilter(django_filters.FilterSet):
     )
     provider_message_id = django_filters.CharFilter(max_length=128)
     client_reference = django_filters.CharFilter(max_length=128)
-    status = django_filters.MultipleChoiceFilter(distinct=False, choices=Status.choices)
+    status = django_filters.MultipleChoiceFilter(
+        method="filter_status",
+        distinct=False,
+        choices=STATUS_FILTER_CHOICES,
+        help_text="Stored status; `no_receipt` picks the messages still pending past their receipt SLA.",
+    )
     error_class = django_filters.MultipleChoiceFilter(
         distinct=False, choices=ErrorClass.choices, help_text="Effective class."
     )
@@ -185,6 +196,15 @@ class MessageFilter(django_filters.FilterSet):
 
     def filter_q(self, queryset: Any, name: str, value: SearchTerm) -> Any:
         return queryset.filter(value.condition())
+
+    def filter_status(self, queryset: Any, name: str, value: list[str]) -> Any:
+        if not value:
+            return queryset
+        stored = [status for status in value if status != NO_RECEIPT]
+        wanted = Q(status__in=stored) if stored else Q(pk__in=[])
+        if NO_RECEIPT in value:
+            wanted |= no_receipt_condition(timezone.now())
+        return queryset.filter(wanted)
 
     def filter_provider_disagrees(self, queryset: Any, name: str, value: bool | None) -> Any:
         if value is None:

@@ -89,3 +89,12 @@ def _national_digits(e164: str) -> str:
         return str(phonenumbers.parse(e164, None).national_number)
     except phonenumbers.NumberParseException:
         return ""
+
+
+def international(e164: str) -> str:
+    """+33612345678 → +33 6 12 34 56 78: how people read a number; stored as E.164."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

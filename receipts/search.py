@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import phonenumbers
 from django.db.models import Q, QuerySet
 
 from receipts.models import Message
@@ -26,6 +27,12 @@ class SearchTerm:
     text: str
     number: str = ""  # E.164 when the text reads as a phone number
     number_problem: str = ""  # why text that looks like a number did not read as one
+    # The configured default region a national number was read in (DLR_DEFAULT_REGION), to say so.
+    assumed_region: str = ""
+
+    @property
+    def assumed_calling_code(self) -> int:
+        return phonenumbers.country_code_for_region(self.assumed_region) if self.assumed_region else 0
 
     def condition(self) -> Q:
         # Three equality lookups, each on its own index (recipient, provider id, reference).
@@ -45,14 +52,16 @@ class SearchTerm:
         return [name for name in ("phone number", "provider message id", "client reference") if name in fields]
 
 
-def search_interpret(text: str, *, region: str = "") -> SearchTerm:
+def search_interpret(text: str, *, region: str = "", default_region: str = "") -> SearchTerm:
     """Decide what the search box holds: a number (with the country hint for national
-    spellings) or an id/reference."""
+    spellings, else the configured default region, which the term then names) or an id/reference."""
     text = text.strip()
     if not PHONE_LIKE.fullmatch(text):
         return SearchTerm(text)
+    assumed = default_region if not region and default_region and not text.startswith(("+", "00")) else ""
+    region = region or assumed
     try:
-        return SearchTerm(text, number=parse_number(text, region=region).e164)
+        return SearchTerm(text, number=parse_number(text, region=region).e164, assumed_region=assumed)
     except InvalidNumber as exc:
         hint = "" if region or text.startswith(("+", "00")) else "; add a country hint for a national number"
         return SearchTerm(text, number_problem=f"{exc}{hint}")

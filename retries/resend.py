@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from dlrconsole.lib.tasks import kick
 from receipts import store
+from receipts.errors import describe_reason
 from receipts.models import Message
+from receipts.reasons import RetryAdvice
 from retries.actions.retry_same import RetrySame
 from retries.decisions import RUN_DUE_ATTEMPTS, attempts_made
+from retries.escalation import chain_delivered
 from retries.models import Attempt, ConnectionSender, Decision
 from retries.notifications import notify_retry_scheduled
 
@@ -26,9 +29,20 @@ class ResendRefused(Exception):
     """Why this message cannot be resent now; shown to the person who asked."""
 
 
-def resend_request(*, message: Message, user: Any, request_key: str = "") -> Attempt:
+MAX_REASON_CHARS = 500
+
+
+def resend_against_advice(message: Message) -> bool:
+    """The error catalog says this failure is never retried (an unknown number, an opt-out): a
+    resend fails the same way or goes where it must not, so a person resending it says why."""
+    return describe_reason(message.reason, message.error_class)["retry_advice"] == RetryAdvice.NEVER
+
+
+def resend_request(*, message: Message, user: Any, request_key: str = "", reason: str = "") -> Attempt:
     """Schedule a resend of `message` now, through its own connection; idempotent by
-    `request_key` (a fresh one per confirmation form). Raises ResendRefused."""
+    `request_key` (a fresh one per confirmation form). A failure the catalog says never to
+    retry needs the person's `reason`, kept on the decision. Raises ResendRefused."""
+    reason = " ".join(reason.split())[:MAX_REASON_CHARS]
     key = f"manual-{message.pk}-{request_key or uuid.uuid4().hex}"[:64]
     now = timezone.now()
     with transaction.atomic():
@@ -37,10 +51,13 @@ def resend_request(*, message: Message, user: Any, request_key: str = "") -> Att
         if (existing := Attempt.objects.filter(idempotency_key=key).first()) is not None:
             return existing
         resend_refusal(message)
+        if resend_against_advice(message) and not reason:
+            raise ResendRefused("the error catalog says never to retry this failure: give a reason to resend it")
+        asked = f"resend requested by {user.get_username() or 'an API client'}"
         decision = Decision.objects.create(
             message=message, outbox_event=None, requested_by=user if user.is_authenticated else None,
             action=RetrySame.slug, state=Decision.State.SCHEDULED, created_at=now,
-            why=f"resend requested by {user.get_username() or 'an API client'}"[:255],
+            why=(f"{asked} against the catalog's advice: {reason}" if reason else asked)[:255],
         )  # fmt: skip
         made = attempts_made(root)
         try:
@@ -60,6 +77,8 @@ def resend_refusal(message: Message) -> None:
     """Raise ResendRefused if `message` cannot be resent now (the console shows the reason
     before asking for confirmation)."""
     root = message.chain_root or message
+    if chain_delivered(root):
+        raise ResendRefused("this message's chain was already delivered: the recipient has it")
     if Attempt.objects.filter(
         chain_root=root, outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
     ).exists():

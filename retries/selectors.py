@@ -3,11 +3,18 @@ and as the message's attempt chain."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q
 
 from receipts.models import Message
 from receipts.selectors import TimelineEntry
-from retries.models import Attempt, Decision
+from receipts.statuses import Status
+from retries.actions.registry import get_action
+from retries.models import Attempt, Decision, Rule, Step
+
+Outcome = Attempt.Outcome
 
 
 def decision_entries(message: Message) -> list[TimelineEntry]:
@@ -19,7 +26,7 @@ def decision_entries(message: Message) -> list[TimelineEntry]:
             TimelineEntry(
                 at=decision.created_at,
                 kind="decision",
-                summary=f"{decision.get_action_display()}: {decision.get_state_display()} ({decision.why})",
+                summary=_decision_summary(decision),
                 detail={
                     "decision_id": decision.pk,
                     "action": decision.action,
@@ -36,7 +43,7 @@ def decision_entries(message: Message) -> list[TimelineEntry]:
             TimelineEntry(
                 at=attempt.finished_at or attempt.due_at,
                 kind="attempt",
-                summary=f"Attempt {attempt.number}: {attempt.get_outcome_display()}",
+                summary=f"Attempt {attempt.number}: {attempt_outcome(attempt)}",
                 detail={
                     "attempt_id": attempt.pk,
                     "number": attempt.number,
@@ -78,3 +85,165 @@ def message_chain(message: Message) -> AttemptChain:
         .order_by("number", "id")
     )
     return AttemptChain(root=root, messages=[root, *resends], attempts=attempts)
+
+
+def _decision_summary(decision: Decision) -> str:
+    if decision.action == "notify" and decision.state == Decision.State.RECORDED:
+        return f"The product was notified ({decision.why})"
+    return f"{decision.get_action_display()}: {decision.get_state_display().lower()} ({decision.why})"
+
+
+def attempt_outcome(attempt: Attempt) -> str:
+    """What an attempt's own outcome means in words. A succeeded resend only means the provider
+    accepted the send call: whether it reached the phone is the resend's own status."""
+    if attempt.outcome == Outcome.SUCCEEDED:
+        return "sent on the channel" if attempt.action == "fallback" else "accepted by the provider"
+    words = {
+        Outcome.SCHEDULED: "scheduled",
+        Outcome.RUNNING: "being sent",
+        Outcome.FAILED: "could not be sent",
+        Outcome.CANCELLED: "cancelled",
+    }
+    return words.get(Outcome(attempt.outcome), attempt.get_outcome_display())
+
+
+@dataclass(frozen=True)
+class Done:
+    """One thing the chain's escalation did, in words, with when."""
+
+    at: datetime
+    text: str
+    resend: Message | None = None
+
+
+@dataclass(frozen=True)
+class StepLeft:
+    step: Step
+    label: str
+    attempts_left: int  # 0 for a step that sends nothing
+
+
+@dataclass(frozen=True)
+class EscalationState:
+    """What the message's chain went through: the rule that took it, what was done (attempts
+    with their outcomes, skipped steps with the reason, the product told), what is scheduled
+    and when, the steps left, and the deadline."""
+
+    rule: Rule | None
+    done: list[Done] = field(default_factory=list)
+    scheduled: list[Attempt] = field(default_factory=list)
+    left: list[StepLeft] = field(default_factory=list)
+    deadline: datetime | None = None
+    delivered: bool = False
+    product_told_final: bool = False
+
+    @property
+    def has_chain(self) -> bool:
+        """Something was decided or attempted: the chain, not the catalog's advice, says what next."""
+        return self.rule is not None or bool(self.done) or bool(self.scheduled)
+
+    def deadline_passed(self, now: datetime) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+
+def escalation_state(message: Message) -> EscalationState:
+    root = message.chain_root or message
+    decisions = list(
+        Decision.objects.filter(Q(message=root) | Q(message__chain_root=root))
+        .select_related("rule", "step", "requested_by")
+        .order_by("created_at", "id")
+    )
+    attempts = list(
+        Attempt.objects.filter(chain_root=root)
+        .select_related("connection", "channel", "resend", "step", "decision__requested_by")
+        .order_by("number", "id")
+    )
+    rule = next((d.rule for d in decisions if d.rule is not None and d.step_id is not None), None)
+    done = [*_decisions_done(decisions), *_attempts_done(attempts)]
+    done.sort(key=lambda item: item.at)
+    delivered = Message.objects.filter(Q(pk=root.pk) | Q(chain_root=root), status=Status.DELIVERED).exists()
+    deadline = None
+    if rule is not None and rule.deadline_seconds is not None:
+        deadline = root.submitted_at + timedelta(seconds=rule.deadline_seconds)
+    return EscalationState(
+        rule=rule,
+        done=done,
+        scheduled=[a for a in attempts if a.outcome in (Outcome.SCHEDULED, Outcome.RUNNING)],
+        left=[] if rule is None or delivered else _steps_left(rule, decisions, attempts),
+        deadline=deadline,
+        delivered=delivered,
+        product_told_final=any(
+            d.state == Decision.State.SKIPPED and d.skip_reason and Decision.SkipReason(d.skip_reason).tells_product
+            for d in decisions
+        ),
+    )
+
+
+def _decisions_done(decisions: list[Decision]) -> list[Done]:
+    done = []
+    for decision in decisions:
+        step = ""
+        if decision.step is not None:
+            step = f"step {decision.step.position} ({get_action(decision.step.action).label.lower()})"
+        if decision.state == Decision.State.RECORDED and decision.action == "notify":
+            done.append(Done(decision.created_at, "The product was notified of the failure."))
+        elif decision.state == Decision.State.RECORDED and decision.action == "alert":
+            done.append(Done(decision.created_at, "An alert was raised for the team."))
+        elif decision.state == Decision.State.SKIPPED and decision.skip_reason:
+            reason = Decision.SkipReason(decision.skip_reason)
+            if reason == Decision.SkipReason.ALREADY_RETRIED:
+                continue  # a repeated receipt: nothing happened
+            what = f"Skipped {step}: {decision.why}." if step else f"Stopped: {decision.why}."
+            if reason.tells_product:
+                what += " The product was told the failure is final."
+            done.append(Done(decision.created_at, what))
+    return done
+
+
+def _attempts_done(attempts: list[Attempt]) -> list[Done]:
+    done = []
+    for attempt in attempts:
+        if attempt.outcome in (Outcome.SCHEDULED, Outcome.RUNNING):
+            continue
+        through = attempt.connection or attempt.channel
+        who = ""
+        if attempt.decision.requested_by is not None:
+            who = f", asked by {attempt.decision.requested_by.get_username()}"
+        text = f"Attempt {attempt.number}{f' through {through}' if through else ''}{who}: {attempt_outcome(attempt)}"
+        if attempt.outcome == Outcome.SUCCEEDED and attempt.resend is not None:
+            text += f"; the resend is {attempt.resend.get_status_display().lower()}"
+        elif attempt.detail:
+            text += f" ({attempt.detail})"
+        done.append(Done(attempt.finished_at or attempt.due_at, text + ".", resend=attempt.resend))
+    return done
+
+
+def _steps_left(rule: Rule, decisions: list[Decision], attempts: list[Attempt]) -> list[StepLeft]:
+    """The rule's steps the chain has not spent, as the escalation counts them
+    (retries/escalation.py): a failed attempt or a skip for a missing target, input or the
+    deadline spends a step; a step that sends nothing is spent once taken."""
+    spent = {a.step_id for a in attempts if a.outcome == Outcome.FAILED and a.step_id}
+    spending = (Decision.SkipReason.NO_TARGET, Decision.SkipReason.MISSING_INPUT, Decision.SkipReason.DEADLINE)
+    for decision in decisions:
+        if decision.step_id and (
+            decision.state == Decision.State.RECORDED
+            or (decision.state == Decision.State.SKIPPED and decision.skip_reason in spending)
+        ):
+            spent.add(decision.step_id)
+    used: dict[int, int] = {}
+    for attempt in attempts:
+        if attempt.step_id and attempt.outcome != Outcome.CANCELLED:
+            used[attempt.step_id] = used.get(attempt.step_id, 0) + 1
+    left = []
+    for step in rule.steps.select_related("target_connection", "fallback_channel"):
+        action = get_action(step.action)
+        if step.pk in spent:
+            continue
+        remaining = step.count - used.get(step.pk, 0) if action.attempts else 0
+        if action.attempts and remaining <= 0:
+            continue
+        label = action.label
+        if target := step.target_connection or step.fallback_channel:
+            label += f" ({target})"
+        left.append(StepLeft(step=step, label=label, attempts_left=remaining))
+    return left

@@ -77,6 +77,7 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "logout": (no_method(), allow(EVERYONE)),
     "password_change": (allow(PEOPLE), allow(PEOPLE)),
     "password_change_done": (allow(PEOPLE), no_method(PEOPLE)),
+    "time-zone": (allow(PEOPLE), allow(PEOPLE)),
     "audit-log": (allow(STAFF), allow(STAFF)),
     "console:overview": (allow(PEOPLE), no_method()),
     "console:search": (allow(PEOPLE), no_method()),

@@ -90,3 +90,11 @@ def test_pages_carry_a_content_security_policy_and_webhooks_do_not(client, admin
     assert "Content-Security-Policy" not in client.post(
         "/hooks/no-such-connection/", data=b"{}", content_type="application/json"
     )
+
+
+def test_the_default_region_for_national_numbers_is_an_iso_region_or_nothing():
+    assert settings_with(PRODUCTION, "repr(s.DLR_DEFAULT_REGION)") == "''"  # no assumption unless configured
+    assert settings_with({**PRODUCTION, "DLR_DEFAULT_REGION": "fr"}, "s.DLR_DEFAULT_REGION") == "FR"
+    assert "DLR_DEFAULT_REGION must be an ISO 3166 alpha-2 region" in refusal_with(
+        {**PRODUCTION, "DLR_DEFAULT_REGION": "France"}
+    )

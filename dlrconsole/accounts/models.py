@@ -8,9 +8,12 @@ session (accounts/authentication.py).
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
@@ -56,3 +59,24 @@ class UserAPIKey(AbstractAPIKey):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in available_time_zones():
+        raise ValidationError(f"{value!r} is not a time zone name such as Europe/Paris.")
+
+
+@cache
+def available_time_zones() -> frozenset[str]:
+    """The IANA names this system knows (zoneinfo), read once per process."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+class Profile(models.Model):
+    """A person's own settings for the console: the time zone their pages show times in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.time_zone}"

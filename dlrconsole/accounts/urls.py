@@ -3,6 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from dlrconsole.accounts.time_zone import time_zone
+
 urlpatterns = [
     path(
         "login/",
@@ -22,4 +24,5 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="registration/password_changed.html"),
         name="password_change_done",
     ),
+    path("account/time-zone/", time_zone, name="time-zone"),
 ]

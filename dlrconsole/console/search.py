@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dlrconsole import roles
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
-from receipts.filters import MessageFilter
+from receipts.filters import STATUS_FILTER_CHOICES, MessageFilter
 from receipts.models import Connection
 from receipts.reasons import REASONS, ErrorClass
 from receipts.search import Cursor, InvalidCursor, MessagePage, SearchTerm, message_page
 from receipts.selectors import message_list
-from receipts.statuses import Status
 
 MULTI_VALUED = ("status", "error_class", "reason")
 
@@ -26,7 +26,9 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         "nav": "search",
         "form": filterset.form,
         "selected": {name: request.GET.getlist(name) for name in MULTI_VALUED},
-        "statuses": Status.choices,
+        "statuses": STATUS_FILTER_CHOICES,
+        # datetime-local has no zone: Django reads it in the active (the user's) time zone.
+        "tz_name": timezone.get_current_timezone_name(),
         "classes": ErrorClass.choices,
         "reasons": sorted(REASONS),
         "connections": list(Connection.objects.values_list("slug", flat=True)),

@@ -11,8 +11,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from dlrconsole.audit.models import AuditEntry
 from receipts.models import Receipt
 from retries.attempts import attempts_run_due
+from retries.models import Attempt
 from tests.browser.conftest import screenshot, sign_in
 from tests.factories import ConnectionFactory, MessageFactory
 from tests.send_api import FakeGateway
@@ -81,7 +83,7 @@ def test_support_finds_a_number_typed_with_spaces_and_reads_its_timeline(page: P
     page.get_by_test_id("search-box").fill("+33 6 12 34 56 78")
     page.get_by_test_id("search-box").press("Enter")
     results = page.get_by_test_id("results-table")
-    expect(results.get_by_text("+33612345678")).to_be_visible()  # support sees the whole number
+    expect(results.get_by_text("+33 6 12 34 56 78")).to_be_visible()  # support sees the whole number
     expect(results.locator("tbody tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"q=%2B33"))  # the query is in the URL: a shareable link
     screenshot(page, "search")
@@ -117,21 +119,59 @@ def test_support_is_refused_the_audit_log(page: Page, live_server, traffic):
     assert response.status == 403
 
 
-def test_support_resends_a_message_after_confirming_and_it_is_sent_once(
+def test_support_sees_the_warning_before_resending_a_never_retry_failure_and_must_give_a_reason(
     page: Page, live_server, traffic, gateway: FakeGateway
 ):
     gateway.configure(traffic.connection)
     sign_in(page, live_server.url, "support")
     page.goto(f"{live_server.url}/console/messages/{traffic.pk}/")
+    expect(page.get_by_test_id("explanation")).to_contain_text("you will be asked why")
     page.get_by_test_id("resend-button").click()
     expect(page.get_by_role("heading", name="Resend this message?")).to_be_visible()
+    expect(page.get_by_test_id("never-retry-warning")).to_contain_text("This failure is never retried")
     screenshot(page, "resend")
+    page.get_by_test_id("confirm-resend").click()  # no reason: the browser keeps the form here
+    expect(page.get_by_role("heading", name="Resend this message?")).to_be_visible()
+    assert not Attempt.objects.exists()
+    page.get_by_test_id("resend-reason").fill("The user ported the number and asked for the code again")
     page.get_by_test_id("confirm-resend").click()
     expect(page.get_by_text(re.compile("Resend scheduled"))).to_be_visible()
+    assert AuditEntry.objects.get(model="retries.attempt").changes[0]["new"].startswith("The user ported")
     attempts_run_due()  # what the runner does on its next pass
     assert len(gateway.sends) == 1
     page.reload()
     expect(page.get_by_test_id("attempt-chain")).to_contain_text("Resend 1")
+    expect(page.get_by_test_id("attempt-chain")).to_contain_text("accepted by the provider")
+
+
+@pytest.mark.parametrize("where", ["message", "search", "overview", "resend"])
+def test_support_pages_fit_a_390_px_wide_phone_without_horizontal_scrolling(
+    page: Page, live_server, traffic, gateway: FakeGateway, where
+):
+    gateway.configure(traffic.connection)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server.url, "support")
+    paths = {
+        "message": f"/console/messages/{traffic.pk}/",
+        "search": "/console/messages/?q=SM0001",
+        "overview": "/console/",
+        "resend": f"/console/messages/{traffic.pk}/resend/",
+    }
+    page.goto(f"{live_server.url}{paths[where]}")
+    page.wait_for_load_state()
+    screenshot(page, f"narrow-{where}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_overviews_open_table_stays_open_when_the_figures_refresh(page: Page, live_server, traffic):
+    sign_in(page, live_server.url, "support")
+    details = page.get_by_test_id("per-minute-details")
+    details.locator("summary").click()
+    expect(details).to_have_attribute("open", "")
+    # The window links swap the same fragment as the 30-second refresh.
+    page.get_by_role("navigation", name="Time window").get_by_role("link").last.click()
+    expect(page).to_have_url(re.compile(r"window="))
+    expect(page.get_by_test_id("per-minute-details")).to_have_attribute("open", "")
 
 
 def test_signing_out_ends_the_session(page: Page, live_server, traffic):

@@ -88,7 +88,7 @@ def test_the_timeline_shows_decisions_attempts_and_product_notifications(support
     FeedDelivery.objects.update(attempts=2, last_status_code=503, last_error="HTTP 503")
     page = _page(support, message)
     assert "rule “absent”: attempt 1 of 3" in page
-    assert "Attempt 1: Failed" in page
+    assert "Attempt 1: could not be sent" in page
     assert "gateway said no" in page
     assert "key <code>k1</code>" in page
     assert "Product told message.failed (0 of 1 endpoints received it)" in page
@@ -122,8 +122,9 @@ def test_the_page_costs_a_fixed_number_of_queries_whatever_the_timeline(support:
     for _ in range(5):
         MessageFactory(recipient=message.recipient)
     # session, user, permissions, role badge; message; receipts; decisions; attempts; feed events and
-    # their deliveries and endpoints; the chain's resends and attempts; the recipient's others.
-    with django_assert_max_num_queries(15):
+    # their deliveries and endpoints; the chain's resends and attempts; the recipient's others; the
+    # escalation's decisions, attempts and delivered check; whether a resend is possible.
+    with django_assert_max_num_queries(22):
         support.get(reverse("console:message", args=[message.pk]))
 
 

@@ -87,12 +87,15 @@ def test_a_post_without_the_confirmation_key_is_refused(support: Client) -> None
     assert Attempt.objects.count() == 0
 
 
-def test_the_message_page_offers_resend_only_to_roles_that_may(support: Client, django_user_model) -> None:
+def test_the_message_page_offers_resend_only_to_roles_that_may(
+    support: Client, django_user_model, gateway: FakeGateway
+) -> None:
     from django.contrib.auth.models import Permission
 
     from receipts.models import Receipt
 
-    message = MessageFactory(recipient="+33612345678")
+    message = MessageFactory(recipient="+33612345678", body="Your code is 123456")
+    gateway.configure(message.connection)
     Receipt.objects.create(
         connection=message.connection, message=message, provider_message_id=message.provider_message_id,
         dedupe_key="r1", provider_status="delivered", status="delivered", received_at=message.submitted_at,

@@ -3,32 +3,83 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from dlrconsole import roles
-from receipts.phones import mask_number
-from receipts.statuses import STATUS_COLOURS, Status
+from receipts.models import Message
+from receipts.phones import international, mask_number
+from receipts.reasons import REASONS
+from receipts.sla import NO_RECEIPT_LABEL, display_status
+from receipts.statuses import NO_RECEIPT, STATUS_COLOURS, Status
+from retries.models import Attempt
+from retries.selectors import EscalationState, attempt_outcome
 
 register = template.Library()
 
 
 @register.simple_tag
 def status_badge(status: str) -> SafeString:
-    label = Status(status).label if status in Status.values else status
-    colour = STATUS_COLOURS.get(status, "grey")
+    if status == NO_RECEIPT:
+        label, colour = NO_RECEIPT_LABEL, "amber"
+    else:
+        label = str(Status(status).label) if status in Status.values else status
+        colour = STATUS_COLOURS.get(status, "grey")
     return format_html('<span class="badge badge-{}" data-testid="status-badge">{}</span>', colour, label)
 
 
 @register.filter
 def phone(number: str, see_numbers: bool) -> str:
-    """The number as the viewer may see it: whole for roles that talk to end users."""
-    return number if see_numbers else mask_number(number)
+    """The number as the viewer may see it: whole (in international format) for roles that talk
+    to end users, masked for the others."""
+    return international(number) if see_numbers else mask_number(number)
+
+
+@register.filter
+def shown_status(message: Message) -> str:
+    """The status a person should read: "no receipt" for one pending past its receipt SLA."""
+    return display_status(message, timezone.now())
+
+
+@register.filter
+def reason_label(slug: str) -> str:
+    """A reason in words ("unknown subscriber"), not its code."""
+    return slug.replace("_", " ") if slug else ""
+
+
+@register.filter
+def reason_applies(slug: str) -> str:
+    known = REASONS.get(slug)
+    return known.applies if known else ""
+
+
+@register.simple_tag
+def when(value: datetime | None, fmt: str = "Y-m-d H:i:s") -> SafeString | str:
+    """A time in the viewer's time zone (their profile's), with UTC on hover."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    utc = value.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{} <span class="tz">{}</span></time>',
+        utc.isoformat(), format_date(utc, "Y-m-d H:i:s"), format_date(local, fmt), local.tzname() or "",
+    )  # fmt: skip
+
+
+@register.simple_tag
+def clock_behind(provider_time: datetime | None, submitted_at: datetime) -> str:
+    """A provider time before our submission time can only be the provider's clock: say so."""
+    if provider_time is None or provider_time >= submitted_at:
+        return ""
+    seconds = round((submitted_at - provider_time).total_seconds())
+    return f"This provider time is before we submitted the message: the provider's clock is {seconds} s behind ours."
 
 
 @register.simple_tag
@@ -90,3 +141,18 @@ def percent(value: float | None) -> str:
 def share(part: int, whole: int) -> int:
     """A bar's length in percent of the largest bar."""
     return round(100 * part / whole) if whole else 0
+
+
+@register.filter
+def seconds_words(seconds: int) -> str:
+    return duration(timedelta(seconds=seconds))
+
+
+@register.filter
+def deadline_passed(state: EscalationState, now: datetime) -> bool:
+    return state.deadline_passed(now)
+
+
+@register.filter(name="attempt_outcome")
+def attempt_outcome_words(attempt: Attempt) -> str:
+    return attempt_outcome(attempt)
