@@ -65,7 +65,7 @@ def chain_rule(root: Message) -> Rule | None:
 
 def rule_matches(rule: Rule, message: Message, seen: str) -> bool:
     """Every non-empty condition must hold; `seen` is the status, or `no_receipt`."""
-    connection_ids = {c.pk for c in rule.connections.all()}
+    connection_ids = rule.connection_ids()
     return (
         (not rule.flows or message.flow in rule.flows)
         and (not connection_ids or message.connection_id in connection_ids)

@@ -44,6 +44,21 @@ class Rule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def connection_ids(self) -> set[int]:
+        """The connections the rule is limited to (none: any). An unsaved draft of the policy
+        editor (retries/policy_services.py) carries its own, not yet stored."""
+        draft = getattr(self, "draft_connection_ids", None)
+        if draft is not None:
+            return set(draft)
+        return {connection.pk for connection in self.connections.all()} if self.pk else set()
+
+    def step_list(self) -> list[Step]:
+        """Its escalation's steps in order; an unsaved draft's own."""
+        draft = getattr(self, "draft_steps", None)
+        if draft is not None:
+            return list(draft)
+        return list(self.steps.all()) if self.pk else []
+
     def clean(self) -> None:
         allowed = {
             "statuses": {*Status.values, NO_RECEIPT},
@@ -244,6 +259,14 @@ class FallbackChannel(models.Model):
     config = EncryptedJSONField(default=dict, blank=True)
     sender_id = models.CharField(max_length=254, blank=True)
     enabled = models.BooleanField(default=True)
+    # The last test send from the console (retries/policy_services.py): when, by whom, whether
+    # it went through, and our short summary of it (never the peer's reply).
+    tested_at = models.DateTimeField(null=True, blank=True)
+    tested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    test_ok = models.BooleanField(null=True, blank=True)
+    test_summary = models.CharField(max_length=255, blank=True)
     history = AuditedHistory(secret_keys={"config": lambda channel: sender_secret_keys(channel.kind)})
 
     class Meta:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dlrconsole.console import export, message, overview, reports, resend, search
+from dlrconsole.console import channels, export, message, overview, policies, reports, resend, search
 
 app_name = "console"
 
@@ -15,4 +15,15 @@ urlpatterns = [
     path("reports/<int:pk>/", reports.report_edit, name="report"),
     path("reports/<int:pk>/send/", reports.report_send, name="report-send"),
     path("reports/<int:pk>/delete/", reports.report_delete, name="report-delete"),
+    path("policies/", policies.rules_list, name="policies"),
+    path("policies/rules/new/", policies.rule_edit, name="rule-new"),
+    path("policies/rules/<int:pk>/", policies.rule_edit, name="rule-edit"),
+    path("policies/rules/<int:pk>/move/", policies.rule_move_view, name="rule-move"),
+    path("policies/rules/<int:pk>/enabled/", policies.rule_enabled_view, name="rule-enabled"),
+    path("policies/steps/", policies.rule_steps, name="rule-steps"),
+    path("policies/which-rule/", policies.tester, name="policy-tester"),
+    path("policies/channels/", channels.channels_list, name="channels"),
+    path("policies/channels/new/", channels.channel_edit, name="channel-new"),
+    path("policies/channels/<int:pk>/", channels.channel_edit, name="channel-edit"),
+    path("policies/channels/<int:pk>/test/", channels.channel_test, name="channel-test"),
 ]

@@ -181,6 +181,8 @@ class Sender:
     kind: ClassVar[str] = ""
     label: ClassVar[str] = ""
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    # The settings besides the credential, for the console's channel form (it shows these).
+    setting_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.validate_config(config)

@@ -47,6 +47,7 @@ class EmailSender(Sender):
     kind = "email"
     label = "E-mail (Django email backend)"
     secret_keys: ClassVar[tuple[str, ...]] = ("password",)
+    setting_fields: ClassVar[tuple[str, ...]] = ("from_email", "host", "port", "username", "subject", "timeout")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

@@ -28,6 +28,7 @@ class GenericHttpSender(Sender):
     kind = "generic-http"
     label = "Generic HTTP JSON API"
     secret_keys: ClassVar[tuple[str, ...]] = ("token",)
+    setting_fields: ClassVar[tuple[str, ...]] = ("url", "id_field", "connect_timeout", "read_timeout")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ class GenericWebhookSender(Sender):
     kind = "generic-webhook"
     label = "Signed webhook (Standard Webhooks)"
     secret_keys: ClassVar[tuple[str, ...]] = ("secret",)
+    setting_fields: ClassVar[tuple[str, ...]] = ("url", "connect_timeout", "read_timeout")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

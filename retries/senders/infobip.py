@@ -34,6 +34,7 @@ class InfobipSender(Sender):
     kind = "infobip"
     label = "Infobip SMS API"
     secret_keys: ClassVar[tuple[str, ...]] = ("api_key",)
+    setting_fields: ClassVar[tuple[str, ...]] = ("base_url", "from", "connect_timeout", "read_timeout")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

@@ -32,6 +32,13 @@ class TwilioSender(Sender):
     kind = "twilio"
     label = "Twilio Messages API"
     secret_keys: ClassVar[tuple[str, ...]] = ("auth_token",)
+    setting_fields: ClassVar[tuple[str, ...]] = (
+        "account_sid",
+        "base_url",
+        "messaging_service_sid",
+        "connect_timeout",
+        "read_timeout",
+    )
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

@@ -54,6 +54,7 @@ class VonageSender(Sender):
     kind = "vonage"
     label = "Vonage SMS API"
     secret_keys: ClassVar[tuple[str, ...]] = ("api_secret",)
+    setting_fields: ClassVar[tuple[str, ...]] = ("api_key", "base_url", "from", "connect_timeout", "read_timeout")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

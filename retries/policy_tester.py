@@ -1,0 +1,155 @@
+""" "Which rule applies?": the rule the decision engine would pick for a message (a stored one,
+or one described by flow, country, connection, status and reason), with the steps its
+escalation would take and when. The matching is the engine's own (retries/decisions.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from receipts.models import Connection, Message
+from receipts.reasons import REASONS
+from receipts.statuses import FAILURE_STATUSES, NO_RECEIPT
+from retries.actions.registry import get_action
+from retries.decisions import rule_matches
+from retries.escalation import rule_deadline
+from retries.models import Rule, Step
+from retries.policy_vocabulary import format_duration
+from retries.rule_cache import rule_cache
+
+# The kinds a planned step is counted under (the dry run's columns).
+RETRY, FALLBACK, NOTICE, ALERT, SKIPPED, NOTHING = "retry", "fallback", "notice", "alert", "skipped", "nothing"
+KIND_OF_ACTION = {"retry_same": RETRY, "retry_other": RETRY, "fallback": FALLBACK, "notify": NOTICE, "alert": ALERT}
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    kind: str
+    text: str
+    # Seconds after the previous attempt failed (0: at once), and the earliest time it runs
+    # if every attempt fails at once.
+    wait: int
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Applied:
+    rule: Rule | None
+    seen: str
+    plan: list[PlannedStep]
+    deadline: datetime | None
+
+
+def seen_status(message: Message) -> str:
+    """What the engine decides on for the message: its failure, or no receipt past the SLA."""
+    if message.status not in FAILURE_STATUSES and message.no_receipt_at is not None:
+        return NO_RECEIPT
+    return message.status
+
+
+def probe_message(*, flow: str, country: str, connection: Connection | None, status: str, reason: str) -> Message:
+    """An unsaved message with what the admin described; its class comes from the reason."""
+    error_class = REASONS[reason].error_class if reason in REASONS else ""
+    return Message(
+        flow=flow, country=country, connection=connection, status=status, reason=reason,
+        error_class=error_class, submitted_at=timezone.now(), body="(any text)",
+    )  # fmt: skip
+
+
+def first_rule(message: Message, seen: str, rules: list[Rule] | None = None) -> Rule | None:
+    """The first rule (of `rules`, by default the enabled ones the engine uses) that matches."""
+    for rule in rule_cache.get() if rules is None else rules:
+        if rule.enabled and rule_matches(rule, message, seen):
+            return rule
+    return None
+
+
+def plan(rule: Rule, message: Message, *, failed_at: datetime) -> list[PlannedStep]:
+    """The steps the escalation would take for `message`'s failure at `failed_at`, each attempt
+    failing as soon as it is made (the soonest each step can come); skipped steps with why."""
+    deadline = rule_deadline(rule, message)
+    steps: list[PlannedStep] = []
+    at, sends, past_deadline = failed_at, False, False
+    for step in rule.step_list():
+        action = get_action(step.action)
+        label = _step_label(step)
+        if not action.attempts:
+            steps.append(PlannedStep(KIND_OF_ACTION.get(step.action, NOTHING), label, 0, at))
+            continue
+        sends = True
+        if past_deadline:
+            continue
+        if why := action.missing_target(step) or action.missing_input(step, message):
+            steps.append(PlannedStep(SKIPPED, f"{label}: skipped, {why}", 0, None))
+            continue
+        for number in range(step.count):
+            wait = step.delay_before(number)
+            at = at + timedelta(seconds=wait)
+            if deadline is not None and at > deadline:
+                steps.append(PlannedStep(SKIPPED, f"{label}: not sent, past the deadline", wait, None))
+                past_deadline = True
+                break
+            steps.append(PlannedStep(KIND_OF_ACTION[step.action], f"{label} ({number + 1} of {step.count})", wait, at))
+    if sends:
+        steps.append(PlannedStep(NOTICE, "then the product is told the failure is final", 0, at))
+    return steps
+
+
+def _step_label(step: Step) -> str:
+    if step.action == "retry_other":
+        target = step.target_connection.slug if step.target_connection else "no connection chosen"
+        return f"retry on {target}"
+    if step.action == "fallback":
+        channel = step.fallback_channel
+        return f"fall back to {channel.slug} ({channel.kind})" if channel else "fall back to no channel chosen"
+    if step.action == "retry_same":
+        return "retry on the same route"
+    return get_action(step.action).label.lower()
+
+
+def wait_text(seconds: int) -> str:
+    return f"+{format_duration(seconds)}" if seconds else "at once"
+
+
+def which_rule(message: Message, *, seen: str | None = None, failed_at: datetime | None = None) -> Applied:
+    seen = seen or seen_status(message)
+    rule = first_rule(message, seen)
+    failed_at = failed_at or message.final_at or message.no_receipt_at or timezone.now()
+    if rule is None:
+        return Applied(None, seen, [], None)
+    return Applied(rule, seen, plan(rule, message, failed_at=failed_at), rule_deadline(rule, message))
+
+
+def describe_conditions(rule: Rule, connection_slugs: dict[int, str]) -> str:
+    """A rule's conditions in one line: 'login-otp · FR · temporary'; 'any message' if none."""
+    parts = [
+        ", ".join(values)
+        for values in (
+            rule.flows,
+            [connection_slugs.get(pk, str(pk)) for pk in sorted(rule.connection_ids())],
+            rule.countries,
+            rule.statuses,
+            rule.error_classes,
+            [reason.replace("_", " ") for reason in rule.reasons],
+        )
+        if values
+    ]
+    return " · ".join(parts) or "any message"
+
+
+def describe_steps(rule: Rule) -> str:
+    """A rule's escalation in one line: 'retry on the same route, 2 attempts (30s, 2m) → fall back to
+    mail (email) · deadline 5m'."""
+    parts = []
+    for step in rule.step_list():
+        text = _step_label(step)
+        if get_action(step.action).attempts:
+            waits = f" ({', '.join(format_duration(int(d)) for d in step.delays)})" if step.delays else ""
+            text += f", {step.count} attempts{waits}" if step.count > 1 else waits
+        parts.append(text)
+    line = " → ".join(parts) or "no steps"
+    if rule.deadline_seconds:
+        line += f" · deadline {format_duration(rule.deadline_seconds)}"
+    return line

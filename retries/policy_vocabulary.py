@@ -1,0 +1,113 @@
+"""What a rule's conditions may name, for the policy editor's choices and its server-side checks:
+flows (configured, seen recently, or already in a rule), countries (ISO 3166 alpha-2 regions
+phonenumbers knows), statuses, error classes and reasons (the receipts vocabulary)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import phonenumbers
+from django.conf import settings
+from django.utils import timezone
+
+from receipts.models import Message
+from receipts.reasons import REASONS, ErrorClass
+from receipts.statuses import NO_RECEIPT, Status
+from retries.models import Rule
+
+# How far back the editor looks for flows in use. Bounded by the (submitted_at, id) index:
+# a distinct over a week of messages, not over the whole table.
+RECENT_FLOWS_DAYS = 7
+MAX_FLOWS = 200
+# The status the rules match for a message still pending past its receipt SLA.
+NO_RECEIPT_LABEL = "No receipt (pending past its SLA)"
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hour|hours)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    # Shown on hover (title=): what the value means.
+    explanation: str = ""
+
+
+def known_flows() -> list[str]:
+    """Flows in the configuration (receipt SLAs), in messages of the last week, or in a rule."""
+    since = timezone.now() - timedelta(days=RECENT_FLOWS_DAYS)
+    recent = (
+        Message.objects.filter(submitted_at__gte=since)
+        .exclude(flow="")
+        .order_by()
+        .values_list("flow", flat=True)
+        .distinct()[:MAX_FLOWS]
+    )
+    in_rules = {flow for flows in Rule.objects.values_list("flows", flat=True) for flow in flows or []}
+    return sorted({*settings.DLR_FLOW_RECEIPT_SLA_SECONDS, *recent, *in_rules})
+
+
+def flow_choices() -> list[Choice]:
+    return [Choice(flow, flow) for flow in known_flows()]
+
+
+def country_choices() -> list[Choice]:
+    """ISO 3166 alpha-2 regions with their calling code (phonenumbers' region data; the lite
+    package this project uses carries no country names)."""
+    return [
+        Choice(region, f"{region} (+{phonenumbers.country_code_for_region(region)})")
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    ]
+
+
+def normalize_country(value: str) -> str:
+    """'fr' → 'FR'; ValueError with the reason for anything that is not a known region."""
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown country “{value.strip()}”: use an ISO 3166 two-letter code such as FR")
+    return code
+
+
+def status_choices() -> list[Choice]:
+    finals = [Choice(str(s.value), str(s.label)) for s in Status if s not in (Status.QUEUED, Status.ACCEPTED)]
+    return [*finals, Choice(NO_RECEIPT, NO_RECEIPT_LABEL, "Still pending past its flow's receipt SLA.")]
+
+
+def error_class_choices() -> list[Choice]:
+    return [Choice(str(c.value), str(c.label)) for c in ErrorClass]
+
+
+def reason_choices() -> list[Choice]:
+    return [
+        Choice(slug, slug.replace("_", " "), f"{reason.applies} ({reason.error_class.label})")
+        for slug, reason in REASONS.items()
+    ]
+
+
+def parse_duration(text: str) -> int:
+    """'30s', '2m', '1 h', '45' (seconds) → whole seconds; ValueError says what is wrong."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"“{text.strip()}” is not a duration: write e.g. 30s, 2m or 1h")
+    return int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s")[0]]
+
+
+def parse_durations(text: str) -> list[int]:
+    """'30s, 2m' → [30, 120]; an empty text is no wait."""
+    parts = [part for part in re.split(r"[,;]", text) if part.strip()]
+    return [parse_duration(part) for part in parts]
+
+
+def format_duration(seconds: int) -> str:
+    """120 → '2m', 90 → '90s', 3600 → '1h': the editor's spelling, read back by parse_duration."""
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def format_durations(seconds: list[int]) -> str:
+    return ", ".join(format_duration(int(s)) for s in seconds)
