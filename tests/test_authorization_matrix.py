@@ -90,6 +90,18 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "console:report": (allow(STAFF), allow(STAFF)),
     "console:report-send": (no_method(), allow(STAFF)),
     "console:report-delete": (no_method(), allow(STAFF)),
+    # The policy editor: admins only (retries.change_rule / change_fallbackchannel).
+    "console:policies": (allow(STAFF), no_method()),
+    "console:rule-new": (allow(STAFF), allow(STAFF)),
+    "console:rule-edit": (allow(STAFF), allow(STAFF)),
+    "console:rule-move": (no_method(), allow(STAFF)),
+    "console:rule-enabled": (no_method(), allow(STAFF)),
+    "console:rule-steps": (no_method(), allow(STAFF)),
+    "console:policy-tester": (allow(STAFF), no_method()),
+    "console:channels": (allow(STAFF), no_method()),
+    "console:channel-new": (allow(STAFF), allow(STAFF)),
+    "console:channel-edit": (allow(STAFF), allow(STAFF)),
+    "console:channel-test": (no_method(), allow(STAFF)),
     "webhook": (SAME, SAME),
     "webhook-with-token": (SAME, SAME),
     # The API: 401 without credentials, then each action's permission (dlrconsole/roles.py).

@@ -1,0 +1,183 @@
+"""The policy editor's pages: admins only, conditions refused or normalized with a clear
+message, steps added and moved in place, every change in the audit log, the channel's
+credential never shown back."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from dlrconsole.audit.models import AuditEntry
+from receipts.statuses import Status
+from retries.models import FallbackChannel, Rule
+from tests.console.conftest import HTMX
+from tests.factories import MessageFactory, rule_with_steps
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_rules() -> None:
+    Rule.objects.all().delete()
+
+
+def rule_post(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "name": "FR login OTP", "enabled": "on", "flows": ["login-otp"], "countries": "fr",
+        "error_classes": ["temporary"], "deadline": "10m", "op": "save",
+        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0",
+        "steps-0-action": "retry_same", "steps-0-count": "2", "steps-0-delays": "30s, 2m",
+    }  # fmt: skip
+    return data | overrides
+
+
+@pytest.mark.parametrize(
+    "page", ["console:policies", "console:rule-new", "console:policy-tester", "console:channels", "console:channel-new"]
+)
+def test_support_and_viewers_get_403_on_the_policy_pages(support: Client, viewer: Client, page: str) -> None:
+    assert support.get(reverse(page)).status_code == 403
+    assert viewer.get(reverse(page)).status_code == 403
+
+
+def test_support_cannot_save_a_rule(support: Client) -> None:
+    MessageFactory(flow="login-otp")
+    assert support.post(reverse("console:rule-new"), rule_post()).status_code == 403
+    assert not Rule.objects.exists()
+
+
+def test_an_admin_saves_a_rule_with_the_country_normalized_and_it_is_audited(admin_client_role: Client) -> None:
+    MessageFactory(flow="login-otp")
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post())
+    assert response.status_code == 302
+    rule = Rule.objects.get()
+    assert (rule.flows, rule.countries, rule.error_classes, rule.deadline_seconds) == (
+        ["login-otp"], ["FR"], ["temporary"], 600,
+    )  # fmt: skip
+    assert list(rule.steps.values_list("action", "count", "delays")) == [("retry_same", 2, [30, 120])]
+    entry = AuditEntry.objects.get(model="retries.rule", object_id=str(rule.pk))
+    assert entry.username == "admin-user"
+    assert entry.action == AuditEntry.Action.CREATED
+    assert AuditEntry.objects.filter(model="retries.step", username="admin-user").exists()
+    listing = admin_client_role.get(reverse("console:policies")).content.decode()
+    assert "login-otp · FR · temporary" in listing
+    assert "retry on the same route, 2 attempts (30s, 2m) · deadline 10m" in listing
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("countries", "fr, XX", "unknown country “XX”: use an ISO 3166 two-letter code such as FR"),
+        ("flows", ["login-otpp"], "unknown flow “login-otpp”: choose one of the listed flows"),
+        ("reasons", ["temprary"], "unknown reason “temprary”: choose one of the listed reasons"),
+        ("steps-0-delays", "30s, soon", "“soon” is not a duration: write e.g. 30s, 2m or 1h"),
+        ("steps-0-count", "11", "Ensure this value is less than or equal to 10."),
+    ],
+)
+def test_unknown_values_are_refused_with_what_to_write(
+    admin_client_role: Client, field: str, value: Any, message: str
+) -> None:
+    MessageFactory(flow="login-otp")
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post(**{field: value}))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Rule.objects.exists()
+
+
+def test_a_fallback_step_without_a_channel_is_refused(admin_client_role: Client) -> None:
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post(**{"steps-0-action": "fallback"}))
+    assert response.status_code == 400
+    assert "choose the channel to fall back to" in response.content.decode()
+
+
+def test_steps_are_added_and_moved_in_place_without_saving(admin_client_role: Client) -> None:
+    data = rule_post(**{"steps-TOTAL_FORMS": "2", "steps-1-action": "notify", "steps-1-count": "1", "op": "up-1"})
+    response = admin_client_role.post(reverse("console:rule-steps"), data, **HTMX)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in page
+    assert page.index('value="notify" selected') < page.index('value="retry_same" selected')
+    added = admin_client_role.post(reverse("console:rule-steps"), rule_post(op="add"), **HTMX).content.decode()
+    assert 'name="steps-TOTAL_FORMS" value="2"' in added
+    assert not Rule.objects.exists()
+
+
+def test_moving_a_rule_in_the_list_reorders_and_audits(admin_client_role: Client) -> None:
+    rule_with_steps("A", {"action": "notify"}, position=1)
+    b = rule_with_steps("B", {"action": "notify"}, position=2)
+    admin_client_role.post(reverse("console:rule-move", args=[b.pk]), {"direction": "up"})
+    assert list(Rule.objects.order_by("position").values_list("name", flat=True)) == ["B", "A"]
+    assert AuditEntry.objects.filter(model="retries.rule", object_id=str(b.pk), username="admin-user").exists()
+
+
+def test_the_list_flags_a_shadowed_rule(admin_client_role: Client) -> None:
+    rule_with_steps("Any temporary", {"action": "retry_same"}, position=1, error_classes=["temporary"])
+    rule_with_steps("FR", {"action": "retry_same"}, position=2, countries=["FR"], error_classes=["temporary"])
+    page = admin_client_role.get(reverse("console:policies")).content.decode()
+    assert "never matches: rule “Any temporary” is tried first" in page
+
+
+def test_the_tester_shows_the_rule_for_a_described_message(admin_client_role: Client) -> None:
+    MessageFactory(flow="login-otp")
+    rule_with_steps("FR OTP", {"action": "retry_same", "count": 2, "delays": [30, 120]}, flows=["login-otp"],
+                    countries=["FR"])  # fmt: skip
+    query = {
+        "by": "fields",
+        "flow": "login-otp",
+        "country": "fr",
+        "status": "undelivered",
+        "reason": "absent_subscriber",
+    }
+    page = admin_client_role.get(reverse("console:policy-tester"), query).content.decode()
+    assert "Rule “" in page
+    assert "FR OTP" in page
+    assert "retry on the same route (2 of 2)" in page
+    refused = admin_client_role.get(reverse("console:policy-tester"), query | {"country": "ZZ"})
+    assert refused.status_code == 400
+
+
+def test_the_tester_takes_a_message_by_id(admin_client_role: Client) -> None:
+    message = MessageFactory(flow="login-otp", status=Status.UNDELIVERED)
+    page = admin_client_role.get(reverse("console:policy-tester"), {"message": message.pk}).content.decode()
+    assert "No rule applies" in page
+
+
+def test_the_dry_run_stores_nothing_and_says_cost_unknown(admin_client_role: Client) -> None:
+    MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary")
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="dry-run", countries=""))
+    page = response.content.decode()
+    assert "1 failed message replayed" in page
+    assert "Cost unknown" in page
+    assert not Rule.objects.exists()
+
+
+def test_a_channel_is_saved_with_its_settings_validated_and_its_secret_never_shown(admin_client_role: Client) -> None:
+    bad = {"slug": "push", "kind": "generic-webhook", "enabled": "on", "setting_url": "ftp://x", "secret": SECRET}
+    response = admin_client_role.post(reverse("console:channel-new"), bad)
+    assert response.status_code == 400
+    assert not FallbackChannel.objects.exists()
+    good = bad | {"setting_url": "https://example.com/hook"}
+    assert admin_client_role.post(reverse("console:channel-new"), good).status_code == 302
+    channel = FallbackChannel.objects.get()
+    assert channel.config == {"url": "https://example.com/hook", "secret": SECRET}
+    page = admin_client_role.get(reverse("console:channel-edit", args=[channel.pk])).content.decode()
+    assert SECRET not in page
+    assert "never tested" in page
+    # A blank credential keeps the stored one.
+    admin_client_role.post(reverse("console:channel-edit", args=[channel.pk]), good | {"secret": ""})
+    channel.refresh_from_db()
+    assert channel.config["secret"] == SECRET
+    assert AuditEntry.objects.filter(model="retries.fallbackchannel", username="admin-user").exists()
+
+
+def test_a_test_send_to_an_invalid_address_is_refused(admin_client_role: Client) -> None:
+    channel = FallbackChannel.objects.create(slug="mail", kind="email", config={})
+    response = admin_client_role.post(reverse("console:channel-test", args=[channel.pk]), {"to": "not-an-address"})
+    assert response.status_code == 400
+    assert "Enter a valid email address." in response.content.decode()
+    channel.refresh_from_db()
+    assert channel.tested_at is None
