@@ -3,6 +3,7 @@ connection or a fallback channel."""
 
 from __future__ import annotations
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -72,6 +73,11 @@ class Rule(models.Model):
                 errors[name] = "a list of names"
             elif name in allowed and (unknown := set(value) - allowed[name]):
                 errors[name] = f"unknown: {', '.join(sorted(unknown))}"
+        if "countries" not in errors and isinstance(self.countries, list):
+            # Messages carry upper-case ISO codes: "fr" would be saved and never match.
+            self.countries = [str(code).strip().upper() for code in self.countries]
+            if unknown_countries := sorted(set(self.countries) - phonenumbers.SUPPORTED_REGIONS):
+                errors["countries"] = f"unknown country code: {', '.join(unknown_countries)} (ISO 3166, e.g. FR)"
         if errors:
             raise ValidationError(errors)
 

@@ -150,6 +150,7 @@ def channel_save(
     """Create or update a channel. The credential is write-only: a blank one keeps the stored
     value when the kind is unchanged. Raises ValidationError (nothing stored) on refusal."""
     channel = channel or FallbackChannel()
+    before = (channel.kind, dict(channel.config or {}))
     key = secret_key(kind)
     config = {name: value for name, value in settings.items() if value not in (None, "")}
     if key:
@@ -158,10 +159,10 @@ def channel_save(
             config[key] = secret or stored
     channel.slug, channel.kind, channel.sender_id, channel.enabled = slug, kind, sender_id, enabled
     channel.config = config
-    if channel.kind != kind or settings:
+    if (kind, config) != before:
         # A changed configuration has not been tested yet.
-        channel.tested_at, channel.test_ok, channel.test_summary = None, None, ""
-    channel.full_clean(exclude=["tested_by"])
+        channel.tested_at, channel.tested_by, channel.test_ok, channel.test_summary = None, None, None, ""
+    channel.full_clean()
     channel.save()
     return channel
 

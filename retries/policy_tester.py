@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from receipts.models import Connection, Message
 from receipts.reasons import REASONS
-from receipts.statuses import FAILURE_STATUSES, NO_RECEIPT
+from receipts.statuses import FAILURE_STATUSES, NO_RECEIPT, Status
 from retries.actions.registry import get_action
-from retries.decisions import rule_matches
+from retries.decisions import chain_rule, rule_matches
 from retries.escalation import rule_deadline
 from retries.models import Rule, Step
-from retries.policy_vocabulary import format_duration
+from retries.policy_vocabulary import format_duration, wait_words
 from retries.rule_cache import rule_cache
 
 # The kinds a planned step is counted under (the dry run's columns).
@@ -32,6 +32,11 @@ class PlannedStep:
     # if every attempt fails at once.
     wait: int
     at: datetime | None
+
+    @property
+    def when(self) -> str:
+        """'+30 s', '+2 min' after the previous attempt failed, or 'at once'."""
+        return f"+{wait_words(self.wait)}" if self.wait else "at once"
 
 
 @dataclass(frozen=True)
@@ -109,17 +114,16 @@ def _step_label(step: Step) -> str:
     return get_action(step.action).label.lower()
 
 
-def wait_text(seconds: int) -> str:
-    return f"+{format_duration(seconds)}" if seconds else "at once"
-
-
 def which_rule(message: Message, *, seen: str | None = None, failed_at: datetime | None = None) -> Applied:
+    """As the engine decides (retries/decisions.py): a stored chain stays with the rule already
+    escalating for it; otherwise the first enabled rule that matches."""
     seen = seen or seen_status(message)
-    rule = first_rule(message, seen)
+    root = message.chain_root or message
+    rule = (chain_rule(root) if message.pk and seen != Status.DELIVERED else None) or first_rule(message, seen)
     failed_at = failed_at or message.final_at or message.no_receipt_at or timezone.now()
     if rule is None:
         return Applied(None, seen, [], None)
-    return Applied(rule, seen, plan(rule, message, failed_at=failed_at), rule_deadline(rule, message))
+    return Applied(rule, seen, plan(rule, root, failed_at=failed_at), rule_deadline(rule, root))
 
 
 def describe_conditions(rule: Rule, connection_slugs: dict[int, str]) -> str:

@@ -109,5 +109,13 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def wait_words(seconds: int) -> str:
+    """90 → '1 min 30 s', 120 → '2 min', 30 → '30 s': a wait as the tester says it."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]
+    return " ".join(part for part in parts if part) or "0 s"
+
+
 def format_durations(seconds: list[int]) -> str:
     return ", ".join(format_duration(int(s)) for s in seconds)

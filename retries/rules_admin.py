@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 
 from retries.models import Attempt, Decision, Rule, Step
 
@@ -14,6 +16,15 @@ class StepInline(admin.TabularInline[Step, Rule]):
     model = Step
     fields = ["position", "action", "count", "delays", "target_connection", "fallback_channel"]
     extra = 0
+
+
+# Kept editable here (the audit log's tests and scripts use it), with the same checks as the
+# console's editor at model level; the console's editor is the one built for people.
+CONSOLE_EDITOR_NOTE = format_lazy(
+    '<a href="{}">The policy editor</a> offers every condition as a choice, warns about shadowed '
+    "rules and untested channels, and shows which rule applies: prefer it to the raw lists below.",
+    reverse_lazy("console:policies"),
+)
 
 
 @admin.register(Rule)
@@ -25,7 +36,7 @@ class RuleAdmin(admin.ModelAdmin[Rule]):
     filter_horizontal = ["connections"]
     inlines = [StepInline]
     fieldsets = [
-        (None, {"fields": ["name", "position", "enabled"]}),
+        (None, {"fields": ["name", "position", "enabled"], "description": CONSOLE_EDITOR_NOTE}),
         ("Which messages (empty = any)", {"fields": ["flows", "connections", "countries", "statuses",
                                                     "error_classes", "reasons"]}),
         ("Escalation", {"fields": ["deadline_seconds"]}),

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from receipts.statuses import NO_RECEIPT, Status
 from retries.models import FallbackChannel, Rule
-from retries.policy_services import RuleDraft, StepDraft, rule_from_draft, rule_move, rule_save
+from retries.policy_services import RuleDraft, StepDraft, channel_save, rule_from_draft, rule_move, rule_save
 from retries.policy_simulation import draft_rule_set, dry_run
 from retries.policy_tester import describe_steps, probe_message, which_rule
 from retries.policy_vocabulary import format_durations, normalize_country, parse_durations
@@ -185,3 +186,25 @@ def test_connections_are_part_of_shadowing() -> None:
     second = rule_with_steps("On two", {"action": "notify"}, position=2)
     second.connections.set([two])
     assert rules_warnings(ordered())[second.pk] == []
+
+
+def test_a_rule_saved_anywhere_has_its_countries_upper_cased_and_unknown_ones_refused() -> None:
+    # The Django admin's raw lists go through the model's checks too.
+    rule = Rule(name="raw", countries=["fr", " be"])
+    rule.full_clean()
+    assert rule.countries == ["FR", "BE"]
+    with pytest.raises(ValidationError, match="unknown country code: XX"):
+        Rule(name="raw", countries=["xx"]).full_clean()
+
+
+def test_changing_a_channels_settings_forgets_its_last_test() -> None:
+    channel = channel_save(channel=None, slug="mail", kind="email", sender_id="", enabled=True,
+                           settings={"from_email": "a@example.com"}, secret="")  # fmt: skip
+    FallbackChannel.objects.filter(pk=channel.pk).update(tested_at=timezone.now(), test_ok=True, test_summary="sent")
+    channel.refresh_from_db()
+    channel_save(channel=channel, slug="mail", kind="email", sender_id="", enabled=False,
+                 settings={"from_email": "a@example.com"}, secret="")  # fmt: skip
+    assert FallbackChannel.objects.get().test_ok is True
+    channel_save(channel=channel, slug="mail", kind="email", sender_id="", enabled=True,
+                 settings={"from_email": "b@example.com"}, secret="")  # fmt: skip
+    assert FallbackChannel.objects.get().tested_at is None

@@ -22,7 +22,7 @@ from receipts.reasons import REASONS
 from retries.models import Rule, Step
 from retries.policy_services import rule_from_draft, rule_move, rule_save, rule_set_enabled
 from retries.policy_simulation import draft_rule_set, dry_run
-from retries.policy_tester import describe_conditions, describe_steps, probe_message, wait_text, which_rule
+from retries.policy_tester import describe_conditions, describe_steps, probe_message, which_rule
 from retries.policy_vocabulary import (
     Choice,
     error_class_choices,
@@ -159,6 +159,8 @@ def rule_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "GET":
         initial, rows = _initial(rule)
         form, steps = RuleForm(initial=initial), _step_formset(rows)
+        if rule is not None:
+            context["draft_warnings"] = rules_warnings(_rules()).get(rule.pk, [])
         return _form_page(request, context, form, steps)
     op = request.POST.get("op", "save")
     form = RuleForm(request.POST)
@@ -216,7 +218,7 @@ def tester(request: HtmxHttpRequest) -> HttpResponse:
             return render(request, "console/policies/tester.html", context | {"error": error}, status=400)
     if message is not None:
         applied = which_rule(message, seen=data.get("status") if data.get("by") == "fields" else None)
-        context |= {"message": message, "applied": applied, "waits": [wait_text(s.wait) for s in applied.plan]}
+        context |= {"message": message, "applied": applied}
     return render(request, "console/policies/tester.html", context)
 
 

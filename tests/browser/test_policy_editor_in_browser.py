@@ -86,7 +86,7 @@ def test_an_admin_builds_the_france_login_otp_policy_and_tests_it(page: Page, li
     result = page.get_by_test_id("tester-result")
     expect(result).to_contain_text("Rule “FR login OTP” applies")
     expect(result).to_contain_text("+30 s retry on the same route (1 of 2)")
-    expect(result).to_contain_text("+120 s retry on the same route (2 of 2)")
+    expect(result).to_contain_text("+2 min retry on the same route (2 of 2)")
     expect(result).to_contain_text("fall back to mail (email)")
 
     # A narrower rule after it never acts: the list says so.
