@@ -13,10 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dlrconsole.console.common import HtmxHttpRequest, console_view
+from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
 from dlrconsole.console.policy_forms import ChannelForm, TestSendForm
 from retries.models import FallbackChannel
 from retries.policy_services import channel_save, channel_test_send
+from retries.senders.registry import SENDERS
 
 EDIT_CHANNELS = "retries.change_fallbackchannel"
 
@@ -39,7 +40,13 @@ def _initial(channel: FallbackChannel | None) -> dict[str, Any]:
 def channel_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     channel = get_object_or_404(FallbackChannel, pk=pk) if pk else None
     form = ChannelForm(request.POST or None, channel=channel, initial=_initial(channel))
-    context = {"nav": "policies", "channel": channel, "form": form, "test_form": TestSendForm()}
+    context: dict[str, Any] = {"nav": "policies", "channel": channel, "form": form, "test_form": TestSendForm()}
+    # The settings shown are the chosen kind's: the one posted, asked for (the kind select
+    # fetches them with htmx), or stored.
+    kind = request.POST.get("kind") or request.GET.get("kind") or _initial(channel)["kind"]
+    context["settings"] = form.setting_rows(kind if kind in SENDERS else "")
+    if request.method == "GET" and request.GET.get("kind"):
+        return render_page(request, "console/policies/channel_form.html", "settings", context)
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
@@ -74,5 +81,8 @@ def channel_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             note(request, f"Test {channel.test_summary}")
             return redirect("console:channel-edit", pk=channel.pk)
     form = ChannelForm(channel=channel, initial=_initial(channel))
-    context = {"nav": "policies", "channel": channel, "form": form, "test_form": test_form}
+    context = {
+        "nav": "policies", "channel": channel, "form": form, "test_form": test_form,
+        "settings": form.setting_rows(channel.kind),
+    }  # fmt: skip
     return render(request, "console/policies/channel_form.html", context, status=400)

@@ -179,13 +179,9 @@ class ChannelForm(forms.Form):
                 required=False, max_length=500, label=name.replace("_", " "), initial=initial
             )
 
-    def setting_rows(self) -> list[tuple[forms.BoundField, str]]:
-        """Each setting once, with the kinds that take it."""
-        names = sorted({name for cls in SENDERS.values() for name in cls.setting_fields})
-        return [
-            (self[f"setting_{name}"], ", ".join(k for k, cls in SENDERS.items() if name in cls.setting_fields))
-            for name in names
-        ]
+    def setting_rows(self, kind: str) -> list[forms.BoundField]:
+        """The settings `kind` declares, as fields of this form."""
+        return [self[f"setting_{name}"] for name in kind_fields(kind)]
 
     def settings(self) -> dict[str, str]:
         kind = self.cleaned_data["kind"]

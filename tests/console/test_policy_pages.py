@@ -181,3 +181,23 @@ def test_a_test_send_to_an_invalid_address_is_refused(admin_client_role: Client)
     assert "Enter a valid email address." in response.content.decode()
     channel.refresh_from_db()
     assert channel.tested_at is None
+
+
+def test_choosing_a_kind_shows_only_its_settings(admin_client_role: Client) -> None:
+    response = admin_client_role.get(reverse("console:channel-new"), {"kind": "generic-webhook"}, **HTMX)
+    fragment = response.content.decode()
+    assert 'name="setting_url"' in fragment
+    assert 'name="setting_from_email"' not in fragment
+    assert "<html" not in fragment
+    page = admin_client_role.get(reverse("console:channel-new")).content.decode()
+    assert 'name="setting_from_email"' in page  # e-mail is the default kind
+    assert 'name="setting_url"' not in page
+
+
+def test_an_infobip_channels_api_key_is_a_credential_never_shown(admin_client_role: Client) -> None:
+    channel = FallbackChannel.objects.create(
+        slug="sms", kind="infobip", config={"base_url": "https://api.example.com", "api_key": "infobip-key-123456789"}
+    )
+    page = admin_client_role.get(reverse("console:channel-edit", args=[channel.pk])).content.decode()
+    assert "https://api.example.com" in page
+    assert "infobip-key-123456789" not in page
