@@ -113,6 +113,12 @@ def _posted_steps(data: Any) -> list[dict[str, Any]]:
     return [{name: data.get(f"steps-{i}-{name}", "") for name in STEP_FIELDS} for i in range(total)]
 
 
+def _posted_conditions(data: Any) -> dict[str, Any]:
+    lists = {name: data.getlist(name) for name in ("flows", "connections", "statuses", "error_classes", "reasons")}
+    texts = {name: data.get(name, "") for name in ("name", "countries", "deadline")}
+    return lists | texts | {"enabled": bool(data.get("enabled"))}
+
+
 def apply_step_op(rows: list[dict[str, Any]], op: str) -> list[dict[str, Any]]:
     """'add', 'remove-N', 'up-N', 'down-N' on the posted steps; anything else leaves them."""
     name, _, index_text = op.partition("-")
@@ -163,11 +169,13 @@ def rule_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
             context["draft_warnings"] = rules_warnings(_rules()).get(rule.pk, [])
         return _form_page(request, context, form, steps)
     op = request.POST.get("op", "save")
-    form = RuleForm(request.POST)
     if op not in ("save", "dry-run"):
-        # A step added, removed or moved without htmx: the whole form again, nothing stored.
+        # A step added, removed or moved without htmx: the whole form again as typed, nothing
+        # stored and nothing judged yet (the form is not being saved).
+        form = RuleForm(initial=_posted_conditions(request.POST))
         steps = _step_formset(apply_step_op(_posted_steps(request.POST), op))
         return _form_page(request, context, form, steps)
+    form = RuleForm(request.POST)
     steps = StepFormSet(request.POST, prefix="steps")
     if not (form.is_valid() and steps.is_valid()):
         return _form_page(request, context, form, steps, status=400)

@@ -201,3 +201,15 @@ def test_an_infobip_channels_api_key_is_a_credential_never_shown(admin_client_ro
     page = admin_client_role.get(reverse("console:channel-edit", args=[channel.pk])).content.decode()
     assert "https://api.example.com" in page
     assert "infobip-key-123456789" not in page
+
+
+def test_without_javascript_a_step_button_redraws_the_form_as_typed(admin_client_role: Client) -> None:
+    MessageFactory(flow="login-otp")
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="add", name=""))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="steps-TOTAL_FORMS" value="2"' in page
+    assert 'value="fr"' in page
+    assert 'value="login-otp" checked' in page
+    assert "Nothing was saved" not in page
+    assert not Rule.objects.exists()
