@@ -1,6 +1,7 @@
 """The dry run: the last 24 hours of failures replayed through a draft rule set (the edited
 rule, unsaved, in place of the saved one), counting per rule what its escalation would have
-done: retries, fallbacks, product notices, alerts. The matching and the step plan are the
+done: retries, fallbacks, product notices, alerts, and what the retries would cost where the
+message's cost is known. The matching and the step plan are the
 engine's and the tester's (retries/decisions.py, retries/policy_tester.py).
 
 Each failure is counted as if every attempt failed too (the most a rule can do); a chain's
@@ -12,13 +13,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Prefetch, Q
 
 from receipts.models import Message
 from receipts.statuses import FAILURE_STATUSES, Status
 from retries.models import Rule, Step
-from retries.policy_tester import ALERT, FALLBACK, NOTICE, RETRY, first_rule, plan, seen_status
+from retries.policy_tester import ALERT, FALLBACK, NOTICE, RETRY, PlannedStep, first_rule, plan, seen_status
 
 WINDOW = timedelta(hours=24)
 MAX_MESSAGES = 5000
@@ -29,6 +31,17 @@ class RuleTally:
     rule: Rule
     messages: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    # What the sends would cost, per currency: a retry on the same route at the message's own
+    # cost (same connection, same country). Other sends (another connection, a fallback
+    # channel) and messages without a known cost are counted as unpriced.
+    costs: dict[str, Decimal] = field(default_factory=dict)
+    unpriced: int = 0
+
+    def add_cost(self, message: Message, step: PlannedStep) -> None:
+        if step.action == "retry_same" and message.cost is not None and message.currency:
+            self.costs[message.currency] = self.costs.get(message.currency, Decimal(0)) + message.cost
+        else:
+            self.unpriced += 1
 
     @property
     def retries(self) -> int:
@@ -54,8 +67,6 @@ class DryRun:
     capped: bool
     unmatched: int
     tallies: list[RuleTally]
-    # No price data exists yet: what the sends would cost is not known.
-    cost_known: bool = False
 
 
 def draft_rule_set(draft: Rule) -> list[Rule]:
@@ -89,5 +100,8 @@ def dry_run(rules: list[Rule], *, now: datetime) -> DryRun:
         tally = tallies[id(rule)]
         tally.messages += 1
         failed_at = message.final_at or message.no_receipt_at or message.submitted_at
-        tally.counts.update(step.kind for step in plan(rule, message, failed_at=failed_at))
+        for step in plan(rule, message, failed_at=failed_at):
+            tally.counts[step.kind] += 1
+            if step.kind in (RETRY, FALLBACK):
+                tally.add_cost(message, step)
     return DryRun(since, len(messages), capped, unmatched, list(tallies.values()))

@@ -32,6 +32,8 @@ class PlannedStep:
     # if every attempt fails at once.
     wait: int
     at: datetime | None
+    # The step's action, for a send (the dry run prices retries on the same route).
+    action: str = ""
 
     @property
     def when(self) -> str:
@@ -96,7 +98,8 @@ def plan(rule: Rule, message: Message, *, failed_at: datetime) -> list[PlannedSt
                 steps.append(PlannedStep(SKIPPED, f"{label}: not sent, past the deadline", wait, None))
                 past_deadline = True
                 break
-            steps.append(PlannedStep(KIND_OF_ACTION[step.action], f"{label} ({number + 1} of {step.count})", wait, at))
+            text = f"{label} ({number + 1} of {step.count})"
+            steps.append(PlannedStep(KIND_OF_ACTION[step.action], text, wait, at, step.action))
     if sends:
         steps.append(PlannedStep(NOTICE, "then the product is told the failure is final", 0, at))
     return steps

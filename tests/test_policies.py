@@ -4,6 +4,7 @@ dry run's counts, and the channel test send against a real local HTTP server."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -149,9 +150,10 @@ def test_the_dry_run_counts_what_the_draft_rule_would_have_done() -> None:
     now = timezone.now()
     channel = FallbackChannel.objects.create(slug="mail", kind="email", config={})
     saved = rule_with_steps("OTP", {"action": "notify"}, flows=["login-otp"])
-    for _ in range(3):
-        MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary",
-                       fallback_email="u@example.com", submitted_at=now - timedelta(hours=1))  # fmt: skip
+    for cost in (Decimal("0.05"), None, None):
+        MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary", cost=cost,
+                       currency="EUR" if cost else "", fallback_email="u@example.com",
+                       submitted_at=now - timedelta(hours=1))  # fmt: skip
     MessageFactory(flow="login-otp", status=Status.DELIVERED, submitted_at=now - timedelta(hours=1))
     MessageFactory(flow="login-otp", status=Status.UNDELIVERED, submitted_at=now - timedelta(hours=30))
     MessageFactory(flow="signup", status=Status.FAILED, submitted_at=now - timedelta(hours=2))
@@ -164,7 +166,9 @@ def test_the_dry_run_counts_what_the_draft_rule_would_have_done() -> None:
     assert (result.considered, result.capped, result.unmatched) == (4, False, 1)
     (tally,) = result.tallies
     assert (tally.messages, tally.retries, tally.fallbacks, tally.notices, tally.alerts) == (3, 6, 3, 3, 0)
-    assert not result.cost_known
+    # One message's cost is known: its two retries on the same route are priced at it.
+    assert tally.costs == {"EUR": Decimal("0.100000")}
+    assert tally.unpriced == 4 + 3
     # The saved rule is unchanged: a dry run stores nothing.
     assert list(Rule.objects.get(pk=saved.pk).steps.values_list("action", flat=True)) == ["notify"]
 

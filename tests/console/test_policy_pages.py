@@ -146,12 +146,12 @@ def test_the_tester_takes_a_message_by_id(admin_client_role: Client) -> None:
     assert "No rule applies" in page
 
 
-def test_the_dry_run_stores_nothing_and_says_cost_unknown(admin_client_role: Client) -> None:
+def test_the_dry_run_stores_nothing_and_counts_unpriced_sends(admin_client_role: Client) -> None:
     MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary")
     response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="dry-run", countries=""))
     page = response.content.decode()
     assert "1 failed message replayed" in page
-    assert "Cost unknown" in page
+    assert "2 unpriced" in page
     assert not Rule.objects.exists()
 
 
