@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 from django.db.models import Q, QuerySet
 
+from receipts.countries import country_name
 from receipts.models import Message
 from receipts.phones import InvalidNumber, parse_number
 
@@ -29,6 +30,10 @@ class SearchTerm:
     number_problem: str = ""  # why text that looks like a number did not read as one
     # The configured default region a national number was read in (DLR_DEFAULT_REGION), to say so.
     assumed_region: str = ""
+
+    @property
+    def assumed_country(self) -> str:
+        return country_name(self.assumed_region) if self.assumed_region else ""
 
     @property
     def assumed_calling_code(self) -> int:

@@ -12,6 +12,7 @@ import phonenumbers
 from django.conf import settings
 from django.utils import timezone
 
+from receipts.countries import country_name
 from receipts.models import Message
 from receipts.reasons import REASONS, ErrorClass
 from receipts.statuses import NO_RECEIPT, Status
@@ -54,12 +55,12 @@ def flow_choices() -> list[Choice]:
 
 
 def country_choices() -> list[Choice]:
-    """ISO 3166 alpha-2 regions with their calling code (phonenumbers' region data; the lite
-    package this project uses carries no country names)."""
-    return [
-        Choice(region, f"{region} (+{phonenumbers.country_code_for_region(region)})")
-        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    """ISO 3166 alpha-2 regions with their names and calling codes, by name."""
+    choices = [
+        Choice(region, f"{country_name(region)} ({region}, +{phonenumbers.country_code_for_region(region)})")
+        for region in phonenumbers.SUPPORTED_REGIONS
     ]
+    return sorted(choices, key=lambda choice: choice.label)
 
 
 def normalize_country(value: str) -> str:

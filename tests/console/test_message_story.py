@@ -197,7 +197,7 @@ def test_a_national_number_without_a_country_uses_the_default_region_and_says_so
     settings.DLR_DEFAULT_REGION = "FR"
     page = support.get(reverse("console:search"), {"q": "06 12 34 56 78"}).content.decode()
     assert f'href="/console/messages/{wanted.pk}/"' in page
-    assert "Searched +33 6 12 34 56 78: no country given, so assumed FR (+33)" in page
+    assert "Searched +33 6 12 34 56 78: no country given, so assumed France (+33)" in page
     international = support.get(reverse("console:search"), {"q": "+33 6 12 34 56 78"}).content.decode()
     assert "assumed" not in international  # nothing was assumed for a number with its country code
     settings.DLR_DEFAULT_REGION = ""
