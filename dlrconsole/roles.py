@@ -11,8 +11,9 @@ this table after every migrate (receipts/apps.py), so adding a permission here i
 - viewer: dashboards and exports, with phone numbers masked (BI does not need them).
 
 One more group is not a console role but a service account: `product`, the product that sends
-SMS. Its API key registers messages, searches them, reads timelines with full numbers and
-reads the feed API; it has no password and never signs in (`create_api_key --product`).
+SMS. Its API key registers messages, searches them, reads timelines with full numbers, reads
+the feed API and manages its own feed endpoints; it has no password and never signs in
+(`create_api_key --product`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ LOCKOUT_PERMISSIONS = ("axes.view_accessattempt", "axes.delete_accessattempt", "
 REGISTER_MESSAGES = "receipts.add_message"
 READ_FEED_DELIVERIES = "feed.view_feeddelivery"
 READ_FEED_ENDPOINTS = "feed.view_productendpoint"
+# Create, rotate, pause, resume and replay through the API: a key's own endpoints; with the
+# admin role's change permission on endpoints, every endpoint (dlrconsole/api/feed.py).
+MANAGE_FEED_ENDPOINTS = "feed.manage_own_productendpoint"
+CONFIGURE_FEED_ENDPOINTS = "feed.change_productendpoint"
 
 SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -86,9 +91,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *(f"{app}.view_{model}" for app_model in INSPECTION_MODELS for app, model in [app_model.split(".")]),
         *LOCKOUT_PERMISSIONS,
         *API_KEY_PERMISSIONS,
+        MANAGE_FEED_ENDPOINTS,
     ),
     PRODUCT: (
         REGISTER_MESSAGES, USE_CONSOLE, VIEW_TIMELINE, SEE_NUMBERS, READ_FEED_DELIVERIES, READ_FEED_ENDPOINTS,
+        MANAGE_FEED_ENDPOINTS,
     ),
 }  # fmt: skip
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from receipts import store
 from receipts.models import Message
 from retries.feed.models import FeedEvent
-from retries.feed.services import feed_publish
+from retries.feed.services import feed_publish, feed_time
 
 if TYPE_CHECKING:
     from retries.models import Attempt
@@ -22,7 +22,10 @@ Event = FeedEvent.Type
 
 
 def notify_retry_scheduled(attempt: Attempt, message: Message) -> None:
-    notify_once(message, Event.RETRY_SCHEDULED, attempt_data(attempt), once=False)
+    """An attempt is scheduled: `next_attempt_at` says when it runs (the one event that names a
+    coming attempt)."""
+    data = {"attempt": attempt_data(attempt), "next_attempt_at": feed_time(attempt.due_at)}
+    notify_once(message, Event.RETRY_SCHEDULED, data, once=False)
 
 
 def notify_failure_final(message: Message, why: str, *, locked: bool = False) -> None:
@@ -31,12 +34,15 @@ def notify_failure_final(message: Message, why: str, *, locked: bool = False) ->
 
 
 def notify_attempt_failed(attempt: Attempt, message: Message, why: str) -> None:
-    """An attempt could not run or failed for good: the original's failure stands."""
-    notify_once(message, Event.FAILED, {"final": True, "why": why} | attempt_data(attempt))
+    """An attempt could not run or failed for good: the original's failure stands. The attempt
+    is named as done and failed, with no time that could read as another one coming."""
+    data = {"final": True, "why": why, "attempt": attempt_data(attempt) | {"outcome": "failed"}}
+    notify_once(message, Event.FAILED, data)
 
 
 def notify_fallback_sent(attempt: Attempt, message: Message) -> None:
-    notify_once(message, Event.FALLBACK_SENT, attempt_data(attempt), once=False)
+    channel = attempt.channel.slug if attempt.channel else ""
+    notify_once(message, Event.FALLBACK_SENT, {"attempt": attempt_data(attempt) | {"channel": channel}}, once=False)
 
 
 def notify_once(
@@ -62,11 +68,7 @@ def notify_once(
 
 
 def attempt_data(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "attempt": {
-            "number": attempt.number,
-            "action": attempt.action,
-            "due_at": attempt.due_at.isoformat().replace("+00:00", "Z"),
-            "idempotency_key": attempt.idempotency_key,
-        }
-    }
+    """What the product is told of an attempt: which one of the chain and what it does. Never
+    its idempotency key (internal: the senders' dedupe key, which the product has no use for
+    and must not come to rely on)."""
+    return {"number": attempt.number, "action": attempt.action}

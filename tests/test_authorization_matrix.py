@@ -29,6 +29,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from dlrconsole import roles
+from retries.feed.models import FeedDelivery
 from tests.factories import GENERIC_SECRET, MessageFactory, api_key_for, rule_with_steps, user_in_role
 from tests.test_url_protection import named_patterns
 from tests.webhooks import post_status
@@ -110,8 +111,14 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "message-detail": (allow(SUPPORT, ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     "feed-delivery-list": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     "feed-delivery-detail": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
-    "feed-endpoint-list": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
+    # Managing endpoints: the product its own, admins every one. The sample endpoint was
+    # configured by an admin, so the product key is refused on it (403, with the reason).
+    "feed-delivery-replay": (no_method(SIGNED_IN), allow(ADMIN, ROOT)),
+    "feed-endpoint-list": (allow(ADMIN, PRODUCT, ROOT), allow(ADMIN, PRODUCT, ROOT)),
     "feed-endpoint-detail": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
+    "feed-endpoint-rotate-secret": (no_method(SIGNED_IN), allow(ADMIN, ROOT)),
+    "feed-endpoint-pause": (no_method(SIGNED_IN), allow(ADMIN, ROOT)),
+    "feed-endpoint-resume": (no_method(SIGNED_IN), allow(ADMIN, ROOT)),
     "schema": (allow(SIGNED_IN), no_method(SIGNED_IN)),
     # A path under /api/v1/ that no route serves: 401, else a JSON 404 whatever the method.
     "api-not-found": (allow(SIGNED_IN), allow(SIGNED_IN)),
@@ -299,7 +306,8 @@ def sample_kwargs(name: str, pattern: URLPattern, records: dict[str, Any], targe
         assert obj is not None, f"no {model._meta.label_lower} to open"
         values["object_id"] = values["id"] = obj.pk
     elif name.startswith("feed-delivery"):
-        values["pk"] = message.feed_deliveries.get().pk if hasattr(message, "feed_deliveries") else 1
+        # The one delivery the records made (a made-up id answers 404 to everyone).
+        values["pk"] = FeedDelivery.objects.get().pk
     elif name.startswith("feed-endpoint"):
         values["pk"] = records["endpoint"].pk
     else:

@@ -309,3 +309,24 @@ def test_rules_become_escalations_that_do_what_they_did(migrator):
     step = Step.objects.get(rule__name="Temporary")
     assert new.apps.get_model("retries", "Decision").objects.get(pk=decision.pk).step_id == step.pk
     assert new.apps.get_model("retries", "Attempt").objects.get(pk=attempt.pk).step_id == step.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_recorded_before_get_a_random_webhook_id_each(migrator):
+    old = migrator.apply_initial_migration([("feed", "0003_secret_encrypted")])
+    now = timezone.now()
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    message = old.apps.get_model("receipts", "Message").objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now
+    )
+    FeedEvent = old.apps.get_model("feed", "FeedEvent")
+    for _ in range(3):
+        FeedEvent.objects.create(type="message.delivered", message=message, payload={}, created_at=now)
+
+    new = migrator.apply_tested_migration([("feed", "0004_webhook_id")])
+
+    ids = list(new.apps.get_model("feed", "FeedEvent").objects.values_list("pk", "webhook_id"))
+    assert len({webhook_id for _, webhook_id in ids}) == 3
+    assert all(webhook_id.startswith("evt_") and webhook_id != f"evt_{pk}" for pk, webhook_id in ids)

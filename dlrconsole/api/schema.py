@@ -53,6 +53,8 @@ class ApiSchema(AutoSchema):
 
     def _refusals(self) -> dict[int, OpenApiResponse]:
         if self.method == "POST":
+            if "{" in self.path:  # an action on one record (a feed endpoint's pause, ...)
+                return errors(400, 401, 403, 404, 415, 503, not_found="No such record.")
             return errors(400, 401, 403, 415, 503)
         if self._is_list_view():
             return errors(400, 401, 403, 404, 503, not_found="The cursor is not a page link of this list.")

@@ -1,5 +1,6 @@
-"""Audit entries for what people do that is not a configuration change but must be answerable
-for: a resend against the error catalog's advice, with the reason given."""
+"""Audit entries for what people do that is not a configuration change of its own but must be
+answerable for: a resend against the error catalog's advice (with the reason given), a feed
+delivery replayed through the API. Written as the history-based entries are, with who and what."""
 
 from __future__ import annotations
 
@@ -11,17 +12,25 @@ from django.utils import timezone
 from dlrconsole.audit.models import AuditEntry
 
 
-def audit_action(*, user: Any, obj: models.Model, changes: list[dict[str, Any]]) -> AuditEntry:
-    """Record that `user` created `obj` (an attempt, say) with `changes` as [{field, label, old, new}]."""
-    opts = obj._meta
+def audit_action(
+    *,
+    user: Any,
+    instance: models.Model,
+    changes: list[dict[str, Any]],
+    action: str = AuditEntry.Action.CHANGED,
+) -> AuditEntry:
+    """One entry on `instance` by `user`; `changes` as the audit page reads them
+    ({"field", "label", "old", "new"})."""
+    opts = instance._meta
+    person = user if getattr(user, "pk", None) else None
     return AuditEntry.objects.create(
         at=timezone.now(),
-        user=user if getattr(user, "is_authenticated", False) else None,
-        username=user.get_username() if getattr(user, "is_authenticated", False) else "",
+        user=person,
+        username=person.get_username() if person else "",
         model=opts.label_lower,
         model_name=str(opts.verbose_name),
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
-        action=AuditEntry.Action.CREATED,
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:200],
+        action=action,
         changes=changes,
     )

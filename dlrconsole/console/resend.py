@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from dlrconsole import roles
+from dlrconsole.audit.models import AuditEntry
 from dlrconsole.audit.services import audit_action
 from dlrconsole.console.common import HtmxHttpRequest, console_view
 from dlrconsole.console.message import get_message_or_404
@@ -60,7 +61,7 @@ def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             if against_advice:
                 label = "Resent against the catalog's “never retry”"
                 change = {"field": "reason", "label": label, "old": "", "new": reason}
-                audit_action(user=request.user, obj=attempt, changes=[change])
+                audit_action(user=request.user, instance=attempt, changes=[change], action=AuditEntry.Action.CREATED)
     except ResendRefused as exc:
         return render(request, "console/resend_confirm.html", context | {"refused": str(exc)}, status=409)
     flash.success(request, f"Resend scheduled: attempt {attempt.number} of this message's chain.")

@@ -4,7 +4,9 @@
 - players/: one module per provider, registered by provider kind (players/__init__.py);
 - traffic.py: recipients, per-country fate mixes, and the plan of each message's requests;
 - runner.py: the configuration, the loopback guard and the timed run with its report;
-- gateway.py: a simulated send API the console's retries resend through, whose resends the run plays.
+- gateway.py: a simulated send API the console's retries resend through, whose resends the run plays;
+- mailbox.py: a simulated mail server the e-mail fallback channel delivers into (imported by the
+  demo only, not from here: aiosmtpd is a development dependency, and this app is installed).
 
 Traffic is realistic rather than tidy: most messages end `delivered`, others fail as their
 country makes likely with the provider's own error codes, some receipts are posted twice,

@@ -430,6 +430,8 @@ class Simulator:
             "submitted_at": rfc3339(plan.submitted_at),
             "body": plan.body,
         }
+        if plan.fallback_email:
+            payload["fallback_email"] = plan.fallback_email
         return self._send(
             "register",
             plan,

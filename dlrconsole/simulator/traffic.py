@@ -107,6 +107,9 @@ FLOWS: tuple[tuple[str, int], ...] = (
     ("marketing", 20),
     ("password-reset", 10),
 )
+# Flows whose messages the product registers with an e-mail address, for the e-mail fallback:
+# a sign-in or a reset must reach the user somehow; news and offers need not.
+FALLBACK_EMAIL_FLOWS = frozenset({"login-otp", "password-reset"})
 
 
 # How often a resend of a message that failed for a temporary reason is delivered; otherwise it
@@ -202,6 +205,13 @@ def client_reference(rng: random.Random, flow: str, now: datetime) -> str:
     return f"camp-{now:%Y%m%d}-{rng.randrange(10_000, 99_999)}"
 
 
+def fallback_email(flow: str, reference: str) -> str:
+    """The address the product registers for the e-mail fallback, or "" for flows without one;
+    on a reserved domain (RFC 2606), from the reference so that it draws nothing from the run's
+    random sequence (a seeded run plays the same traffic as before)."""
+    return f"{reference}@example.net" if flow in FALLBACK_EMAIL_FLOWS else ""
+
+
 def message_body(rng: random.Random, flow: str, reference: str) -> str:
     """The text the product sends for `flow`: what a resend sends again."""
     code = f"{rng.randrange(1_000_000):06d}"
@@ -247,6 +257,7 @@ class MessagePlan:
     posts: list[Post]
     register_due: float
     body: str = ""
+    fallback_email: str = ""
     # Sent by the console through the simulated send API: the console registers it, not us.
     resend: bool = False
     traits: list[str] = field(default_factory=list)
@@ -292,6 +303,7 @@ def plan_message(rng: random.Random, config: SimulatorConfig, *, now: datetime) 
         posts=posts,
         register_due=register_due,
         body=message_body(rng, flow, reference),
+        fallback_email=fallback_email(flow, reference),
         traits=traits,
     )
 

@@ -39,9 +39,15 @@ class ProductEndpointForm(forms.ModelForm[ProductEndpoint]):
 @admin.register(ProductEndpoint)
 class ProductEndpointAdmin(admin.ModelAdmin[ProductEndpoint]):
     form = ProductEndpointForm
-    list_display = ["name", "url", "secret_hint", "enabled", "disabled_reason", "consecutive_failures"]
+    list_display = [
+        "name", "url", "owner", "secret_hint", "enabled", "paused_at", "disabled_reason", "consecutive_failures",
+    ]  # fmt: skip
     list_filter = ["enabled"]
-    readonly_fields = ["secret_hint", "disabled_reason", "consecutive_failures", "created_at", "updated_at"]
+    # The owner (an API account) pauses, resumes and rotates through the API (docs/FEED.md).
+    readonly_fields = [
+        "secret_hint", "owner", "paused_at", "previous_secret_expires_at", "disabled_reason", "consecutive_failures",
+        "created_at", "updated_at",
+    ]  # fmt: skip
     actions = ["enable_endpoints"]
 
     @admin.display(description="secret")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -44,6 +48,17 @@ class ProductEndpoint(models.Model):
     url = models.URLField(max_length=500, validators=[validate_outbound_url])
     # Encrypted at rest; pages and the API show its last 4 characters at most.
     secret = EncryptedTextField(validators=[validate_feed_secret])
+    # After a rotation, the secret before it, still signed with (beside the new one) until
+    # `previous_secret_expires_at`, so the product can switch without losing a delivery.
+    previous_secret = EncryptedTextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # The account whose API keys manage it (dlrconsole/api/feed.py); empty: configured by admins.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="feed_endpoints"
+    )
+    # Paused by its owner: events are still recorded for it and held, sent when it resumes
+    # (unlike a disabled endpoint, which gets none).
+    paused_at = models.DateTimeField(null=True, blank=True)
     # Empty: every event type.
     event_types = models.JSONField(default=list, blank=True, validators=[validate_event_types])
     enabled = models.BooleanField(default=True)
@@ -54,13 +69,23 @@ class ProductEndpoint(models.Model):
     # Who changed what (the audit log); the secret only as "changed". The deliverer's failure
     # count moves on every delivery and is not configuration; its disabling an endpoint is.
     history = AuditedHistory(
-        secret_fields=["secret"],
+        secret_fields=["secret", "previous_secret"],
         excluded_fields=["consecutive_failures"],
         quiet_fields=["consecutive_failures", "updated_at"],
     )
 
+    class Meta:
+        permissions = [("manage_own_productendpoint", "Can manage its own product endpoints through the API")]
+
     def __str__(self) -> str:
         return self.name
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and the previous one
+        while its grace period runs (Standard Webhooks allows several signatures)."""
+        expires = self.previous_secret_expires_at
+        keep_previous = self.previous_secret and expires is not None and now < expires
+        return [self.secret, self.previous_secret] if keep_previous else [self.secret]
 
     @property
     def secret_hint(self) -> str:
@@ -69,6 +94,13 @@ class ProductEndpoint(models.Model):
 
     def subscribes_to(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
+
+
+def new_webhook_id() -> str:
+    """A Standard Webhooks id no other event ever had: random, not the row's number, which
+    starts again after a rebuild or a restore into a new database, and would make a product
+    that deduplicates on it drop real events as repeats."""
+    return f"evt_{uuid.uuid4().hex}"
 
 
 class FeedEvent(models.Model):
@@ -83,15 +115,14 @@ class FeedEvent(models.Model):
 
     type = models.CharField(max_length=32, choices=Type.choices)
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="feed_events")
+    # Fixed when the event is recorded and sent as `webhook-id` on every attempt of every
+    # delivery of it: the product's dedupe key (unique: the product's check relies on it).
+    webhook_id = models.CharField(max_length=40, unique=True, default=new_webhook_id, editable=False)
     payload = models.JSONField()
     created_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.webhook_id} {self.type}"
-
-    @property
-    def webhook_id(self) -> str:
-        return f"evt_{self.pk}"
 
 
 class FeedDelivery(models.Model):
@@ -109,6 +140,8 @@ class FeedDelivery(models.Model):
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # The attempts made before the last replay: the schedule starts again from there.
+    attempts_before_replay = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
@@ -131,7 +164,7 @@ class FeedDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"evt_{self.event_id} → {self.endpoint_id}"
+        return f"delivery {self.pk} of event {self.event_id} → endpoint {self.endpoint_id}"
 
 
 class FeedAttempt(models.Model):

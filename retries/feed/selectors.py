@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from django.db.models import Q, QuerySet
+
 from receipts.models import Message
 from receipts.selectors import TimelineEntry
-from retries.feed.models import FeedEvent
+from retries.feed.models import FeedEvent, ProductEndpoint
+
+
+def product_endpoints_for(*, user_id: int | None, sees_all: bool) -> QuerySet[ProductEndpoint]:
+    """The endpoints an API caller reads: every one (`sees_all`: admins), else the account's
+    own and those configured by admins (no owner)."""
+    endpoints = ProductEndpoint.objects.all()
+    return endpoints if sees_all else endpoints.filter(Q(owner_id=user_id) | Q(owner__isnull=True))
 
 
 def notification_entries(message: Message) -> list[TimelineEntry]:

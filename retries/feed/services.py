@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from dlrconsole.lib import outbound
 from dlrconsole.lib.failures import failure_summary
-from dlrconsole.lib.standard_webhooks import signed_headers
+from dlrconsole.lib.standard_webhooks import generate_secret, sign, signed_headers
 from dlrconsole.lib.tasks import kick
 from receipts.errors import describe_reason
 from receipts.models import Message
@@ -90,19 +90,36 @@ def feed_retry_after(value: str, *, now: datetime) -> timedelta | None:
     return min(max(delay, timedelta(0)), RETRY_AFTER_MAX)
 
 
-def feed_headers(*, secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return signed_headers(secret=secret, msg_id=webhook_id, timestamp=timestamp, body=body)
+def feed_headers(
+    *, secret: str, webhook_id: str, timestamp: int, body: bytes, previous_secret: str = ""
+) -> dict[str, str]:
+    """The signed headers; with a previous secret (a rotation's grace period) the signature
+    header carries both signatures, space-separated, as the spec allows: a product verifying
+    with either secret accepts the delivery."""
+    headers = signed_headers(secret=secret, msg_id=webhook_id, timestamp=timestamp, body=body)
+    if previous_secret:
+        also = sign(previous_secret, webhook_id, timestamp, body)
+        headers["webhook-signature"] = f"{headers['webhook-signature']} {also}"
+    return headers
+
+
+def feed_time(when: datetime) -> str:
+    """A time in an event: RFC 3339 in UTC with `Z` (docs/FEED.md)."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def feed_payload(*, event_type: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {"type": event_type, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
+    return {"type": event_type, "timestamp": feed_time(now), "data": data}
 
 
 def feed_message_data(message: Message) -> dict[str, Any]:
-    """What every event says about its message; failures add the catalog's reading."""
+    """What every event says about its message; failures add the catalog's reading.
+    `message_id` is the console's id (the API's /messages/<id>/), `provider_message_id` the
+    provider's, `client_reference` the product's own (docs/FEED.md)."""
     data: dict[str, Any] = {
         "message_id": message.pk,
         "provider_message_id": message.provider_message_id,
+        "client_reference": message.client_reference,
         "connection": message.connection.slug,
         "recipient": message.recipient,
         "flow": message.flow,
@@ -155,7 +172,7 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
         # lease has moved the due time, so it does not see them as due either.
         ids = list(
             FeedDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status__in=OPEN, next_attempt_at__lte=now, endpoint__enabled=True)
+            .filter(status__in=OPEN, next_attempt_at__lte=now, endpoint__enabled=True, endpoint__paused_at=None)
             .exclude(Exists(earlier_open))
             .order_by("next_attempt_at", "id")
             .values_list("id", flat=True)[:limit]
@@ -267,7 +284,7 @@ def _record_safely(delivery_id: int, error: str, *, now: datetime | None) -> Non
     pass was stopped mid-POST): on the schedule like any failure, or at least released."""
     now = now or timezone.now()
     try:
-        delivery = FeedDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+        delivery = FeedDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
         if delivery.status in OPEN:
             _record(delivery, PostResult(None, error[:255], 0), now=now)
     except Exception:
@@ -277,8 +294,10 @@ def _record_safely(delivery_id: int, error: str, *, now: datetime | None) -> Non
 
 def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session | None = None) -> None:
     body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
+    signing = delivery.endpoint.signing_secrets(now or timezone.now())
     headers = feed_headers(
-        secret=delivery.endpoint.secret,
+        secret=signing[0],
+        previous_secret=signing[1] if len(signing) > 1 else "",
         webhook_id=delivery.event.webhook_id,
         timestamp=int((now or timezone.now()).timestamp()),
         body=body,
@@ -328,7 +347,7 @@ def _delivered(delivery: FeedDelivery, *, now: datetime) -> None:
 
 def _failed(delivery: FeedDelivery, endpoint: ProductEndpoint, result: PostResult, *, now: datetime) -> None:
     endpoint.consecutive_failures += 1
-    delay = feed_next_delay(delivery.attempts)
+    delay = feed_next_delay(delivery.attempts - delivery.attempts_before_replay)
     if result.status_code == 410:
         # Gone: the product removed this endpoint. Keep the delivery open so that re-enabling
         # the endpoint resumes it.
@@ -339,7 +358,7 @@ def _failed(delivery: FeedDelivery, endpoint: ProductEndpoint, result: PostResul
         delivery.next_attempt_at = None
         endpoint.enabled = False
         endpoint.disabled_reason = (
-            f"delivery evt_{delivery.event_id} abandoned after {delivery.attempts} attempts at {now.isoformat()}"
+            f"delivery of {delivery.event.webhook_id} abandoned after {delivery.attempts} attempts at {now.isoformat()}"
         )
         return
     if result.status_code in RETRY_AFTER_STATUSES:
@@ -359,3 +378,86 @@ def feed_endpoint_enable(*, endpoint: ProductEndpoint, now: datetime | None = No
         locked.save(update_fields=["enabled", "disabled_reason", "consecutive_failures", "updated_at"])
         endpoint.refresh_from_db()
         return FeedDelivery.objects.filter(endpoint=endpoint, status__in=OPEN).update(next_attempt_at=now)
+
+
+# Writes of the product's own management of its endpoints (dlrconsole/api/feed.py).
+
+# How long a rotated-out secret still signs, by default and at most: long enough to deploy the
+# new secret to every instance of the product, short enough that a leaked one dies soon.
+ROTATION_GRACE_DEFAULT = timedelta(hours=24)
+ROTATION_GRACE_MAX = timedelta(days=7)
+
+
+class FeedRefused(Exception):
+    """Why a request on an endpoint or a delivery cannot be carried out now (a 409's reason)."""
+
+
+def feed_endpoint_create(*, owner: Any, name: str, url: str, event_types: list[str]) -> tuple[ProductEndpoint, str]:
+    """A new endpoint owned by `owner`, with a generated secret; returns it and the secret,
+    which is shown this once. Validated as a whole first (ValidationError): never half-stored."""
+    secret = generate_secret()
+    endpoint = ProductEndpoint(owner=owner, name=name, url=url, secret=secret, event_types=event_types)
+    endpoint.full_clean()
+    endpoint.save()
+    return endpoint, secret
+
+
+def feed_endpoint_rotate_secret(
+    *, endpoint: ProductEndpoint, grace: timedelta = ROTATION_GRACE_DEFAULT, now: datetime | None = None
+) -> str:
+    """A new secret, returned once. The old one keeps signing beside it for `grace` (0: at
+    once no more); a rotation within a grace period drops the secret before the old one."""
+    if not timedelta(0) <= grace <= ROTATION_GRACE_MAX:
+        raise ValueError(f"the grace period is 0 to {int(ROTATION_GRACE_MAX.total_seconds())} seconds")
+    now = now or timezone.now()
+    secret = generate_secret()
+    with transaction.atomic():
+        locked = ProductEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.previous_secret = locked.secret if grace else ""
+        locked.previous_secret_expires_at = now + grace if grace else None
+        locked.secret = secret
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    endpoint.refresh_from_db()
+    return secret
+
+
+def feed_endpoint_pause(*, endpoint: ProductEndpoint, now: datetime | None = None) -> None:
+    """Hold its deliveries: events are still recorded for it, sent when it resumes."""
+    with transaction.atomic():
+        locked = ProductEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if locked.paused_at is None:
+            locked.paused_at = now or timezone.now()
+            locked.save(update_fields=["paused_at", "updated_at"])
+    endpoint.refresh_from_db()
+
+
+def feed_endpoint_resume(*, endpoint: ProductEndpoint, now: datetime | None = None) -> int:
+    """Unpause, and enable it again if the feed had disabled it (410, a delivery abandoned);
+    its open deliveries are due at once. Returns how many."""
+    with transaction.atomic():
+        locked = ProductEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if locked.paused_at is not None:
+            locked.paused_at = None
+            locked.save(update_fields=["paused_at", "updated_at"])
+        return feed_endpoint_enable(endpoint=endpoint, now=now)
+
+
+def feed_delivery_replay(*, delivery: FeedDelivery, now: datetime | None = None) -> FeedDelivery:
+    """Send a delivery again, whatever became of it (delivered, abandoned, still failing):
+    due now, on the schedule from its start, under the event's same webhook-id (a product that
+    deduplicates sees a repeat). Refused while its endpoint is disabled (FeedRefused); to a
+    paused endpoint it waits for the resume."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = FeedDelivery.objects.select_for_update().select_related("endpoint", "event").get(pk=delivery.pk)
+        if not locked.endpoint.enabled:
+            raise FeedRefused(
+                f"the endpoint is disabled ({locked.endpoint.disabled_reason or 'by an admin'}): resume it first"
+            )
+        locked.status = FeedDelivery.Status.PENDING
+        locked.attempts_before_replay = locked.attempts
+        locked.next_attempt_at = now
+        locked.delivered_at = None
+        locked.save(update_fields=["status", "attempts_before_replay", "next_attempt_at", "delivered_at"])
+        transaction.on_commit(lambda: kick(DELIVER_FEED))
+    return locked

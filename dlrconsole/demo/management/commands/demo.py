@@ -9,8 +9,14 @@ Decisions are executed as in production: each demo connection resends through a 
 API (dlrconsole/simulator/gateway.py) whose resends the simulator plays, and a thread of this
 process does beat's periodic work (dlrconsole/demo/ticker.py): due retries, the missing-receipt
 sweep, the product feed, the outbox sweeper. The rules are the shipped ones, first retry after
-60 s; only the receipt SLA is shortened (DEMO_RECEIPT_SLA_SECONDS) so that a missing receipt
-becomes a decision within the demo rather than after six hours.
+60 s, plus the demo's own (dlrconsole/demo/world.py): a sign-in or reset code that failed for a
+temporary reason is resent after 20 s, then e-mailed through a simulated mail server this
+process serves (dlrconsole/simulator/mailbox.py). Only the receipt SLA is shortened
+(DEMO_RECEIPT_SLA_SECONDS) so that a missing receipt becomes a decision within the demo rather
+than after six hours.
+
+After `--duration` the traffic stops and the console keeps serving, with its periodic jobs,
+until Ctrl-C (`--exit-after-traffic` ends the run there instead, for scripts).
 
 AWS SNS is not in the demo: SNS signs its envelopes with a certificate only an SNS host serves.
 """
@@ -44,8 +50,11 @@ from django.db.models import Count, QuerySet
 from dlrconsole.accounts.keys import api_key_create, api_key_revoke
 from dlrconsole.accounts.models import UserAPIKey
 from dlrconsole.demo.ticker import Ticker, beat_jobs
+from dlrconsole.demo.world import RETRY_AFTER_SECONDS, ensure_demo_fallback_channel, ensure_demo_policy
 from dlrconsole.log_filters import RedactSecrets
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, SimulatorError, Target, load_targets
+from dlrconsole.simulator.mailbox import HOST as MAILBOX_HOST
+from dlrconsole.simulator.mailbox import Mailbox
 from dlrconsole.simulator.players.registry import get_player, player_kinds
 from receipts.models import Connection, Message
 from receipts.providers.registry import provider_label
@@ -81,6 +90,11 @@ class Command(BaseCommand):
             help="Seconds of simulated traffic before stopping (default 3600).",
         )
         parser.add_argument("--password", default="", help="Password for the demo user (default: a new random one).")
+        parser.add_argument(
+            "--exit-after-traffic",
+            action="store_true",
+            help="Stop when the traffic is over instead of serving until Ctrl-C (for scripts).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name in ("DATABASE_URL", "REDIS_URL"):
@@ -113,16 +127,19 @@ class Command(BaseCommand):
         allow_loopback_peers()
         gateway = SendGateway(targets)  # bound now, serving from start(): its URLs are known
         ensure_demo_senders(gateway, targets)
+        mailbox = Mailbox()
+        ensure_demo_policy(ensure_demo_fallback_channel(host=MAILBOX_HOST, port=mailbox.port))
         connections.close_all()  # from here on this process writes only from the ticker's thread
         ticker = Ticker(beat_jobs(), interval=TICK_SECONDS)
 
         log_path = Path(settings.VAR_DIR) / "demo-server.log"
         restore = _signals_as_interrupt()
         gateway.start()
+        mailbox.start()
         server = start_server(port, log_path, sla)
         try:
             wait_until_healthy(server, f"{base_url}/healthz", log_path)
-            self._banner(base_url, password, token, log_path, config, gateway, sla)
+            self._banner(base_url, password, token, log_path, config, gateway, mailbox, sla)
             with log_into(log_path):
                 ticker.start()
                 report = Simulator(
@@ -131,12 +148,13 @@ class Command(BaseCommand):
                     should_stop=lambda: "the server exited" if server.poll() is not None else None,
                     gateway=gateway,
                 ).run()
+                self.stdout.write("")
+                summary = [*report.summary_lines(), gateway.summary(), mailbox.summary()]
+                for line in [*summary, f"Periodic jobs run: {ticker.summary()}", *console_summary()]:
+                    self.stdout.write(line)
+                if not options["exit_after_traffic"]:
+                    self._serve_until_interrupted(server, base_url)
                 self._stop_ticker(ticker)
-            self.stdout.write("")
-            for line in [*report.summary_lines(), gateway.summary(), f"Periodic jobs run: {ticker.summary()}"]:
-                self.stdout.write(line)
-            for line in console_summary():
-                self.stdout.write(line)
             connections.close_all()
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
@@ -145,9 +163,22 @@ class Command(BaseCommand):
         finally:
             self._stop_ticker(ticker)
             gateway.stop()
+            mailbox.stop()
             stop_server(server)
             restore()
             self.stdout.write(f"Server stopped. Its log (and this process's): {log_path}")
+
+    def _serve_until_interrupted(self, server: subprocess.Popen[bytes], base_url: str) -> None:
+        """The traffic is over; the console is not: pages, the API, retries, fallbacks and the
+        feed go on until Ctrl-C (README: `make demo` runs until Ctrl-C)."""
+        self.stdout.write("")
+        self.stdout.write(
+            f"The simulated traffic is over. The console keeps serving at {base_url}/ (retries, fallbacks and "
+            "the feed go on; resends now get no receipts). Ctrl-C stops it."
+        )
+        while server.poll() is None:
+            time.sleep(0.5)
+        self.stdout.write(f"The server exited with code {server.returncode}.")
 
     def _stop_ticker(self, ticker: Ticker) -> None:
         if not ticker.stop():
@@ -161,6 +192,7 @@ class Command(BaseCommand):
         log_path: Path,
         config: SimulatorConfig,
         gateway: SendGateway,
+        mailbox: Mailbox,
         sla: int,
     ) -> None:
         w = self.stdout.write
@@ -175,15 +207,20 @@ class Command(BaseCommand):
         for target in config.targets:
             w(f"  Webhook    {config.webhook_url(target)}   ({target.provider})")
         w(f"  Send API   {gateway.url_for('<connection>')}   (simulated; the console's retries resend through it)")
+        w(f"  Mail       smtp://{MAILBOX_HOST}:{mailbox.port}   (simulated; the e-mail fallback delivers into it)")
         w(f"  Log        {log_path}   (the server's and the periodic jobs')")
         w("")
         w(
             f"Simulated providers post signed receipts for {config.rate:g} new messages/s "
-            f"for up to {config.duration:g} s. Ctrl-C stops everything."
+            f"for up to {config.duration:g} s; the console keeps serving after that. Ctrl-C stops everything."
         )
         w(
             f"Beat's periodic jobs run here every {TICK_SECONDS:g} s: retries are due 60 s after a temporary "
             f"failure (the shipped rules), a message without a final receipt after {sla} s becomes a decision."
+        )
+        w(
+            f"Sign-in and reset codes that fail for a temporary reason are resent after {RETRY_AFTER_SECONDS} s, "
+            "then e-mailed if the resend fails too (the demo's rule, before the shipped ones)."
         )
         w(f"Decisions and attempts: {base_url}/admin/retries/decision/ and {base_url}/admin/retries/attempt/")
         w("")

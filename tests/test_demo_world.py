@@ -1,0 +1,125 @@
+"""The demo's simulated world: its policy and e-mail fallback channel, the fallback addresses
+its product registers, and an escalation that ends in its own mail server (all on loopback)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.utils import timezone
+
+from dlrconsole.demo.management.commands.demo import Command, ensure_demo_senders
+from dlrconsole.demo.world import (
+    DEMO_CHANNEL,
+    DEMO_RULE,
+    RETRY_AFTER_SECONDS,
+    ensure_demo_fallback_channel,
+    ensure_demo_policy,
+)
+from dlrconsole.simulator import SendGateway, SimulatorConfig, Target
+from dlrconsole.simulator.mailbox import HOST, Mailbox
+from dlrconsole.simulator.traffic import FALLBACK_EMAIL_FLOWS, fallback_email, plan_message
+from receipts.models import Message
+from retries.attempts import attempts_run_due
+from retries.feed.models import FeedEvent
+from retries.models import Attempt, FallbackChannel, Rule
+from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory
+from tests.test_attempts import fail
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with Mailbox() as running:
+        yield running
+
+
+@pytest.fixture
+def demo_world(default_rules: None, mailbox: Mailbox) -> Rule:
+    return ensure_demo_policy(ensure_demo_fallback_channel(host=HOST, port=mailbox.port))
+
+
+def test_the_demo_policy_retries_once_then_emails_then_tells_the_product_before_the_shipped_rules(demo_world):
+    rule = demo_world
+    steps = [(s.action, s.count, s.delays, s.fallback_channel and s.fallback_channel.slug) for s in rule.steps.all()]
+    assert steps == [
+        ("retry_same", 1, [RETRY_AFTER_SECONDS], None),
+        ("fallback", 1, [], DEMO_CHANNEL),
+        ("notify", 1, [], None),
+    ]
+    assert (rule.flows, rule.error_classes) == (sorted(FALLBACK_EMAIL_FLOWS), ["temporary"])
+    shipped = Rule.objects.get(name__startswith="Temporary failure")
+    assert list(Rule.objects.filter(error_classes__contains=["temporary"])) == [rule, shipped]
+
+
+def test_the_fallback_channel_is_an_email_channel_on_the_demos_mail_server(demo_world, mailbox):
+    channel = FallbackChannel.objects.get(slug=DEMO_CHANNEL)
+    assert (channel.kind, channel.enabled, channel.config["host"], channel.config["port"]) == (
+        "email", True, "127.0.0.1", mailbox.port,
+    )  # fmt: skip
+
+
+def test_setting_the_demo_up_again_points_at_the_new_port_and_keeps_the_steps(demo_world):
+    step_ids = list(demo_world.steps.values_list("pk", flat=True))
+    again = ensure_demo_policy(ensure_demo_fallback_channel(host=HOST, port=2525))
+    assert again.pk == demo_world.pk
+    assert list(again.steps.values_list("pk", flat=True)) == step_ids
+    assert FallbackChannel.objects.get(slug=DEMO_CHANNEL).config["port"] == 2525
+    assert Rule.objects.filter(name=DEMO_RULE).count() == 1
+
+
+def test_sign_in_and_reset_messages_carry_a_fallback_address_and_the_others_none():
+    config = SimulatorConfig(
+        base_url="http://127.0.0.1:9", token="t", targets=[Target("generic-demo", "standard-webhooks", GENERIC_SECRET)]
+    )
+    rng = random.Random(7)
+    plans = [plan_message(rng, config, now=datetime.now(UTC)) for _ in range(200)]
+    with_address = {plan.flow for plan in plans if plan.fallback_email}
+    assert with_address == set(FALLBACK_EMAIL_FLOWS)
+    assert all(plan.fallback_email.endswith("@example.net") for plan in plans if plan.flow in FALLBACK_EMAIL_FLOWS)
+    assert all(not plan.fallback_email for plan in plans if plan.flow not in FALLBACK_EMAIL_FLOWS)
+
+
+def test_an_escalation_reaches_the_demos_mail_server(demo_world, mailbox):
+    connection = ConnectionFactory(slug="generic-demo")
+    target = Target(connection.slug, "standard-webhooks", GENERIC_SECRET)
+    with SendGateway([target]) as gateway:
+        ensure_demo_senders(gateway, [target])
+        address = fallback_email("login-otp", "otp-1a2b3c4d")
+        otp = MessageFactory(
+            connection=connection, flow="login-otp", fallback_email=address, body="Your code is 424242"
+        )
+        fail(otp)  # absent subscriber: temporary
+        # Bounded: the resend after its wait, its failure, then the e-mail.
+        later = timezone.now() + timedelta(seconds=RETRY_AFTER_SECONDS + 1)
+        assert attempts_run_due(now=later) == 1
+        resend = Message.objects.get(chain_root=otp)
+        assert gateway.adopted.get_nowait().provider_message_id == resend.provider_message_id
+        fail(resend)
+        for _ in range(3):
+            if mailbox.count:
+                break
+            attempts_run_due(now=later + timedelta(seconds=1))
+    [mail] = mailbox.mails
+    assert (mail.recipients, mail.body.strip(), mail.subject) == ((address,), "Your code is 424242", "Your ACME code")
+    assert list(Attempt.objects.order_by("number").values_list("action", "outcome")) == [
+        ("retry_same", "succeeded"), ("fallback", "succeeded"),
+    ]  # fmt: skip
+    assert "message.fallback_sent" in set(FeedEvent.objects.values_list("type", flat=True))
+
+
+def test_after_the_traffic_the_demo_keeps_serving_until_the_server_stops():
+    out = StringIO()
+    # Stands in for runserver: a process that ends by itself (Ctrl-C's part in the real run).
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    Command(stdout=out)._serve_until_interrupted(server, "http://127.0.0.1:8000")
+    said = out.getvalue()
+    assert "The console keeps serving at http://127.0.0.1:8000/" in said
+    assert "Ctrl-C stops it" in said
+    assert said.rstrip().endswith("The server exited with code 0.")
