@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
 from dlrconsole.api.permissions import SignedInUnlessPublished
+from dlrconsole.api.rollups import RollupViewSet
 
 
 def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -48,6 +49,7 @@ class NotFoundView(APIView):
 
 router = DefaultRouter()
 router.register("messages", MessageViewSet, basename="message")
+router.register("rollups", RollupViewSet, basename="rollup")
 
 feed = DefaultRouter()
 feed.register("deliveries", FeedDeliveryViewSet, basename="feed-delivery")
