@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
 from dlrconsole.api.permissions import SignedInUnlessPublished
-from dlrconsole.api.rollups import RollupViewSet
+from dlrconsole.api.rollups import RollupView
 
 
 def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -49,7 +49,6 @@ class NotFoundView(APIView):
 
 router = DefaultRouter()
 router.register("messages", MessageViewSet, basename="message")
-router.register("rollups", RollupViewSet, basename="rollup")
 
 feed = DefaultRouter()
 feed.register("deliveries", FeedDeliveryViewSet, basename="feed-delivery")
@@ -58,6 +57,7 @@ feed.register("endpoints", ProductEndpointViewSet, basename="feed-endpoint")
 urlpatterns = [
     path("feed/", include(feed.urls)),
     path("", include(router.urls)),
+    path("rollups/", RollupView.as_view(), name="rollup-list"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[SignedInUnlessPublished]), name="schema"),
     # Swagger UI's start-up script served from its own URL, so the page needs no inline script;
     # both viewers set styles from their scripts, which the console's pages never do.
