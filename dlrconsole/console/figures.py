@@ -107,7 +107,8 @@ def form_problems(form: forms.Form) -> list[str]:
 
 
 def instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A bucket bound as the search form's UTC datetime-local inputs show and send it back."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from django.views.decorators.http import require_GET
 
 from dlrconsole import roles
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
-from receipts.filters import MessageFilter
+from receipts.filters import STATUS_GROUPS, UNSET_FIELDS, MessageFilter
 from receipts.models import Connection
 from receipts.reasons import REASONS, ErrorClass
 from receipts.search import Cursor, InvalidCursor, MessagePage, SearchTerm, message_page
 from receipts.selectors import message_list
 from receipts.statuses import Status
 
-MULTI_VALUED = ("status", "error_class", "reason")
+MULTI_VALUED = ("status", "error_class", "reason", "unset")
 
 
 @require_GET
@@ -29,6 +29,8 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": Status.choices,
         "classes": ErrorClass.choices,
         "reasons": sorted(REASONS),
+        "status_groups": STATUS_GROUPS,
+        "unset_fields": UNSET_FIELDS,
         "connections": list(Connection.objects.values_list("slug", flat=True)),
         "see_numbers": see_numbers,
         "can_open": request.user.has_perm(roles.VIEW_TIMELINE),

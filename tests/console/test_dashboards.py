@@ -96,7 +96,7 @@ def test_a_route_figure_links_to_a_search_listing_exactly_its_messages(
     with time_machine.travel(NOW, tick=False):
         page = support.get(ROUTES, {"window": "1h"}).content.decode()
         shown, link = figure_link(page, testid, nth)
-        assert "submitted_after=2026-03-02T09%3A16%3A00Z" in link
+        assert "submitted_after=2026-03-02T09%3A16&submitted_before=2026-03-02T10%3A16" in link
         assert shown == shows
         assert search_count(support, link) == expected
 
