@@ -26,12 +26,12 @@ UNKNOWN = "30005"  # Twilio: unknown_subscriber (permanent)
 
 
 def register(
-    connection: Connection, provider_id: str, *, ago: timedelta, number: str = "+33612345678", flow: str = "login-otp"
+    connection: Connection, provider_id: str, *, at: datetime, number: str = "+33612345678", flow: str = "login-otp"
 ) -> Message:
     message, _ = message_register(
         MessageRegistration(
             connection=connection, provider_message_id=provider_id, recipient=parse_number(number), flow=flow,
-            submitted_at=NOW - ago,
+            submitted_at=at,
         )
     )  # fmt: skip
     return message
@@ -53,36 +53,37 @@ class Routes:
     us: Connection
 
 
-def route_traffic() -> Routes:
+def route_traffic(now: datetime = NOW) -> Routes:
     """In the last hour: eight messages. On eu-route to France (network 20801): delivered after
     4 s and 10 s (0.05 EUR each), absent subscriber, unknown subscriber, expired then delivered
     after 40 s (a late delivery replacing a failure), sent and then missing its receipt. On
     us-route to Britain, flow `marketing`: delivered after 5 s (0.01 USD), rejected as an unknown
-    subscriber. In the hour before: one delivered on eu-route."""
+    subscriber. In the hour before: one delivered on eu-route. Submission times count back from
+    `now`; receipts arrive at the clock's time."""
     eu = TwilioConnectionFactory(slug="eu-route")
     us = TwilioConnectionFactory(slug="us-route")
     fr = {"network": "20801"}
     for provider_id, seconds, number in (("a", 4, "+33612345671"), ("b", 10, "+33612345672")):
-        register(eu, provider_id, ago=timedelta(seconds=seconds), number=number)
+        register(eu, provider_id, at=now - timedelta(seconds=seconds), number=number)
         receive(eu, provider_id, Status.DELIVERED, price=Decimal("0.05"), currency="EUR", **fr)
-    register(eu, "c", ago=timedelta(seconds=20), number="+33612345673")
+    register(eu, "c", at=now - timedelta(seconds=20), number="+33612345673")
     receive(eu, "c", Status.UNDELIVERED, error_code=ABSENT, **fr)
-    register(eu, "d", ago=timedelta(seconds=30), number="+33612345674")
+    register(eu, "d", at=now - timedelta(seconds=30), number="+33612345674")
     receive(eu, "d", Status.UNDELIVERED, error_code=UNKNOWN, **fr)
-    register(eu, "e", ago=timedelta(seconds=40), number="+33612345675")
+    register(eu, "e", at=now - timedelta(seconds=40), number="+33612345675")
     receive(eu, "e", Status.EXPIRED, **fr)
     maintain.roll_up()  # the failure is counted first, then replaced
     receive(eu, "e", Status.DELIVERED, **fr)
-    register(eu, "f", ago=timedelta(seconds=50), number="+33612345676")
+    register(eu, "f", at=now - timedelta(seconds=50), number="+33612345676")
     receive(eu, "f", Status.SENT, **fr)
-    register(us, "h", ago=timedelta(seconds=5), number="+447400123401", flow="marketing")
+    register(us, "h", at=now - timedelta(seconds=5), number="+447400123401", flow="marketing")
     receive(us, "h", Status.DELIVERED, price=Decimal("0.01"), currency="USD")
-    register(us, "i", ago=timedelta(seconds=15), number="+447400123402", flow="marketing")
+    register(us, "i", at=now - timedelta(seconds=15), number="+447400123402", flow="marketing")
     receive(us, "i", Status.REJECTED, error_code=UNKNOWN)
-    register(eu, "j", ago=timedelta(minutes=90), number="+33612345677")
+    register(eu, "j", at=now - timedelta(minutes=90), number="+33612345677")
     receive(eu, "j", Status.DELIVERED, **fr)
     # Past the receipt time limit, `f` alone is still pending: it is reported missing.
-    sweep_missing_receipts(now=NOW + timedelta(hours=7))
-    while maintain.roll_up(now=NOW):
+    sweep_missing_receipts(now=now + timedelta(hours=7))
+    while maintain.roll_up(now=now):
         pass
     return Routes(eu, us)
