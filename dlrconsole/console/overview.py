@@ -14,9 +14,11 @@ from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
 from dlrconsole.console.figures import COMMON_ZONES, FiguresForm, form_problems, links_for, rows_of, slug_map
 from receipts.reasons import REASONS
 from receipts.rollups.selectors import (
+    BASIC_COLUMNS,
     WINDOWS,
     Comparison,
-    rollup_comparison,
+    Figures,
+    regroup,
     rollup_figures,
     rollup_series,
     window_period,
@@ -41,9 +43,13 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 def overview_context(form: FiguresForm) -> dict[str, Any]:
     window = form.cleaned_data["window"]
     period, scope = window_period(window), form.scope()
-    (totals,) = rollup_comparison(period=period, scope=scope)
-    by_connection = rollup_figures(period=period, scope=scope, group_by=("connection",))[:BREAKDOWN_ROWS]
-    by_country = rollup_figures(period=period, scope=scope, group_by=("country",))[:BREAKDOWN_ROWS]
+    # One read of the window's cells per route serves the totals and both breakdowns.
+    routes = rollup_figures(period=period, scope=scope, group_by=("connection", "country"))
+    (before,) = rollup_figures(period=period.previous, scope=scope, columns=BASIC_COLUMNS, reasons=False)
+    current = (regroup(routes, ()) or [Figures(group={})])[0]
+    totals = Comparison(current, before if before.messages else None)
+    by_connection = regroup(routes, ("connection",))[:BREAKDOWN_ROWS]
+    by_country = regroup(routes, ("country",))[:BREAKDOWN_ROWS]
     slugs = slug_map({f.group["connection"] for f in by_connection} | {scope.connection_id or 0})
     links = links_for(period, scope, {}, slugs)
     points = rollup_series(period=period, scope=scope)[()]

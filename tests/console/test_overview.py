@@ -87,7 +87,7 @@ def test_an_unknown_window_or_time_zone_is_refused_with_the_reason(viewer: Clien
 def test_the_overview_costs_a_fixed_number_of_queries(
     viewer: Client, routes: Routes, django_assert_max_num_queries: Any
 ) -> None:
-    # session, user, permissions (2), role badge; totals and reasons now and before, the trend,
-    # two breakdowns (figures and reasons each), connection slugs.
-    with time_machine.travel(NOW, tick=False), django_assert_max_num_queries(15):
+    # session, user, permissions (2), role badge; the window per route with its reasons, the
+    # period before, the trend, connection slugs.
+    with time_machine.travel(NOW, tick=False), django_assert_max_num_queries(10):
         viewer.get(OVERVIEW, {"window": "24h"})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from receipts.rollups import maintain
 from receipts.rollups.figures import HISTOGRAM_BOUNDS, histogram_bucket
 from receipts.rollups.models import Grain
 from receipts.rollups.selectors import (
@@ -21,7 +22,8 @@ from receipts.rollups.selectors import (
     rollup_series,
     window_period,
 )
-from tests.rollups.traffic import NOW, Routes, route_traffic
+from tests.factories import TwilioConnectionFactory
+from tests.rollups.traffic import NOW, Routes, register, route_traffic
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +126,18 @@ def test_an_empty_period_has_zero_figures_and_no_rate(clock: Any) -> None:
     (totals,) = rollup_figures(period=window_period("7d"))
     assert (totals.messages, totals.delivery_rate, totals.ttd_p50, totals.cost_per_delivered()) == (0, None, None, {})
     assert rollup_figures(period=window_period("7d"), group_by=("flow",)) == []
+
+
+def test_whole_days_of_a_week_are_read_from_day_cells_and_agree_with_the_hours(clock: Any) -> None:
+    connection = TwilioConnectionFactory(slug="weekly")
+    for days, hours in ((3, 0), (3, 5), (6, 20), (0, 1)):
+        register(connection, f"m{days}-{hours}", at=NOW - timedelta(days=days, hours=hours))
+    register(connection, "too-old", at=NOW - timedelta(days=8))
+    maintain.roll_up(now=NOW)
+    week = window_period("7d")
+    (totals,) = rollup_figures(period=week)
+    assert totals.messages == 4
+    (points,) = rollup_series(period=week).values()
+    assert sum(point.messages for point in points) == 4
+    (before,) = rollup_figures(period=week.previous)
+    assert before.messages == 1
