@@ -118,6 +118,7 @@ class Links:
     period: Period
     where: dict[str, str]  # search filters of the group (connection slug, country, ...)
     unset: tuple[str, ...] = ()
+    search: str = "/"  # the search page's path
 
     def to(self, **extra: str) -> str:
         params: list[tuple[str, str]] = [
@@ -127,7 +128,7 @@ class Links:
             *(("unset", name) for name in self.unset),
             *extra.items(),
         ]
-        return f"{reverse('console:search')}?{urlencode(params)}"
+        return f"{self.search}?{urlencode(params)}"
 
     @property
     def messages(self) -> str:
@@ -157,8 +158,9 @@ class Links:
         return self.to(reason=slug)
 
 
-def links_for(period: Period, scope: Scope, group: dict[str, Any], slugs: dict[int, str]) -> Links:
-    """The search filters that select the cells of `group` within `scope`."""
+def links_for(period: Period, scope: Scope, group: dict[str, Any], slugs: dict[int, str], *, search: str = "") -> Links:
+    """The search filters that select the cells of `group` within `scope`. `search`: the
+    search page's path, resolved once by a caller that makes many links."""
     values: dict[str, Any] = {
         "connection": scope.connection_id,
         "country": scope.country,
@@ -176,7 +178,7 @@ def links_for(period: Period, scope: Scope, group: dict[str, Any], slugs: dict[i
             unset.append(name)  # the provider told us none: search the messages without one
         else:
             where[name] = str(value)
-    return Links(period, where, tuple(unset))
+    return Links(period, where, tuple(unset), search or reverse("console:search"))
 
 
 @dataclass
@@ -201,13 +203,14 @@ def rows_of(
     comparisons: list[Comparison], *, period: Period, scope: Scope, slugs: dict[int, str], reasons: int = 3
 ) -> list[Row]:
     rows = []
+    search = reverse("console:search")
     for comparison in comparisons:
         group = comparison.current.group
         labels = {
             name: (slugs.get(value, "?") if name == "connection" else str(value) or "—")
             for name, value in group.items()
         }
-        links = links_for(period, scope, group, slugs)
+        links = links_for(period, scope, group, slugs, search=search)
         top = [(r.reason, r.messages, links.reason(r.reason)) for r in comparison.current.reasons[:reasons]]
         rows.append(Row(comparison, labels, links, top))
     return rows
