@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.urls import reverse
+from django.utils import timezone
 
 from receipts.filters import two_letters
 from receipts.models import Connection
@@ -69,7 +70,9 @@ class FiguresForm(forms.Form):
         return self.cleaned_data["country"].upper()
 
     def clean_tz(self) -> str:
-        zone = self.cleaned_data["tz"] or "UTC"
+        # Without one asked for, the zone already active for this request (a person's own, where
+        # a middleware activates it), else the project's (UTC).
+        zone = self.cleaned_data["tz"] or timezone.get_current_timezone_name()
         if zone not in known_zones():
             raise forms.ValidationError("not a time zone name, e.g. Europe/Paris")
         return zone
@@ -94,12 +97,10 @@ class FiguresForm(forms.Form):
     def scope_set(self) -> bool:
         """Whether anything narrows the figures, or another zone shows them (the filters stay open)."""
         data = getattr(self, "cleaned_data", {})
-        return any(data.get(name) for name in ("connection", "country", "network", "flow")) or (
-            data.get("tz", "UTC") != "UTC"
-        )
+        return any(data.get(name) for name in ("connection", "country", "network", "flow")) or bool(self.data.get("tz"))
 
     def zone(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.cleaned_data.get("tz") or "UTC")
+        return zoneinfo.ZoneInfo(self.cleaned_data.get("tz") or timezone.get_current_timezone_name())
 
 
 def form_problems(form: forms.Form) -> list[str]:
