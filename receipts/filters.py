@@ -21,7 +21,7 @@ from receipts.phones import InvalidNumber, parse_number
 from receipts.reasons import reason_choices
 from receipts.search import SearchTerm, search_interpret
 from receipts.sla import NO_RECEIPT_LABEL, no_receipt_condition
-from receipts.statuses import NO_RECEIPT, Status
+from receipts.statuses import FAILURE_STATUSES, FINAL_STATUSES, NO_RECEIPT, Status
 
 # The stored statuses, and "no receipt": pending past the receipt SLA, computed (receipts/sla.py).
 STATUS_FILTER_CHOICES = [*Status.choices, (NO_RECEIPT, NO_RECEIPT_LABEL)]
@@ -115,6 +115,15 @@ class MessageFilterForm(forms.Form):
         return cleaned
 
 
+STATUS_GROUPS = (("delivered", "Delivered"), ("failed", "Failed"), ("pending", "Pending"))
+STATUS_GROUP_MEMBERS: dict[str, list[str]] = {
+    "delivered": [Status.DELIVERED.value],
+    "failed": sorted(FAILURE_STATUSES),
+    "pending": sorted(set(Status.values) - FINAL_STATUSES),
+}
+UNSET_FIELDS = (("country", "No country"), ("network", "No network"), ("flow", "No flow"))
+
+
 class MessageFilter(django_filters.FilterSet):
     # The multiple-choice filters below say distinct=False: django-filter's default DISTINCT
     # guards against joins that repeat rows, which these single-table filters never make, and
@@ -163,6 +172,26 @@ class MessageFilter(django_filters.FilterSet):
     country = django_filters.CharFilter(method="filter_country", max_length=2, validators=[two_letters])
     submitted_after = InstantFilter(field_name="submitted_at", lookup_expr="gte")
     submitted_before = InstantFilter(field_name="submitted_at", lookup_expr="lt")
+    # The filters a dashboard figure's link sets (receipts/rollups): each figure counts exactly
+    # the messages these select, bucket bounds given by submitted_after/submitted_before.
+    network = django_filters.CharFilter(max_length=64, help_text="Network the provider reported (MCC/MNC or name).")
+    status_group = django_filters.ChoiceFilter(
+        method="filter_status_group",
+        choices=STATUS_GROUPS,
+        help_text="delivered; failed (any final failure); pending (no final status yet).",
+    )
+    missing_receipt = StrictBooleanFilter(
+        method="filter_missing_receipt",
+        help_text="Reported past its receipt time limit and still without a final status.",
+    )
+    resend = StrictBooleanFilter(
+        field_name="chain_root", lookup_expr="isnull", exclude=True, help_text="A resend of an earlier message."
+    )
+    unset = django_filters.MultipleChoiceFilter(
+        method="filter_unset",
+        choices=UNSET_FIELDS,
+        help_text="Fields the message has no value for (no country, network or flow known).",
+    )
 
     class Meta:
         model = Message
@@ -214,3 +243,16 @@ class MessageFilter(django_filters.FilterSet):
 
     def filter_country(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.filter(country=value.upper())
+
+    def filter_status_group(self, queryset: Any, name: str, value: str) -> Any:
+        return queryset.filter(status__in=STATUS_GROUP_MEMBERS[value]) if value else queryset
+
+    def filter_missing_receipt(self, queryset: Any, name: str, value: bool | None) -> Any:
+        # The rollups' "missing" (receipts/rollups/figures.py): reported, and still not final.
+        missing = Q(no_receipt_at__isnull=False) & ~Q(status__in=FINAL_STATUSES)
+        if value is None:
+            return queryset
+        return queryset.filter(missing) if value else queryset.exclude(missing)
+
+    def filter_unset(self, queryset: Any, name: str, value: list[str]) -> Any:
+        return queryset.filter(**{field: "" for field in value}) if value else queryset

@@ -82,6 +82,8 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "audit-log": (allow(STAFF), allow(STAFF)),
     "console:overview": (allow(PEOPLE), no_method()),
     "console:search": (allow(PEOPLE), no_method()),
+    "console:routes": (allow(PEOPLE), no_method()),
+    "console:flows": (allow(PEOPLE), no_method()),
     "console:export": (allow(PEOPLE), no_method()),
     "console:message": (allow(SUPPORT, ADMIN, ROOT), no_method()),
     "console:resend": (allow(SUPPORT, ADMIN, ROOT), allow(SUPPORT, ADMIN, ROOT)),
@@ -109,6 +111,7 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "api-root": (allow(SIGNED_IN), no_method(SIGNED_IN)),
     "message-list": (allow(SIGNED_IN), allow(PRODUCT, ROOT)),
     "message-detail": (allow(SUPPORT, ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
+    "rollup-list": (allow(SIGNED_IN), no_method(SIGNED_IN)),
     "feed-delivery-list": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     "feed-delivery-detail": (allow(ADMIN, PRODUCT, ROOT), no_method(SIGNED_IN)),
     # Managing endpoints: the product its own, admins every one. The sample endpoint was

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from dlrconsole.api.feed import FeedDeliveryViewSet, ProductEndpointViewSet
 from dlrconsole.api.messages import MessageViewSet
 from dlrconsole.api.permissions import SignedInUnlessPublished
+from dlrconsole.api.rollups import RollupView
 
 
 def signed_in_unless_published(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -56,6 +57,7 @@ feed.register("endpoints", ProductEndpointViewSet, basename="feed-endpoint")
 urlpatterns = [
     path("feed/", include(feed.urls)),
     path("", include(router.urls)),
+    path("rollups/", RollupView.as_view(), name="rollup-list"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[SignedInUnlessPublished]), name="schema"),
     # Swagger UI's start-up script served from its own URL, so the page needs no inline script;
     # both viewers set styles from their scripts, which the console's pages never do.

@@ -8,13 +8,13 @@ from django.views.decorators.http import require_GET
 
 from dlrconsole import roles
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
-from receipts.filters import STATUS_FILTER_CHOICES, MessageFilter
+from receipts.filters import STATUS_FILTER_CHOICES, STATUS_GROUPS, UNSET_FIELDS, MessageFilter
 from receipts.models import Connection
 from receipts.reasons import REASONS, ErrorClass
 from receipts.search import Cursor, InvalidCursor, MessagePage, SearchTerm, message_page
 from receipts.selectors import message_list
 
-MULTI_VALUED = ("status", "error_class", "reason")
+MULTI_VALUED = ("status", "error_class", "reason", "unset")
 
 
 @require_GET
@@ -31,6 +31,8 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         "tz_name": timezone.get_current_timezone_name(),
         "classes": ErrorClass.choices,
         "reasons": sorted(REASONS),
+        "status_groups": STATUS_GROUPS,
+        "unset_fields": UNSET_FIELDS,
         "connections": list(Connection.objects.values_list("slug", flat=True)),
         "see_numbers": see_numbers,
         "can_open": request.user.has_perm(roles.VIEW_TIMELINE),

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from dlrconsole.console import channels, export, message, overview, policies, reports, resend, search
+from dlrconsole.console import channels, export, message, overview, policies, reports, resend, routes, search
 
 app_name = "console"
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
     path("messages/", search.search, name="search"),
+    path("routes/", routes.routes, name="routes"),
+    path("flows/", routes.flows, name="flows"),
     path("messages/export.csv", export.export, name="export"),
     path("messages/<int:pk>/", message.message, name="message"),
     path("messages/<int:pk>/resend/", resend.resend, name="resend"),

@@ -1,124 +1,93 @@
-"""The overview's figures from factories, and its page refreshing in place."""
+"""The overview from the rollups: its figures, the previous period, the trend, its windows,
+the user's time zone, refreshing in place, and a fixed cost in queries."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
-from receipts.models import Message, Receipt
-from receipts.overview import delivery_times_ranked, delivery_times_sql, overview_summary, receipts_per_minute
 from tests.console.conftest import HTMX
-from tests.factories import ConnectionFactory, MessageFactory
+from tests.console.links import figure_link, search_count
+from tests.rollups.traffic import NOW, Routes, route_traffic
 
 pytestmark = pytest.mark.django_db
 OVERVIEW = reverse("console:overview")
 
 
-def _delivered(after_seconds: float, **fields) -> Message:
-    submitted = timezone.now() - timedelta(minutes=10)
-    return MessageFactory(status="delivered", submitted_at=submitted,
-                          final_at=submitted + timedelta(seconds=after_seconds), **fields)  # fmt: skip
+@pytest.fixture
+def routes(db: None) -> Iterator[Routes]:
+    with time_machine.travel(NOW, tick=False):
+        yield route_traffic()
 
 
-def _failed(reason: str, **fields) -> Message:
-    return MessageFactory(status="undelivered", reason=reason, error_class="temporary", **fields)
-
-
-def test_time_to_delivery_is_the_same_with_percentile_cont_and_with_the_ranked_fallback() -> None:
-    for seconds in (1, 2, 3, 4, 10, 7.5):
-        _delivered(seconds)
-    _failed("absent_subscriber")
-    delivered = Message.objects.filter(status="delivered")
-    for by_sql, by_rank in zip(delivery_times_sql(delivered), delivery_times_ranked(delivered), strict=True):
-        assert abs(by_sql - by_rank) < timedelta(milliseconds=1)
-    assert delivery_times_ranked(Message.objects.none()) == (None, None)
-    assert delivery_times_ranked(delivered.filter(flow="none")) == (None, None)
-    assert delivery_times_ranked(delivered.filter(pk=delivered.first().pk)) == (timedelta(seconds=1),) * 2
-    p50, p95 = overview_summary(window="1h").p50, overview_summary(window="1h").p95
-    assert p50 == timedelta(seconds=3.5)
-    assert p95 == timedelta(seconds=9.375)
-
-
-def test_delivery_rate_counts_only_messages_with_a_final_status() -> None:
-    for _ in range(3):
-        _delivered(2)
-    _failed("absent_subscriber")
-    MessageFactory(status="sent")
-    summary = overview_summary(window="1h")
-    assert (summary.totals.total, summary.totals.delivered, summary.totals.failed) == (5, 3, 1)
-    assert summary.totals.delivery_rate == 0.75
-    assert summary.totals.pending == 1
-
-
-def test_the_window_bounds_which_messages_count() -> None:
-    MessageFactory(submitted_at=timezone.now() - timedelta(hours=2))
-    MessageFactory(submitted_at=timezone.now() - timedelta(days=2))
-    assert overview_summary(window="1h").totals.total == 0
-    assert overview_summary(window="24h").totals.total == 1
-    assert overview_summary(window="7d").totals.total == 2
-
-
-def test_top_failure_reasons_and_breakdowns_by_connection_and_country() -> None:
-    eu, us = ConnectionFactory(slug="eu"), ConnectionFactory(slug="us")
-    MessageFactory(status="failed", reason="", connection=us, country="US", flow="no-reason")
-    for _ in range(3):
-        _failed("absent_subscriber", connection=eu, country="FR")
-    _failed("landline", connection=us, country="US")
-    _delivered(1, connection=us, country="US")
-    summary = overview_summary(window="1h")
-    assert [(r.reason, r.messages) for r in summary.top_reasons] == [
-        ("absent_subscriber", 3), ("landline", 1), ("unknown", 1)
-    ]  # fmt: skip
-    assert "switched off" in summary.top_reasons[0].explanation
-    assert [(t.key, t.total, t.delivered, t.failed) for t in summary.by_connection] == [
-        ("eu", 3, 0, 3),
-        ("us", 3, 1, 2),
-    ]
-    assert [(t.key, t.delivery_rate) for t in summary.by_country] == [("FR", 0.0), ("US", 1 / 3)]
-    assert (summary.totals.total, summary.totals.failed) == (6, 5)
-
-
-def test_receipts_per_minute_fills_every_minute_of_the_last_hour() -> None:
-    now = timezone.now().replace(second=30, microsecond=0)
-    message = MessageFactory()
-    for n, ago in enumerate((0, 0, 1, 59, 60)):
-        Receipt.objects.create(connection=message.connection, message=message, provider_message_id="x",
-                               dedupe_key=f"d{n}", provider_status="sent", status="sent", outcome="applied",
-                               received_at=now - timedelta(minutes=ago))  # fmt: skip
-    buckets = receipts_per_minute(now=now)
-    assert len(buckets) == 60
-    assert buckets[-1].minute == now.replace(second=0)
-    assert (buckets[-1].receipts, buckets[-2].receipts, buckets[0].receipts) == (2, 1, 1)
-    assert sum(b.receipts for b in buckets) == 4  # the one 60 minutes ago is outside
-
-
-def test_the_page_shows_the_figures_and_polls_its_fragment(viewer: Client) -> None:
-    _delivered(2)
-    _failed("absent_subscriber")
-    page = viewer.get(OVERVIEW).content.decode()
+@pytest.mark.parametrize("role", ["viewer", "support"])
+def test_the_page_shows_the_figures_from_the_rollups_and_polls_its_fragment(
+    routes: Routes, role: str, request: pytest.FixtureRequest
+) -> None:
+    client: Client = request.getfixturevalue(role)
+    page = client.get(OVERVIEW, {"window": "1h"}).content.decode()
     assert "<html" in page
     assert 'hx-trigger="every 30s"' in page
-    assert 'data-testid="delivery-rate">50.0 %<' in page
+    assert 'data-testid="total">8<' in page
+    assert 'data-testid="delivery-rate">57.1 %<' in page  # 4 delivered of 7 final
+    assert 'data-testid="missing">1<' in page
+    assert "was 1 +700 %" in page  # the hour before had one message
+    assert "unknown_subscriber" in page
     assert "absent_subscriber" in page
-    fragment = viewer.get(OVERVIEW, {"window": "7d"}, **HTMX).content.decode()
+    assert 'data-testid="trend-chart"' in page
+    assert "0.05 EUR" in page
+    assert "0.01 USD" in page
+    fragment = client.get(OVERVIEW, {"window": "7d"}, **HTMX).content.decode()
     assert fragment.lstrip().startswith('<section id="figures"')
     assert "<html" not in fragment
     assert 'hx-get="/console/?window=7d"' in fragment
 
 
-def test_an_unknown_window_is_refused(viewer: Client) -> None:
-    response = viewer.get(OVERVIEW, {"window": "1y"})
+def test_every_window_renders_with_its_buckets(viewer: Client, routes: Routes) -> None:
+    with time_machine.travel(NOW, tick=False):
+        for window, grain in (("1h", "minute"), ("24h", "hour"), ("7d", "hour"), ("30d", "day")):
+            page = viewer.get(OVERVIEW, {"window": window}).content.decode()
+            assert f"whole {grain}s in UTC" in page
+            assert 'data-testid="total">9<' in page or window == "1h"
+
+
+def test_the_overview_figures_link_to_exactly_their_messages(support: Client, routes: Routes) -> None:
+    with time_machine.travel(NOW, tick=False):
+        page = support.get(OVERVIEW, {"window": "1h"}).content.decode()
+        for testid, expected in (("total", 8), ("delivered", 4), ("failed", 3), ("pending", 1), ("missing", 1)):
+            shown, link = figure_link(page, testid)
+            assert shown == str(expected)
+            assert search_count(support, link) == expected, testid
+
+
+def test_times_are_shown_in_the_time_zone_asked_for(viewer: Client, routes: Routes) -> None:
+    with time_machine.travel(NOW, tick=False):
+        utc = viewer.get(OVERVIEW, {"window": "1h"}).content.decode()
+        paris = viewer.get(OVERVIEW, {"window": "1h", "tz": "Europe/Paris"}).content.decode()
+    assert "2026-03-02 09:16</time>" in utc
+    assert "2026-03-02 10:16</time>" in paris
+    assert "(Europe/Paris)" in paris
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [({"window": "1y"}, "window: Select a valid choice"), ({"tz": "Mars/Olympus"}, "tz: not a time zone name")],
+)
+def test_an_unknown_window_or_time_zone_is_refused_with_the_reason(viewer: Client, query: dict, reason: str) -> None:
+    response = viewer.get(OVERVIEW, query)
     assert response.status_code == 400
-    assert "1h, 24h, 7d" in response.content.decode()
+    assert reason in response.content.decode()
 
 
-def test_the_overview_costs_a_fixed_number_of_queries(viewer: Client, django_assert_max_num_queries) -> None:
-    for n in range(20):
-        _failed("absent_subscriber", connection=ConnectionFactory(), country=f"A{n % 5}")
-    # session, user, permissions, role badge; totals, percentiles, per minute, reasons, two breakdowns.
-    with django_assert_max_num_queries(11):
-        viewer.get(OVERVIEW)
+def test_the_overview_costs_a_fixed_number_of_queries(
+    viewer: Client, routes: Routes, django_assert_max_num_queries: Any
+) -> None:
+    # session, user, permissions (2), role badge; the window per route with its reasons, the
+    # period before, the trend, connection slugs.
+    with time_machine.travel(NOW, tick=False), django_assert_max_num_queries(10):
+        viewer.get(OVERVIEW, {"window": "24h"})

@@ -1,0 +1,86 @@
+"""Routes and flows: the rollups' figures side by side, per connection and country (and network)
+or per flow, sortable by any column, each figure linking to the messages behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from dlrconsole import roles
+from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
+from dlrconsole.console.figures import (
+    COMMON_ZONES,
+    SORTS,
+    Column,
+    FiguresForm,
+    form_problems,
+    rows_of,
+    slug_map,
+    sort_link,
+    sort_rows,
+)
+from receipts.rollups.selectors import WINDOWS, rollup_comparison, window_period
+
+FIGURE_COLUMNS = (
+    Column("volume", "Messages"),
+    Column("rate", "Delivery rate"),
+    Column("ttd_p50", "Delivery p50"),
+    Column("ttd_p95", "Delivery p95"),
+    Column("failed", "Failed"),
+    Column("missing", "Missing receipts"),
+    Column("cost", "Cost per delivered"),
+)
+
+
+def _table_page(
+    request: HtmxHttpRequest, *, nav: str, title: str, group_by: Sequence[str], default_sort: Sequence[str]
+) -> HttpResponse:
+    form = FiguresForm(request.GET, sort_keys=tuple(SORTS))
+    template = "console/routes.html"
+    context: dict[str, Any] = {
+        "nav": nav,
+        "title": title,
+        "form": form,
+        "windows": list(WINDOWS),
+        "zones": COMMON_ZONES,
+    }
+    if not form.is_valid():
+        context["problems"] = form_problems(form)
+        return render_page(request, template, "table", context, status=400)
+    if nav == "routes" and form.cleaned_data["by_network"]:
+        group_by = (*group_by, "network")
+    window, scope, sort = form.cleaned_data["window"], form.scope(), form.cleaned_data["sort"]
+    period = window_period(window)
+    comparisons = rollup_comparison(period=period, scope=scope, group_by=group_by)
+    slugs = slug_map({c.current.group.get("connection", 0) for c in comparisons})
+    rows = sort_rows(rows_of(comparisons, period=period, scope=scope, slugs=slugs), sort, default_sort)
+    columns = [Column(name, name.capitalize(), numeric=False) for name in group_by] + list(FIGURE_COLUMNS)
+    headers = [(column, *sort_link(column, sort)) for column in columns]
+    context |= {
+        "window": window,
+        "period": period,
+        "rows": rows,
+        "group_by": group_by,
+        "headers": headers,
+        "zone_name": form.cleaned_data["tz"],
+    }
+    with timezone.override(form.zone()):
+        return render_page(request, template, "table", context)
+
+
+@require_GET
+@console_view(roles.USE_CONSOLE)
+def routes(request: HtmxHttpRequest) -> HttpResponse:
+    return _table_page(
+        request, nav="routes", title="Routes", group_by=("country", "connection"), default_sort=("country", "-volume")
+    )
+
+
+@require_GET
+@console_view(roles.USE_CONSOLE)
+def flows(request: HtmxHttpRequest) -> HttpResponse:
+    return _table_page(request, nav="flows", title="Flows", group_by=("flow",), default_sort=("-volume", "flow"))
