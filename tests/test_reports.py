@@ -24,6 +24,7 @@ from receipts.ingestion import ingest
 from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.rollups import maintain
+from receipts.rollups.selectors import Figures
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, user_in_role
@@ -65,7 +66,7 @@ def test_a_weekly_report_covers_monday_to_sunday_before_its_day() -> None:
 
 
 def test_a_group_name_that_reads_as_a_formula_is_neutralised_in_the_csv() -> None:
-    text = report_csv([Row(group="=HYPERLINK(1)", currency="", messages=1)])
+    text = report_csv([Row(group="=HYPERLINK(1)", figures=Figures(group={}))])
     assert list(csv.reader(io.StringIO(text)))[1][0] == "'=HYPERLINK(1)"
 
 

@@ -1,93 +1,45 @@
-"""A report's rows: the rollups' figures of a period, one row per flow, connection or country."""
+"""A report's rows: the rollups' figures of a period (receipts.rollups.selectors), one row per
+flow, connection or country, written as CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
-
-from django.db.models import Q, Sum
+from dataclasses import dataclass
+from datetime import datetime
 
 from receipts.models import Connection
-from receipts.rollups.figures import STATUS_COLUMNS, TTD_COLUMNS, percentile
-from receipts.rollups.models import Grain, Rollup, RollupReason
-from receipts.statuses import FAILURE_STATUSES, Status
+from receipts.rollups.models import Grain
+from receipts.rollups.selectors import Figures, Scope, period_between, rollup_figures
 
-FAILED_COLUMNS = [STATUS_COLUMNS[status] for status in sorted(FAILURE_STATUSES)]
-SUMMED = ["messages", STATUS_COLUMNS[Status.DELIVERED], *FAILED_COLUMNS, "missing", "resends", "fallbacks", "costed"]
 TOP_REASONS = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class Row:
     group: str
-    currency: str
-    messages: int = 0
-    delivered: int = 0
-    failed: int = 0
-    missing: int = 0
-    resends: int = 0
-    fallbacks: int = 0
-    cost: Decimal = Decimal(0)
-    delivery_times: list[int] = field(default_factory=lambda: [0] * len(TTD_COLUMNS))
-    reasons: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def pending(self) -> int:
-        return self.messages - self.delivered - self.failed
-
-    @property
-    def delivery_rate(self) -> float | None:
-        final = self.delivered + self.failed
-        return self.delivered / final if final else None
-
-    @property
-    def cost_per_delivered(self) -> Decimal | None:
-        return (self.cost / self.delivered).quantize(Decimal("0.000001")) if self.delivered and self.cost else None
-
-
-def _hours(start: datetime, end: datetime) -> Q:
-    # Hour buckets: a period in a zone whose offset is not whole hours is read to the hour.
-    return Q(grain=Grain.HOUR, bucket__gte=start - timedelta(minutes=start.minute), bucket__lt=end)
+    figures: Figures
 
 
 def report_rows(
     *, start: datetime, end: datetime, group_by: str, flow: str = "", connection_id: int | None = None
 ) -> list[Row]:
-    """One row per group (and currency, never added across), busiest first."""
-    scope = _hours(start, end)
-    if flow:
-        scope &= Q(flow=flow)
-    if connection_id is not None:
-        scope &= Q(connection_id=connection_id)
-    key = "connection_id" if group_by == "connection" else group_by
-    names = dict(Connection.objects.values_list("pk", "slug")) if key == "connection_id" else {}
-    rows: dict[tuple[str, str], Row] = {}
-    sums = {column: Sum(column) for column in (*SUMMED, *TTD_COLUMNS)}
-    for values in Rollup.objects.filter(scope).values(key, "currency").annotate(**sums, total_cost=Sum("cost")):
-        group = names.get(values[key], str(values[key])) if names else (values[key] or "(none)")
-        row = rows.setdefault((group, values["currency"]), Row(group=group, currency=values["currency"]))
-        row.messages += values["messages"]
-        row.delivered += values[STATUS_COLUMNS[Status.DELIVERED]]
-        row.failed += sum(values[column] for column in FAILED_COLUMNS)
-        row.missing += values["missing"]
-        row.resends += values["resends"]
-        row.fallbacks += values["fallbacks"]
-        row.cost += values["total_cost"] or 0
-        row.delivery_times = [a + values[c] for a, c in zip(row.delivery_times, TTD_COLUMNS, strict=True)]
-    reasons: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for values in (
-        RollupReason.objects.filter(scope).values(key, "reason").annotate(count=Sum("count")).order_by("-count")
-    ):
-        group = names.get(values[key], str(values[key])) if names else (values[key] or "(none)")
-        reasons[group].append((values["reason"], values["count"]))
-    for row in rows.values():
-        row.reasons = reasons.get(row.group, [])[:TOP_REASONS]
-    return sorted((row for row in rows.values() if row.messages), key=lambda row: (-row.messages, row.group))
+    """One row per group, busiest first. Hour cells: a period in a zone whose offset is not a
+    whole number of hours is read to the hour."""
+    figures = rollup_figures(
+        period=period_between(start, end, Grain.HOUR),
+        scope=Scope(connection_id=connection_id, flow=flow or None),
+        group_by=(group_by,),
+    )
+    slugs = dict(Connection.objects.values_list("pk", "slug")) if group_by == "connection" else {}
+    return [Row(_name(f.group[group_by], slugs), f) for f in figures if f.messages]
+
+
+def _name(value: object, slugs: dict[int, str]) -> str:
+    if slugs:
+        return slugs.get(value, str(value))  # type: ignore[call-overload]
+    return str(value) if value else "(none)"
 
 
 CSV_HEADER = [
@@ -102,18 +54,23 @@ def _number(value: float | None, places: int) -> str:
 
 
 def report_csv(rows: Sequence[Row]) -> str:
+    """One line per group and currency it was priced in (costs are never added across
+    currencies); a group with no price at all has one line with empty cost columns."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     for row in rows:
-        writer.writerow(
-            [
-                # A group name starting with = + - @ would be a formula in a spreadsheet.
-                ("'" + row.group) if row.group[:1] in "=+-@" else row.group,
-                row.messages, row.delivered, row.failed, row.pending, _number(row.delivery_rate, 4), row.missing,
-                _number(percentile(row.delivery_times, 0.5), 1), _number(percentile(row.delivery_times, 0.95), 1),
-                row.resends, row.fallbacks, row.cost if row.cost else "", row.currency,
-                row.cost_per_delivered or "", "; ".join(f"{reason} {count}" for reason, count in row.reasons),
-            ]
-        )  # fmt: skip
+        f = row.figures
+        # A group name starting with = + - @ would be a formula in a spreadsheet.
+        group = ("'" + row.group) if row.group[:1] in "=+-@" else row.group
+        reasons = "; ".join(f"{reason.reason} {reason.messages}" for reason in f.reasons[:TOP_REASONS])
+        per_delivered = f.cost_per_delivered()
+        for currency in sorted(f.costs) or [""]:
+            writer.writerow(
+                [
+                    group, f.messages, f.delivered, f.failed, f.pending, _number(f.delivery_rate, 4), f.missing,
+                    _number(f.ttd_p50, 1), _number(f.ttd_p95, 1), f.resends, f.fallbacks,
+                    f.costs.get(currency, ""), currency, per_delivered.get(currency) or "", reasons,
+                ]
+            )  # fmt: skip
     return out.getvalue()

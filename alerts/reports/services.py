@@ -71,17 +71,18 @@ def _summary(schedule: ReportSchedule, rows: list[Row], start: datetime, end: da
     ]
     if not rows:
         lines.append("No messages were submitted in this period.")
-    messages = sum(row.messages for row in rows)
-    delivered = sum(row.delivered for row in rows)
-    failed = sum(row.failed for row in rows)
+    messages = sum(row.figures.messages for row in rows)
+    delivered = sum(row.figures.delivered for row in rows)
+    failed = sum(row.figures.failed for row in rows)
     if messages:
         rate = f"{delivered / (delivered + failed):.1%}" if delivered + failed else "no final status yet"
         lines.append(f"{messages} messages: {delivered} delivered, {failed} failed (delivery rate {rate}).")
         lines.append("")
         for row in rows[:10]:
-            row_rate = f"{row.delivery_rate:.1%}" if row.delivery_rate is not None else "-"
-            reasons = ", ".join(reason for reason, _ in row.reasons) or "no failures"
-            lines.append(f"- {row.group}: {row.messages} messages, {row_rate} delivered; {reasons}")
+            f = row.figures
+            row_rate = f"{f.delivery_rate:.1%}" if f.delivery_rate is not None else "-"
+            reasons = ", ".join(reason.reason.replace("_", " ") for reason in f.reasons[:3]) or "no failures"
+            lines.append(f"- {row.group}: {f.messages} messages, {row_rate} delivered; {reasons}")
     lines += ["", "Every figure per group is in the attached CSV."]
     return "\n".join(lines)
 
