@@ -33,6 +33,11 @@ EXPORT = "receipts.export_messages"
 SEE_NUMBERS = "receipts.see_full_numbers"
 VIEW_AUDIT_LOG = "receipts.view_audit_log"
 MANAGE_REPORTS = "reports.change_reportschedule"  # the console's scheduled reports
+# The console's alerts: support and admins see, acknowledge, comment and snooze them; admins
+# edit the alert rules and channels.
+VIEW_ALERTS = "alerts.view_alert"
+MANAGE_ALERT_RULES = "alerts.change_alertrule"
+MANAGE_ALERT_CHANNELS = "alerts.change_alertchannel"
 
 # Django's model permissions (add/change/delete/view) the admin role gets for configuration.
 CONFIGURATION_MODELS = (
@@ -44,6 +49,8 @@ CONFIGURATION_MODELS = (
     "retries.connectionsender",
     "retries.fallbackchannel",
     "reports.reportschedule",
+    "alerts.alertrule",
+    "alerts.alertchannel",
     "auth.user",
 )
 # Read-only in the Django admin for the admin role.
@@ -74,7 +81,7 @@ REGISTER_MESSAGES = "receipts.add_message"
 READ_FEED_DELIVERIES = "feed.view_feeddelivery"
 READ_FEED_ENDPOINTS = "feed.view_productendpoint"
 
-SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
+SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS, VIEW_ALERTS)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     VIEWER: (USE_CONSOLE, EXPORT),
     SUPPORT: SUPPORT_PERMISSIONS,
