@@ -243,6 +243,8 @@ class AlertChannelForm(forms.ModelForm[AlertChannel]):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         self.config = config
+        # The model's own check (full_clean, after this) sees what will be stored.
+        self.instance.kind, self.instance.config = self.kind, config
         return cleaned
 
     def save(self, commit: bool = True) -> AlertChannel:
