@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection as db
 from django.db import transaction
@@ -100,5 +101,24 @@ def evaluate_all(*, now: datetime) -> int | None:
         ):
             _resolve(rule, now, "the rule was switched off")
             rules.append(rule)
-        AlertRule.objects.bulk_update(rules, STATE_FIELDS, batch_size=500)
+        _save_states(rules)
     return len(rules)
+
+
+def _save_states(rules: list[AlertRule]) -> None:
+    """Every rule's state in one UPDATE ... FROM (VALUES ...): bulk_update's CASE per field
+    compares each row with every id of its batch."""
+    if not rules:
+        return
+    row = "(%s::bigint, %s::varchar, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::float8, %s::integer)"
+    params: list[Any] = []
+    for rule in rules:
+        params += [rule.pk, *(getattr(rule, name) for name in STATE_FIELDS)]
+    table = AlertRule._meta.db_table
+    assignments = ", ".join(f"{name} = v.{name}" for name in STATE_FIELDS)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET {assignments} FROM (VALUES {', '.join([row] * len(rules))}) "  # noqa: S608
+            f"AS v(id, {', '.join(STATE_FIELDS)}) WHERE r.id = v.id",
+            params,
+        )
