@@ -236,3 +236,32 @@ def test_volume_is_compared_with_the_same_time_last_week(clock: Any) -> None:
     partial = metrics.read_all([watch], START + timedelta(days=7, minutes=31))[1]
     assert partial.volume == 10
     assert partial.value == pytest.approx(100 * 10 / (20 * 31 / 60))
+
+
+def test_the_system_metrics_read_the_queues_and_the_schedule(clock: Any) -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from receipts.models import OutboxEvent
+    from tests.factories import MessageFactory
+
+    now = timezone.now()
+    message = MessageFactory()
+    OutboxEvent.objects.create(message=message, kind="status_changed", status="delivered",
+                               created_at=now - timedelta(minutes=10))  # fmt: skip
+    OutboxEvent.objects.create(message=message, kind="status_changed", status="delivered",
+                               created_at=now - timedelta(hours=1), processed_at=now)  # fmt: skip
+    assert metrics.outbox_lag(now) == metrics.Reading(600.0, 0)
+    assert metrics.feed_backlog(now) == metrics.Reading(0.0, 0)
+    assert metrics.overdue_attempts(now) == metrics.Reading(0.0, 0)
+
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="late", task="alerts.tasks.evaluate_alert_rules", interval=every_minute,
+                                last_run_at=now - timedelta(minutes=5))  # fmt: skip
+    assert metrics.beat_late(now) == metrics.Reading(240.0, 0)
+
+    rule = AlertRule.objects.create(name="outbox stuck", metric=Metric.OUTBOX_LAG, comparison="above",
+                                    threshold=Decimal(300), hold_minutes=0, severity="critical")  # fmt: skip
+    evaluation.evaluate_all(now=now)
+    alert = Alert.objects.get(rule=rule)
+    assert alert.value == 600.0
+    assert AlertEvent.objects.get(alert=alert, kind="fired").text.endswith("600.0 s (rises above 300.0 s)")
