@@ -141,9 +141,11 @@ def volume_last_week(window: Window, keys: Iterable[ScopeKey]) -> dict[ScopeKey,
     start, end = window.start - WEEK, window.end - WEEK
     overlap = "GREATEST(0, EXTRACT(EPOCH FROM LEAST(bucket + interval '1 hour', %s) - GREATEST(bucket, %s))) / 3600.0"
     select, sets = _grouping(keys)
+    dims = ", ".join(SCOPE)
     sql = (
-        f"SELECT {select}, COALESCE(SUM(messages * {overlap}), 0) FROM {Rollup._meta.db_table} "  # noqa: S608
-        f"WHERE grain = %s AND bucket >= %s AND bucket < %s GROUP BY GROUPING SETS ({sets})"
+        f"SELECT {select}, COALESCE(SUM(weighted), 0) FROM (SELECT {dims}, SUM(messages * {overlap}) AS weighted "  # noqa: S608
+        f"FROM {Rollup._meta.db_table} WHERE grain = %s AND bucket >= %s AND bucket < %s GROUP BY {dims}) AS cells "
+        f"GROUP BY GROUPING SETS ({sets})"
     )
     with db.cursor() as cursor:
         cursor.execute(sql, [end, start, Grain.HOUR, bucket_start(start, Grain.HOUR), end])
