@@ -14,9 +14,9 @@ from alerts.services import alert_acknowledge
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin[Alert]):
-    list_display = ["created_at", "title", "source", "acknowledged_at", "acknowledged_by"]
-    list_filter = ["source", ("acknowledged_at", admin.EmptyFieldListFilter)]
-    raw_id_fields = ["message", "decision"]
+    list_display = ["created_at", "title", "source", "severity", "state", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["source", "state", "severity", ("acknowledged_at", admin.EmptyFieldListFilter)]
+    raw_id_fields = ["message", "decision", "rule"]
     actions = ["acknowledge"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

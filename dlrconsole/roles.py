@@ -34,6 +34,11 @@ EXPORT = "receipts.export_messages"
 SEE_NUMBERS = "receipts.see_full_numbers"
 VIEW_AUDIT_LOG = "receipts.view_audit_log"
 MANAGE_REPORTS = "reports.change_reportschedule"  # the console's scheduled reports
+# The console's alerts: support and admins see, acknowledge, comment and snooze them; admins
+# edit the alert rules and channels.
+VIEW_ALERTS = "alerts.view_alert"
+MANAGE_ALERT_RULES = "alerts.change_alertrule"
+MANAGE_ALERT_CHANNELS = "alerts.change_alertchannel"
 
 # Django's model permissions (add/change/delete/view) the admin role gets for configuration.
 CONFIGURATION_MODELS = (
@@ -45,6 +50,8 @@ CONFIGURATION_MODELS = (
     "retries.connectionsender",
     "retries.fallbackchannel",
     "reports.reportschedule",
+    "alerts.alertrule",
+    "alerts.alertchannel",
     "auth.user",
 )
 # Read-only in the Django admin for the admin role.
@@ -79,7 +86,7 @@ READ_FEED_ENDPOINTS = "feed.view_productendpoint"
 MANAGE_FEED_ENDPOINTS = "feed.manage_own_productendpoint"
 CONFIGURE_FEED_ENDPOINTS = "feed.change_productendpoint"
 
-SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS)
+SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS, VIEW_ALERTS)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     VIEWER: (USE_CONSOLE, EXPORT),
     SUPPORT: SUPPORT_PERMISSIONS,

@@ -413,6 +413,10 @@ CELERY_BEAT_SCHEDULE = {
     "rollups-prune": {"task": "receipts.rollups.tasks.prune_rollups", "schedule": 3600.0},
     # Scheduled reports (alerts/reports): each due period is sent once, failures tried again.
     "reports-send": {"task": "alerts.reports.tasks.send_due_reports", "schedule": 300.0},
+    # Alert rules (alerts/evaluation.py): one round a minute, the rules' hold times count in minutes.
+    "alerts-evaluate": {"task": "alerts.tasks.evaluate_alert_rules", "schedule": 60.0},
+    # Alert notifications due (first tries are also kicked at once, retries wait their backoff).
+    "alerts-notify": {"task": "alerts.tasks.send_notifications", "schedule": 15.0},
 }
 
 # The shared cache: API throttling and webhook rate limits count here, so every web process

@@ -60,3 +60,23 @@ def test_admins_acknowledge_alerts_from_the_admin(alert_rule, admin_client):
     assert response.status_code == 302
     alert.refresh_from_db()
     assert alert.acknowledged_at is not None
+
+
+def test_a_per_message_alert_joins_the_lifecycle_and_reaches_channels_that_take_them(alert_rule, product, admin_user):
+    from alerts.models import AlertChannel, Notification
+    from alerts.notify import notifications_send_due
+    from alerts.services import alert_resolve
+
+    takes_them = AlertChannel.objects.create(name="support room", kind="slack", config={"url": product.url},
+                                             per_message_alerts=True)  # fmt: skip
+    AlertChannel.objects.create(name="on-call", kind="slack", config={"url": product.url})  # metric alerts only
+    outbox_process(blocked(MessageFactory(provider_message_id="SM7")).pk)
+    alert = Alert.objects.get()
+    assert (alert.source, alert.state, alert.severity) == ("rule", "open", "warning")
+    assert Notification.objects.get().channel == takes_them
+    assert notifications_send_due() == 1
+    assert "SM7" in product.received[0].event["text"]
+
+    assert alert_resolve(alert=alert, now=timezone.now(), why="resolved by hand", user=admin_user) is True
+    kinds = list(alert.events.values_list("kind", flat=True))
+    assert kinds == ["fired", "notified", "resolved"]

@@ -32,4 +32,4 @@ def test_decision_actions_are_keyed_by_their_slug_and_are_the_rules_choices():
 
 def test_alert_channels_are_keyed_by_their_kind():
     assert all(kind == cls.kind for kind, cls in CHANNELS.items())
-    assert channel_choices() == [("email", "E-mail")]
+    assert [kind for kind, _label in channel_choices()] == ["email", "slack", "teams", "webhook", "pagerduty"]

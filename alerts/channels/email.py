@@ -4,38 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from smtplib import SMTPRecipientsRefused
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 
-from alerts.channels.base import Channel, ChannelError
+from alerts.channels.base import Channel, ChannelError, Notice
 
-if TYPE_CHECKING:
-    from alerts.models import Alert
+MAX_RECIPIENTS = 20
 
 
 class EmailChannel(Channel):
     kind = "email"
     label = "E-mail"
+    fields = (("to", "Addresses, one per line"),)
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
         to = config.get("to")
         if not isinstance(to, list) or not to:
             raise ValueError("to: a list of one or more e-mail addresses")
+        if len(to) > MAX_RECIPIENTS:
+            raise ValueError(f"to: at most {MAX_RECIPIENTS} addresses")
         for address in to:
             try:
                 validate_email(address)
             except ValidationError:
                 raise ValueError(f"to: {address!r} is not an e-mail address") from None
 
-    def send(self, alert: Alert) -> None:
+    def send(self, notice: Notice) -> int | None:
         try:
             send_mail(
-                subject=f"[DLR Console] {alert.title}"[:200],
-                message=f"{alert.title}\n\nOpen alert {alert.pk} in the console's admin to acknowledge it.",
+                subject=f"[DLR Console] {notice.headline}"[:200],
+                message=f"{notice.title}\n\n{notice.summary}\n\n{notice.url}\n",
                 from_email=None,
                 recipient_list=list(self.config["to"]),
             )
@@ -43,3 +45,4 @@ class EmailChannel(Channel):
             raise ChannelError("every recipient was refused", permanent=True) from None
         except Exception as exc:  # a mail server down: worth trying again later
             raise ChannelError(f"not sent: {type(exc).__name__}", permanent=False) from None
+        return None

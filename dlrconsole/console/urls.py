@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dlrconsole.console import channels, export, message, overview, policies, reports, resend, routes, search
+from dlrconsole.console import alerts, channels, export, message, overview, policies, reports, resend, routes, search
 
 app_name = "console"
 
@@ -28,4 +28,19 @@ urlpatterns = [
     path("policies/channels/new/", channels.channel_edit, name="channel-new"),
     path("policies/channels/<int:pk>/", channels.channel_edit, name="channel-edit"),
     path("policies/channels/<int:pk>/test/", channels.channel_test, name="channel-test"),
+    path("alerts/", alerts.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", alerts.alert_detail, name="alert"),
+    path("alerts/<int:pk>/acknowledge/", alerts.alert_acknowledge_view, name="alert-acknowledge"),
+    path("alerts/<int:pk>/comment/", alerts.alert_comment_view, name="alert-comment"),
+    path("alerts/<int:pk>/snooze/", alerts.alert_snooze_view, name="alert-snooze"),
+    path("alerts/<int:pk>/resolve/", alerts.alert_resolve_view, name="alert-resolve"),
+    path("alerts/rules/", alerts.rule_list, name="alert-rules"),
+    path("alerts/rules/new/", alerts.rule_edit, name="alert-rule-new"),
+    path("alerts/rules/<int:pk>/", alerts.rule_edit, name="alert-rule"),
+    path("alerts/rules/<int:pk>/delete/", alerts.rule_delete, name="alert-rule-delete"),
+    path("alerts/channels/", alerts.channel_list, name="alert-channels"),
+    path("alerts/channels/new/", alerts.channel_edit, name="alert-channel-new"),
+    path("alerts/channels/<int:pk>/", alerts.channel_edit, name="alert-channel"),
+    path("alerts/channels/<int:pk>/test/", alerts.channel_test, name="alert-channel-test"),
+    path("alerts/channels/<int:pk>/delete/", alerts.channel_delete, name="alert-channel-delete"),
 ]

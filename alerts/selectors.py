@@ -1,0 +1,123 @@
+"""Reads for the console's alert pages: the list in its order, the chart around a firing and
+the messages behind an alert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from alerts import metrics
+from alerts.models import SEVERITY_ORDER, Alert, AlertRule, Metric
+from receipts.rollups.models import Grain
+from receipts.statuses import FAILURE_STATUSES
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 160, 4
+CHART_SPAN = timedelta(minutes=60)  # shown before the firing, and after it at most
+
+
+def alerts_for_console(now: datetime | None = None) -> QuerySet[Alert]:
+    """Open alerts first (snoozed ones after the others), by severity then newest; then resolved."""
+    now = now or timezone.now()
+    return (
+        Alert.objects.select_related("rule", "message", "message__connection", "acknowledged_by")
+        .annotate(
+            open_rank=Case(
+                When(state=Alert.State.OPEN, snoozed_until__gt=now, then=Value(1)),
+                When(state=Alert.State.OPEN, then=Value(0)),
+                default=Value(2),
+                output_field=IntegerField(),
+            ),
+            severity_rank=Case(
+                *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_ORDER.items()),
+                default=Value(9),
+                output_field=IntegerField(),
+            ),
+        )
+        .order_by("open_rank", "severity_rank", "-created_at", "-id")
+    )
+
+
+def last_evaluation() -> datetime | None:
+    return AlertRule.objects.filter(enabled=True).aggregate(last=Max("evaluated_at"))["last"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    points: str  # SVG polyline points
+    threshold_y: float | None
+    firing_x: float | None
+    resolved_x: float | None
+    low: float
+    high: float
+    start: datetime
+    end: datetime
+    unit: str
+    empty: bool
+
+
+def chart_for(alert: Alert, now: datetime | None = None) -> Chart | None:
+    """The rule's metric per minute from an hour before the firing to an hour after it (or now),
+    scaled into a CHART_WIDTH x CHART_HEIGHT box. None for alerts without a rule or about the system."""
+    rule = alert.rule
+    if rule is None or rule.is_system:
+        return None
+    now = now or timezone.now()
+    start = (alert.created_at - CHART_SPAN).replace(second=0, microsecond=0)
+    end = min(alert.resolved_at or now, now, alert.created_at + CHART_SPAN).replace(second=0, microsecond=0)
+    end = max(end, alert.created_at.replace(second=0, microsecond=0)) + timedelta(minutes=1)
+    from alerts.evaluation import watch_of
+
+    series = metrics.series(watch_of(rule), start=start, end=end, grain=Grain.MINUTE)
+    values = [reading.value for _, reading in series if reading.value is not None]
+    threshold = float(alert.threshold) if alert.threshold is not None else None
+    candidates = values + ([threshold] if threshold is not None else [])
+    low, high = (min(candidates), max(candidates)) if candidates else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 1, high + 1
+    span = (end - start).total_seconds()
+
+    def x(moment: datetime) -> float:
+        return round(CHART_PAD + (CHART_WIDTH - 2 * CHART_PAD) * (moment - start).total_seconds() / span, 1)
+
+    def y(value: float) -> float:
+        return round(CHART_HEIGHT - CHART_PAD - (CHART_HEIGHT - 2 * CHART_PAD) * (value - low) / (high - low), 1)
+
+    points = " ".join(f"{x(moment)},{y(reading.value)}" for moment, reading in series if reading.value is not None)
+    return Chart(
+        points=points, threshold_y=y(threshold) if threshold is not None else None, firing_x=x(alert.created_at),
+        resolved_x=x(alert.resolved_at) if alert.resolved_at and alert.resolved_at < end else None,
+        low=low, high=high, start=start, end=end, unit=rule.unit, empty=not values,
+    )  # fmt: skip
+
+
+def messages_query(alert: Alert) -> dict[str, Any] | None:
+    """The console search's filters (receipts/filters.py) for the messages behind an alert: the
+    rule's scope over its window before the firing, narrowed to the failures that count."""
+    rule = alert.rule
+    if rule is None or rule.is_system:
+        return None
+    query: dict[str, Any] = {
+        "submitted_after": (alert.created_at - timedelta(minutes=rule.window_minutes)).isoformat(timespec="seconds"),
+        "submitted_before": alert.created_at.isoformat(timespec="seconds"),
+    }
+    if rule.connection_id:
+        query["connection"] = rule.connection.slug if rule.connection else ""
+    if rule.country:
+        query["country"] = rule.country
+    if rule.flow:
+        query["flow"] = rule.flow
+    if rule.metric == Metric.DELIVERY_RATE:
+        query["status"] = sorted(FAILURE_STATUSES)
+    elif rule.metric == Metric.CLASS_RATE:
+        query["error_class"] = rule.error_class
+    elif rule.metric == Metric.REASON_RATE:
+        query["reason"] = rule.reason
+    return query
+
+
+def open_count() -> int:
+    return Alert.objects.filter(Q(state=Alert.State.OPEN)).count()
