@@ -119,6 +119,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="with --reuse: rebuild (and time) the rollups again")
     parser.add_argument("--json", default="", help="also write every figure to this file")
     parser.add_argument("--explain", action="store_true", help="print the plans of the searches' queries")
+    parser.add_argument("--only", default="", help="measure only the figures whose title contains this text")
     args = parser.parse_args()
     if args.messages < 1000 or args.runs < 1 or args.max_seconds <= 0:
         parser.error("--messages must be at least 1000, --runs at least 1 and --max-seconds positive")
@@ -440,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     print(f"\n{'figure':36} {'bar':>6} {'median':>8} {'p95':>8} {'max':>8}  result  {'sql':>8} {'queries':>7}"
           f"   (ms, {args.runs} runs; sql: median time in the page's queries)")  # fmt: skip
-    for figure in FIGURES:
+    for figure in [f for f in FIGURES if args.only in f.title]:
         result = measure(args, client, figure, values)
         results.append(result)
         if not result["present"]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
 
 from receipts.models import Message
 from receipts.phones import InvalidNumber, parse_number
@@ -50,17 +50,21 @@ class SearchTerm:
         index range, and a few ids make the page a primary-key fetch and a small sort, with
         the other filters and the keyset cursor applied as before. A lookup matching more than
         MATCHES_PER_LOOKUP rows (a test number used all day) stays a condition of the query."""
-        ids: set[int] = set()
-        kept: list[Q] = []
-        for lookup in self.lookups():
-            found = list(
-                Message.objects.filter(lookup).order_by().values_list("id", flat=True)[: MATCHES_PER_LOOKUP + 1]
-            )
-            if len(found) > MATCHES_PER_LOOKUP:
-                kept.append(lookup)
-            else:
-                ids.update(found)
-        condition = Q(pk__in=sorted(ids))
+        lookups = self.lookups()
+        # One round trip: each lookup its own limited branch of a UNION ALL, tagged with its number.
+        branches = [
+            Message.objects.filter(lookup)
+            .order_by()
+            .annotate(lookup=Value(n))
+            .values_list("id", "lookup")[: MATCHES_PER_LOOKUP + 1]
+            for n, lookup in enumerate(lookups)
+        ]
+        found: dict[int, list[int]] = {n: [] for n in range(len(lookups))}
+        for message_id, n in branches[0].union(*branches[1:], all=True):
+            found[n].append(message_id)
+        ids = sorted({i for n, matched in found.items() if len(matched) <= MATCHES_PER_LOOKUP for i in matched})
+        kept = [lookups[n] for n, matched in found.items() if len(matched) > MATCHES_PER_LOOKUP]
+        condition = Q(pk__in=ids)
         for lookup in kept:
             condition |= lookup
         return condition
