@@ -49,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from dlrconsole.lib.standard_webhooks import sign  # noqa: E402
 
-BAR = 0.7
+# Issue 12: with rollup maintenance running beside the webhook (bench/rollup_passes.py).
+BAR = 0.8
 SLUG = "bench"
 LOOPBACK = "127.0.0.1"
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_replay.lua"
@@ -83,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default="dlrconsole_bench", help="bench database name, dropped if it exists")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="broker for the outbox publish")
     parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
+    parser.add_argument(
+        "--no-rollups", dest="rollups", action="store_false", help="no rollup passes beside the project's runs"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 2 when the ratio is below the bar")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -149,8 +153,8 @@ def reset_data(db_url: str, connection_id: int, n: int, round_no: int) -> None:
     with psycopg.connect(db_url, autocommit=True, connect_timeout=10) as conn:
         # CASCADE: whatever else references messages (decisions, the feed, alerts) is empty here too.
         conn.execute(
-            "TRUNCATE retries_attempt, retries_decision, receipts_outboxevent, receipts_receipt, receipts_message"
-            " RESTART IDENTITY CASCADE"
+            "TRUNCATE retries_attempt, retries_decision, receipts_outboxevent, receipts_receipt, receipts_message,"
+            " receipts_rolluppending, rollups_rollup, rollups_rollupreason, rollups_snapshot RESTART IDENTITY CASCADE"
         )
         with conn.cursor() as cursor:
             copy_sql = (
@@ -178,6 +182,8 @@ class Checks:
     outbox: int = 0
     outbox_unpublished: int = 0
     redis_published: int | None = None
+    # Rollup passes beside the project's runs: runs, messages counted, queue left at the end.
+    rollups: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -324,6 +330,52 @@ class Gunicorn:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+class RollupPasses:
+    """bench/rollup_passes.py in a process of its own (as beat's worker would be), always stopped."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path, enabled: bool) -> None:
+        self.env = {**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}
+        self.log_path = log_path
+        self.enabled = enabled
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RollupPasses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, *, max_seconds: float) -> None:
+        if not self.enabled:
+            return
+        command = [sys.executable, str(ROOT / "bench" / "rollup_passes.py"), "--max-seconds", str(max_seconds)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while '"ready"' not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the rollup passes did not start; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the loop (it finishes its pass) and return its last line: runs, counted, busy_s."""
+        if self.process is None:
+            return {}
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+        lines = [line for line in self.log_path.read_text().splitlines() if line.startswith('{"runs"')]
+        return json.loads(lines[-1]) if lines else {}
 
 
 def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
@@ -539,15 +591,27 @@ def one_run(
     reset_data(db_url, connection_id, n, round_no)
     queue.delete()
     log_path = workdir / f"gunicorn-{target}-{round_no}.log"
-    with Gunicorn(settings=TARGETS[target], env=env, workers=args.workers, log_path=log_path) as server:
+    passes = args.rollups and target == "project"
+    with (
+        Gunicorn(settings=TARGETS[target], env=env, workers=args.workers, log_path=log_path) as server,
+        RollupPasses(env=env, log_path=workdir / f"rollups-{round_no}.log", enabled=passes) as rollups,
+    ):
         warm_up(server.port, args.workers)
         hooks = build_hooks(secret, n, round_no, target)
+        rollups.start(max_seconds=args.max_seconds + 60)
         if wrk:
             load = run_wrk(wrk, hooks, server.port, args.concurrency, args.max_seconds, workdir)
         else:
             load = run_python(hooks, server.port, args.concurrency, args.max_seconds)
+        summary = rollups.stop()
     published = queue.length() if target == "project" else None
     checks = check_database(db_url, n, target=target, published=published)
+    if passes:
+        with psycopg.connect(db_url, connect_timeout=10) as conn:
+            row = conn.execute("SELECT count(*) FROM receipts_rolluppending").fetchone()
+        checks.rollups = {**summary, "pending_left": int(row[0]) if row else None}
+        if not summary.get("runs"):
+            checks.problems.append(f"no rollup pass ran; see {rollups.log_path}")
     if not load.finished:
         checks.problems.append(f"the load run hit its {args.max_seconds:.0f} s cap before every response arrived")
     if load.completed != n:
@@ -584,6 +648,12 @@ def fmt_run(run: Run) -> str:
         f"round {run.round_no} {run.target:<9} {load.rate:8.1f} receipts/s   p50 {load.p50_ms:7.2f} ms"
         f"   p99 {load.p99_ms:7.2f} ms   non-2xx {load.non2xx}   {load.completed} in {load.duration_s:.2f} s"
         f"   [{verdict}]"
+        + (
+            f"   rollup passes: {rollups.get('runs')} runs, {rollups.get('counted')} messages counted in"
+            f" {rollups.get('busy_s')} s, {rollups.get('pending_left')} left queued"
+            if (rollups := run.checks.rollups)
+            else ""
+        )
     )
 
 
@@ -604,7 +674,7 @@ def summarize(runs: list[Run], args: argparse.Namespace, client: str) -> dict[st
     summary["checks_ok"] = all(run.ok for run in runs)
     summary["config"] = {
         "receipts": args.receipts, "concurrency": args.concurrency, "workers": args.workers,
-        "rounds": args.rounds, "client": client, "cpus": os.cpu_count(),
+        "rounds": args.rounds, "client": client, "cpus": os.cpu_count(), "rollup_passes": args.rollups,
     }  # fmt: skip
     summary["runs"] = [
         {"target": run.target, "round": run.round_no, "load": asdict(run.load), "rate": run.load.rate,
@@ -631,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     failed_setup = False
     print(
         f"DLR Console ingest benchmark: {args.receipts} receipts x {args.rounds} round(s), concurrency "
-        f"{args.concurrency}, gunicorn sync workers {args.workers}, client {client}, {os.cpu_count()} CPUs",
+        f"{args.concurrency}, gunicorn sync workers {args.workers}, client {client}, {os.cpu_count()} CPUs, "
+        f"rollup passes {'beside the project' if args.rollups else 'off'}",
         flush=True,
     )
     try:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas, take_pass_lock
+from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas
 from receipts.rollups.models import Rollup, RollupReason, Snapshot
 
 CHUNK = 5000
@@ -94,18 +94,3 @@ def check(*, now: datetime | None = None) -> list[Difference]:
             with db.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return _compare(_expected(now))
-
-
-def rebuild() -> int:
-    """Forget every contribution and queue every message: the passes count them all again
-    (exact, whatever the rollups held). How many messages were queued."""
-    with transaction.atomic():
-        if not take_pass_lock():
-            raise RuntimeError("a rollup pass is running; try again in a few seconds")
-        Rollup.objects.all().delete()
-        RollupReason.objects.all().delete()
-        Snapshot.objects.all().delete()
-        RollupPending.objects.all().delete()
-        with db.cursor() as cursor:
-            cursor.execute("INSERT INTO receipts_rolluppending (message_id) SELECT id FROM receipts_message")
-            return cursor.rowcount

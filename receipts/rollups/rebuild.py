@@ -1,0 +1,168 @@
+"""Counting every message again, in the database: what an upgrade or a repair runs.
+
+Passes (maintain.py) recount messages in Python, a batch at a time: right for the few messages
+a few seconds of receipts change, far too slow for millions. The rebuild computes every
+message's contribution (figures.contribution) in one INSERT … SELECT into the snapshots, then
+each grain's rows as GROUP BYs of the snapshots, so the rollups are exactly the sum of the
+snapshots as a pass leaves them.
+
+It holds the pass lock, and is exact while receipts keep arriving: it first empties the queue,
+then reads the messages. A change committed after the queue was emptied is queued again by the
+statement that made it, so the next pass recounts that message (a no-op when the rebuild
+already saw the change). Readers of the rollups see the old rows until the rebuild commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from receipts.models import Message, RollupPending
+from receipts.rollups import maintain
+from receipts.rollups.figures import (
+    CLASS_COLUMNS,
+    COUNT_COLUMNS,
+    HISTOGRAM_BOUNDS,
+    STATUS_COLUMNS,
+    TTD_COLUMNS,
+    TTFR_COLUMNS,
+)
+from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, kept_since, take_pass_lock
+from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+from receipts.statuses import FINAL_STATUSES, Status
+
+
+class PassRunning(RuntimeError):
+    """Another pass holds the lock."""
+
+
+def _literal(value: str) -> str:
+    # Only ever the project's own constants (statuses, classes), never outside input.
+    assert value.replace("_", "").isalnum(), value
+    return f"'{value}'"
+
+
+def _bucket_sql(seconds: str) -> str:
+    """figures.histogram_bucket in SQL: how many bounds are below the duration (bisect_left: a
+    duration equal to a bound is in that bound's bucket; a negative one in the first).
+    width_bucket counts the thresholds <= its operand, so it is given the negated bounds:
+    #bounds < s = #bounds - #(-bound <= -s)."""
+    negated = ", ".join(str(-bound) for bound in reversed(HISTOGRAM_BOUNDS))
+    return f"{len(HISTOGRAM_BOUNDS)} - width_bucket(-greatest({seconds}, 0), ARRAY[{negated}]::numeric[])"
+
+
+_SECONDS_TO_FIRST = "extract(epoch FROM first_receipt_at - submitted_at)"
+_SECONDS_TO_FINAL = "extract(epoch FROM final_at - submitted_at)"
+_FINAL = ", ".join(_literal(status) for status in sorted(FINAL_STATUSES))
+
+# One snapshot per message: figures.contribution, column for column.
+SNAPSHOT_SQL = f"""
+INSERT INTO {Snapshot._meta.db_table} (message_id, {", ".join(SNAPSHOT_FIELDS)})
+SELECT
+    id,
+    date_trunc('minute', submitted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+    connection_id, country, network, flow, currency, status,
+    coalesce(error_class, ''),
+    coalesce(reason, ''),
+    CASE WHEN first_receipt_at IS NOT NULL THEN {_bucket_sql(_SECONDS_TO_FIRST)} END,
+    CASE WHEN status = {_literal(Status.DELIVERED)} AND final_at IS NOT NULL THEN {_bucket_sql(_SECONDS_TO_FINAL)} END,
+    no_receipt_at IS NOT NULL AND status NOT IN ({_FINAL}),
+    chain_root_id IS NOT NULL,
+    fallbacks,
+    cost
+FROM receipts_message
+"""
+
+
+def _count_expressions() -> list[str]:
+    """Each COUNT_COLUMNS figure of a cell, from its snapshots (figures.Contribution.counts)."""
+    by_column = {"messages": "count(*)", "missing": "count(*) FILTER (WHERE missing)"}
+    by_column |= {"resends": "count(*) FILTER (WHERE resend)", "fallbacks": "coalesce(sum(fallbacks), 0)"}
+    by_column["costed"] = "count(*) FILTER (WHERE cost IS NOT NULL)"
+    for status, column in STATUS_COLUMNS.items():
+        by_column[column] = f"count(*) FILTER (WHERE status = {_literal(status)})"
+    for error_class, column in CLASS_COLUMNS.items():
+        by_column[column] = f"count(*) FILTER (WHERE error_class = {_literal(error_class)})"
+    for index, column in enumerate(TTFR_COLUMNS):
+        by_column[column] = f"count(*) FILTER (WHERE ttfr_bucket = {index})"
+    for index, column in enumerate(TTD_COLUMNS):
+        by_column[column] = f"count(*) FILTER (WHERE ttd_bucket = {index})"
+    return [by_column[column] for column in COUNT_COLUMNS]
+
+
+_TRUNCATE_TO = {Grain.MINUTE: "minute", Grain.HOUR: "hour", Grain.DAY: "day"}
+
+
+def _bucket(grain: str) -> str:
+    # As maintain.bucket_start: the submission's minute, hour or day in UTC.
+    return f"date_trunc('{_TRUNCATE_TO[Grain(grain)]}', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+
+def _rollup_sql(grain: str) -> str:
+    dimensions = ", ".join(_CELL[2:])
+    return (
+        f"INSERT INTO {Rollup._meta.db_table} ({', '.join(_CELL)}, cost, {', '.join(COUNT_COLUMNS)}) "
+        f"SELECT %(grain)s, {_bucket(grain)} AS cell_bucket, {dimensions}, coalesce(sum(cost), 0), "
+        f"{', '.join(_count_expressions())} "
+        f"FROM {Snapshot._meta.db_table} WHERE %(oldest)s::timestamptz IS NULL OR minute >= %(oldest)s "
+        f"GROUP BY cell_bucket, {dimensions}"
+    )
+
+
+def _reason_sql(grain: str) -> str:
+    dimensions = ", ".join(_REASON_CELL[2:])
+    return (
+        f"INSERT INTO {RollupReason._meta.db_table} ({', '.join(_REASON_CELL)}, count) "
+        f"SELECT %(grain)s, {_bucket(grain)} AS cell_bucket, {dimensions}, count(*) "
+        f"FROM {Snapshot._meta.db_table} "
+        f"WHERE reason <> '' AND (%(oldest)s::timestamptz IS NULL OR minute >= %(oldest)s) "
+        f"GROUP BY cell_bucket, {dimensions}"
+    )
+
+
+def rebuild(*, now: datetime | None = None) -> int:
+    """Replace every snapshot and rollup row with a count of the messages as they are now, and
+    empty the queue of the changes it counted. How many messages it counted. Raises
+    PassRunning when a pass holds the lock (try again in a few seconds). PostgreSQL only."""
+    now = now or timezone.now()
+    if db.vendor != "postgresql":
+        return _rebuild_with_passes(now)
+    with transaction.atomic(), db.cursor() as cursor:
+        if not take_pass_lock():
+            raise PassRunning("a rollup pass is running; try again in a few seconds")
+        # Enough memory for the GROUP BYs to hash their cells rather than sort millions of rows.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        # The queue first, then the messages: see the module's docstring.
+        cursor.execute("DELETE FROM receipts_rolluppending")
+        # Only passes (which wait for the lock) and the check read the snapshots; pages read
+        # the rollup rows, so those are deleted rather than truncated, never blocking a page.
+        cursor.execute(f"TRUNCATE {Snapshot._meta.db_table}")
+        cursor.execute(f"DELETE FROM {Rollup._meta.db_table}")
+        cursor.execute(f"DELETE FROM {RollupReason._meta.db_table}")
+        cursor.execute(SNAPSHOT_SQL)
+        counted = cursor.rowcount
+        for grain in Grain.values:
+            # A bucket older than a grain keeps is never written, as in maintain.Deltas.add.
+            oldest = kept_since(grain, now)
+            cursor.execute(_rollup_sql(grain), {"grain": grain, "oldest": oldest})
+            cursor.execute(_reason_sql(grain), {"grain": grain, "oldest": oldest})
+    return counted
+
+
+def _rebuild_with_passes(now: datetime) -> int:
+    """The demo's SQLite, a few thousand messages: forget everything and let the passes count
+    every message again (slow for millions; SQLite has one writer, so nothing runs meanwhile)."""
+    with transaction.atomic():
+        Rollup.objects.all().delete()
+        RollupReason.objects.all().delete()
+        Snapshot.objects.all().delete()
+        RollupPending.objects.all().delete()
+        RollupPending.objects.bulk_create(
+            RollupPending(message_id=message_id) for message_id in Message.objects.values_list("id", flat=True)
+        )
+    counted = RollupPending.objects.count()
+    maintain.roll_up_all(seconds=float("inf"), now=now)
+    return counted
