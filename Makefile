@@ -14,6 +14,10 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 demo: $(BIN)/.installed
 	$(BIN)/python manage.py demo $(DEMO_ARGS)
 
+# Two workers, each file's tests kept together in one (tests/conftest.py: a database and a Redis
+# database each); PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

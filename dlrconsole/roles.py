@@ -90,7 +90,9 @@ SUPPORT_PERMISSIONS = (USE_CONSOLE, VIEW_TIMELINE, RESEND, EXPORT, SEE_NUMBERS, 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     VIEWER: (USE_CONSOLE, EXPORT),
     SUPPORT: SUPPORT_PERMISSIONS,
-    ADMIN: (
+    # dict.fromkeys: one entry per permission however many lists name it (alerts.view_alert is
+    # support's and an inspected model's).
+    ADMIN: tuple(dict.fromkeys((
         *SUPPORT_PERMISSIONS,
         VIEW_AUDIT_LOG,
         *(f"{app}.{action}_{model}" for app_model in CONFIGURATION_MODELS for app, model in [app_model.split(".")]
@@ -99,7 +101,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *LOCKOUT_PERMISSIONS,
         *API_KEY_PERMISSIONS,
         MANAGE_FEED_ENDPOINTS,
-    ),
+    ))),
     PRODUCT: (
         REGISTER_MESSAGES, USE_CONSOLE, VIEW_TIMELINE, SEE_NUMBERS, READ_FEED_DELIVERIES, READ_FEED_ENDPOINTS,
         MANAGE_FEED_ENDPOINTS,

@@ -7,6 +7,16 @@ import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dlrconsole")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist (`make test` runs two workers) each worker has its own test database
+# (pytest-django) and its own Redis database: gw0 keeps REDIS_URL's, gw1 the next one (16
+# numbers, wrapping). Written back to the environment, once, so the Celery workers and servers
+# some tests start use the same one.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker.startswith("gw") and not os.environ.get("DLR_TEST_REDIS_FOR"):
+    _base, _, _number = os.environ["REDIS_URL"].rpartition("/")
+    _offset = int(_xdist_worker[2:])
+    os.environ["REDIS_URL"] = f"{_base}/{(int(_number or 0) + _offset) % 16}"
+    os.environ["DLR_TEST_REDIS_FOR"] = _xdist_worker
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
 # Keys for the tests only, set in the environment so that the worker processes some tests start
 # read the same ones.

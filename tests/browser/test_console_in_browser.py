@@ -165,13 +165,13 @@ def test_support_pages_fit_a_390_px_wide_phone_without_horizontal_scrolling(
 
 def test_the_overviews_open_table_stays_open_when_the_figures_refresh(page: Page, live_server, traffic):
     sign_in(page, live_server.url, "support")
-    details = page.get_by_test_id("per-minute-details")
+    details = page.get_by_test_id("trend-details")
     details.locator("summary").click()
     expect(details).to_have_attribute("open", "")
     # The window links swap the same fragment as the 30-second refresh.
     page.get_by_role("navigation", name="Time window").get_by_role("link").last.click()
     expect(page).to_have_url(re.compile(r"window="))
-    expect(page.get_by_test_id("per-minute-details")).to_have_attribute("open", "")
+    expect(page.get_by_test_id("trend-details")).to_have_attribute("open", "")
 
 
 def test_signing_out_ends_the_session(page: Page, live_server, traffic):
