@@ -28,8 +28,8 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
-from dlrconsole.settings import *  # noqa: F403
-from dlrconsole.settings import DATABASES
+from dlrconsole.settings import *  # noqa: F403, E402  (after the environment above is set)
+from dlrconsole.settings import DATABASES  # noqa: E402
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise RuntimeError(
