@@ -22,7 +22,9 @@ from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel
 from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 from tests.send_api import FakeGateway
 
-pytestmark = pytest.mark.django_db
+# The shipped rules, as migrations install them: a transactional test run before in the same
+# process (another file, under xdist) flushes them away.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_rules")]
 
 
 def fail(message: Message, reason: str = "absent_subscriber", error_class: str = "temporary") -> Decision:

@@ -18,7 +18,9 @@ from retries.feed.models import FeedEvent, ProductEndpoint
 from retries.models import Attempt, Decision, FallbackChannel, Rule, Step
 from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, rule_with_steps
 
-pytestmark = pytest.mark.django_db
+# The shipped rules, as migrations install them: a transactional test run before in the same
+# process (another file, under xdist) flushes them away.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_rules")]
 
 
 def event_for(message, status: str, kind: str = OutboxEvent.Kind.STATUS_CHANGED) -> OutboxEvent:

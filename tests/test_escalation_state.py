@@ -15,7 +15,9 @@ from retries.models import Attempt, FallbackChannel
 from retries.selectors import attempt_outcome, escalation_state
 from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 
-pytestmark = pytest.mark.django_db
+# The shipped rules, as migrations install them: a transactional test run before in the same
+# process (another file, under xdist) flushes them away.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_rules")]
 
 
 def event_for(message, status: str = Status.UNDELIVERED) -> OutboxEvent:

@@ -11,7 +11,9 @@ from retries.models import Rule
 from retries.rule_cache import rule_cache
 from tests.factories import MessageFactory, rule_with_steps
 
-pytestmark = pytest.mark.django_db
+# The shipped rules, as migrations install them: a transactional test run before in the same
+# process (another file, under xdist) flushes them away.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_rules")]
 
 
 @pytest.fixture(autouse=True)
