@@ -15,8 +15,10 @@ from receipts.phones import mask_number_in
 
 
 def message_list() -> QuerySet[Message]:
-    # The text kept for resends is never shown by a list or the API: not even loaded.
-    return Message.objects.select_related("connection").defer("body").order_by("-id")
+    # The text kept for resends is never shown by a list or the API: not even loaded. Nor the
+    # connection's secrets: decrypting them for every row costs time, and a secret stored under a
+    # key since removed would turn a search into an error.
+    return Message.objects.select_related("connection").defer("body", "connection__secrets").order_by("-id")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def recipient_other_messages(message: Message, *, limit: int = 10) -> list[Messa
         Message.objects.filter(recipient=message.recipient)
         .exclude(pk=message.pk)
         .select_related("connection")
+        .defer("body", "connection__secrets")
         .order_by("-id")[:limit]
     )
 
