@@ -15,6 +15,7 @@ from simple_history.models import HistoricalRecords, ModelChange
 from simple_history.utils import get_m2m_reverse_field_name
 
 from dlrconsole.audit.models import AuditEntry
+from dlrconsole.audit.services import audit_action
 from dlrconsole.lib.history import REDACTED, secret_fingerprint
 
 MAX_VALUE_CHARS = 300
@@ -59,17 +60,8 @@ def record_entry(*, instance: models.Model, history_instance: Any, history_user:
         entry.object_repr = str(instance)[:200]
         entry.save(update_fields=["changes", "object_repr"])
         return
-    user = history_user if getattr(history_user, "pk", None) else None
-    pending[key] = AuditEntry.objects.create(
-        at=history_instance.history_date,
-        user=user,
-        username=user.get_username() if user else "",
-        model=opts.label_lower,
-        model_name=str(opts.verbose_name),
-        object_id=str(instance.pk),
-        object_repr=str(instance)[:200],
-        action=action,
-        changes=changes,
+    pending[key] = audit_action(
+        user=history_user, instance=instance, changes=changes, action=action, at=history_instance.history_date
     )
 
 

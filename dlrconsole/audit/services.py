@@ -4,6 +4,7 @@ delivery replayed through the API. Written as the history-based entries are, wit
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -18,13 +19,14 @@ def audit_action(
     instance: models.Model,
     changes: list[dict[str, Any]],
     action: str = AuditEntry.Action.CHANGED,
+    at: datetime | None = None,
 ) -> AuditEntry:
-    """One entry on `instance` by `user`; `changes` as the audit page reads them
-    ({"field", "label", "old", "new"})."""
+    """One entry on `instance` by `user` (now, unless `at`); `changes` as the audit page reads
+    them ({"field", "label", "old", "new"}). The history-based entries are written here too."""
     opts = instance._meta
     person = user if getattr(user, "pk", None) else None
     return AuditEntry.objects.create(
-        at=timezone.now(),
+        at=at or timezone.now(),
         user=person,
         username=person.get_username() if person else "",
         model=opts.label_lower,
