@@ -22,6 +22,8 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 
+from dlrconsole.queues import declared_queues
+
 # Lets admin and form classes be subscripted with their model at runtime, as the type stubs want.
 django_stubs_ext.monkeypatch()
 
@@ -395,11 +397,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrconsole")
+# Decisions, the product feed and alerts each have their queue (dlrconsole/queues.py), so a slow
+# product endpoint or chat webhook never delays a decision; a worker without -Q consumes them all.
+CELERY_TASK_QUEUES = declared_queues(CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = ("dlrconsole.queues.route_task",)
 # `celery -A dlrconsole beat` runs the sweeper that publishes outbox events whose publish after
 # commit was lost (broker down, process killed).
 # Periodic tasks live in the database (django-celery-beat): `celery beat` installs the entries
 # below at start, and a superuser can pause one or change its interval in the admin without a deploy.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A beat sends only while it holds a lock in Redis (dlrconsole/beat.py): a second beat, started
+# by mistake or kept as a standby on another host, stays idle and takes over within
+# DLR_BEAT_LOCK_SECONDS of the first one stopping.
+CELERY_BEAT_SCHEDULER = "dlrconsole.beat:SingleBeatScheduler"
+DLR_BEAT_LOCK_SECONDS = env_int("DLR_BEAT_LOCK_SECONDS", 30, minimum=3, maximum=600)
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "receipts.tasks.redispatch_outbox", "schedule": 10.0},
     "missing-receipts": {"task": "receipts.tasks.sweep_missing_receipts", "schedule": 60.0},

@@ -28,6 +28,7 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
+from dlrconsole.queues import declared_queues  # noqa: E402
 from dlrconsole.settings import *  # noqa: F403, E402  (after the environment above is set)
 from dlrconsole.settings import DATABASES  # noqa: E402
 
@@ -39,6 +40,7 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
 CELERY_TASK_DEFAULT_QUEUE = "dlrconsole-test"
+CELERY_TASK_QUEUES = declared_queues(CELERY_TASK_DEFAULT_QUEUE)
 # A worker started with its embedded beat (tests/worker.py) runs every periodic task each
 # second, so end-to-end tests wait seconds, not the production intervals. The database
 # scheduler wakes at most every 5 s, so that beat keeps its schedule in a file

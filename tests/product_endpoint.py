@@ -31,6 +31,17 @@ class ProductEndpointServer:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    gate: threading.Event | None = None  # once hold() is called, every request waits for release()
+    waiting: int = 0  # requests that arrived while held
+
+    def hold(self) -> None:
+        """Make the endpoint hang, as a product whose database is locked: requests get no answer
+        until release() (or 30 s)."""
+        self.gate = threading.Event()
+
+    def release(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
 
     def fail_first(self, count: int, status: int = 500) -> None:
         self.script = [(status, {})] * count
@@ -50,6 +61,11 @@ def serve_product() -> Iterator[ProductEndpointServer]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with state.lock:
                 state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                gate = state.gate
+                if gate is not None and not gate.is_set():
+                    state.waiting += 1
+            if gate is not None:
+                gate.wait(30)
             status, headers = state.next_reply()
             self.send_response(status)
             for name, value in headers.items():
@@ -65,7 +81,10 @@ def serve_product() -> Iterator[ProductEndpointServer]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/feed"
-    yield state
+    try:
+        yield state
+    finally:
+        state.release()
     server.shutdown()
     server.server_close()
     thread.join(5)

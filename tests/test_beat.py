@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_production_beat_uses_the_database_scheduler():
-    assert CELERY_BEAT_SCHEDULER == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert CELERY_BEAT_SCHEDULER == "dlrconsole.beat:SingleBeatScheduler"
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes the connection, as beat does

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from dlrconsole.queues import DECISIONS, queue_name
 from receipts.models import Message, OutboxEvent, Receipt
 from receipts.phones import parse_number
 from receipts.services import MessageRegistration, message_register
@@ -60,7 +61,7 @@ def test_same_receipt_posted_50_times_concurrently_is_stored_and_decided_once(ht
     message.refresh_from_db()
     assert message.status == Status.DELIVERED
     # The one change was handed to the real broker once, after commit.
-    assert redis_client.llen("dlrconsole-test") == 1
+    assert redis_client.llen(queue_name(DECISIONS)) == 1
 
 
 @pytest.mark.slow

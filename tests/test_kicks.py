@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from receipts.models import OutboxEvent
@@ -17,11 +18,11 @@ from retries.models import Step
 from tests.factories import GENERIC_SECRET, MessageFactory
 
 pytestmark = pytest.mark.django_db
-QUEUE = "dlrconsole-test"
+QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]
 
 
 def queued_task_names(redis_client) -> list[str]:
-    return [json.loads(raw)["headers"]["task"] for raw in redis_client.lrange(QUEUE, 0, -1)]
+    return [json.loads(raw)["headers"]["task"] for queue in QUEUES for raw in redis_client.lrange(queue, 0, -1)]
 
 
 @pytest.mark.django_db(transaction=True)  # each event's transaction commits, as in a worker

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from dlrconsole.queues import DECISIONS, queue_name
 from receipts.models import OutboxEvent
 from receipts.outbox import outbox_process, outbox_redispatch, publisher
 from receipts.tasks import process_outbox_events
@@ -18,7 +19,7 @@ from tests.webhooks import post_status
 from tests.worker import broker, hanging_broker
 
 pytestmark = pytest.mark.django_db
-QUEUE = "dlrconsole-test"
+QUEUE = queue_name(DECISIONS)  # where outbox batches go
 
 
 def queued_batches(redis_client) -> list[list[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dlrconsole.queues import DECISIONS, queue_name
 from receipts.models import OutboxEvent
 from receipts.outbox import outbox_redispatch, publisher
 from tests.factories import MessageFactory
@@ -23,7 +24,7 @@ def test_status_changes_are_processed_by_a_real_worker_once(client, redis_client
         assert publisher.wait_idle(timeout=10)
         assert wait_until(lambda: not OutboxEvent.objects.filter(processed_at__isnull=True).exists(), timeout=30)
     assert OutboxEvent.objects.count() == 6
-    assert redis_client.llen("dlrconsole-test") == 0
+    assert redis_client.llen(queue_name(DECISIONS)) == 0
 
 
 def test_an_event_published_twice_is_processed_once(client, redis_client):
@@ -34,9 +35,9 @@ def test_an_event_published_twice_is_processed_once(client, redis_client):
     # As if its first publish were lost in flight: the sweeper publishes it again.
     OutboxEvent.objects.filter(pk=event.pk).update(dispatched_at=None)
     assert outbox_redispatch() == 1
-    assert redis_client.llen("dlrconsole-test") == 2
+    assert redis_client.llen(queue_name(DECISIONS)) == 2
     with celery_worker():
-        assert wait_until(lambda: redis_client.llen("dlrconsole-test") == 0, timeout=30)
+        assert wait_until(lambda: redis_client.llen(queue_name(DECISIONS)) == 0, timeout=30)
         assert wait_until(lambda: OutboxEvent.objects.get().processed_at is not None, timeout=30)
     event.refresh_from_db()
     assert event.dispatch_count == 2

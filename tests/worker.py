@@ -28,10 +28,16 @@ def _database_url() -> str:
 
 @contextmanager
 def celery_worker(
-    *, ready_timeout: float = 60, beat: bool = False, redis_url: str = "", env: dict[str, str] | None = None
+    *,
+    ready_timeout: float = 60,
+    beat: bool = False,
+    redis_url: str = "",
+    env: dict[str, str] | None = None,
+    queues: list[str] | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
-    """Start `celery worker` on the test queue; stop it (TERM, then KILL) on exit. With `beat`,
-    its embedded beat runs the periodic tasks (every second under the test settings)."""
+    """Start `celery worker` on every test queue (only `queues` if given); stop it (TERM, then
+    KILL) on exit. With `beat`, its embedded beat runs the periodic tasks (every second
+    under the test settings)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings_test",
@@ -42,8 +48,10 @@ def celery_worker(
     command = [
         sys.executable, "-m", "celery", "-A", "dlrconsole", "worker", "--pool", "solo", "--concurrency", "1",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel", "INFO",
+        "--loglevel", "INFO",
     ]  # fmt: skip
+    # Without -Q a worker consumes every declared queue (dlrconsole/queues.py), as in production.
+    command += ["-Q", ",".join(queues)] if queues else []
     schedule_dir = tempfile.TemporaryDirectory(prefix="beat-")
     if beat:
         command += ["--beat", "--schedule", os.path.join(schedule_dir.name, "schedule")]
