@@ -171,10 +171,15 @@ try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL we understand: {exc}") from None
-# The webhook's statement is prepared once per database connection (receipts/store.py). Turn it
-# off behind a pooler that cannot keep prepared statements across transactions (PgBouncer in
-# transaction mode before 1.21, or without max_prepared_statements).
-DLR_DB_PREPARED_STATEMENTS = env_bool("DLR_DB_PREPARED_STATEMENTS", True)
+# Behind a pooler in transaction mode (PgBouncer's pool_mode = transaction) each transaction may
+# run on another server session: no server-side cursors (Django's docs on transaction pooling),
+# and no prepared statements unless the pooler keeps them (PgBouncer 1.21+ with
+# max_prepared_statements). docs/SCALING.md, "Several machines".
+DLR_DB_TRANSACTION_POOLING = env_bool("DLR_DB_TRANSACTION_POOLING", False)
+if DLR_DB_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# The webhook's statement is prepared once per database connection (receipts/store.py).
+DLR_DB_PREPARED_STATEMENTS = env_bool("DLR_DB_PREPARED_STATEMENTS", not DLR_DB_TRANSACTION_POOLING)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is only the embedded demo: give concurrent writers (the demo feeder and the web
     # server) time to take the write lock instead of failing with "database is locked".

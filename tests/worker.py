@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 
-def _database_url() -> str:
+def database_url() -> str:
     db = connection.settings_dict
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
@@ -41,7 +41,7 @@ def celery_worker(
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings_test",
-        "DATABASE_URL": _database_url(),  # the test database pytest-django created
+        "DATABASE_URL": database_url(),  # the test database pytest-django created
         "REDIS_URL": redis_url or os.environ["REDIS_URL"],
         **(env or {}),
     }
