@@ -68,6 +68,7 @@ from bench.ingest_throughput import (
     sign,
     warm_up,
 )
+from dlrconsole.queues import declared_queues
 
 # (status, error_code, share): GSM MAP 27 absent subscriber is temporary (→ retry_same),
 # GSM MAP 1 unknown subscriber is permanent (→ notify).
@@ -280,12 +281,15 @@ class Child:
             self.reader.join(timeout=5)
 
 
-def celery_worker(env: dict[str, str], queue: str, concurrency: int, log_path: Path) -> Child:
+def celery_worker(env: dict[str, str], queue: str, concurrency: int, log_path: Path, *, node: str = "bench") -> Child:
+    """A worker on the bench's queues: its default queue and the decisions, feed and alerts
+    queues named after it (dlrconsole/queues.py)."""
+    queues = [declared.name for declared in declared_queues(queue)]
     command = [
         sys.executable, "-m", "celery", "-A", "dlrconsole", "worker",
         "--pool", "prefork", "--concurrency", str(concurrency),
         "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-Q", queue, "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h",
+        "-Q", ",".join(queues), "--loglevel", "INFO", "--hostname", f"{node}-{os.getpid()}@%h",
     ]  # fmt: skip
     return Child(name="celery worker", command=command, env=env, log_path=log_path, ready_marker=" ready.")
 
@@ -325,10 +329,11 @@ class Peers(Child):
 
 
 class QueueSampler:
-    """Samples the bench queue's length every 0.25 s (the backlog the worker has not taken yet)."""
+    """Samples the bench queues' length every 0.25 s (the backlog the worker has not taken yet)."""
 
     def __init__(self, queue: BrokerQueue) -> None:
         self.queue = queue
+        self.queues = declared_queues(queue.name)
         self.samples: list[tuple[float, int]] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -344,7 +349,7 @@ class QueueSampler:
     def _run(self) -> None:
         while not self.stopping.wait(0.25):
             with contextlib.suppress(Exception):
-                self.samples.append((time.time(), int(self.queue.client.llen(self.queue.name))))
+                self.samples.append((time.time(), sum(int(self.queue.client.llen(q.name)) for q in self.queues)))
 
     def summary(self) -> dict[str, float]:
         lengths = sorted(float(length) for _, length in self.samples)
@@ -465,7 +470,8 @@ WHERE r.outcome = 'applied'
 ORDER BY r.id
 """
 EVENTS_SQL = f"""
-SELECT fe.id, fe.message_id, fe.type, {epoch("fe.created_at")}, fd.status, fd.attempts, {epoch("fd.delivered_at")}
+SELECT fe.id, fe.message_id, fe.type, {epoch("fe.created_at")}, fd.status, fd.attempts, {epoch("fd.delivered_at")},
+  fe.webhook_id
 FROM feed_feedevent fe LEFT JOIN feed_feeddelivery fd ON fd.event_id = fe.id
 """
 ATTEMPTS_SQL = f"""
@@ -574,8 +580,8 @@ def analyse(data: Collected, n: int) -> Analysis:
             if len(told) != 1 or told[0][4] != "delivered" or told[0][5] != 1:
                 checks["notify_events_not_delivered_once_in_db"] += 1
                 continue
-            _, _, _, _, _, _, delivered_at = told[0]
-            got = product.get(f"evt_{told[0][0]}", [])
+            delivered_at, webhook_id = told[0][6], told[0][7]
+            got = product.get(webhook_id, [])
             if len(got) != 1:
                 checks["notify_events_not_received_once_by_product"] += 1
                 continue
@@ -606,7 +612,7 @@ def analyse(data: Collected, n: int) -> Analysis:
             stage["decision_to_gateway"].append(sent - decided)
             stage["gateway_to_stamp"].append(finished - sent)
             scheduled = [e for e in events if e[2] == "message.retry_scheduled"]
-            got = product.get(f"evt_{scheduled[0][0]}", []) if len(scheduled) == 1 else []
+            got = product.get(scheduled[0][7], []) if len(scheduled) == 1 else []
             if len(got) != 1:
                 checks["retry_scheduled_events_not_received_once_by_product"] += 1
             else:
@@ -616,7 +622,7 @@ def analyse(data: Collected, n: int) -> Analysis:
     checks["product_requests"] = sum(len(v) for v in product.values())
     checks["product_bad_signatures"] = sum(1 for v in product.values() for r in v if not r["signature_ok"])
     checks["product_requests_for_unknown_events"] = sum(
-        len(v) for k, v in product.items() if k not in {f"evt_{e[0]}" for e in data.events}
+        len(v) for k, v in product.items() if k not in {e[7] for e in data.events}
     )
     known_keys = {a[2] for a in data.attempts}
     checks["gateway_calls_for_unknown_keys"] = sum(len(v) for k, v in gateway.items() if k not in known_keys)

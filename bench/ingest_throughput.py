@@ -638,6 +638,8 @@ def server_env(args: argparse.Namespace, db_url: str, queue: BrokerQueue) -> dic
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "CELERY_TASK_DEFAULT_QUEUE": queue.name,
         "PUBLIC_BASE_URL": f"http://{LOOPBACK}:8000",
+        # The benches' peers (send gateway, product endpoint) listen on loopback.
+        "DLR_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
 
 
