@@ -28,6 +28,7 @@ from receipts.providers.base import (
     ReceiptEvent,
     SignatureError,
     WebhookRequest,
+    clean_price,
     constant_time_equal,
     require_secrets,
     url_as_called,
@@ -172,6 +173,12 @@ class MessageBirdAdapter(ProviderAdapter):
                 error_code=fields.get("statusErrorCode", "").strip(),
                 error_description=fields.get("statusReason", "")[:255],
                 provider_timestamp=parse_status_datetime(fields.get("statusDatetime", "")),
+                # Reports carry the carrier's MCC/MNC and the price with its currency
+                # (`mccmnc`, `price[amount]`, `price[currency]`) when MessageBird knows them;
+                # values we cannot keep are dropped by the event, the raw report keeps them.
+                network=fields.get("mccmnc", ""),
+                price=clean_price(fields.get("price[amount]")),
+                currency=fields.get("price[currency]", ""),
             )
         ]
 

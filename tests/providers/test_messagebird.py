@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -335,6 +336,9 @@ def test_public_url_without_a_request_query_is_used_as_is() -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 4, 7, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="20408",
+                price=Decimal("0.07"),
+                currency="EUR",
             ),
         ),
         (
@@ -348,6 +352,9 @@ def test_public_url_without_a_request_query_is_used_as_is() -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 7, 12, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="20416",
+                price=Decimal("0.07"),
+                currency="EUR",
             ),
         ),
         (
@@ -361,6 +368,9 @@ def test_public_url_without_a_request_query_is_used_as_is() -> None:
                 provider_timestamp=datetime(2026, 11, 26, 10, 0, 2, tzinfo=UTC),
                 event_id="",
                 extra={},
+                network="20404",
+                price=Decimal("0.07"),
+                currency="EUR",
             ),
         ),
     ],
@@ -490,3 +500,20 @@ class TestMessageBirdExtremes(ExtremeInputSuite):
             SECRET, f"http://testserver/hooks/{connection.slug}/?{query}", b"", now=int(time.time()), jti=JTI
         )
         return client.get(f"/hooks/{connection.slug}/?{query}", headers={"MessageBird-Signature-JWT": token})
+
+
+@pytest.mark.parametrize(
+    ("changes", "network", "price", "currency"),
+    [
+        ({"price[amount]": "free", "price[currency]": "EUR"}, "20408", None, ""),
+        ({"price[amount]": "-0.07"}, "20408", None, ""),
+        ({"price[currency]": "euro"}, "20408", Decimal("0.07"), ""),
+        ({"mccmnc": "x" * 200}, "", Decimal("0.07"), "EUR"),
+    ],
+    ids=["price-not-a-number", "price-negative", "currency-not-iso", "network-too-long"],
+)
+def test_a_network_or_price_we_cannot_keep_is_dropped_and_the_report_still_parses(
+    changes: dict[str, str], network: str, price: Decimal | None, currency: str
+) -> None:
+    event = parse_one(edit_query(fixture("messagebird", "delivered.txt"), **changes))
+    assert (event.status, event.network, event.price, event.currency) == (Status.DELIVERED, network, price, currency)
