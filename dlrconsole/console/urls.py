@@ -1,6 +1,18 @@
 from django.urls import path
 
-from dlrconsole.console import alerts, channels, export, message, overview, policies, reports, resend, routes, search
+from dlrconsole.console import (
+    alerts,
+    channels,
+    export,
+    message,
+    overview,
+    policies,
+    prices,
+    reports,
+    resend,
+    routes,
+    search,
+)
 
 app_name = "console"
 
@@ -9,6 +21,10 @@ urlpatterns = [
     path("messages/", search.search, name="search"),
     path("routes/", routes.routes, name="routes"),
     path("flows/", routes.flows, name="flows"),
+    path("routes/prices/", prices.price_list, name="prices"),
+    path("routes/prices/new/", prices.price_edit, name="price-new"),
+    path("routes/prices/<int:pk>/", prices.price_edit, name="price"),
+    path("routes/prices/<int:pk>/delete/", prices.price_delete, name="price-delete"),
     path("messages/export.csv", export.export, name="export"),
     path("messages/<int:pk>/", message.message, name="message"),
     path("messages/<int:pk>/resend/", resend.resend, name="resend"),
