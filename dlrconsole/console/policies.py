@@ -25,6 +25,7 @@ from retries.policy_simulation import draft_rule_set, dry_run
 from retries.policy_tester import describe_conditions, describe_steps, probe_message, which_rule
 from retries.policy_vocabulary import (
     Choice,
+    country_choices_first,
     error_class_choices,
     flow_choices,
     format_duration,
@@ -32,6 +33,7 @@ from retries.policy_vocabulary import (
     known_flows,
     normalize_country,
     reason_choices,
+    recent_countries,
     status_choices,
 )
 from retries.policy_warnings import rules_warnings
@@ -86,7 +88,7 @@ def _initial(rule: Rule | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return {"enabled": True}, []
     initial = {
         "name": rule.name, "enabled": rule.enabled, "flows": rule.flows, "statuses": rule.statuses,
-        "error_classes": rule.error_classes, "reasons": rule.reasons, "countries": ", ".join(rule.countries),
+        "error_classes": rule.error_classes, "reasons": rule.reasons, "countries": rule.countries,
         "connections": list(rule.connection_ids()),
         "deadline": format_duration(rule.deadline_seconds) if rule.deadline_seconds else "",
     }  # fmt: skip
@@ -114,8 +116,9 @@ def _posted_steps(data: Any) -> list[dict[str, Any]]:
 
 
 def _posted_conditions(data: Any) -> dict[str, Any]:
-    lists = {name: data.getlist(name) for name in ("flows", "connections", "statuses", "error_classes", "reasons")}
-    texts = {name: data.get(name, "") for name in ("name", "countries", "deadline")}
+    names = ("flows", "connections", "countries", "statuses", "error_classes", "reasons")
+    lists = {name: data.getlist(name) for name in names}
+    texts = {name: data.get(name, "") for name in ("name", "deadline")}
     return lists | texts | {"enabled": bool(data.get("enabled"))}
 
 
@@ -151,9 +154,13 @@ def _vocabulary() -> dict[str, Any]:
 def _form_page(
     request: HtmxHttpRequest, context: dict[str, Any], form: RuleForm, steps: Any, status: int = 200
 ) -> HttpResponse:
-    names = ("flows", "connections", "statuses", "error_classes", "reasons")
+    names = ("flows", "connections", "countries", "statuses", "error_classes", "reasons")
     selected = {name: [str(value) for value in form[name].value() or []] for name in names}
-    context = context | {"form": form, "steps": steps, "selected": selected}
+    # The chosen countries, then those of recent traffic, then the rest by name.
+    chosen = [code.strip().upper() for code in selected["countries"]]
+    countries = country_choices_first([*chosen, *recent_countries()])
+    context = context | {"form": form, "steps": steps, "selected": selected | {"countries": chosen}}
+    context["country_choices"] = countries
     return render(request, "console/policies/rule_form.html", context, status=status)
 
 
