@@ -20,7 +20,7 @@ from dlrconsole.console.policy_forms import RuleForm, StepFormSet, rule_draft
 from receipts.models import Connection, Message
 from receipts.reasons import REASONS
 from retries.models import Rule, Step
-from retries.policy_services import rule_from_draft, rule_move, rule_save, rule_set_enabled
+from retries.policy_services import rule_delete, rule_from_draft, rule_move, rule_save, rule_set_enabled
 from retries.policy_simulation import draft_rule_set, dry_run
 from retries.policy_tester import describe_conditions, describe_steps, probe_message, which_rule
 from retries.policy_vocabulary import (
@@ -37,8 +37,10 @@ from retries.policy_vocabulary import (
     status_choices,
 )
 from retries.policy_warnings import rules_warnings
+from retries.selectors import rule_deletion
 
 EDIT_RULES = "retries.change_rule"
+DELETE_RULES = "retries.delete_rule"
 STEP_FIELDS = ("id", "action", "count", "delays", "target_connection", "fallback_channel")
 
 
@@ -81,6 +83,24 @@ def rule_enabled_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     rule_set_enabled(rule=rule, enabled=enabled)
     flash.success(request, f"Rule “{rule.name}” {'enabled' if enabled else 'disabled'}.")
     return redirect("console:policies")
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(DELETE_RULES)
+def rule_delete_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A confirmation page that says what deleting changes; the POST deletes (audited through
+    the rule's history, as every change of the editor)."""
+    rule = get_object_or_404(Rule, pk=pk)
+    if request.method == "POST":
+        name = rule.name
+        rule_delete(rule=rule)
+        flash.success(request, f"Rule “{name}” deleted.")
+        return redirect("console:policies")
+    context = {
+        "nav": "policies", "rule": rule, "impact": rule_deletion(rule),
+        "conditions": describe_conditions(rule, _slugs()), "steps": describe_steps(rule),
+    }  # fmt: skip
+    return render(request, "console/policies/rule_delete.html", context)
 
 
 def _initial(rule: Rule | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:

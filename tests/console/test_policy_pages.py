@@ -5,17 +5,19 @@ credential never shown back."""
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from dlrconsole.audit.models import AuditEntry
 from dlrconsole.console.policy_forms import CountriesField
 from receipts.statuses import Status
-from retries.models import FallbackChannel, Rule
+from retries.models import Attempt, Decision, FallbackChannel, Rule
 from tests.console.conftest import HTMX
 from tests.factories import MessageFactory, rule_with_steps
 
@@ -237,3 +239,35 @@ def test_without_javascript_a_step_button_redraws_the_form_as_typed(admin_client
     assert 'value="login-otp" checked' in page
     assert "Nothing was saved" not in page
     assert not Rule.objects.exists()
+
+
+def test_deleting_a_rule_says_what_happens_first_then_deletes_it_audited(admin_client_role: Client) -> None:
+    rule = rule_with_steps("FR retry", {"action": "retry_same", "count": 2}, countries=["FR"])
+    step = rule.steps.get()
+    message = MessageFactory(status=Status.UNDELIVERED)
+    decision = Decision.objects.create(message=message, rule=rule, step=step, action="retry_same",
+                                       state=Decision.State.SCHEDULED, why="r", created_at=timezone.now())  # fmt: skip
+    Attempt.objects.create(decision=decision, step=step, chain_root=message, number=1, idempotency_key="k1",
+                           due_at=timezone.now() + timedelta(minutes=2))  # fmt: skip
+    url = reverse("console:rule-delete", args=[rule.pk])
+    page = admin_client_role.get(url).content.decode()
+    assert "Delete rule “FR retry”?" in page
+    assert "1 attempt it scheduled, for 1 message, still runs" in page
+    assert "The 1 decision it already took stays on the messages' timelines" in page
+    assert Rule.objects.filter(pk=rule.pk).exists()  # looking is not deleting
+
+    assert admin_client_role.post(url).status_code == 302
+    assert not Rule.objects.filter(pk=rule.pk).exists()
+    decision.refresh_from_db()
+    assert decision.rule_id is None
+    assert decision.why == "r"
+    entry = AuditEntry.objects.get(model="retries.rule", object_id=str(rule.pk), action=AuditEntry.Action.DELETED)
+    assert entry.username == "admin-user"
+    assert admin_client_role.get(reverse("audit-log")).content.decode().count("FR retry") >= 1
+
+
+def test_support_cannot_delete_a_rule(support: Client) -> None:
+    rule = rule_with_steps("Any", {"action": "notify"})
+    assert support.get(reverse("console:rule-delete", args=[rule.pk])).status_code == 403
+    assert support.post(reverse("console:rule-delete", args=[rule.pk])).status_code == 403
+    assert Rule.objects.filter(pk=rule.pk).exists()
