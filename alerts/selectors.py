@@ -96,26 +96,31 @@ def chart_for(alert: Alert, now: datetime | None = None) -> Chart | None:
 
 def messages_query(alert: Alert) -> dict[str, Any] | None:
     """The console search's filters (receipts/filters.py) for the messages behind an alert: the
-    rule's scope over its window before the firing, narrowed to the failures that count."""
+    rule's scope over the window its figure was read from (alerts/metrics.py `window_for`),
+    narrowed to the messages the figure counts against (failures, missing receipts)."""
     rule = alert.rule
     if rule is None or rule.is_system:
         return None
+    window = metrics.window_for(rule.window_minutes, alert.created_at)
     query: dict[str, Any] = {
-        "submitted_after": (alert.created_at - timedelta(minutes=rule.window_minutes)).isoformat(timespec="seconds"),
-        "submitted_before": alert.created_at.isoformat(timespec="seconds"),
+        "submitted_after": window.start.isoformat(timespec="seconds"),
+        "submitted_before": window.end.isoformat(timespec="seconds"),
     }
     if rule.connection_id:
         query["connection"] = rule.connection.slug if rule.connection else ""
-    if rule.country:
-        query["country"] = rule.country
-    if rule.flow:
-        query["flow"] = rule.flow
+    for name in ("country", "network", "flow"):
+        if getattr(rule, name):
+            query[name] = getattr(rule, name)
     if rule.metric == Metric.DELIVERY_RATE:
         query["status"] = sorted(FAILURE_STATUSES)
     elif rule.metric == Metric.CLASS_RATE:
         query["error_class"] = rule.error_class
     elif rule.metric == Metric.REASON_RATE:
         query["reason"] = rule.reason
+    elif rule.metric == Metric.MISSING_RATE:
+        query["missing_receipt"] = "true"
+    elif rule.metric == Metric.P95_DELIVERY:
+        query["status_group"] = "delivered"
     return query
 
 

@@ -13,10 +13,13 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
+from alerts import metrics
 from alerts.models import Alert, AlertChannel, AlertRule, Metric, Notification
 from alerts.services import alert_fire, alert_resolve
+from dlrconsole.audit.models import AuditEntry
 from dlrconsole.lib import standard_webhooks
-from tests.factories import ConnectionFactory, user_in_role
+from receipts.statuses import Status
+from tests.factories import ConnectionFactory, MessageFactory, user_in_role
 from tests.product_endpoint import ProductEndpointServer
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +110,28 @@ def test_an_alert_page_shows_its_figure_chart_and_the_messages_behind_it() -> No
     assert client_as("admin").get(link).status_code == 200  # the search takes these filters
 
 
+def test_a_missing_receipt_alert_on_a_network_links_to_exactly_the_messages_it_counted() -> None:
+    now = timezone.now()
+    rule = AlertRule.objects.create(
+        name="Orange FR missing receipts", metric=Metric.MISSING_RATE, comparison="above", threshold=Decimal(5),
+        network="20801", window_minutes=15,
+    )  # fmt: skip
+    with transaction.atomic():
+        alert = alert_fire(rule=rule, value=50.0, volume=4, summary="", now=now)
+    window = metrics.window_for(15, now)
+    inside = window.start + timedelta(minutes=3)
+    reported = {"no_receipt_at": now, "submitted_at": inside, "status": Status.SENT}
+    counted = [MessageFactory(network="20801", **reported) for _ in range(2)]
+    MessageFactory(network="20810", **reported)  # another network
+    MessageFactory(network="20801", submitted_at=inside, status=Status.DELIVERED)  # its receipt came
+    MessageFactory(network="20801", **(reported | {"submitted_at": window.start - timedelta(minutes=1)}))
+    MessageFactory(network="20801", **(reported | {"submitted_at": window.end}))  # after the window read
+    support = client_as("support")
+    response = support.get(support.get(f"/console/alerts/{alert.pk}/").context["messages_url"])
+    assert response.status_code == 200
+    assert sorted(message.pk for message in response.context["page"].rows) == sorted(m.pk for m in counted)
+
+
 def test_support_acknowledges_comments_and_snoozes_and_the_history_says_so() -> None:
     alert = fired("FR OTP", "warning")
     support = client_as("support")
@@ -125,6 +150,26 @@ def test_support_acknowledges_comments_and_snoozes_and_the_history_says_so() -> 
     assert alert.state == "open"
     kinds = list(alert.events.values_list("kind", "text"))
     assert kinds[1:] == [("acknowledged", ""), ("commented", "Twilio says a carrier outage"), ("snoozed", kinds[3][1])]
+
+
+def test_acknowledging_commenting_and_snoozing_an_alert_are_on_the_audit_log() -> None:
+    alert = fired("FR OTP", "warning")
+    support = client_as("support")
+    support.post(f"/console/alerts/{alert.pk}/acknowledge/")
+    support.post(f"/console/alerts/{alert.pk}/acknowledge/")  # already done: no second entry
+    support.post(f"/console/alerts/{alert.pk}/comment/", {"text": "carrier outage"})
+    support.post(f"/console/alerts/{alert.pk}/snooze/", {"hours": "1"})
+    support.post(f"/console/alerts/{alert.pk}/snooze/", {"hours": "0"})
+    entries = AuditEntry.objects.filter(model="alerts.alert", object_id=str(alert.pk)).order_by("id")
+    changes = [(e.username, e.changes[0]["label"], e.changes[0]["new"]) for e in entries]
+    assert changes[:2] == [("support-user", "Acknowledged", "yes"), ("support-user", "Comment", "carrier outage")]
+    assert changes[2][1] == "Snoozed until"
+    assert changes[2][2] != "woken up"
+    assert changes[3] == ("support-user", "Snoozed until", "woken up")
+    assert entries[3].changes[0]["old"] == changes[2][2]
+    page = client_as("admin").get("/console/audit/", {"model": "alerts.alert"}).content.decode()
+    assert "carrier outage" in page
+    assert "FR OTP" in page
 
 
 def test_a_channel_secret_is_write_only_and_the_test_result_is_kept(product: ProductEndpointServer) -> None:
