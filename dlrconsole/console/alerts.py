@@ -64,6 +64,7 @@ def _detail(request: HtmxHttpRequest, alert: Alert, **forms_: Any) -> HttpRespon
     query = selectors.messages_query(alert)
     context = {
         "nav": "alerts", "alert": alert, "summary": alert_summary(alert), "chart": selectors.chart_for(alert),
+        "statement": selectors.statement_for(alert),
         "events": alert.events.select_related("user"),
         "messages_url": reverse("console:search") + "?" + urlencode(query, doseq=True) if query else "",
         "comment_form": forms_.get("comment_form") or CommentForm(), "snooze_form": SnoozeForm(),

@@ -4,8 +4,9 @@ fired them, a chart and the messages behind them, and acknowledge, comment and s
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,11 +14,14 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from alerts import metrics
+from alerts import metrics, selectors
 from alerts.models import Alert, AlertChannel, AlertRule, Metric, Notification
 from alerts.services import alert_fire, alert_resolve
 from dlrconsole.audit.models import AuditEntry
 from dlrconsole.lib import standard_webhooks
+from receipts.rollups.figures import STATUS_COLUMNS
+from receipts.rollups.maintain import bucket_start
+from receipts.rollups.models import Grain, Rollup
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory, user_in_role
 from tests.product_endpoint import ProductEndpointServer
@@ -71,6 +75,16 @@ def test_support_sees_alerts_but_does_not_edit_rules() -> None:
     assert support.get("/console/alerts/rules/").status_code == 403
 
 
+def rolled_up(grain: str, moment: datetime, **cell: Any) -> None:
+    """One rollup cell: 10 messages, 4 delivered, 6 undelivered."""
+    cell = {"connection": ConnectionFactory(), "country": "FR", "network": "", "flow": "login-otp"} | cell
+    Rollup.objects.create(
+        grain=grain, bucket=bucket_start(moment, grain), connection_id=cell["connection"].pk, country=cell["country"],
+        network=cell["network"], flow=cell["flow"], currency="", messages=10,
+        **{STATUS_COLUMNS[Status.DELIVERED]: 4, STATUS_COLUMNS[Status.UNDELIVERED]: 6},
+    )  # fmt: skip
+
+
 def fired(name: str, severity: str, **rule_fields: object) -> Alert:
     rule = AlertRule.objects.create(
         name=name, metric=Metric.DELIVERY_RATE, threshold=Decimal(90), severity=severity, **rule_fields
@@ -95,6 +109,7 @@ def test_open_alerts_come_first_by_severity_then_snoozed_then_resolved() -> None
 def test_an_alert_page_shows_its_figure_chart_and_the_messages_behind_it() -> None:
     connection = ConnectionFactory(slug="twilio-eu")
     alert = fired("FR OTP", "warning", connection=connection, country="FR", flow="login-otp", window_minutes=15)
+    rolled_up(Grain.MINUTE, alert.created_at - timedelta(minutes=5), connection=connection)
     page = client_as("support").get(f"/console/alerts/{alert.pk}/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -108,6 +123,46 @@ def test_an_alert_page_shows_its_figure_chart_and_the_messages_behind_it() -> No
     assert set(query["status"]) == {"undelivered", "expired", "rejected", "failed"}
     assert "submitted_after" in query
     assert client_as("admin").get(link).status_code == 200  # the search takes these filters
+
+
+def test_an_alert_with_no_messages_around_it_says_so_instead_of_an_empty_chart() -> None:
+    alert = fired("FR OTP", "warning", country="FR")
+    html = client_as("support").get(f"/console/alerts/{alert.pk}/").content.decode()
+    assert "<svg" not in html
+    assert "No messages to judge per minute from" in html
+
+
+def test_an_alert_over_hours_is_charted_per_hour_around_the_firing() -> None:
+    connection = ConnectionFactory()
+    alert = fired("FR OTP daily", "warning", connection=connection, country="FR", window_minutes=1440)
+    for hours in (1, 5, 20):
+        rolled_up(Grain.HOUR, alert.created_at - timedelta(hours=hours), connection=connection)
+    rolled_up(Grain.HOUR, alert.created_at - timedelta(hours=30), connection=connection)  # before the chart
+    chart = selectors.chart_for(alert)
+    assert chart is not None
+    assert (chart.grain, chart.empty, len(chart.points.split())) == ("hour", False, 3)
+    assert chart.start == bucket_start(alert.created_at, Grain.HOUR) - timedelta(hours=24)
+    html = client_as("support").get(f"/console/alerts/{alert.pk}/").content.decode()
+    assert "Per hour, 40.0% to 90.0%" in html
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "says"),
+    [
+        (Metric.OUTBOX_LAG, 60, "<strong>70.0 s</strong> (rises above 60.0 s). Now: <strong>0.0 s</strong>"),
+        (Metric.FEED_BACKLOG, 50, "<strong>70</strong> (rises above 50). Now: <strong>0</strong>"),
+        (Metric.OVERDUE_ATTEMPTS, 5, "<strong>70</strong> (rises above 5). Now: <strong>0</strong>"),
+        (Metric.BEAT_LATE, 60, "<strong>70.0 s</strong> (rises above 60.0 s). Now: <strong>0.0 s</strong>"),
+    ],
+)
+def test_a_system_alert_states_its_figure_then_and_now_instead_of_a_chart(metric, threshold, says) -> None:
+    rule = AlertRule.objects.create(name="System", metric=metric, comparison="above", threshold=Decimal(threshold))
+    with transaction.atomic():
+        alert = alert_fire(rule=rule, value=70.0, volume=0, summary="", now=timezone.now())
+    html = client_as("support").get(f"/console/alerts/{alert.pk}/").content.decode()
+    assert "<svg" not in html
+    assert f"When it fired: {says}" in html
+    assert "not kept over time" in html
 
 
 def test_a_missing_receipt_alert_on_a_network_links_to_exactly_the_messages_it_counted() -> None:
