@@ -52,7 +52,7 @@ def test_an_admin_builds_the_france_login_otp_policy_and_tests_it(page: Page, li
     expect(page.get_by_role("heading", name="Retry policies")).to_be_visible()
     page.get_by_test_id("new-rule").click()
 
-    page.get_by_label("Name").fill("FR login OTP")
+    page.get_by_label("Name", exact=True).fill("FR login OTP")
     page.get_by_label("login-otp").check()
     # Countries are choices by name; the filter box narrows the long list.
     page.get_by_label("Filter countries").fill("fran")
@@ -94,7 +94,7 @@ def test_an_admin_builds_the_france_login_otp_policy_and_tests_it(page: Page, li
 
     # A narrower rule after it never acts: the list says so.
     page.goto(f"{live_server.url}/console/policies/rules/new/")
-    page.get_by_label("Name").fill("FR OTP, phone off")
+    page.get_by_label("Name", exact=True).fill("FR OTP, phone off")
     page.get_by_label("login-otp").check()
     page.get_by_label("France (FR, +33)").check()
     page.get_by_label("Temporary").check()
