@@ -41,7 +41,7 @@ def watch_of(rule: AlertRule) -> metrics.Watch:
 
 
 def holds(rule: AlertRule, reading: metrics.Reading) -> bool:
-    if reading.value is None or (not rule.is_system and reading.volume < rule.min_volume):
+    if reading.value is None or (rule.counts_messages and reading.volume < rule.min_volume):
         return False
     threshold = float(rule.threshold)
     return reading.value < threshold if rule.comparison == AlertRule.Comparison.BELOW else reading.value > threshold
@@ -53,7 +53,7 @@ def summary(rule: AlertRule, reading: metrics.Reading) -> str:
         f"{rule.get_metric_display()}: {notify.figure(reading.value, unit)} "
         f"({rule.get_comparison_display()} {notify.figure(float(rule.threshold), unit)}"
     )
-    return text + (")" if rule.is_system else f", {reading.volume} messages)")
+    return text + (f", {reading.volume} messages)" if rule.counts_messages else ")")
 
 
 def step(rule: AlertRule, reading: metrics.Reading, now: datetime) -> None:

@@ -13,7 +13,7 @@ yet" in rates over finished messages and are not missing yet in the missing-rece
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,8 @@ from django.db import connection as db
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from receipts.models import OutboxEvent
+from receipts.models import OutboxEvent, WebhookRefusal
+from receipts.refusals import refusals_by_connection, refusals_per_minute
 from receipts.rollups.figures import CLASS_COLUMNS, STATUS_COLUMNS, TTD_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start
 from receipts.rollups.models import Grain, Rollup, RollupReason
@@ -88,7 +89,9 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "missing_rate": ("missing",),
     "p95_delivery": TTD_COLUMNS,
     "volume_week": (),
+    "signature_failures": (),
 }
+REFUSAL_METRICS = {"signature_failures": WebhookRefusal.Reason.SIGNATURE}
 
 
 def window_sums(
@@ -262,6 +265,11 @@ def read_all(watches: Sequence[Watch], now: datetime | None = None) -> dict[int,
         else:
             by_window[window_for(watch.window_minutes, now)].append(watch)
     for window, group in by_window.items():
+        refused = [w for w in group if w.metric in REFUSAL_METRICS]
+        readings |= _refusal_readings(window, refused)
+        group = [w for w in group if w.metric not in REFUSAL_METRICS]
+        if not group:
+            continue
         columns = {column for w in group for column in METRIC_COLUMNS.get(w.metric, COLUMNS)}
         sums = window_sums(window, (w.scope for w in group), columns)
         reasons = reason_sums(window, ((w.reason, w.scope) for w in group if w.metric == "reason_rate"))
@@ -269,6 +277,17 @@ def read_all(watches: Sequence[Watch], now: datetime | None = None) -> dict[int,
         last_week = volume_last_week(window, (w.scope for w in weeks)) if weeks else {}
         for watch in group:
             readings[watch.pk] = _reading(watch, sums.get(watch.scope, {}), reasons, last_week)
+    return readings
+
+
+def _refusal_readings(window: Window, watches: Sequence[Watch]) -> dict[int, Reading]:
+    """Refused webhooks in the window, per connection (or all of them): one query per reason."""
+    readings: dict[int, Reading] = {}
+    for reason in {REFUSAL_METRICS[w.metric] for w in watches}:
+        counts = refusals_by_connection(start=window.start, end=window.end, reason=reason)
+        for watch in (w for w in watches if REFUSAL_METRICS[w.metric] == reason):
+            count = counts.get(watch.scope[0], 0)
+            readings[watch.pk] = Reading(float(count), count)
     return readings
 
 
@@ -295,6 +314,8 @@ def series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[
     volume metric is shown as messages per bucket. Empty for system metrics (not kept over time)."""
     if watch.metric in SYSTEM_READERS:
         return []
+    if watch.metric in REFUSAL_METRICS:
+        return _refusal_series(watch, start=start, end=end, grain=grain)
     fixed = [(name, value) for name, value in zip(SCOPE, watch.scope, strict=True) if value is not None]
     where = "".join(f" AND {name} = %s" for name, _ in fixed)
     params: list[Any] = [grain, start, end, *(value for _, value in fixed)]
@@ -316,14 +337,30 @@ def series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[
                 [*params, watch.reason],
             )
             reasons = {row[0]: int(row[1]) for row in cursor.fetchall()}
-    step = timedelta(minutes=1) if grain == Grain.MINUTE else timedelta(hours=1)
     points = []
-    moment = start
-    while moment < end:
+    for moment in _moments(start, end, grain):
         bucket = per_bucket.get(moment, {})
         if watch.metric == "volume_week":
             points.append((moment, Reading(float(bucket.get("messages", 0)), bucket.get("messages", 0))))
         else:
             points.append((moment, _reading(watch, bucket, {(watch.reason, watch.scope): reasons.get(moment, 0)}, {})))
-        moment += step
     return points
+
+
+def _moments(start: datetime, end: datetime, grain: str) -> Iterator[datetime]:
+    step = timedelta(minutes=1) if grain == Grain.MINUTE else timedelta(hours=1)
+    moment = start
+    while moment < end:
+        yield moment
+        moment += step
+
+
+def _refusal_series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[tuple[datetime, Reading]]:
+    """Refusals per bucket (the counts are kept per minute)."""
+    per_minute = refusals_per_minute(
+        start=start, end=end, reason=REFUSAL_METRICS[watch.metric], connection_id=watch.scope[0]
+    )
+    per_bucket: dict[datetime, int] = defaultdict(int)
+    for minute, count in per_minute.items():
+        per_bucket[bucket_start(minute, grain)] += count
+    return [(moment, Reading(float(per_bucket[moment]), per_bucket[moment])) for moment in _moments(start, end, grain)]

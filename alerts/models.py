@@ -37,6 +37,7 @@ class Metric(models.TextChoices):
     MISSING_RATE = "missing_rate", _("Missing-receipt rate (% of messages)")
     P95_DELIVERY = "p95_delivery", _("95th percentile time to delivery (seconds)")
     VOLUME_WEEK = "volume_week", _("Volume against the same time last week (%)")
+    SIGNATURE_FAILURES = "signature_failures", _("Webhooks refused for a wrong signature or token (count)")
     OUTBOX_LAG = "outbox_lag", _("System: outbox lag (seconds of the oldest unprocessed change)")
     FEED_BACKLOG = "feed_backlog", _("System: product feed backlog (deliveries due)")
     OVERDUE_ATTEMPTS = "overdue_attempts", _("System: overdue resends and fallbacks")
@@ -49,7 +50,7 @@ SYSTEM_METRICS = frozenset({Metric.OUTBOX_LAG, Metric.FEED_BACKLOG, Metric.OVERD
 METRIC_UNITS: dict[str, str] = {
     Metric.DELIVERY_RATE: "%", Metric.CLASS_RATE: "%", Metric.REASON_RATE: "%", Metric.MISSING_RATE: "%",
     Metric.P95_DELIVERY: "s", Metric.VOLUME_WEEK: "%", Metric.OUTBOX_LAG: "s", Metric.FEED_BACKLOG: "",
-    Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s",
+    Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s", Metric.SIGNATURE_FAILURES: "",
 }  # fmt: skip
 THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.DELIVERY_RATE: (Decimal(0), Decimal(100)),
@@ -62,7 +63,10 @@ THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.FEED_BACKLOG: (Decimal(0), Decimal(10_000_000)),
     Metric.OVERDUE_ATTEMPTS: (Decimal(0), Decimal(10_000_000)),
     Metric.BEAT_LATE: (Decimal(0), Decimal(86400)),
+    Metric.SIGNATURE_FAILURES: (Decimal(0), Decimal(10_000_000)),
 }
+# Counts with no messages under them: the minimum volume does not apply.
+COUNT_METRICS = frozenset({*SYSTEM_METRICS, Metric.SIGNATURE_FAILURES})
 
 
 class AlertChannel(models.Model):
@@ -180,6 +184,11 @@ class AlertRule(models.Model):
     def is_system(self) -> bool:
         return self.metric in SYSTEM_METRICS
 
+    @property
+    def counts_messages(self) -> bool:
+        """Whether the figure stands on a volume of messages (and the minimum volume applies)."""
+        return self.metric not in COUNT_METRICS
+
     def clean(self) -> None:
         errors: dict[str, Any] = {}
         low, high = THRESHOLD_RANGES.get(self.metric, (Decimal(0), Decimal(0)))
@@ -200,6 +209,10 @@ class AlertRule(models.Model):
             for name in ("connection", "country", "network", "flow"):
                 if getattr(self, name if name != "connection" else "connection_id"):
                     errors[name] = _("System metrics are about the whole system: leave the scope empty.")
+        if self.metric == Metric.SIGNATURE_FAILURES:
+            for name in ("country", "network", "flow"):
+                if getattr(self, name):
+                    errors[name] = _("Refused webhooks are counted per connection: leave this empty.")
         if self.country and not (len(self.country) == 2 and self.country.isalpha()):
             errors["country"] = _("Two letters, e.g. FR.")
         if errors:

@@ -10,13 +10,15 @@ from typing import Any
 from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from alerts import metrics
+from alerts import metrics, notify
 from alerts.models import SEVERITY_ORDER, Alert, AlertRule, Metric
+from receipts.rollups.maintain import bucket_start, kept_since
 from receipts.rollups.models import Grain
 from receipts.statuses import FAILURE_STATUSES
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 160, 4
 CHART_SPAN = timedelta(minutes=60)  # shown before the firing, and after it at most
+HOUR_CHART_BEFORE, HOUR_CHART_AFTER = timedelta(hours=24), timedelta(hours=6)  # the same, in hours
 
 
 def alerts_for_console(now: datetime | None = None) -> QuerySet[Alert]:
@@ -57,21 +59,48 @@ class Chart:
     end: datetime
     unit: str
     empty: bool
+    grain: str  # "minute" or "hour": what one point is
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A system figure in words: not kept over time, so no chart; what fired it and what it is now."""
+
+    fired: str
+    threshold: str
+    now: str
+
+
+def _span(alert: Alert, now: datetime) -> tuple[str, datetime, datetime]:
+    """(grain, start, end) of the chart: minutes an hour around the firing for windows up to an
+    hour whose minutes are still kept; otherwise hours, a day before the firing to six after
+    (a 24-hour rate drawn per minute is noise, and minute rows go after a few days)."""
+    rule = alert.rule
+    assert rule is not None
+    minutes_from = kept_since(Grain.MINUTE, now)
+    if rule.window_minutes <= metrics.MINUTE_WINDOW_MAX and (
+        minutes_from is None or alert.created_at - CHART_SPAN >= minutes_from
+    ):
+        grain, before, after = Grain.MINUTE, CHART_SPAN, CHART_SPAN
+    else:
+        grain, before, after = Grain.HOUR, HOUR_CHART_BEFORE, HOUR_CHART_AFTER
+    fired = bucket_start(alert.created_at, grain)
+    step = timedelta(minutes=1) if grain == Grain.MINUTE else timedelta(hours=1)
+    end = min(alert.resolved_at or now, now, alert.created_at + after)
+    return grain, fired - before, max(bucket_start(end, grain), fired) + step
 
 
 def chart_for(alert: Alert, now: datetime | None = None) -> Chart | None:
-    """The rule's metric per minute from an hour before the firing to an hour after it (or now),
-    scaled into a CHART_WIDTH x CHART_HEIGHT box. None for alerts without a rule or about the system."""
+    """The rule's metric per minute (or hour, see _span) around the firing, scaled into a
+    CHART_WIDTH x CHART_HEIGHT box. None for alerts without a rule or about the system."""
     rule = alert.rule
     if rule is None or rule.is_system:
         return None
     now = now or timezone.now()
-    start = (alert.created_at - CHART_SPAN).replace(second=0, microsecond=0)
-    end = min(alert.resolved_at or now, now, alert.created_at + CHART_SPAN).replace(second=0, microsecond=0)
-    end = max(end, alert.created_at.replace(second=0, microsecond=0)) + timedelta(minutes=1)
+    grain, start, end = _span(alert, now)
     from alerts.evaluation import watch_of
 
-    series = metrics.series(watch_of(rule), start=start, end=end, grain=Grain.MINUTE)
+    series = metrics.series(watch_of(rule), start=start, end=end, grain=grain)
     values = [reading.value for _, reading in series if reading.value is not None]
     threshold = float(alert.threshold) if alert.threshold is not None else None
     candidates = values + ([threshold] if threshold is not None else [])
@@ -91,31 +120,51 @@ def chart_for(alert: Alert, now: datetime | None = None) -> Chart | None:
         points=points, threshold_y=y(threshold) if threshold is not None else None, firing_x=x(alert.created_at),
         resolved_x=x(alert.resolved_at) if alert.resolved_at and alert.resolved_at < end else None,
         low=low, high=high, start=start, end=end, unit=rule.unit, empty=not values,
+        grain="minute" if grain == Grain.MINUTE else "hour",
     )  # fmt: skip
+
+
+def statement_for(alert: Alert, now: datetime | None = None) -> Statement | None:
+    """For a system metric's alert: its figure at the firing and now, in words."""
+    rule = alert.rule
+    if rule is None or not rule.is_system:
+        return None
+    reading = metrics.SYSTEM_READERS[rule.metric](now or timezone.now())
+    unit = rule.unit
+    return Statement(
+        fired=notify.figure(alert.value, unit),
+        threshold=f"{rule.get_comparison_display()} {notify.figure(float(rule.threshold), unit)}",
+        now=notify.figure(reading.value, unit),
+    )
 
 
 def messages_query(alert: Alert) -> dict[str, Any] | None:
     """The console search's filters (receipts/filters.py) for the messages behind an alert: the
-    rule's scope over its window before the firing, narrowed to the failures that count."""
+    rule's scope over the window its figure was read from (alerts/metrics.py `window_for`),
+    narrowed to the messages the figure counts against (failures, missing receipts)."""
     rule = alert.rule
     if rule is None or rule.is_system:
         return None
+    window = metrics.window_for(rule.window_minutes, alert.created_at)
     query: dict[str, Any] = {
-        "submitted_after": (alert.created_at - timedelta(minutes=rule.window_minutes)).isoformat(timespec="seconds"),
-        "submitted_before": alert.created_at.isoformat(timespec="seconds"),
+        "submitted_after": window.start.isoformat(timespec="seconds"),
+        "submitted_before": window.end.isoformat(timespec="seconds"),
     }
     if rule.connection_id:
         query["connection"] = rule.connection.slug if rule.connection else ""
-    if rule.country:
-        query["country"] = rule.country
-    if rule.flow:
-        query["flow"] = rule.flow
+    for name in ("country", "network", "flow"):
+        if getattr(rule, name):
+            query[name] = getattr(rule, name)
     if rule.metric == Metric.DELIVERY_RATE:
         query["status"] = sorted(FAILURE_STATUSES)
     elif rule.metric == Metric.CLASS_RATE:
         query["error_class"] = rule.error_class
     elif rule.metric == Metric.REASON_RATE:
         query["reason"] = rule.reason
+    elif rule.metric == Metric.MISSING_RATE:
+        query["missing_receipt"] = "true"
+    elif rule.metric == Metric.P95_DELIVERY:
+        query["status_group"] = "delivered"
     return query
 
 

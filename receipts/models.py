@@ -396,3 +396,32 @@ class ConnectionPrice(models.Model):
     def clean(self) -> None:
         self.country = self.country.strip().upper()
         self.currency = self.currency.strip().upper()
+
+
+class WebhookRefusal(models.Model):
+    """Webhooks refused on a connection in one minute, by reason (receipts/refusals.py): a
+    count, never the request (a refused request stores nothing of itself)."""
+
+    class Reason(models.TextChoices):
+        SIGNATURE = "signature", _("Signature or token wrong (401)")
+        ADDRESS = "address", _("Source address not allowed (403)")
+        MALFORMED = "malformed", _("Not a receipt of this provider (400)")
+        RATE_LIMITED = "rate_limited", _("Over the connection's rate limit (429)")
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The counting upsert's conflict target; also serves a connection's reads.
+            models.UniqueConstraint(fields=["connection", "minute", "reason"], name="refusal_unique_minute"),
+        ]
+        indexes = [
+            # The alert round's and /metrics' window over every connection, and the prune.
+            models.Index(fields=["minute"], name="refusal_minute_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.minute:%Y-%m-%d %H:%M} {self.reason} x{self.count}"

@@ -1,6 +1,7 @@
 """The webhook endpoint: providers post receipts here. Its HTTP status is a contract:
 
-401 signature or token missing or wrong (nothing stored) · 403 source address not allowed ·
+401 signature or token missing or wrong (nothing stored but a count of refusals per connection,
+minute and reason: receipts/refusals.py) · 403 source address not allowed ·
 400 malformed body, with the reason (nothing stored) · 404 unknown or disabled connection ·
 413 body too large · 429 over the connection's rate limit, with Retry-After (nothing stored) ·
 200 for new, duplicate, late, unknown-message and unmapped-status receipts, and for provider
@@ -38,9 +39,10 @@ from dlrconsole.lib.rate_limit import window_hit
 from dlrconsole.lib.tasks import task_by_name
 from receipts.connection_cache import connection_cache
 from receipts.ingestion import ingest
-from receipts.models import Connection
+from receipts.models import Connection, WebhookRefusal
 from receipts.providers.base import ControlMessage, PayloadError, SignatureError, TemporaryError, WebhookRequest
 from receipts.providers.registry import get_adapter
+from receipts.refusals import refusal_count
 from receipts.statuses import ReceiptOutcome
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,7 @@ class WebhookView(APIView):
         remote_addr = client_address(django_request)
         if not connection.allows_address(remote_addr):
             logger.info("webhook %s refused: source %s not allowed", slug, remote_addr)
+            refusal_count(connection_id=connection.pk, reason=WebhookRefusal.Reason.ADDRESS)
             return _refuse(403, "source address not allowed for this connection")
         body = django_request.read(limit + 1)
         if len(body) > limit:
@@ -177,20 +180,24 @@ def receive(connection: Connection, hook: WebhookRequest) -> JsonResponse:
         return _refuse(503, str(exc))
     except SignatureError as exc:
         logger.info("webhook %s refused: %s", connection.slug, exc)
+        refusal_count(connection_id=connection.pk, reason=WebhookRefusal.Reason.SIGNATURE)
         return _refuse(401, str(exc))
     except ControlMessage as control:
         return acknowledge_control(connection, control)
     except PayloadError as exc:
         logger.info("webhook %s malformed: %s", connection.slug, exc)
+        refusal_count(connection_id=connection.pk, reason=WebhookRefusal.Reason.MALFORMED)
         return _refuse(400, str(exc))
     except Exception:
         # An adapter bug met an input it did not foresee. The input is what is odd, and the
         # provider must not be told to retry it forever: 400, and the traceback for us.
         logger.exception("webhook %s: adapter failed on this input", connection.slug)
+        refusal_count(connection_id=connection.pk, reason=WebhookRefusal.Reason.MALFORMED)
         return _refuse(400, "the body could not be read as a receipt")
     # Counted once the request is known to be the provider's: forged posts cannot use up a
     # connection's allowance. Unset (the default), it costs one attribute read, no round trip.
     if connection.rate_limit and (wait := over_rate_limit(connection)):
+        refusal_count(connection_id=connection.pk, reason=WebhookRefusal.Reason.RATE_LIMITED)
         response = _refuse(429, f"over this connection's limit of {connection.rate_limit} requests per second")
         response["Retry-After"] = str(wait)
         return response

@@ -5,11 +5,13 @@ phonenumbers knows), statuses, error classes and reasons (the receipts vocabular
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import phonenumbers
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 from receipts.countries import country_name
@@ -18,7 +20,7 @@ from receipts.reasons import REASONS, ErrorClass
 from receipts.statuses import NO_RECEIPT, Status
 from retries.models import Rule
 
-# How far back the editor looks for flows in use. Bounded by the (submitted_at, id) index:
+# How far back the editor looks for flows and countries in use. Bounded by the (submitted_at, id) index:
 # a distinct over a week of messages, not over the whole table.
 RECENT_FLOWS_DAYS = 7
 MAX_FLOWS = 200
@@ -61,6 +63,29 @@ def country_choices() -> list[Choice]:
         for region in phonenumbers.SUPPORTED_REGIONS
     ]
     return sorted(choices, key=lambda choice: choice.label)
+
+
+def recent_countries() -> list[str]:
+    """Countries of the messages submitted in the last week, most frequent first (the editor
+    lists them first: a rule is usually about where the traffic goes)."""
+    since = timezone.now() - timedelta(days=RECENT_FLOWS_DAYS)
+    rows = (
+        Message.objects.filter(submitted_at__gte=since)
+        .exclude(country="")
+        .order_by()
+        .values("country")
+        .annotate(n=Count("id"))
+        .order_by("-n", "country")[:MAX_FLOWS]
+    )
+    return [row["country"] for row in rows if row["country"] in phonenumbers.SUPPORTED_REGIONS]
+
+
+def country_choices_first(first: Iterable[str]) -> list[Choice]:
+    """Every country, those of `first` (chosen, then recently seen) at the top in that order."""
+    choices = country_choices()
+    by_code = {choice.value: choice for choice in choices}
+    top = [by_code[code] for code in dict.fromkeys(first) if code in by_code]
+    return [*top, *(choice for choice in choices if choice not in top)]
 
 
 def normalize_country(value: str) -> str:

@@ -247,3 +247,23 @@ def _steps_left(rule: Rule, decisions: list[Decision], attempts: list[Attempt]) 
             label += f" ({target})"
         left.append(StepLeft(step=step, label=label, attempts_left=remaining))
     return left
+
+
+@dataclass(frozen=True)
+class RuleDeletion:
+    """What deleting a rule changes, for the editor's confirmation page."""
+
+    decisions: int  # taken by the rule; they stay on their messages' timelines
+    pending_attempts: int  # scheduled or running: fixed when scheduled, they still run
+    pending_chains: int  # messages whose chain has such an attempt
+
+
+def rule_deletion(rule: Rule) -> RuleDeletion:
+    pending = Attempt.objects.filter(
+        Q(step__rule=rule) | Q(decision__rule=rule), outcome__in=[Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING]
+    )
+    return RuleDeletion(
+        decisions=Decision.objects.filter(rule=rule).count(),
+        pending_attempts=pending.count(),
+        pending_chains=pending.values("chain_root").distinct().count(),
+    )

@@ -19,3 +19,40 @@
     });
   });
 })();
+
+// A long list of choices (the policy editor's countries) gets a filter box: typing hides the
+// choices whose label does not contain the text. Without this script the box stays hidden and
+// the list scrolls; a checked choice stays visible so the reader sees what is chosen.
+(function () {
+  "use strict";
+  function wire(root) {
+    root.querySelectorAll("[data-choice-filter]").forEach(function (fieldset) {
+      var box = fieldset.querySelector("input.choice-filter");
+      if (!box || box.dataset.wired) {
+        return;
+      }
+      box.dataset.wired = "1";
+      box.hidden = false;
+      box.addEventListener("input", function () {
+        var text = box.value.trim().toLowerCase();
+        fieldset.querySelectorAll("label.check").forEach(function (label) {
+          var input = label.querySelector("input");
+          var match = !text || label.textContent.toLowerCase().indexOf(text) !== -1;
+          label.hidden = !(match || (input && input.checked));
+        });
+      });
+      // Enter in the filter box must not submit the rule form.
+      box.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault();
+        }
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    wire(document);
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    wire(event.detail.target);
+  });
+})();

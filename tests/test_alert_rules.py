@@ -4,6 +4,7 @@ cool-down, does not flap with a flapping figure, and a second round at the same 
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,12 +13,13 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.db import connections
+from django.test import Client
 from django.utils import timezone
 
 from alerts import evaluation, metrics
 from alerts.models import Alert, AlertEvent, AlertRule, Metric
 from receipts.ingestion import ingest
-from receipts.models import Connection
+from receipts.models import Connection, Message, Receipt, WebhookRefusal
 from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.reasons import ErrorClass
@@ -25,6 +27,7 @@ from receipts.rollups import maintain
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
+from tests.webhooks import generic_body, generic_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -265,3 +268,49 @@ def test_the_system_metrics_read_the_queues_and_the_schedule(clock: Any) -> None
     alert = Alert.objects.get(rule=rule)
     assert alert.value == 600.0
     assert AlertEvent.objects.get(alert=alert, kind="fired").text.endswith("600.0 s (rises above 300.0 s)")
+
+
+def post_wrongly_signed(client: Client, connection: Connection) -> int:
+    """A receipt signed with another secret, through the real webhook view."""
+    body = generic_body("m-1", "delivered")
+    headers = generic_headers(connection, body, secret="whsec_" + base64.b64encode(b"w" * 32).decode())
+    content_type = headers.pop("content-type")
+    return client.post(f"/hooks/{connection.slug}/", data=body, content_type=content_type, headers=headers).status_code
+
+
+def test_wrongly_signed_webhooks_are_counted_per_connection_and_a_signature_rule_fires(clock: Any) -> None:
+    attacked, quiet = ConnectionFactory(), ConnectionFactory()
+    rule = AlertRule(
+        name="Forged receipts", metric=Metric.SIGNATURE_FAILURES, connection=attacked, window_minutes=5,
+        comparison=AlertRule.Comparison.ABOVE, threshold=Decimal(2), min_volume=1000, hold_minutes=0,
+        cooldown_minutes=5, severity="warning",
+    )  # fmt: skip
+    rule.full_clean()  # the minimum volume does not apply to a count of refusals
+    rule.save()
+    client = Client()
+    assert [post_wrongly_signed(client, attacked) for _ in range(3)] == [401, 401, 401]
+    assert post_wrongly_signed(client, quiet) == 401
+    # Nothing of the refused requests is stored but their count.
+    assert not Receipt.objects.exists()
+    assert not Message.objects.exists()
+    counts = {r.connection_id: (r.reason, r.count) for r in WebhookRefusal.objects.all()}
+    assert counts == {attacked.pk: ("signature", 3), quiet.pk: ("signature", 1)}
+
+    evaluation.evaluate_all(now=timezone.now())
+    assert not Alert.objects.exists()  # the minute still filling is not read yet
+    clock.move_to(START + timedelta(minutes=1))
+    evaluation.evaluate_all(now=timezone.now())
+    alert = Alert.objects.get()
+    assert (alert.rule, alert.value) == (rule, 3.0)
+    assert "Webhooks refused for a wrong signature or token (count): 3" in alert.events.get(kind="fired").text
+    clock.move_to(START + timedelta(minutes=12))  # the refusals left the window, and the cool-down passed
+    evaluation.evaluate_all(now=timezone.now())
+    evaluation.evaluate_all(now=timezone.now() + timedelta(minutes=6))
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+
+
+def test_a_signature_rule_is_scoped_to_a_connection_only() -> None:
+    rule = AlertRule(name="x", metric=Metric.SIGNATURE_FAILURES, threshold=Decimal(5), country="FR")
+    with pytest.raises(ValidationError, match="Refused webhooks are counted per connection"):
+        rule.full_clean()

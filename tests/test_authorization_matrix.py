@@ -99,6 +99,7 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "console:rule-edit": (allow(STAFF), allow(STAFF)),
     "console:rule-move": (no_method(), allow(STAFF)),
     "console:rule-enabled": (no_method(), allow(STAFF)),
+    "console:rule-delete": (allow(STAFF), allow(STAFF)),  # retries.delete_rule
     "console:rule-steps": (no_method(), allow(STAFF)),
     "console:policy-tester": (allow(STAFF), no_method()),
     "console:channels": (allow(STAFF), no_method()),

@@ -127,6 +127,19 @@ def scraper(settings) -> Client:
     return Client()
 
 
+def test_refused_webhooks_are_exposed_by_connection_and_reason(client, scraper):
+    message = MessageFactory()
+    body = generic_body(message.provider_message_id, "delivered")
+    headers = generic_headers(message.connection, body)
+    headers["webhook-signature"] = "v1,AAAA"
+    content_type = headers.pop("content-type")
+    url = f"/hooks/{message.connection.slug}/"
+    assert client.post(url, data=body, content_type=content_type, headers=headers).status_code == 401
+    assert client.post(url, data=b"{", content_type="application/json", headers=headers).status_code == 401
+    scraped = scrape(scraper)
+    assert value(scraped, "dlr_webhooks_refused_recent", connection=message.connection.slug, reason="signature") == 2
+
+
 def test_receipts_are_counted_by_connection_and_status_after_real_webhooks(client, scraper):
     first, second = MessageFactory(), MessageFactory()
     idle = ConnectionFactory(slug="idle")

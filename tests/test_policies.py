@@ -15,7 +15,14 @@ from retries.models import FallbackChannel, Rule
 from retries.policy_services import RuleDraft, StepDraft, channel_save, rule_from_draft, rule_move, rule_save
 from retries.policy_simulation import draft_rule_set, dry_run
 from retries.policy_tester import describe_steps, probe_message, which_rule
-from retries.policy_vocabulary import format_durations, normalize_country, parse_durations
+from retries.policy_vocabulary import (
+    country_choices,
+    country_choices_first,
+    format_durations,
+    normalize_country,
+    parse_durations,
+    recent_countries,
+)
 from retries.policy_warnings import rules_warnings
 from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 
@@ -43,6 +50,17 @@ def test_countries_are_normalized_and_unknown_ones_refused() -> None:
     assert normalize_country(" fr ") == "FR"
     with pytest.raises(ValueError, match="unknown country “XX”"):
         normalize_country("XX")
+
+
+def test_countries_of_recent_traffic_come_first_most_frequent_first() -> None:
+    MessageFactory.create_batch(2, country="BE")
+    MessageFactory(country="DE")
+    MessageFactory(country="ES", submitted_at=timezone.now() - timedelta(days=30))
+    assert recent_countries() == ["BE", "DE"]
+    codes = [choice.value for choice in country_choices_first(["IT", *recent_countries()])]
+    assert codes[:3] == ["IT", "BE", "DE"]
+    assert len(codes) == len(set(codes)) == len(country_choices())
+    assert next(c.label for c in country_choices() if c.value == "FR") == "France (FR, +33)"
 
 
 def test_a_narrower_rule_after_a_wider_one_is_flagged_as_shadowed() -> None:

@@ -19,8 +19,11 @@ def audit_entries(*, model: str = "", username: str = "") -> QuerySet[AuditEntry
 
 
 def audited_models() -> list[tuple[str, str]]:
-    """(app_label.modelname, verbose name) of every model with history, by name."""
+    """(app_label.modelname, verbose name) of every model with history or an entry, by name."""
     found = {m._meta.label_lower: str(m._meta.verbose_name).capitalize() for m in registered_models.values()}
+    # And what people act on without a history of its own (an alert acknowledged, an attempt).
+    for model, name in AuditEntry.objects.order_by().values_list("model", "model_name").distinct():
+        found.setdefault(model, str(name).capitalize())
     return sorted(found.items(), key=lambda item: item[1])
 
 

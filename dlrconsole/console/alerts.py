@@ -3,7 +3,7 @@ edit the alert rules and the channels alerts go to (with a "send a test")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +23,7 @@ from alerts.models import Alert, AlertChannel, AlertRule, Notification
 from alerts.notify import alert_summary, notification_send_test
 from alerts.services import alert_acknowledge, alert_comment, alert_resolve, alert_snooze
 from dlrconsole import roles
+from dlrconsole.audit.services import audit_action
 from dlrconsole.console.common import HtmxHttpRequest, console_view
 
 SNOOZE_CHOICES = [("1", "1 hour"), ("4", "4 hours"), ("24", "24 hours"), ("0", "Wake it up now")]
@@ -63,12 +64,23 @@ def _detail(request: HtmxHttpRequest, alert: Alert, **forms_: Any) -> HttpRespon
     query = selectors.messages_query(alert)
     context = {
         "nav": "alerts", "alert": alert, "summary": alert_summary(alert), "chart": selectors.chart_for(alert),
+        "statement": selectors.statement_for(alert),
         "events": alert.events.select_related("user"),
         "messages_url": reverse("console:search") + "?" + urlencode(query, doseq=True) if query else "",
         "comment_form": forms_.get("comment_form") or CommentForm(), "snooze_form": SnoozeForm(),
         "width": selectors.CHART_WIDTH, "height": selectors.CHART_HEIGHT,
     }  # fmt: skip
     return render(request, "console/alert.html", context, status=400 if forms_ else 200)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="minutes") if moment else ""
+
+
+def _audit(request: HtmxHttpRequest, alert: Alert, field: str, label: str, old: str, new: str) -> None:
+    """What a person did to an alert, on the audit page beside the configuration changes (the
+    alert's own history keeps it too, as its events)."""
+    audit_action(user=request.user, instance=alert, changes=[{"field": field, "label": label, "old": old, "new": new}])
 
 
 def _back(pk: int) -> HttpResponseRedirect:
@@ -79,7 +91,11 @@ def _back(pk: int) -> HttpResponseRedirect:
 @console_view(roles.VIEW_ALERTS)
 def alert_acknowledge_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     alert = get_object_or_404(Alert, pk=pk)
-    if alert_acknowledge(alert=alert, user=request.user):
+    with transaction.atomic():
+        done = alert_acknowledge(alert=alert, user=request.user)
+        if done:
+            _audit(request, alert, "acknowledged", "Acknowledged", "", "yes")
+    if done:
         flash.success(request, "Alert acknowledged: everyone sees you are on it.")
     else:
         flash.info(request, "This alert was already acknowledged.")
@@ -93,7 +109,9 @@ def alert_comment_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = CommentForm(request.POST)
     if not form.is_valid():
         return _detail(request, alert, comment_form=form)
-    alert_comment(alert=alert, user=request.user, text=form.cleaned_data["text"])
+    with transaction.atomic():
+        event = alert_comment(alert=alert, user=request.user, text=form.cleaned_data["text"])
+        _audit(request, alert, "comment", "Comment", "", event.text)
     flash.success(request, "Comment added.")
     return _back(pk)
 
@@ -108,7 +126,10 @@ def alert_snooze_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(status=400, content=b"Choose how long to snooze the alert.")
     hours = int(form.cleaned_data["hours"])
     until = timezone.now() + timedelta(hours=hours) if hours else None
-    alert_snooze(alert=alert, user=request.user, until=until)
+    with transaction.atomic():
+        before = alert.snoozed_until
+        alert_snooze(alert=alert, user=request.user, until=until)
+        _audit(request, alert, "snoozed_until", "Snoozed until", _when(before), _when(until) or "woken up")
     flash.success(
         request,
         "Alert woken up."

@@ -20,11 +20,12 @@ from dlrconsole.console.policy_forms import RuleForm, StepFormSet, rule_draft
 from receipts.models import Connection, Message
 from receipts.reasons import REASONS
 from retries.models import Rule, Step
-from retries.policy_services import rule_from_draft, rule_move, rule_save, rule_set_enabled
+from retries.policy_services import rule_delete, rule_from_draft, rule_move, rule_save, rule_set_enabled
 from retries.policy_simulation import draft_rule_set, dry_run
 from retries.policy_tester import describe_conditions, describe_steps, probe_message, which_rule
 from retries.policy_vocabulary import (
     Choice,
+    country_choices_first,
     error_class_choices,
     flow_choices,
     format_duration,
@@ -32,11 +33,14 @@ from retries.policy_vocabulary import (
     known_flows,
     normalize_country,
     reason_choices,
+    recent_countries,
     status_choices,
 )
 from retries.policy_warnings import rules_warnings
+from retries.selectors import rule_deletion
 
 EDIT_RULES = "retries.change_rule"
+DELETE_RULES = "retries.delete_rule"
 STEP_FIELDS = ("id", "action", "count", "delays", "target_connection", "fallback_channel")
 
 
@@ -81,12 +85,30 @@ def rule_enabled_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("console:policies")
 
 
+@require_http_methods(["GET", "POST"])
+@console_view(DELETE_RULES)
+def rule_delete_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A confirmation page that says what deleting changes; the POST deletes (audited through
+    the rule's history, as every change of the editor)."""
+    rule = get_object_or_404(Rule, pk=pk)
+    if request.method == "POST":
+        name = rule.name
+        rule_delete(rule=rule)
+        flash.success(request, f"Rule “{name}” deleted.")
+        return redirect("console:policies")
+    context = {
+        "nav": "policies", "rule": rule, "impact": rule_deletion(rule),
+        "conditions": describe_conditions(rule, _slugs()), "steps": describe_steps(rule),
+    }  # fmt: skip
+    return render(request, "console/policies/rule_delete.html", context)
+
+
 def _initial(rule: Rule | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if rule is None:
         return {"enabled": True}, []
     initial = {
         "name": rule.name, "enabled": rule.enabled, "flows": rule.flows, "statuses": rule.statuses,
-        "error_classes": rule.error_classes, "reasons": rule.reasons, "countries": ", ".join(rule.countries),
+        "error_classes": rule.error_classes, "reasons": rule.reasons, "countries": rule.countries,
         "connections": list(rule.connection_ids()),
         "deadline": format_duration(rule.deadline_seconds) if rule.deadline_seconds else "",
     }  # fmt: skip
@@ -114,8 +136,9 @@ def _posted_steps(data: Any) -> list[dict[str, Any]]:
 
 
 def _posted_conditions(data: Any) -> dict[str, Any]:
-    lists = {name: data.getlist(name) for name in ("flows", "connections", "statuses", "error_classes", "reasons")}
-    texts = {name: data.get(name, "") for name in ("name", "countries", "deadline")}
+    names = ("flows", "connections", "countries", "statuses", "error_classes", "reasons")
+    lists = {name: data.getlist(name) for name in names}
+    texts = {name: data.get(name, "") for name in ("name", "deadline")}
     return lists | texts | {"enabled": bool(data.get("enabled"))}
 
 
@@ -151,9 +174,13 @@ def _vocabulary() -> dict[str, Any]:
 def _form_page(
     request: HtmxHttpRequest, context: dict[str, Any], form: RuleForm, steps: Any, status: int = 200
 ) -> HttpResponse:
-    names = ("flows", "connections", "statuses", "error_classes", "reasons")
+    names = ("flows", "connections", "countries", "statuses", "error_classes", "reasons")
     selected = {name: [str(value) for value in form[name].value() or []] for name in names}
-    context = context | {"form": form, "steps": steps, "selected": selected}
+    # The chosen countries, then those of recent traffic, then the rest by name.
+    chosen = [code.strip().upper() for code in selected["countries"]]
+    countries = country_choices_first([*chosen, *recent_countries()])
+    context = context | {"form": form, "steps": steps, "selected": selected | {"countries": chosen}}
+    context["country_choices"] = countries
     return render(request, "console/policies/rule_form.html", context, status=status)
 
 

@@ -14,9 +14,9 @@ from retries.actions.registry import action_choices, get_action
 from retries.models import MAX_STEP_COUNT, FallbackChannel
 from retries.policy_services import RuleDraft, StepDraft, secret_key
 from retries.policy_vocabulary import (
+    country_choices,
     error_class_choices,
     flow_choices,
-    normalize_country,
     parse_duration,
     parse_durations,
     reason_choices,
@@ -36,6 +36,23 @@ def _multiple(what: str, items: list[Any]) -> forms.MultipleChoiceField:
     )  # fmt: skip
 
 
+class CountriesField(forms.MultipleChoiceField):
+    """Countries as choices with their names; a code posted in any case or with spaces (" fr")
+    is read as the country it names, anything else is refused by name."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            choices=_choices(country_choices()), required=False, widget=forms.CheckboxSelectMultiple,
+            error_messages={"invalid_choice": "unknown country “%(value)s”: choose one of the listed countries"},
+        )  # fmt: skip
+
+    def to_python(self, value: Any) -> list[str]:
+        return [str(code).strip().upper() for code in super().to_python(value)]
+
+    def clean(self, value: Any) -> list[str]:
+        return sorted(set(super().clean(value)))
+
+
 class RuleForm(forms.Form):
     name = forms.CharField(max_length=120)
     enabled = forms.BooleanField(required=False, initial=True)
@@ -43,9 +60,6 @@ class RuleForm(forms.Form):
         queryset=Connection.objects.order_by("slug"), required=False, widget=forms.CheckboxSelectMultiple,
         error_messages={"invalid_choice": "unknown connection “%(value)s”", "invalid_pk_value": "unknown connection"},
     )  # fmt: skip
-    countries = forms.CharField(
-        required=False, max_length=500, help_text="ISO codes separated by commas, e.g. FR, BE. Empty: any country."
-    )
     deadline = forms.CharField(
         required=False, max_length=20, help_text="Nothing more is sent this long after the original, e.g. 5m."
     )
@@ -54,21 +68,10 @@ class RuleForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Built per form: flows come from recent messages, which change.
         self.fields["flows"] = _multiple("flow", flow_choices())
+        self.fields["countries"] = CountriesField()
         self.fields["statuses"] = _multiple("status", status_choices())
         self.fields["error_classes"] = _multiple("error class", error_class_choices())
         self.fields["reasons"] = _multiple("reason", reason_choices())
-
-    def clean_countries(self) -> list[str]:
-        raw = [part.strip() for part in self.cleaned_data["countries"].replace(";", ",").split(",")]
-        codes, errors = [], []
-        for part in filter(None, raw):
-            try:
-                codes.append(normalize_country(part))
-            except ValueError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise ValidationError(errors)
-        return sorted(set(codes))
 
     def clean_deadline(self) -> int | None:
         text = self.cleaned_data["deadline"].strip()

@@ -38,6 +38,7 @@ urlpatterns = [
     path("policies/rules/<int:pk>/", policies.rule_edit, name="rule-edit"),
     path("policies/rules/<int:pk>/move/", policies.rule_move_view, name="rule-move"),
     path("policies/rules/<int:pk>/enabled/", policies.rule_enabled_view, name="rule-enabled"),
+    path("policies/rules/<int:pk>/delete/", policies.rule_delete_view, name="rule-delete"),
     path("policies/steps/", policies.rule_steps, name="rule-steps"),
     path("policies/which-rule/", policies.tester, name="policy-tester"),
     path("policies/channels/", channels.channels_list, name="channels"),

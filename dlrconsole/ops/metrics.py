@@ -59,6 +59,13 @@ def _receipts(now: datetime) -> Iterator[Metric]:
         ["connection", "status"],
         _by(readings.receipts_recent(since=now - readings.WINDOW)),
     )
+    yield _gauge(
+        "dlr_webhooks_refused_recent",
+        f"Webhooks refused {WINDOW_WORDS} (whole minutes), by connection and reason "
+        "(signature, address, malformed, rate_limited).",
+        ["connection", "reason"],
+        _by(readings.webhooks_refused_recent(since=now - readings.WINDOW)),
+    )
 
 
 def _outbox(now: datetime) -> Iterator[Metric]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Model, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Model, Q, QuerySet, Sum
 from django_celery_beat.models import PeriodicTask
 
 from alerts.models import Alert
-from receipts.models import Connection, OutboxEvent, Receipt
+from receipts.models import Connection, OutboxEvent, Receipt, WebhookRefusal
 from receipts.statuses import Status
 from retries.feed.models import FeedAttempt, FeedDelivery
 from retries.models import Attempt, Decision
@@ -80,6 +80,15 @@ def receipts_recent(*, since: datetime) -> dict[tuple[str, str], int]:
     for row in rows:
         counts[(slugs[row["connection_id"]], row["status"])] = row["n"]
     return counts
+
+
+def webhooks_refused_recent(*, since: datetime) -> dict[tuple[str, str], int]:
+    """Webhooks refused since `since` (receipts/refusals.py counts them per minute), by
+    (connection slug, reason); only the pairs that had refusals (a minute index range)."""
+    start = since.replace(second=0, microsecond=0)
+    rows = WebhookRefusal.objects.filter(minute__gte=start).values("connection__slug", "reason")
+    totals = rows.annotate(n=Sum("count")).order_by()
+    return {(row["connection__slug"], row["reason"]): int(row["n"]) for row in totals}
 
 
 def _pending_outbox() -> QuerySet[OutboxEvent]:

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from receipts.models import Message
+from receipts.refusals import refusals_prune
 from receipts.rollups.figures import COUNT_COLUMNS, DIMENSIONS, MESSAGE_FIELDS, Contribution, contribution
 from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
 
@@ -203,4 +204,5 @@ def prune(*, now: datetime | None = None) -> dict[str, int]:
         # Every contribution counts one message: a cell with none left counts nothing at all.
         deleted["empty"] = Rollup.objects.filter(messages=0).delete()[0]
         RollupReason.objects.filter(count=0).delete()
+        deleted["refusals"] = refusals_prune(now=now)
     return deleted

@@ -5,15 +5,19 @@ credential never shown back."""
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from dlrconsole.audit.models import AuditEntry
+from dlrconsole.console.policy_forms import CountriesField
 from receipts.statuses import Status
-from retries.models import FallbackChannel, Rule
+from retries.models import Attempt, Decision, FallbackChannel, Rule
 from tests.console.conftest import HTMX
 from tests.factories import MessageFactory, rule_with_steps
 
@@ -28,7 +32,7 @@ def no_shipped_rules() -> None:
 
 def rule_post(**overrides: Any) -> dict[str, Any]:
     data = {
-        "name": "FR login OTP", "enabled": "on", "flows": ["login-otp"], "countries": "fr",
+        "name": "FR login OTP", "enabled": "on", "flows": ["login-otp"], "countries": ["fr"],
         "error_classes": ["temporary"], "deadline": "10m", "op": "save",
         "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0",
         "steps-0-action": "retry_same", "steps-0-count": "2", "steps-0-delays": "30s, 2m",
@@ -71,7 +75,7 @@ def test_an_admin_saves_a_rule_with_the_country_normalized_and_it_is_audited(adm
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("countries", "fr, XX", "unknown country “XX”: use an ISO 3166 two-letter code such as FR"),
+        ("countries", ["FR", "XX"], "unknown country “XX”: choose one of the listed countries"),
         ("flows", ["login-otpp"], "unknown flow “login-otpp”: choose one of the listed flows"),
         ("reasons", ["temprary"], "unknown reason “temprary”: choose one of the listed reasons"),
         ("steps-0-delays", "30s, soon", "“soon” is not a duration: write e.g. 30s, 2m or 1h"),
@@ -86,6 +90,28 @@ def test_unknown_values_are_refused_with_what_to_write(
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Rule.objects.exists()
+
+
+def test_countries_are_offered_by_name_chosen_and_recently_seen_ones_first(admin_client_role: Client) -> None:
+    MessageFactory(flow="login-otp", country="BE")
+    rule = rule_with_steps("ES", {"action": "notify"}, countries=["ES"])
+    page = admin_client_role.get(reverse("console:rule-edit", args=[rule.pk])).content.decode()
+    spain, belgium, france = (page.index(f'value="{code}"') for code in ("ES", "BE", "FR"))
+    assert spain < belgium < france
+    assert "Spain (ES, +34)" in page
+    assert "Belgium (BE, +32)" in page
+    assert "France (FR, +33)" in page
+    assert 'value="ES" checked' in page
+    # The filter box waits for the script: without it, the list alone works.
+    assert 'class="choice-filter"' in page
+    assert "hidden>" in page
+
+
+def test_the_editor_reads_posted_country_codes_in_any_case_and_refuses_unknown_ones() -> None:
+    field = CountriesField()
+    assert field.clean([" fr", "BE", "FR"]) == ["BE", "FR"]
+    with pytest.raises(ValidationError, match="unknown country “XX”: choose one of the listed countries"):
+        field.clean(["xx"])
 
 
 def test_a_fallback_step_without_a_channel_is_refused(admin_client_role: Client) -> None:
@@ -148,7 +174,7 @@ def test_the_tester_takes_a_message_by_id(admin_client_role: Client) -> None:
 
 def test_the_dry_run_stores_nothing_and_counts_unpriced_sends(admin_client_role: Client) -> None:
     MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary")
-    response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="dry-run", countries=""))
+    response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="dry-run", countries=[]))
     page = response.content.decode()
     assert "1 failed message replayed" in page
     assert "2 unpriced" in page
@@ -209,7 +235,39 @@ def test_without_javascript_a_step_button_redraws_the_form_as_typed(admin_client
     page = response.content.decode()
     assert response.status_code == 200
     assert 'name="steps-TOTAL_FORMS" value="2"' in page
-    assert 'value="fr"' in page
+    assert 'value="FR" checked' in page
     assert 'value="login-otp" checked' in page
     assert "Nothing was saved" not in page
     assert not Rule.objects.exists()
+
+
+def test_deleting_a_rule_says_what_happens_first_then_deletes_it_audited(admin_client_role: Client) -> None:
+    rule = rule_with_steps("FR retry", {"action": "retry_same", "count": 2}, countries=["FR"])
+    step = rule.steps.get()
+    message = MessageFactory(status=Status.UNDELIVERED)
+    decision = Decision.objects.create(message=message, rule=rule, step=step, action="retry_same",
+                                       state=Decision.State.SCHEDULED, why="r", created_at=timezone.now())  # fmt: skip
+    Attempt.objects.create(decision=decision, step=step, chain_root=message, number=1, idempotency_key="k1",
+                           due_at=timezone.now() + timedelta(minutes=2))  # fmt: skip
+    url = reverse("console:rule-delete", args=[rule.pk])
+    page = admin_client_role.get(url).content.decode()
+    assert "Delete rule “FR retry”?" in page
+    assert "1 attempt it scheduled, for 1 message, still runs" in page
+    assert "The 1 decision it already took stays on the messages' timelines" in page
+    assert Rule.objects.filter(pk=rule.pk).exists()  # looking is not deleting
+
+    assert admin_client_role.post(url).status_code == 302
+    assert not Rule.objects.filter(pk=rule.pk).exists()
+    decision.refresh_from_db()
+    assert decision.rule_id is None
+    assert decision.why == "r"
+    entry = AuditEntry.objects.get(model="retries.rule", object_id=str(rule.pk), action=AuditEntry.Action.DELETED)
+    assert entry.username == "admin-user"
+    assert admin_client_role.get(reverse("audit-log")).content.decode().count("FR retry") >= 1
+
+
+def test_support_cannot_delete_a_rule(support: Client) -> None:
+    rule = rule_with_steps("Any", {"action": "notify"})
+    assert support.get(reverse("console:rule-delete", args=[rule.pk])).status_code == 403
+    assert support.post(reverse("console:rule-delete", args=[rule.pk])).status_code == 403
+    assert Rule.objects.filter(pk=rule.pk).exists()
