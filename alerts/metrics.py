@@ -356,11 +356,15 @@ def _moments(start: datetime, end: datetime, grain: str) -> Iterator[datetime]:
 
 
 def _refusal_series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[tuple[datetime, Reading]]:
-    """Refusals per bucket (the counts are kept per minute)."""
+    """At each bucket, the refusals in the rule's window ending with it: the figure the rule
+    compares with its threshold, not a per-bucket count the threshold does not apply to."""
+    window = timedelta(minutes=watch.window_minutes)
     per_minute = refusals_per_minute(
-        start=start, end=end, reason=REFUSAL_METRICS[watch.metric], connection_id=watch.scope[0]
+        start=start - window, end=end, reason=REFUSAL_METRICS[watch.metric], connection_id=watch.scope[0]
     )
-    per_bucket: dict[datetime, int] = defaultdict(int)
-    for minute, count in per_minute.items():
-        per_bucket[bucket_start(minute, grain)] += count
-    return [(moment, Reading(float(per_bucket[moment]), per_bucket[moment])) for moment in _moments(start, end, grain)]
+    step = timedelta(minutes=1) if grain == Grain.MINUTE else timedelta(hours=1)
+    points = []
+    for moment in _moments(start, end, grain):
+        count = sum(n for minute, n in per_minute.items() if moment + step - window <= minute < moment + step)
+        points.append((moment, Reading(float(count), count)))
+    return points

@@ -24,6 +24,7 @@ from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.reasons import ErrorClass
 from receipts.rollups import maintain
+from receipts.rollups.models import Grain
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
@@ -303,6 +304,11 @@ def test_wrongly_signed_webhooks_are_counted_per_connection_and_a_signature_rule
     alert = Alert.objects.get()
     assert (alert.rule, alert.value) == (rule, 3.0)
     assert "Webhooks refused for a wrong signature or token (count): 3" in alert.events.get(kind="fired").text
+    # Its chart draws, at each minute, the refusals in the 5-minute window ending there.
+    first = START.replace(second=0)
+    chart = metrics.series(evaluation.watch_of(rule), start=first - timedelta(minutes=2),
+                           end=first + timedelta(minutes=7), grain=Grain.MINUTE)  # fmt: skip
+    assert [reading.value for _, reading in chart] == [0, 0, 3, 3, 3, 3, 3, 0, 0]
     clock.move_to(START + timedelta(minutes=12))  # the refusals left the window, and the cool-down passed
     evaluation.evaluate_all(now=timezone.now())
     evaluation.evaluate_all(now=timezone.now() + timedelta(minutes=6))
