@@ -625,15 +625,22 @@ def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: 
     return event.pk
 
 
-def outbox_claim(event_id: int, *, now: datetime) -> bool:
-    """Mark an event processed, its row locked until commit; False if another run did, or it is
-    waiting out a failure's backoff, or parked."""
-    return (
-        OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True, failed_at__isnull=True)
+def outbox_claim_batch(event_ids: Sequence[int], *, now: datetime) -> list[OutboxEvent]:
+    """Mark the events processed, their rows locked until commit, in id order (two claimers of
+    overlapping batches wait for each other, never deadlock; the second then finds them taken);
+    the events claimed, leaving out those another run processed, waiting out a failure's backoff,
+    or parked."""
+    events = list(
+        OutboxEvent.objects.select_for_update()
+        .filter(pk__in=event_ids, processed_at__isnull=True, failed_at__isnull=True)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
-        .update(processed_at=now)
-        == 1
+        .order_by("pk")
     )
+    if events:
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(processed_at=now)
+    for event in events:
+        event.processed_at = now
+    return events
 
 
 def outbox_record_failure(event_id: int, *, error: str, retry_at: datetime | None, now: datetime) -> None:
