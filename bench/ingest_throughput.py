@@ -100,6 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stored-share", type=float, default=0.4,
         help="with --batch: share of each batch's reports posted before the timed run (default 0.4)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reference-receipts", type=int, default=2000,
+        help="with --batch: receipts of the single-receipt reference runs (default 2000)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.batch and not (2 <= args.batch <= 1000 and args.receipts % args.batch == 0):
         parser.error("--batch must be 2-1000 and divide --receipts")
@@ -635,8 +639,8 @@ def one_run(
     workdir: Path,
     infobip: tuple[int, str],
 ) -> Run:
-    n = args.receipts
     batched = bool(args.batch) and target == "project"
+    n = args.reference_receipts if args.batch and not batched else args.receipts
     if batched:
         connection_id, secret = infobip
     reset_data(db_url, connection_id, n, round_no)
