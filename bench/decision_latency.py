@@ -724,7 +724,12 @@ def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path
     feed_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     out = Outcome()
     create_database(args.pg_url, args.database)
-    env = {**server_env(args, db_url, queue), "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}
+    env = {
+        **server_env(args, db_url, queue),
+        "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
+        # The product endpoint and the gateway are local peers; outbound calls refuse loopback otherwise.
+        "DLR_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
+    }
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
     with psycopg.connect(db_url, connect_timeout=10) as conn:
