@@ -334,6 +334,10 @@ if DLR_DEFAULT_REGION:
         )
 # How long a process reuses the rules it read (edits in the same process apply at once).
 DLR_RULES_CACHE_SECONDS = env_int("DLR_RULES_CACHE_SECONDS", 5)
+# Outbox events claimed and decided in one transaction (receipts/outbox.py): one claim and one
+# read of their messages and chains for all of them. The messages stay locked until it commits,
+# so a receipt for one of them waits that long: a few dozen events are tens of milliseconds.
+DLR_OUTBOX_CLAIM_BATCH = env_int("DLR_OUTBOX_CLAIM_BATCH", 50, minimum=1, maximum=500)
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)

@@ -22,8 +22,8 @@ from receipts.models import Connection, Message, Receipt
 from receipts.outbox import publish_after_commit
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.providers.registry import get_adapter
-from receipts.statuses import ReceiptOutcome, is_final
-from receipts.store import StatusChange, StoredReceipt
+from receipts.statuses import ReceiptOutcome, can_advance, is_final
+from receipts.store import BatchReceipt, MessageWrite, OutboxRow, StatusChange, StoredReceipt
 
 
 @dataclass
@@ -47,9 +47,9 @@ def ingest(
     raw_body = get_adapter(connection.provider).raw_to_keep(request)
     headers_json = json.dumps(headers, separators=(",", ":"))
     result = IngestResult(received=len(events))
-    with transaction.atomic():
-        for event in events:
-            receipt = StoredReceipt(
+    items = [
+        (
+            StoredReceipt(
                 connection_id=connection.pk,
                 provider_message_id=event.provider_message_id,
                 dedupe_key=event.dedupe_key(),
@@ -60,13 +60,94 @@ def ingest(
                 provider_timestamp=event.provider_timestamp,
                 raw_body=event.raw or raw_body,
                 headers=headers_json,
-            )
-            outcome = _ingest_one(connection.provider, receipt, status_change_for(connection.provider, event, now))
-            if outcome is None:
-                result.duplicates += 1
-            else:
-                result.count(outcome)
+            ),
+            status_change_for(connection.provider, event, now),
+        )
+        for event in events
+    ]
+    with transaction.atomic():
+        if len(items) == 1:
+            # One receipt: one round trip (receipts/store.py), the common case of most providers.
+            outcome = _ingest_one(connection.provider, *items[0])
+            outcomes = [] if outcome is None else [outcome]
+        else:
+            outcomes = _ingest_batch(connection.pk, items) if items else []
+    result.duplicates = len(items) - len(outcomes)
+    for outcome in outcomes:
+        result.count(outcome)
     return result
+
+
+def _ingest_batch(connection_id: int, items: list[tuple[StoredReceipt, StatusChange]]) -> list[str]:
+    """Store a request's receipts in a constant number of statements, whatever their number; the
+    outcomes of those not stored before.
+
+    The messages are read with their row locks first, so the statuses decided here in memory,
+    by the same precedence as a single receipt's conditional UPDATE, are still theirs when
+    written: receipts of the same message in one batch apply in order, as if posted one by one."""
+    seen: set[str] = set()
+    unique = []
+    for receipt, change in items:
+        if receipt.dedupe_key not in seen:  # the same event twice in one request: a duplicate
+            seen.add(receipt.dedupe_key)
+            unique.append((receipt, change))
+    found = store.messages_lock_for_receipts(
+        connection_id, list({receipt.provider_message_id for receipt, _ in unique})
+    )
+    planned = plan_batch(unique, found)
+    inserted = store.receipts_insert(planned)
+    # A receipt stored before never ranks above its message's status (it applied, or was
+    # late), so the outcomes planned with it among the others stand for those inserted.
+    stored = [b for b in planned if b.receipt.dedupe_key in inserted]
+    writes, outbox = message_writes(stored, inserted)
+    publish_after_commit(store.messages_write(writes, outbox))
+    return [b.outcome for b in stored]
+
+
+def plan_batch(items: list[tuple[StoredReceipt, StatusChange]], found: dict[str, store.Found]) -> list[BatchReceipt]:
+    """Each receipt's outcome, in order, against its message's status as moved by the receipts
+    before it; a receipt whose message is not registered is parked."""
+    statuses = {pmid: message.status for pmid, message in found.items()}
+    planned = []
+    for receipt, change in items:
+        message = found.get(receipt.provider_message_id)
+        if message is None:
+            planned.append(BatchReceipt(receipt, change, None, ReceiptOutcome.PARKED.value))
+            continue
+        current = statuses[receipt.provider_message_id]
+        if can_advance(current, change.status):
+            statuses[receipt.provider_message_id] = change.status
+            outcome = ReceiptOutcome.APPLIED.value
+        else:
+            outcome = _not_applied_outcome(current, change.status)
+        planned.append(BatchReceipt(receipt, change, message.message_id, outcome))
+    return planned
+
+
+def message_writes(stored: list[BatchReceipt], ids: dict[str, int]) -> tuple[list[MessageWrite], list[OutboxRow]]:
+    """What the stored receipts write on their messages, as if applied one by one: the last mover's
+    status, the last network and price said; an outbox row per receipt that moved its message."""
+    by_message: dict[int, list[BatchReceipt]] = {}
+    for b in stored:
+        if b.message_id is not None:
+            by_message.setdefault(b.message_id, []).append(b)
+    writes, outbox = [], []
+    for message_id, receipts in by_message.items():
+        movers = [b for b in receipts if b.outcome == ReceiptOutcome.APPLIED]
+        priced = [b.change for b in receipts if b.change.price is not None]
+        writes.append(
+            MessageWrite(
+                message_id=message_id,
+                moved=movers[-1].change if movers else None,
+                network=next((b.change.network for b in reversed(receipts) if b.change.network), ""),
+                price=priced[-1].price if priced else None,
+                currency=priced[-1].currency if priced else "",
+                now=receipts[-1].change.now,
+            )
+        )
+        outbox += [OutboxRow(message_id, ids[b.receipt.dedupe_key], b.change.status, b.change.now) for b in movers]
+    outbox.sort(key=lambda row: row.receipt_id)
+    return writes, outbox
 
 
 def status_change_for(provider: str, event: ReceiptEvent, now: datetime) -> StatusChange:

@@ -54,10 +54,13 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Consumer:
     """`consume(event, now)` runs inside the transaction that claims the event, so what it
-    writes commits together with the claim: exactly once."""
+    writes commits together with the claim: exactly once. `batch(events, now)`, if given, is
+    called once for a claimed batch, before its events, and returns the `consume` to use for
+    them: a consumer reads there, set-based, what its events share (their messages, locked)."""
 
     name: str
     consume: Callable[[OutboxEvent, datetime], object]
+    batch: Callable[[list[OutboxEvent], datetime], Callable[[OutboxEvent, datetime], object]] | None = None
 
 
 _consumers: dict[str, Consumer] = {}
@@ -105,37 +108,65 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
     return len(rows)
 
 
-def outbox_process_batch(event_ids: Sequence[int]) -> int:
+def outbox_process_batch(event_ids: Sequence[int], *, now: datetime | None = None) -> int:
     """Process a batch of events, each at most once; one event whose consumer fails is recorded
     and the others go on. What the consumers kick (the attempt runner, the feed deliverer) is
     kicked once for the whole batch. How many were processed now."""
+    now = now or timezone.now()
+    size = settings.DLR_OUTBOX_CLAIM_BATCH
     with kicks_coalesced():
-        return sum(outbox_process(event_id) for event_id in event_ids)
+        return sum(_process_claimed(event_ids[i : i + size], now=now) for i in range(0, len(event_ids), size))
 
 
 def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
     """Hand an event to every consumer, exactly once; False if it was already processed, is
-    not due (a failure's backoff, parked), or a consumer failed on it now.
+    not due (a failure's backoff, parked), or a consumer failed on it now."""
+    return _process_claimed([event_id], now=now or timezone.now()) == 1
 
-    The claim and what the consumers write commit together: a worker that dies in between
-    leaves the event unclaimed, and its redelivery (acks late) processes it then. The consumers
-    run in a savepoint: when one raises, all they wrote is rolled back, the failure is recorded
-    on the event in the claim's transaction, and the event is tried again later."""
-    now = now or timezone.now()
+
+def _process_claimed(event_ids: Sequence[int], *, now: datetime) -> int:
+    """Claim the events in one statement and hand each to the consumers; how many succeeded.
+
+    The claims and what the consumers write commit together: a worker that dies in between
+    leaves the events unclaimed, and their redelivery (acks late) processes them then. Each
+    event's consumers run in a savepoint: when one raises, all they wrote for that event is
+    rolled back, the failure is recorded on the event in the claim's transaction, and the event
+    is tried again later; the batch goes on. A batch is a few dozen events at most
+    (DLR_OUTBOX_CLAIM_BATCH): the messages it locks wait for it, and receipts for them too."""
     with transaction.atomic():
-        if not store.outbox_claim(event_id, now=now):
-            return False
-        event = OutboxEvent.objects.get(pk=event_id)
-        try:
-            with transaction.atomic():
-                for consumer in outbox_consumers():
-                    consumer.consume(event, now)
-        except SoftTimeLimitExceeded:
-            raise  # the task ran out of time, not the event: unclaimed, redelivered whole
-        except Exception as exc:
-            _record_failure(event, exc, now=now)
-            return False
-    return True
+        events = store.outbox_claim_batch(event_ids, now=now)
+        if not events:
+            return 0
+        consumers = [_for_batch(consumer, events, now) for consumer in outbox_consumers()]
+        processed = 0
+        for event in events:
+            try:
+                with transaction.atomic():
+                    for consume in consumers:
+                        consume(event, now)
+            except SoftTimeLimitExceeded:
+                raise  # the task ran out of time, not the event: unclaimed, redelivered whole
+            except Exception as exc:
+                _record_failure(event, exc, now=now)
+            else:
+                processed += 1
+    return processed
+
+
+def _for_batch(
+    consumer: Consumer, events: list[OutboxEvent], now: datetime
+) -> Callable[[OutboxEvent, datetime], object]:
+    if consumer.batch is None:
+        return consumer.consume
+    try:
+        with transaction.atomic():
+            return consumer.batch(events, now)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        # Reading ahead is an optimisation: without it each event reads for itself.
+        logger.warning("outbox consumer %s could not prepare a batch: %s", consumer.name, failure_summary(exc))
+        return consumer.consume
 
 
 def outbox_retry_delay(failures: int) -> timedelta | None:

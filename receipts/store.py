@@ -14,11 +14,20 @@ Concurrency rests on the database, not on locks held in Python:
   so of two racing receipts only one applies;
 - registration and parking of one provider message id serialize on a transaction-scoped
   advisory lock (`lock_message_identity`).
+
+A webhook's batch of events (an Infobip POST carries up to 1,000) is written set-based, in a
+constant number of statements whatever its size (`receipts_store_batch`): its messages are read
+and row-locked in id order, the receipts inserted in one `INSERT … SELECT FROM unnest(…) ON
+CONFLICT DO NOTHING`, then the messages moved, the outbox rows and the rollup queue written in
+one statement. Holding the messages' row locks, the new statuses are decided in memory by the
+same precedence (receipts/ingestion.py), so no receipt of a concurrent request can slip
+between the read and the write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -208,6 +217,154 @@ def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | Non
         return cursor.fetchone()
 
 
+# A batch of receipts (receipts_store_batch).
+
+
+@dataclass(frozen=True)
+class Found:
+    """A message a batch's receipts name, as read under its row lock."""
+
+    message_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class BatchReceipt:
+    """A receipt of a batch with what ingestion decided for it under the messages' locks."""
+
+    receipt: StoredReceipt
+    change: StatusChange
+    message_id: int | None  # None: parked
+    outcome: str
+
+
+@dataclass(frozen=True)
+class MessageWrite:
+    """What a batch's stored receipts write on one message: the last one that moved it (None if
+    none did), and what the receipts said last of its network and price."""
+
+    message_id: int
+    moved: StatusChange | None
+    network: str
+    price: Decimal | None
+    currency: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    message_id: int
+    receipt_id: int
+    status: str
+    now: datetime
+
+
+IDENTITY_LOCK_BUCKETS = 256
+# A namespace of our own among the database's advisory locks.
+_IDENTITY_LOCK_BASE = 0x444C52_00000000
+
+
+def _identity_lock_key(connection_id: int, provider_message_id: str) -> int:
+    """The advisory lock of a provider message id. Ids share IDENTITY_LOCK_BUCKETS locks: a
+    batch of 1,000 parked receipts takes at most that many, well inside the server's shared lock
+    table (max_locks_per_transaction x connections); two ids sharing one only wait for each other."""
+    digest = hashlib.blake2b(f"{connection_id}:{provider_message_id}".encode(), digest_size=8).digest()
+    return _IDENTITY_LOCK_BASE + int.from_bytes(digest, "big") % IDENTITY_LOCK_BUCKETS
+
+
+def _batch_receipt_row(b: BatchReceipt) -> dict[str, Any]:
+    """The receipt's row, keyed by receipts_receipt column (RECEIPT_COLUMNS' order)."""
+    r, c = b.receipt, b.change
+    return {
+        "connection_id": r.connection_id, "provider_message_id": r.provider_message_id, "dedupe_key": r.dedupe_key,
+        "provider_status": r.provider_status, "status": r.status, "error_code": r.receipt_error_code,
+        "error_description": r.error_description, "reason": c.reason, "error_class": c.error_class,
+        "catalog_class": c.catalog_class, "class_source": c.class_source, "provider_timestamp": r.provider_timestamp,
+        "received_at": c.now, "network": c.network, "price": c.price, "currency": c.currency,
+        "raw_body": r.raw_body, "headers": r.headers, "message_id": b.message_id, "outcome": b.outcome,
+    }  # fmt: skip
+
+
+# The SQL types of the columns a batch passes as arrays (text when not named).
+_SQL_TYPES = {
+    "connection_id": "bigint", "provider_timestamp": "timestamptz", "received_at": "timestamptz",
+    "price": "numeric", "message_id": "bigint", "final_at": "timestamptz", "now": "timestamptz", "headers": "jsonb",
+}  # fmt: skip
+
+
+def _sql_type(name: str) -> str:
+    return _SQL_TYPES.get(name, "text")
+
+
+# One row per receipt, in the batch's order (ids follow it); a receipt stored before, or by a
+# concurrent request, is dropped by the unique key and missing from what comes back.
+_INSERT_RECEIPTS_SQL = (
+    f"INSERT INTO receipts_receipt ({', '.join(RECEIPT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%({c})s::{_sql_type(c)}[]' for c in RECEIPT_COLUMNS)}) "
+    "ON CONFLICT (connection_id, dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+)
+_INSERT_ONE_RECEIPT_SQL = (
+    f"INSERT INTO receipts_receipt ({', '.join(RECEIPT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in RECEIPT_COLUMNS)}) "
+    "ON CONFLICT (connection_id, dedupe_key) DO NOTHING RETURNING id"
+)
+
+# The parameters of TRANSITION_COLUMNS (and NOTED_COLUMNS), in order.
+_WRITE_PARAMS = tuple(dict.fromkeys(re.findall(r"%\((\w+)\)s", " ".join(TRANSITION_COLUMNS.values()))))
+
+
+def _write_value(write: MessageWrite, name: str) -> Any:
+    if name in ("network", "price", "currency", "now"):
+        return getattr(write, name)
+    return getattr(write.moved, name) if write.moved is not None else None
+
+
+def _as_batch_column(expression: str) -> str:
+    """TRANSITION_COLUMNS' value for one row of the batch: its parameters read from `w`."""
+    return re.sub(r"%\((\w+)\)s", r"w.v_\1", expression)
+
+
+def _batch_assignment(column: str, value: str) -> str:
+    moved = _as_batch_column(value)
+    if column in NOTED_COLUMNS:
+        return f"{column} = {moved}"  # written by every receipt, moving or not
+    return f"{column} = CASE WHEN w.moves THEN {moved} ELSE m.{column} END"
+
+
+# The messages were read under their row locks and each write decided from what was read, so no
+# state-machine guard is needed here: nothing moved them since.
+_MESSAGES_WRITE_SQL = (
+    "WITH moved AS ("
+    f"UPDATE receipts_message m SET {', '.join(_batch_assignment(c, v) for c, v in TRANSITION_COLUMNS.items())} "
+    f"FROM unnest(%(id)s::bigint[], %(moves)s::boolean[], "
+    f"{', '.join(f'%(v_{name})s::{_sql_type(name)}[]' for name in _WRITE_PARAMS)}) "
+    f"AS w(id, moves, {', '.join(f'v_{name}' for name in _WRITE_PARAMS)}) "
+    "WHERE m.id = w.id RETURNING m.id), "
+    f"pending AS ({_pending_sql('id')} FROM moved) "
+    f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
+    f"SELECT o.message_id, o.receipt_id, '{OutboxEvent.Kind.STATUS_CHANGED}', o.status, o.now, o.now, 1 "
+    "FROM unnest(%(o_message_id)s::bigint[], %(o_receipt_id)s::bigint[], %(o_status)s::text[], "
+    "%(o_now)s::timestamptz[]) AS o(message_id, receipt_id, status, now) ORDER BY o.receipt_id RETURNING id"
+)
+MOVE_SQL = (
+    f"UPDATE receipts_message SET {', '.join(f'{column} = {value}' for column, value in TRANSITION_COLUMNS.items())} "
+    "WHERE id = %(message_id)s"
+)
+
+
+def _execute_all(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a batch statement and fetch its rows, prepared once per connection as the single
+    receipt's statement is (_execute_prepared)."""
+    if not settings.DLR_DB_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
+
+
 class PostgresBackend:
     """One round trip per receipt. Each data-modifying step sees the previous one's RETURNING
     rows; the UPDATE still waits for a concurrent writer's row lock and re-checks its WHERE
@@ -228,9 +385,54 @@ class PostgresBackend:
     def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
         # Without it, a receipt inserted while its message is being registered is invisible to
         # the registration (not committed yet) and finds no message itself: parked forever.
-        digest = hashlib.blake2b(f"{connection_id}:{provider_message_id}".encode(), digest_size=8).digest()
         with db.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_identity_lock_key(connection_id, provider_message_id)])
+
+    def messages_lock_for_receipts(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
+        found = self._lock_found(connection_id, provider_message_ids)
+        missing = [pmid for pmid in provider_message_ids if pmid not in found]
+        if missing:
+            # As a single receipt does after its INSERT: a message registered meanwhile is seen
+            # once its registration's identity lock is ours.
+            keys = sorted({_identity_lock_key(connection_id, pmid) for pmid in missing})
+            with db.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
+                    [keys],
+                )
+            found |= self._lock_found(connection_id, missing)
+        return found
+
+    def _lock_found(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
+        # In id order, as every other taker of several message locks (messages_lock, a chain's
+        # original before its resend): two batches sharing messages wait, never deadlock.
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT provider_message_id, id, status FROM receipts_message WHERE connection_id = %s "
+                "AND provider_message_id = ANY(%s::text[]) ORDER BY id FOR UPDATE",
+                [connection_id, list(provider_message_ids)],
+            )
+            return {pmid: Found(message_id, status) for pmid, message_id, status in cursor.fetchall()}
+
+    def receipts_insert(self, receipts: Sequence[BatchReceipt]) -> dict[str, int]:
+        rows = [_batch_receipt_row(receipt) for receipt in receipts]
+        params = {column: [row[column] for row in rows] for column in RECEIPT_COLUMNS}
+        return {dedupe_key: receipt_id for receipt_id, dedupe_key in _execute_all(_INSERT_RECEIPTS_SQL, params)}
+
+    def messages_write(self, writes: Sequence[MessageWrite], outbox: Sequence[OutboxRow]) -> list[int]:
+        params: dict[str, list[Any]] = {
+            "id": [w.message_id for w in writes],
+            "moves": [w.moved is not None for w in writes],
+        }
+        for name in _WRITE_PARAMS:
+            params[f"v_{name}"] = [_write_value(w, name) for w in writes]
+        params |= {
+            "o_message_id": [o.message_id for o in outbox],
+            "o_receipt_id": [o.receipt_id for o in outbox],
+            "o_status": [o.status for o in outbox],
+            "o_now": [o.now for o in outbox],
+        }
+        return [row[0] for row in _execute_all(_MESSAGES_WRITE_SQL, params)]
 
 
 class PortableBackend:
@@ -259,6 +461,38 @@ class PortableBackend:
 
     def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
         pass
+
+    def messages_lock_for_receipts(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
+        rows = Message.objects.filter(connection_id=connection_id, provider_message_id__in=provider_message_ids)
+        return {pmid: Found(pk, status) for pmid, pk, status in rows.values_list("provider_message_id", "pk", "status")}
+
+    def receipts_insert(self, receipts: Sequence[BatchReceipt]) -> dict[str, int]:
+        inserted = {}
+        with db.cursor() as cursor:
+            for receipt in receipts:
+                cursor.execute(_INSERT_ONE_RECEIPT_SQL, _batch_receipt_row(receipt))
+                row = cursor.fetchone()
+                if row is not None:
+                    inserted[receipt.receipt.dedupe_key] = row[0]
+        return inserted
+
+    def messages_write(self, writes: Sequence[MessageWrite], outbox: Sequence[OutboxRow]) -> list[int]:
+        with db.cursor() as cursor:
+            for write in writes:
+                params = {"message_id": write.message_id, **{name: _write_value(write, name) for name in _WRITE_PARAMS}}
+                cursor.execute(MOVE_SQL if write.moved is not None else NOTE_RECEIPT_SQL, params)
+            outbox_ids = []
+            for row in outbox:
+                params = {
+                    "message_id": row.message_id,
+                    "receipt_id": row.receipt_id,
+                    "status": row.status,
+                    "now": row.now,
+                }
+                cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)
+                outbox_ids.append(int(cursor.fetchone()[0]))
+        rollup_pending([write.message_id for write in writes])
+        return outbox_ids
 
 
 backend: PostgresBackend | PortableBackend = PostgresBackend() if db.vendor == "postgresql" else PortableBackend()
@@ -292,6 +526,25 @@ def receipt_set_outcome(*, receipt_id: int, outcome: str) -> None:
 def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
     """Serialize registration and parking of one provider message id until commit."""
     backend.lock_message_identity(connection_id, provider_message_id)
+
+
+def messages_lock_for_receipts(connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
+    """The registered messages of a batch's provider message ids, row-locked until commit; for
+    those not registered, their identity locks taken too (a registration waits for our commit
+    and then links what we parked)."""
+    return backend.messages_lock_for_receipts(connection_id, provider_message_ids)
+
+
+def receipts_insert(receipts: Sequence[BatchReceipt]) -> dict[str, int]:
+    """Insert a batch's receipts (one dedupe key each); the ids of those not stored before, by
+    dedupe key."""
+    return backend.receipts_insert(receipts) if receipts else {}
+
+
+def messages_write(writes: Sequence[MessageWrite], outbox: Sequence[OutboxRow]) -> list[int]:
+    """Write a batch's message changes (rows locked by messages_lock_for_receipts), queue the
+    messages for the rollups and record the outbox rows; the outbox ids."""
+    return backend.messages_write(writes, outbox) if writes else []
 
 
 def message_lock(message_id: int) -> None:
@@ -372,15 +625,22 @@ def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: 
     return event.pk
 
 
-def outbox_claim(event_id: int, *, now: datetime) -> bool:
-    """Mark an event processed, its row locked until commit; False if another run did, or it is
-    waiting out a failure's backoff, or parked."""
-    return (
-        OutboxEvent.objects.filter(pk=event_id, processed_at__isnull=True, failed_at__isnull=True)
+def outbox_claim_batch(event_ids: Sequence[int], *, now: datetime) -> list[OutboxEvent]:
+    """Mark the events processed, their rows locked until commit, in id order (two claimers of
+    overlapping batches wait for each other, never deadlock; the second then finds them taken);
+    the events claimed, leaving out those another run processed, waiting out a failure's backoff,
+    or parked."""
+    events = list(
+        OutboxEvent.objects.select_for_update()
+        .filter(pk__in=event_ids, processed_at__isnull=True, failed_at__isnull=True)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
-        .update(processed_at=now)
-        == 1
+        .order_by("pk")
     )
+    if events:
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(processed_at=now)
+    for event in events:
+        event.processed_at = now
+    return events
 
 
 def outbox_record_failure(event_id: int, *, error: str, retry_at: datetime | None, now: datetime) -> None:

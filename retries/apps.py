@@ -9,7 +9,7 @@ class RetriesConfig(AppConfig):
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from receipts.outbox import Consumer, register_consumer
-        from retries.decisions import decide
+        from retries.decisions import decide, decide_batch
         from retries.models import Rule, Step
         from retries.rule_cache import rule_cache
 
@@ -20,4 +20,4 @@ class RetriesConfig(AppConfig):
         post_delete.connect(rule_cache.clear, sender=Step, dispatch_uid="step-cache-delete")
         # Every status change and missing receipt is decided on, once, in the outbox claim's
         # transaction.
-        register_consumer(Consumer("decisions", consume=lambda event, now: decide(event, now=now)))
+        register_consumer(Consumer("decisions", consume=lambda event, now: decide(event, now=now), batch=decide_batch))

@@ -8,6 +8,7 @@ status its resends have; a delivery anywhere in a chain cancels the chain's sche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db.models import Q
@@ -20,27 +21,80 @@ from retries.escalation import RUN_DUE_ATTEMPTS, Trigger, attempts_made, chain_d
 from retries.models import Attempt, Decision, Rule
 from retries.rule_cache import rule_cache
 
-__all__ = ["RUN_DUE_ATTEMPTS", "attempts_made", "chain_delivered", "decide"]
+__all__ = ["RUN_DUE_ATTEMPTS", "attempts_made", "chain_delivered", "decide", "decide_batch"]
 
 
-def decide(event: OutboxEvent, *, now: datetime | None = None) -> list[Decision]:
-    """Decide for `event`, inside the caller's transaction (the outbox claim's)."""
+def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBatch | None = None) -> list[Decision]:
+    """Decide for `event`, inside the caller's transaction (the outbox claim's); `batch`: what
+    was read for the claimed batch it belongs to."""
     now = now or timezone.now()
+    read = batch.take(event) if batch is not None else None
+    if read is None:
+        message = _read_and_lock(event)
+        read = (message, message.chain_root or message, False)
+    message, root, fresh = read
+    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
+    if seen == Status.DELIVERED:
+        if not fresh:
+            cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
+        rule = first_matching_rule(message, seen)
+    else:
+        rule = (None if fresh else chain_rule(root)) or first_matching_rule(message, seen)
+    trigger = Trigger(message=message, root=root, seen=seen, outbox_event=event, fresh_chain=fresh)
+    return escalate(trigger, rule, now=now)
+
+
+def _read_and_lock(event: OutboxEvent) -> Message:
     message = Message.objects.select_related("chain_root", "connection").get(pk=event.message_id)
     root = message.chain_root or message
     # The chain's original first, then the message: every trigger of a chain (here, and an
     # attempt that ends, retries/attempts.py) locks in that order, so they serialize.
     store.message_lock(root.pk)
-    message = (
-        Message.objects.select_for_update(of=("self",)).select_related("chain_root", "connection").get(pk=message.pk)
-    )
-    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
-    if seen == Status.DELIVERED:
-        cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
-        rule = first_matching_rule(message, seen)
-    else:
-        rule = chain_rule(root) or first_matching_rule(message, seen)
-    return escalate(Trigger(message=message, root=root, seen=seen, outbox_event=event), rule, now=now)
+    return Message.objects.select_for_update(of=("self",)).select_related("chain_root", "connection").get(pk=message.pk)
+
+
+class DecisionBatch:
+    """What a claimed batch of events shares, read set-based once: their messages and chains'
+    originals, locked in id order (an original is older than its resends, so this is the
+    original-first order every trigger of a chain locks in; two batches wait, never deadlock),
+    and which chains are fresh: an original without resends, decisions or attempts, whose
+    escalation has nothing to read. An event after the first of its chain in the batch reads for
+    itself: the first one's decisions changed what there is to read."""
+
+    def __init__(self, events: list[OutboxEvent]) -> None:
+        message_ids = {event.message_id for event in events}
+        roots = dict(Message.objects.filter(pk__in=message_ids).values_list("pk", "chain_root_id"))
+        root_ids = {root_id or message_id for message_id, root_id in roots.items()}
+        locked = Message.objects.select_for_update(of=("self",)).select_related("connection")
+        self.messages = {m.pk: m for m in locked.filter(pk__in=message_ids | root_ids).order_by("pk")}
+        for message in self.messages.values():
+            if message.chain_root_id is not None and message.chain_root_id in self.messages:
+                message.chain_root = self.messages[message.chain_root_id]
+        with_history = (
+            set(Message.objects.filter(chain_root_id__in=root_ids).values_list("chain_root_id", flat=True))
+            | set(Decision.objects.filter(message_id__in=root_ids).values_list("message_id", flat=True))
+            | set(Attempt.objects.filter(chain_root_id__in=root_ids).values_list("chain_root_id", flat=True))
+        )
+        self.fresh = root_ids - with_history
+        self.taken: set[int] = set()
+
+    def take(self, event: OutboxEvent) -> tuple[Message, Message, bool] | None:
+        """The event's message, its chain's original and whether the chain is fresh; None when
+        the event must read for itself."""
+        message = self.messages.get(event.message_id)
+        if message is None:
+            return None
+        root_id = message.chain_root_id or message.pk
+        if root_id in self.taken or root_id not in self.messages:
+            return None
+        self.taken.add(root_id)
+        return message, self.messages[root_id], root_id in self.fresh
+
+
+def decide_batch(events: list[OutboxEvent], now: datetime) -> Callable[[OutboxEvent, datetime], object]:
+    """The outbox consumer's batch hook: read the batch, then decide each event with it."""
+    batch = DecisionBatch(events)
+    return lambda event, now: decide(event, now=now, batch=batch)
 
 
 def first_matching_rule(message: Message, seen: str) -> Rule | None:

@@ -57,6 +57,9 @@ class Trigger:
     # The attempt reached the recipient another way (a fallback sent): an escalation that ends
     # there has not failed the user, and the product is not told it did.
     reached: bool = False
+    # The message is its chain's original and the chain has no resends, decisions or attempts
+    # yet (retries/decisions.py read it for a batch, under the lock): nothing to read about it.
+    fresh_chain: bool = False
 
     @property
     def key(self) -> str:
@@ -71,7 +74,7 @@ def escalate(trigger: Trigger, rule: Rule | None, *, now: datetime) -> list[Deci
     """Move `rule`'s escalation for the trigger's chain; the decisions recorded (one at least)."""
     if rule is None:
         return [_record(trigger, None, None, Decision.State.RECORDED, why=f"no rule matches {trigger.seen}", now=now)]
-    if trigger.seen != Status.DELIVERED and chain_delivered(trigger.root):
+    if trigger.seen != Status.DELIVERED and _chain_delivered(trigger):
         return [_skip(trigger, rule, None, Skip.CHAIN_DELIVERED, "the chain was already delivered", now=now)]
     if _moved_before(trigger, rule):
         # A message's failure moves its chain once: a stronger final after a weaker one, or the
@@ -82,8 +85,8 @@ def escalate(trigger: Trigger, rule: Rule | None, *, now: datetime) -> list[Deci
 
 def _take_steps(trigger: Trigger, rule: Rule, *, now: datetime) -> list[Decision]:
     steps = list(rule.steps.all())
-    spent, taken = _steps_done(trigger.root, rule)
-    made = _attempts_by_step(trigger.root, rule)
+    spent, taken = (set(), set()) if trigger.fresh_chain else _steps_done(trigger.root, rule)
+    made = Counter[int]() if trigger.fresh_chain else _attempts_by_step(trigger.root, rule)
     deadline = rule_deadline(rule, trigger.root)
     decisions: list[Decision] = []
     past_deadline = scheduled = False
@@ -156,7 +159,15 @@ def _attempts_by_step(root: Message, rule: Rule) -> Counter[int]:
     return Counter(attempts)
 
 
+def _chain_delivered(trigger: Trigger) -> bool:
+    if trigger.fresh_chain:
+        return trigger.root.status == Status.DELIVERED  # read under its lock
+    return chain_delivered(trigger.root)
+
+
 def _moved_before(trigger: Trigger, rule: Rule) -> bool:
+    if trigger.fresh_chain:
+        return False
     if trigger.after_attempt is not None:
         return Decision.objects.filter(after_attempt=trigger.after_attempt).exists()
     earlier = Decision.objects.filter(message=trigger.message, rule=rule, step__isnull=False)
@@ -208,7 +219,8 @@ def _skip(trigger: Trigger, rule: Rule, step: Step | None, reason: str, why: str
 def _schedule(
     trigger: Trigger, rule: Rule, step: Step, action: Action, *, due: datetime, deadline: datetime | None, now: datetime
 ) -> Decision:
-    used = _attempts_by_step(trigger.root, rule)[step.pk]
+    fresh = trigger.fresh_chain
+    used = 0 if fresh else _attempts_by_step(trigger.root, rule)[step.pk]
     why = f"rule “{rule.name}”, step {step.position}: attempt {used + 1} of {step.count}"
     decision = _record(trigger, rule, step, Decision.State.SCHEDULED, why=why, now=now)
     try:
@@ -216,7 +228,8 @@ def _schedule(
         # processed at once by two workers): one attempt, not two.
         with transaction.atomic():
             attempt = Attempt.objects.create(
-                decision=decision, step=step, chain_root=trigger.root, number=attempts_made(trigger.root) + 1,
+                decision=decision, step=step, chain_root=trigger.root,
+                number=1 if fresh else attempts_made(trigger.root) + 1,
                 idempotency_key=trigger.key, due_at=due, action=step.action, deadline_at=deadline,
                 **action.attempt_through(step, trigger.message),
             )  # fmt: skip

@@ -14,13 +14,14 @@ from django.conf import settings
 
 SCRIPT = textwrap.dedent(
     """
+    import json
     import django
     django.setup()
     from django.core.management import call_command
     from django.test import Client
     from receipts.phones import parse_number
     from receipts.services import MessageRegistration, connection_create, message_register
-    from receipts.models import OutboxEvent
+    from receipts.models import OutboxEvent, Receipt
     from tests.webhooks import generic_body, generic_headers
 
     call_command("migrate", verbosity=0)
@@ -42,6 +43,16 @@ SCRIPT = textwrap.dedent(
     message.refresh_from_db()
     print(codes, message.status, early.status, sorted(OutboxEvent.objects.values_list("status", flat=True)),
           OutboxEvent.objects.filter(processed_at__isnull=True).count())
+
+    # A batch takes the set-based path, statement by statement on SQLite.
+    third, _ = message_register(MessageRegistration(connection=connection, provider_message_id="m3",
+                                                    recipient=parse_number("+33612345679")))
+    items = [{"message_id": m, "status": s} for m, s in (("m3", "sent"), ("m3", "delivered"), ("m5", "sent"))]
+    body = json.dumps({"type": "message.status", "data": items}).encode()
+    headers = generic_headers(connection, body)
+    response = client.post("/hooks/demo/", data=body, content_type=headers.pop("content-type"), headers=headers)
+    third.refresh_from_db()
+    print(response.json(), third.status, Receipt.objects.get(provider_message_id="m5").outcome)
     """
 )
 
@@ -69,7 +80,10 @@ def test_demo_database_ingests_in_any_order_and_runs_tasks_in_process(tmp_path: 
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "[200, 200, 200, 200] delivered undelivered ['delivered', 'undelivered'] 0"
+    assert result.stdout.strip().splitlines() == [
+        "[200, 200, 200, 200] delivered undelivered ['delivered', 'undelivered'] 0",
+        "{'received': 3, 'duplicates': 0, 'applied': 2, 'parked': 1} delivered parked",
+    ]
     assert (tmp_path / "dlrconsole.sqlite3").exists()
     # Keys of its own, readable by their owner only: never a key published with the code.
     for name in ("demo-secret-key", "demo-secrets-key"):

@@ -1,0 +1,145 @@
+"""A batch of reports in one request (Infobip posts up to 1,000) is stored set-based: the same
+outcomes as the reports posted one by one, in a number of statements that does not grow with
+the batch."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.db import connection as db
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from receipts.models import Message, OutboxEvent, Receipt, RollupPending
+from receipts.phones import parse_number
+from receipts.services import MessageRegistration, message_register
+from receipts.statuses import ReceiptOutcome, Status
+from tests.factories import ConnectionFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+# Infobip's status names for our statuses (receipts/providers/infobip.py).
+INFOBIP_STATUS = {
+    "accepted": ("PENDING_ACCEPTED", 1),
+    "sent": ("DELIVERED_TO_OPERATOR", 3),
+    "delivered": ("DELIVERED_TO_HANDSET", 3),
+    "undelivered": ("UNDELIVERABLE_NOT_DELIVERED", 2),
+    "expired": ("EXPIRED_EXPIRED", 4),
+}
+
+
+def report(message_id: str, status: str, *, done_at: str = "2026-11-26T11:00:01.500+0000", **extra: object) -> dict:
+    name, group = INFOBIP_STATUS[status]
+    error = {"id": 27, "name": "EC_ABSENT_SUBSCRIBER", "permanent": False} if status == "undelivered" else {"id": 0}
+    return {
+        "messageId": message_id, "doneAt": done_at, "smsCount": 1,
+        "status": {"groupId": group, "name": name}, "error": error, **extra,
+    }  # fmt: skip
+
+
+def post_reports(client: Client, connection, reports: list[dict]):
+    body = json.dumps({"results": reports})
+    return client.post(
+        f"/hooks/{connection.slug}/", data=body, content_type="application/json",
+        headers={"x-dlr-token": connection.secrets[0]},
+    )  # fmt: skip
+
+
+def infobip_connection():
+    return ConnectionFactory(provider="infobip", secrets=["infobip-token-0123456789abcdef"])
+
+
+def statements_for_batch(client: Client, size: int) -> int:
+    connection = infobip_connection()
+    messages = [MessageFactory(connection=connection) for _ in range(size)]
+    stored_before = [report(m.provider_message_id, "sent") for m in messages[: size // 2]]
+    assert post_reports(client, connection, stored_before).status_code == 200
+    # Half already stored (a provider's retry), a message not registered yet, and two reports
+    # of one message.
+    reports = stored_before + [report(m.provider_message_id, "delivered") for m in messages]
+    reports += [report("not-registered-yet", "delivered"), report(messages[0].provider_message_id, "undelivered")]
+    with CaptureQueriesContext(db) as queries:
+        response = post_reports(client, connection, reports)
+    assert response.status_code == 200, response.content
+    assert response.json()["duplicates"] == len(stored_before)
+    return len(queries)
+
+
+def test_a_batch_is_stored_in_the_same_number_of_statements_whatever_its_size(client, settings):
+    # Prepared statements run on psycopg's own cursor, which Django does not count.
+    settings.DLR_DB_PREPARED_STATEMENTS = False
+    statements_for_batch(client, 2)  # the per-process caches (error catalog overrides) filled
+    small, large = statements_for_batch(client, 4), statements_for_batch(client, 300)
+    assert small == large
+    # The transaction's two; the messages read and locked; the parked one's identity lock and a
+    # look again; the receipts; the messages with their outbox and rollup rows.
+    assert large == 7
+
+
+def test_a_batch_ends_as_its_reports_posted_one_by_one(client):
+    one_by_one, batched = infobip_connection(), infobip_connection()
+    sequence = [
+        ("a", "sent", {}), ("a", "delivered", {"price": {"pricePerMessage": 0.03, "currency": "EUR"}}),
+        ("a", "sent", {}), ("b", "undelivered", {}), ("b", "expired", {}), ("b", "delivered", {}),
+        ("c", "delivered", {}), ("c", "delivered", {}), ("parked", "sent", {}), ("d", "accepted", {}),
+    ]  # fmt: skip
+    for connection in (one_by_one, batched):
+        for pmid in "abcd":
+            MessageFactory(connection=connection, provider_message_id=pmid)
+    reports = [report(pmid, status, done_at=f"2026-11-26T11:00:0{i}.000+0000", **extra)
+               for i, (pmid, status, extra) in enumerate(sequence)]  # fmt: skip
+    # "c" delivered twice with the same time: the second is the same report again.
+    reports[7]["doneAt"] = reports[6]["doneAt"]
+    for item in reports:
+        post_reports(client, one_by_one, [item])
+    response = post_reports(client, batched, reports)
+
+    assert response.json() == {"received": 10, "duplicates": 1, "applied": 6, "late": 1, "conflict": 1, "parked": 1}
+
+    def state(connection):
+        messages = {
+            m.provider_message_id: (m.status, m.error_class, m.reason, m.cost, m.currency, m.first_receipt_at)
+            for m in Message.objects.filter(connection=connection)
+        }
+        receipts = list(Receipt.objects.filter(connection=connection).order_by("id").values_list("status", "outcome"))
+        outbox = list(
+            OutboxEvent.objects.filter(message__connection=connection).order_by("id").values_list("status", flat=True)
+        )
+        return messages, receipts, outbox
+
+    def without_times(state):
+        messages, receipts, outbox = state
+        return {pmid: (*m[:5], m[5] is not None) for pmid, m in messages.items()}, receipts, outbox
+
+    assert without_times(state(batched)) == without_times(state(one_by_one))
+    messages, _, outbox = state(batched)
+    assert messages["a"][0] == messages["b"][0] == Status.DELIVERED
+    assert messages["a"][3] == Decimal("0.03")
+    assert messages["b"][1] == ""  # a late delivery replaced the failure's class
+    assert outbox == ["sent", "delivered", "undelivered", "delivered", "delivered", "accepted"]
+    assert Receipt.objects.get(connection=batched, provider_message_id="parked").outcome == ReceiptOutcome.PARKED
+
+
+def test_a_batchs_parked_report_is_linked_when_its_message_is_registered(client):
+    connection = infobip_connection()
+    known = MessageFactory(connection=connection)
+    post_reports(client, connection, [report(known.provider_message_id, "sent"), report("early", "delivered")])
+
+    message, _ = message_register(
+        MessageRegistration(connection=connection, provider_message_id="early", recipient=parse_number("+33612345678"))
+    )
+
+    assert message.status == Status.DELIVERED
+    assert Receipt.objects.get(provider_message_id="early").outcome == ReceiptOutcome.APPLIED
+
+
+def test_every_message_a_batch_touches_is_queued_once_for_the_rollups(client):
+    connection = infobip_connection()
+    messages = [MessageFactory(connection=connection) for _ in range(3)]
+    RollupPending.objects.all().delete()
+    post_reports(
+        client, connection, [report(m.provider_message_id, s) for m in messages for s in ("sent", "delivered")]
+    )
+    assert sorted(RollupPending.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)

@@ -1,0 +1,136 @@
+"""Outbox events are claimed and decided in batches: one claim and one read of the messages and
+their chains for the batch, each event still decided exactly once and as if on its own."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection as db
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from receipts.models import OutboxEvent
+from receipts.outbox import outbox_process, outbox_process_batch
+from receipts.statuses import Status
+from retries.feed.models import FeedEvent
+from retries.models import Attempt, Decision
+from retries.rule_cache import rule_cache
+from tests.factories import MessageFactory
+
+# (status the event reports, the message's reason and class): the shipped rules' main cases.
+CASES = [
+    ("delivered", "", ""),
+    ("undelivered", "absent_subscriber", "temporary"),
+    ("undelivered", "unknown_subscriber", "permanent"),
+    ("expired", "", ""),
+]
+
+
+def event_for(message, status: str) -> OutboxEvent:
+    return OutboxEvent.objects.create(message=message, kind="status_changed", status=status, created_at=timezone.now())
+
+
+def traffic(connection=None) -> list[OutboxEvent]:
+    """Events for fresh messages of every case, a failure then a late delivery of one message,
+    and a resend's failure."""
+    extra = {"connection": connection} if connection else {}
+    events = []
+    for status, reason, error_class in CASES * 3:
+        message = MessageFactory(status=status, reason=reason, error_class=error_class, **extra)
+        events.append(event_for(message, status))
+    late = MessageFactory(status=Status.DELIVERED, reason="", error_class="", **extra)
+    events += [event_for(late, "undelivered"), event_for(late, "delivered")]
+    original = MessageFactory(status=Status.UNDELIVERED, reason="absent_subscriber", error_class="temporary", **extra)
+    resend = MessageFactory(
+        chain_root=original, status=Status.UNDELIVERED, reason="absent_subscriber", error_class="temporary",
+        connection=original.connection,
+    )  # fmt: skip
+    events += [event_for(original, "undelivered"), event_for(resend, "undelivered")]
+    return events
+
+
+def decided(events: list[OutboxEvent]) -> list[list[tuple[str, str, str, str]]]:
+    return [
+        list(
+            Decision.objects.filter(outbox_event=event)
+            .order_by("id")
+            .values_list("action", "state", "skip_reason", "rule__name")
+        )
+        for event in events
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("default_rules")
+def test_a_batch_decides_each_event_as_it_would_be_decided_alone():
+    alone, batched = traffic(), traffic()
+    for event in alone:
+        assert outbox_process(event.pk) is True
+
+    assert outbox_process_batch([event.pk for event in batched]) == len(batched)
+
+    assert decided(batched) == decided(alone)
+    # A failure decided after its message was delivered sends nothing, in a batch as alone.
+    assert not Attempt.objects.filter(chain_root_id=batched[-4].message_id).exists()
+    # Three fresh temporary failures, the original and its resend (the chain's second attempt).
+    assert Attempt.objects.filter(decision__outbox_event__in=batched).count() == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("default_rules")
+def test_a_batch_claims_and_reads_its_messages_in_the_same_statements_whatever_its_size(settings):
+    def statements(size: int) -> int:
+        events = [event_for(MessageFactory(status="delivered"), "delivered") for _ in range(size)]
+        with CaptureQueriesContext(db) as queries:
+            assert outbox_process_batch([e.pk for e in events]) == size
+        return len(queries)
+
+    # As in production, the rules are read once per few seconds (the tests' settings say never).
+    settings.DLR_RULES_CACHE_SECONDS = 60
+    rule_cache.clear()
+    try:
+        statements(2)
+        small, large = statements(5), statements(25)
+    finally:
+        rule_cache.clear()
+    # Per event: its savepoint and release, its decision, its feed event (looked for first) and
+    # the endpoints that get it. Per batch: the claim, the messages and chains, the savepoints.
+    per_event = (large - small) / 20
+    assert per_event == 6
+    assert small - 5 * per_event == 11
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
+def test_concurrent_batch_claimers_decide_every_event_exactly_once():
+    events = traffic()
+    ids = [event.pk for event in events]
+    claimers = 4
+    start = threading.Barrier(claimers)
+
+    def claim(seed: int) -> int:
+        order = ids[:]
+        random.Random(seed).shuffle(order)  # overlapping batches in different orders
+        try:
+            start.wait(10)
+            return outbox_process_batch(order)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=claimers) as pool:
+        processed = list(pool.map(claim, range(claimers)))
+
+    assert sum(processed) == len(events)
+    assert not OutboxEvent.objects.filter(processed_at__isnull=True).exists()
+    for rows in decided(events):
+        assert rows, "an event without a decision"
+        assert len(rows) == len(set(rows)), f"decided twice: {rows}"
+    assert Attempt.objects.filter(decision__outbox_event__in=events).count() == Attempt.objects.count()
+    assert FeedEvent.objects.filter(type="message.delivered").count() == len(
+        {e.message_id for e in events if e.status == "delivered"}
+    )
