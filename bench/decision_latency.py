@@ -733,8 +733,6 @@ def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path
     env = {
         **server_env(args, db_url, queue),
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
-        # The product endpoint and the gateway are local peers; outbound calls refuse loopback otherwise.
-        "DLR_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
     }
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
