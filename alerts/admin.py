@@ -10,10 +10,11 @@ from django.http import HttpRequest
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge
+from dlrconsole.lib.big_tables import BigTableAdmin
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin[Alert]):
+class AlertAdmin(BigTableAdmin):
     list_display = ["created_at", "title", "source", "severity", "state", "acknowledged_at", "acknowledged_by"]
     list_filter = ["source", "state", "severity", ("acknowledged_at", admin.EmptyFieldListFilter)]
     raw_id_fields = ["message", "decision", "rule"]

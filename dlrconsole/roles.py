@@ -33,6 +33,8 @@ RESEND = "receipts.resend_message"
 EXPORT = "receipts.export_messages"
 SEE_NUMBERS = "receipts.see_full_numbers"
 VIEW_AUDIT_LOG = "receipts.view_audit_log"
+# Erasing a recipient's number (a data-protection request, dlrconsole/erasure.py): admins only.
+ERASE_NUMBERS = "audit.add_erasurerequest"
 MANAGE_REPORTS = "reports.change_reportschedule"  # the console's scheduled reports
 # The console's alerts: support and admins see, acknowledge, comment and snooze them; admins
 # edit the alert rules and channels.
@@ -95,6 +97,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     ADMIN: tuple(dict.fromkeys((
         *SUPPORT_PERMISSIONS,
         VIEW_AUDIT_LOG,
+        ERASE_NUMBERS,
         *(f"{app}.{action}_{model}" for app_model in CONFIGURATION_MODELS for app, model in [app_model.split(".")]
           for action in ("add", "change", "delete", "view")),
         *(f"{app}.view_{model}" for app_model in INSPECTION_MODELS for app, model in [app_model.split(".")]),

@@ -352,6 +352,59 @@ for _address in DLR_ALERT_EMAILS:
 # A message's text is kept only to resend it; erased this long after submission.
 DLR_MESSAGE_BODY_RETENTION_SECONDS = env_int("DLR_MESSAGE_BODY_RETENTION_SECONDS", 24 * 3600)
 
+# Retention (docs/SCALING.md, "Retention"): how long each big table keeps its rows, in days; 0
+# keeps them for ever. A daily beat task (dlrconsole/ops/tasks.py) deletes what is older, in
+# batches of DLR_RETENTION_BATCH rows, one short transaction each, for at most
+# DLR_RETENTION_PASS_SECONDS (what is left waits for the next day's run).
+# - messages, with everything hung on them (decisions, attempts, outbox events, feed events and
+#   deliveries, per-message alerts), by submission time; their day and hour rollups stay;
+DLR_RETENTION_MESSAGES_DAYS = env_int("DLR_RETENTION_MESSAGES_DAYS", 400, minimum=0, maximum=36600)
+# - receipts (the raw payloads, the biggest rows) of messages still kept, by arrival time. At
+#   least 3 days: a provider retrying a receipt within its retry window must still find it to
+#   be deduplicated;
+DLR_RETENTION_RECEIPTS_DAYS = env_int("DLR_RETENTION_RECEIPTS_DAYS", 90, minimum=0, maximum=36600)
+# - parked receipts whose message was never registered (a product that never registered it);
+DLR_RETENTION_PARKED_RECEIPTS_DAYS = env_int("DLR_RETENTION_PARKED_RECEIPTS_DAYS", 7, minimum=0, maximum=36600)
+# - processed outbox events that no decision points to (the rules have seen them);
+DLR_RETENTION_OUTBOX_DAYS = env_int("DLR_RETENTION_OUTBOX_DAYS", 14, minimum=0, maximum=36600)
+# - finished product-feed deliveries (delivered or abandoned), their POSTs, and the events left
+#   without a delivery (their payloads carry the number);
+DLR_RETENTION_FEED_DAYS = env_int("DLR_RETENTION_FEED_DAYS", 30, minimum=0, maximum=36600)
+# - resolved alerts with their events and notifications, and test notifications.
+DLR_RETENTION_ALERTS_DAYS = env_int("DLR_RETENTION_ALERTS_DAYS", 400, minimum=0, maximum=36600)
+DLR_RETENTION_BATCH = env_int("DLR_RETENTION_BATCH", 5000, minimum=100, maximum=50_000)
+DLR_RETENTION_PASS_SECONDS = env_int("DLR_RETENTION_PASS_SECONDS", 1800, minimum=10, maximum=6 * 3600)
+# Where the purged rows are written before they are deleted (gzip JSON lines, one file per
+# table and run); empty: not exported. Receipts' raw payloads carry phone numbers: protect it.
+DLR_RETENTION_EXPORT_DIR = os.environ.get("DLR_RETENTION_EXPORT_DIR", "").strip()
+_RETENTION_FLOORS = {
+    # The shortest that makes sense: below it the product loses what it is for.
+    "DLR_RETENTION_MESSAGES_DAYS": 7,  # a chain's resends and fallbacks may wait up to 7 days
+    "DLR_RETENTION_RECEIPTS_DAYS": 3,  # providers retry a receipt for up to about 3 days
+    "DLR_RETENTION_PARKED_RECEIPTS_DAYS": 1,  # a product registers its messages within the day
+    "DLR_RETENTION_OUTBOX_DAYS": 2,
+    "DLR_RETENTION_FEED_DAYS": 3,  # the Standard Webhooks schedule retries for about a day
+    "DLR_RETENTION_ALERTS_DAYS": 30,
+}
+for _name, _floor in _RETENTION_FLOORS.items():
+    if 0 < globals()[_name] < _floor:
+        raise ImproperlyConfigured(f"{_name} must be 0 (keep for ever) or at least {_floor} days")
+if DLR_RETENTION_MESSAGES_DAYS and not 0 < DLR_RETENTION_RECEIPTS_DAYS <= DLR_RETENTION_MESSAGES_DAYS:
+    raise ImproperlyConfigured(
+        "DLR_RETENTION_RECEIPTS_DAYS must be between 3 and DLR_RETENTION_MESSAGES_DAYS: receipts go with their message"
+    )
+if DLR_RETENTION_RECEIPTS_DAYS and not 0 < DLR_RETENTION_PARKED_RECEIPTS_DAYS <= DLR_RETENTION_RECEIPTS_DAYS:
+    raise ImproperlyConfigured("DLR_RETENTION_PARKED_RECEIPTS_DAYS must be between 1 and DLR_RETENTION_RECEIPTS_DAYS")
+if DLR_RETENTION_EXPORT_DIR and not (
+    os.path.isabs(DLR_RETENTION_EXPORT_DIR)
+    and os.path.isdir(DLR_RETENTION_EXPORT_DIR)
+    and os.access(DLR_RETENTION_EXPORT_DIR, os.W_OK)
+):
+    raise ImproperlyConfigured(
+        f"DLR_RETENTION_EXPORT_DIR={DLR_RETENTION_EXPORT_DIR!r} must be the absolute path of a writable directory"
+    )
+
+
 # Celery. The demo runs tasks eagerly in-process; production and the tests use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
@@ -427,6 +480,8 @@ CELERY_BEAT_SCHEDULE = {
     # Retries and fallbacks: runs what is due; the due times live in the database.
     "attempts-run": {"task": "retries.tasks.run_due_attempts", "schedule": 5.0},
     "message-bodies-erase": {"task": "retries.tasks.erase_message_bodies", "schedule": 600.0},
+    # Retention (dlrconsole/ops/retention.py): what each table keeps, once a day, in batches.
+    "retention-apply": {"task": "dlrconsole.ops.tasks.apply_retention", "schedule": 24 * 3600.0},
     # Monitoring: counts what changed since the last pass into the rollups, a few seconds behind.
     "rollups-pass": {"task": "receipts.rollups.tasks.roll_up", "schedule": 5.0},
     "rollups-prune": {"task": "receipts.rollups.tasks.prune_rollups", "schedule": 3600.0},

@@ -11,17 +11,18 @@ from datetime import timedelta
 
 import phonenumbers
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Sum
 from django.utils import timezone
 
 from receipts.countries import country_name
-from receipts.models import Message
 from receipts.reasons import REASONS, ErrorClass
+from receipts.rollups.maintain import bucket_start
+from receipts.rollups.models import Grain, Rollup
 from receipts.statuses import NO_RECEIPT, Status
 from retries.models import Rule
 
-# How far back the editor looks for flows and countries in use. Bounded by the (submitted_at, id) index:
-# a distinct over a week of messages, not over the whole table.
+# How far back the editor looks for flows and countries in use, in the day rollups (a few rows
+# per route and day, where a week of messages is millions).
 RECENT_FLOWS_DAYS = 7
 MAX_FLOWS = 200
 # The status the rules match for a message still pending past its receipt SLA.
@@ -40,9 +41,11 @@ class Choice:
 
 def known_flows() -> list[str]:
     """Flows in the configuration (receipt SLAs), in messages of the last week, or in a rule."""
-    since = timezone.now() - timedelta(days=RECENT_FLOWS_DAYS)
+    since = bucket_start(timezone.now() - timedelta(days=RECENT_FLOWS_DAYS), Grain.DAY)
+    # From the day rollups, not the messages: a week of messages is millions of rows to scan
+    # for a DISTINCT; their day rows are a few per route.
     recent = (
-        Message.objects.filter(submitted_at__gte=since)
+        Rollup.objects.filter(grain=Grain.DAY, bucket__gte=since)
         .exclude(flow="")
         .order_by()
         .values_list("flow", flat=True)
@@ -68,13 +71,13 @@ def country_choices() -> list[Choice]:
 def recent_countries() -> list[str]:
     """Countries of the messages submitted in the last week, most frequent first (the editor
     lists them first: a rule is usually about where the traffic goes)."""
-    since = timezone.now() - timedelta(days=RECENT_FLOWS_DAYS)
+    since = bucket_start(timezone.now() - timedelta(days=RECENT_FLOWS_DAYS), Grain.DAY)
     rows = (
-        Message.objects.filter(submitted_at__gte=since)
+        Rollup.objects.filter(grain=Grain.DAY, bucket__gte=since)
         .exclude(country="")
         .order_by()
         .values("country")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("messages"))
         .order_by("-n", "country")[:MAX_FLOWS]
     )
     return [row["country"] for row in rows if row["country"] in phonenumbers.SUPPORTED_REGIONS]

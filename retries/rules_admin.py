@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.urls import reverse_lazy
 from django.utils.text import format_lazy
 
+from dlrconsole.lib.big_tables import BigTableAdmin
 from retries.models import Attempt, Decision, Rule, Step
 
 
@@ -43,7 +44,9 @@ class RuleAdmin(admin.ModelAdmin[Rule]):
     ]  # fmt: skip
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+class ReadOnlyAdmin(BigTableAdmin):
+    """Decisions and attempts: records that grow with traffic, read only."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

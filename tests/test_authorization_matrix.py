@@ -80,6 +80,8 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "password_change_done": (allow(PEOPLE), no_method(PEOPLE)),
     "time-zone": (allow(PEOPLE), allow(PEOPLE)),
     "audit-log": (allow(STAFF), allow(STAFF)),
+    # Erasing a recipient's number (a data-protection request): admins only.
+    "console:erase-number": (allow(STAFF), allow(STAFF)),
     "console:overview": (allow(PEOPLE), no_method()),
     "console:search": (allow(PEOPLE), no_method()),
     "console:routes": (allow(PEOPLE), no_method()),

@@ -52,6 +52,29 @@ class AuditEntry(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.username or 'system'} {self.action} {self.object_repr}"
 
 
+class ErasureRequest(models.Model):
+    """A data-protection request carried out: one recipient's number erased from every table
+    (dlrconsole/erasure.py). The number itself is never kept: its masked form for people, and a
+    keyed hash (HMAC under SECRET_KEY) that answers "was this number erased?" without it."""
+
+    at = models.DateTimeField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    masked_number = models.CharField(max_length=24)
+    # Who asks again about the same number finds the earlier request by it.
+    number_hash = models.CharField(max_length=64, db_index=True)
+    # Rows erased or anonymized, per table.
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"erasure of {self.masked_number}"
+
+
 # Users and their role groups: who may do what is configuration too. The password is a
 # secret (recorded as "changed"); a login's last_login update is not a change.
 register(

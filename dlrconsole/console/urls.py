@@ -3,6 +3,7 @@ from django.urls import path
 from dlrconsole.console import (
     alerts,
     channels,
+    erasure,
     export,
     message,
     overview,
@@ -60,4 +61,5 @@ urlpatterns = [
     path("alerts/channels/<int:pk>/", alerts.channel_edit, name="alert-channel"),
     path("alerts/channels/<int:pk>/test/", alerts.channel_test, name="alert-channel-test"),
     path("alerts/channels/<int:pk>/delete/", alerts.channel_delete, name="alert-channel-delete"),
+    path("erase-number/", erasure.erase_number, name="erase-number"),
 ]

@@ -48,6 +48,17 @@ def kept_since(grain: str, now: datetime) -> datetime | None:
     return None
 
 
+def settled_before(now: datetime) -> datetime | None:
+    """Buckets before this are settled: retention deletes their messages (with their
+    snapshots) but keeps their rows, so a rebuild or a check must leave them as they are.
+    The same whole UTC day as retention's cutoff (dlrconsole/ops/retention.py); None while
+    messages are kept for ever."""
+    days = settings.DLR_RETENTION_MESSAGES_DAYS
+    if not days:
+        return None
+    return (now - timedelta(days=days)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @dataclass
 class Deltas:
     """What a pass adds to the rollup rows (negative to take a contribution back), per cell."""

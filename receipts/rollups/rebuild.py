@@ -30,7 +30,7 @@ from receipts.rollups.figures import (
     TTD_COLUMNS,
     TTFR_COLUMNS,
 )
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, kept_since, take_pass_lock
+from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, kept_since, settled_before, take_pass_lock
 from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
 from receipts.statuses import FINAL_STATUSES, Status
 
@@ -140,13 +140,18 @@ def rebuild(*, now: datetime | None = None) -> int:
         # Only passes (which wait for the lock) and the check read the snapshots; pages read
         # the rollup rows, so those are deleted rather than truncated, never blocking a page.
         cursor.execute(f"TRUNCATE {Snapshot._meta.db_table}")
-        cursor.execute(f"DELETE FROM {Rollup._meta.db_table}")
-        cursor.execute(f"DELETE FROM {RollupReason._meta.db_table}")
+        # Settled buckets (their messages purged by retention) keep their rows: a recount
+        # would find them empty.
+        settled = settled_before(now)
+        for table in (Rollup._meta.db_table, RollupReason._meta.db_table):
+            cursor.execute(f"DELETE FROM {table} WHERE %(settled)s::timestamptz IS NULL OR bucket >= %(settled)s",
+                           {"settled": settled})  # fmt: skip
         cursor.execute(SNAPSHOT_SQL)
         counted = cursor.rowcount
         for grain in Grain.values:
-            # A bucket older than a grain keeps is never written, as in maintain.Deltas.add.
-            oldest = kept_since(grain, now)
+            # A bucket older than a grain keeps is never written, as in maintain.Deltas.add;
+            # nor is a settled one.
+            oldest = max(filter(None, (kept_since(grain, now), settled)), default=None)
             cursor.execute(_rollup_sql(grain), {"grain": grain, "oldest": oldest})
             cursor.execute(_reason_sql(grain), {"grain": grain, "oldest": oldest})
     return counted

@@ -15,11 +15,12 @@ from typing import Any
 
 from django.db import connection as db
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas
+from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas, settled_before
 from receipts.rollups.models import Rollup, RollupReason, Snapshot
 
 CHUNK = 5000
@@ -41,7 +42,11 @@ def _expected(now: datetime) -> Deltas:
         for row in Snapshot.objects.filter(message_id__in=queued).values("message_id", *SNAPSHOT_FIELDS)
     }
     expected = Deltas(now=now)
-    for row in Message.objects.order_by().values(*MESSAGE_FIELDS).iterator(chunk_size=CHUNK):
+    messages = Message.objects.order_by()
+    if (settled := settled_before(now)) is not None:
+        # Settled buckets count messages retention has deleted: nothing to recount them from.
+        messages = messages.filter(submitted_at__gte=settled)
+    for row in messages.values(*MESSAGE_FIELDS).iterator(chunk_size=CHUNK):
         if row["id"] in queued:
             if row["id"] in snapshots:
                 expected.add(snapshots[row["id"]], +1)
@@ -50,20 +55,25 @@ def _expected(now: datetime) -> Deltas:
     return expected
 
 
-def _found_rows() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def _found_rows(now: datetime) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     columns = (*_CELL, "cost", *COUNT_COLUMNS)
     found = {}
-    for values in Rollup.objects.order_by().values_list(*columns).iterator(chunk_size=CHUNK):
+    for values in _unsettled(Rollup.objects.order_by(), now).values_list(*columns).iterator(chunk_size=CHUNK):
         cell, figures = values[: len(_CELL)], values[len(_CELL) :]
         if any(figures):
             found[cell] = figures
     return found
 
 
+def _unsettled(rows: QuerySet[Any], now: datetime) -> QuerySet[Any]:
+    settled = settled_before(now)
+    return rows if settled is None else rows.filter(bucket__gte=settled)
+
+
 def _compare(expected: Deltas) -> list[Difference]:
     differences = []
     wanted = {tuple(row[: len(_CELL)]): tuple(row[len(_CELL) :]) for row in expected.rows()}
-    found = _found_rows()
+    found = _found_rows(expected.now)
     names = ("cost", *COUNT_COLUMNS)
     zeros = (Decimal(0),) + (0,) * len(COUNT_COLUMNS)
     for cell in wanted.keys() | found.keys():
@@ -73,7 +83,9 @@ def _compare(expected: Deltas) -> list[Difference]:
     wanted_reasons = {tuple(row[:-1]): row[-1] for row in expected.reason_rows()}
     found_reasons = {
         tuple(values[:-1]): values[-1]
-        for values in RollupReason.objects.order_by().values_list(*_REASON_CELL, "count").iterator(chunk_size=CHUNK)
+        for values in _unsettled(RollupReason.objects.order_by(), expected.now)
+        .values_list(*_REASON_CELL, "count")
+        .iterator(chunk_size=CHUNK)
         if values[-1]
     }
     for cell in wanted_reasons.keys() | found_reasons.keys():

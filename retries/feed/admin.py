@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from dlrconsole.lib.big_tables import BigTableAdmin
 from retries.feed.models import FeedAttempt, FeedDelivery, ProductEndpoint
 from retries.feed.services import feed_endpoint_enable
 
@@ -78,9 +79,10 @@ class FeedAttemptInline(admin.TabularInline[FeedAttempt, FeedDelivery]):
 
 
 @admin.register(FeedDelivery)
-class FeedDeliveryAdmin(admin.ModelAdmin[FeedDelivery]):
+class FeedDeliveryAdmin(BigTableAdmin):
     list_display = ["id", "event", "endpoint", "status", "attempts", "next_attempt_at", "last_status_code"]
     list_filter = ["status", "endpoint", "event__type"]
+    # The message's provider id, exactly (its index answers).
     search_fields = ["message__provider_message_id"]
     list_select_related = ["event", "endpoint"]
     readonly_fields = [

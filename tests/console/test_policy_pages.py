@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from dlrconsole.audit.models import AuditEntry
 from dlrconsole.console.policy_forms import CountriesField
+from receipts.models import Message
+from receipts.rollups import rebuild
 from receipts.statuses import Status
 from retries.models import Attempt, Decision, FallbackChannel, Rule
 from tests.console.conftest import HTMX
@@ -23,6 +25,14 @@ from tests.factories import MessageFactory, rule_with_steps
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+def flow_in_use(**fields: Any) -> Message:
+    """A message of the flow, counted in the rollups: the editor offers the flows of the last
+    week's day rollups."""
+    message = MessageFactory(**fields)
+    rebuild.rebuild()
+    return message
 
 
 @pytest.fixture(autouse=True)
@@ -49,13 +59,13 @@ def test_support_and_viewers_get_403_on_the_policy_pages(support: Client, viewer
 
 
 def test_support_cannot_save_a_rule(support: Client) -> None:
-    MessageFactory(flow="login-otp")
+    flow_in_use(flow="login-otp")
     assert support.post(reverse("console:rule-new"), rule_post()).status_code == 403
     assert not Rule.objects.exists()
 
 
 def test_an_admin_saves_a_rule_with_the_country_normalized_and_it_is_audited(admin_client_role: Client) -> None:
-    MessageFactory(flow="login-otp")
+    flow_in_use(flow="login-otp")
     response = admin_client_role.post(reverse("console:rule-new"), rule_post())
     assert response.status_code == 302
     rule = Rule.objects.get()
@@ -85,7 +95,7 @@ def test_an_admin_saves_a_rule_with_the_country_normalized_and_it_is_audited(adm
 def test_unknown_values_are_refused_with_what_to_write(
     admin_client_role: Client, field: str, value: Any, message: str
 ) -> None:
-    MessageFactory(flow="login-otp")
+    flow_in_use(flow="login-otp")
     response = admin_client_role.post(reverse("console:rule-new"), rule_post(**{field: value}))
     assert response.status_code == 400
     assert message in response.content.decode()
@@ -93,7 +103,7 @@ def test_unknown_values_are_refused_with_what_to_write(
 
 
 def test_countries_are_offered_by_name_chosen_and_recently_seen_ones_first(admin_client_role: Client) -> None:
-    MessageFactory(flow="login-otp", country="BE")
+    flow_in_use(flow="login-otp", country="BE")
     rule = rule_with_steps("ES", {"action": "notify"}, countries=["ES"])
     page = admin_client_role.get(reverse("console:rule-edit", args=[rule.pk])).content.decode()
     spain, belgium, france = (page.index(f'value="{code}"') for code in ("ES", "BE", "FR"))
@@ -148,7 +158,7 @@ def test_the_list_flags_a_shadowed_rule(admin_client_role: Client) -> None:
 
 
 def test_the_tester_shows_the_rule_for_a_described_message(admin_client_role: Client) -> None:
-    MessageFactory(flow="login-otp")
+    flow_in_use(flow="login-otp")
     rule_with_steps("FR OTP", {"action": "retry_same", "count": 2, "delays": [30, 120]}, flows=["login-otp"],
                     countries=["FR"])  # fmt: skip
     query = {
@@ -167,13 +177,13 @@ def test_the_tester_shows_the_rule_for_a_described_message(admin_client_role: Cl
 
 
 def test_the_tester_takes_a_message_by_id(admin_client_role: Client) -> None:
-    message = MessageFactory(flow="login-otp", status=Status.UNDELIVERED)
+    message = flow_in_use(flow="login-otp", status=Status.UNDELIVERED)
     page = admin_client_role.get(reverse("console:policy-tester"), {"message": message.pk}).content.decode()
     assert "No rule applies" in page
 
 
 def test_the_dry_run_stores_nothing_and_counts_unpriced_sends(admin_client_role: Client) -> None:
-    MessageFactory(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary")
+    flow_in_use(flow="login-otp", status=Status.UNDELIVERED, error_class="temporary")
     response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="dry-run", countries=[]))
     page = response.content.decode()
     assert "1 failed message replayed" in page
@@ -230,7 +240,7 @@ def test_an_infobip_channels_api_key_is_a_credential_never_shown(admin_client_ro
 
 
 def test_without_javascript_a_step_button_redraws_the_form_as_typed(admin_client_role: Client) -> None:
-    MessageFactory(flow="login-otp")
+    flow_in_use(flow="login-otp")
     response = admin_client_role.post(reverse("console:rule-new"), rule_post(op="add", name=""))
     page = response.content.decode()
     assert response.status_code == 200
