@@ -8,6 +8,7 @@ status its resends have; a delivery anywhere in a chain cancels the chain's sche
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db.models import Q
@@ -21,6 +22,8 @@ from retries.models import Attempt, Decision, Rule
 from retries.rule_cache import rule_cache
 
 __all__ = ["RUN_DUE_ATTEMPTS", "attempts_made", "chain_delivered", "decide"]
+
+logger = logging.getLogger(__name__)
 
 
 def decide(event: OutboxEvent, *, now: datetime | None = None) -> list[Decision]:
@@ -40,7 +43,15 @@ def decide(event: OutboxEvent, *, now: datetime | None = None) -> list[Decision]
         rule = first_matching_rule(message, seen)
     else:
         rule = chain_rule(root) or first_matching_rule(message, seen)
-    return escalate(Trigger(message=message, root=root, seen=seen, outbox_event=event), rule, now=now)
+    decisions = escalate(Trigger(message=message, root=root, seen=seen, outbox_event=event), rule, now=now)
+    # One line per change decided on: with the request id, it ties a receipt to what came of it.
+    logger.info(
+        "message %s %s: %s",
+        message.pk,
+        seen,
+        "; ".join(f"decision {d.pk} {d.action or '-'} {d.state}" for d in decisions) or "no decision",
+    )
+    return decisions
 
 
 def first_matching_rule(message: Message, seen: str) -> Rule | None:

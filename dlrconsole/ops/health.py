@@ -1,0 +1,99 @@
+"""Liveness and readiness.
+
+`/healthz` says only that this process answers (no database, no Redis): a load balancer or a
+supervisor restarts a process that does not, and must not restart every web process because
+PostgreSQL blinked. `/readyz` checks what the deployment needs to do its work: the database,
+Redis, a Celery worker seen recently and beat's last run. Both are public, so they say only
+"ok" or "failing" per check: no host names, versions, counts or error messages (those go to
+the log, where django-health-check writes each failure).
+
+The database and Redis checks are django-health-check's; the worker and beat checks are ours,
+in its frame (a check raises ServiceUnavailable), reading what the worker and beat record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from health_check.base import HealthCheck, HealthCheckResult
+from health_check.checks import Database
+from health_check.contrib.redis import Redis
+from health_check.exceptions import ServiceUnavailable
+from redis.asyncio import Redis as RedisClient
+
+from dlrconsole.ops.heartbeats import worker_last_seen
+from dlrconsole.ops.metrics_readings import beat_last_run
+
+# Each check's own budget: a probe that hangs is a failing check, not a hanging probe.
+CHECK_TIMEOUT = dt.timedelta(seconds=3)
+
+
+@dataclasses.dataclass
+class WorkerSeen(HealthCheck):
+    """A Celery worker said it was alive within DLR_READY_WORKER_MAX_AGE_SECONDS."""
+
+    timeout = CHECK_TIMEOUT
+
+    async def run(self) -> None:
+        seen = await sync_to_async(worker_last_seen)()
+        if seen is None or time.time() - seen > settings.DLR_READY_WORKER_MAX_AGE_SECONDS:
+            raise ServiceUnavailable("no worker seen recently")
+
+
+@dataclasses.dataclass
+class BeatRan(HealthCheck):
+    """Beat ran a periodic task within DLR_READY_BEAT_MAX_AGE_SECONDS (as it saves its runs)."""
+
+    timeout = CHECK_TIMEOUT
+
+    async def run(self) -> None:
+        # In the request's thread: its database connection, closed with the request.
+        last = await sync_to_async(beat_last_run, thread_sensitive=True)()
+        if last is None or (timezone.now() - last).total_seconds() > settings.DLR_READY_BEAT_MAX_AGE_SECONDS:
+            raise ServiceUnavailable("beat has not run recently")
+
+
+def readiness_checks() -> dict[str, HealthCheck]:
+    checks: dict[str, HealthCheck] = {"database": Database()}
+    if settings.REDIS_URL:
+        redis_url = settings.REDIS_URL
+        checks["redis"] = Redis(
+            client_factory=lambda: RedisClient.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        )
+    checks["worker"] = WorkerSeen()
+    checks["beat"] = BeatRan()
+    for check in checks.values():
+        check.timeout = CHECK_TIMEOUT
+    return checks
+
+
+async def _run_all(checks: dict[str, HealthCheck]) -> dict[str, HealthCheckResult]:
+    results = await asyncio.gather(*(check.get_result() for check in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return _never_cached(JsonResponse({"status": "ok"}))
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """200 when every check passes, 503 otherwise; each check "ok" or "failing"."""
+    results = async_to_sync(_run_all)(readiness_checks())
+    states = {name: "failing" if result.error else "ok" for name, result in results.items()}
+    ready = all(state == "ok" for state in states.values())
+    body: dict[str, Any] = {"status": "ok" if ready else "failing", "checks": states}
+    return _never_cached(JsonResponse(body, status=200 if ready else 503))
+
+
+def _never_cached(response: JsonResponse) -> JsonResponse:
+    add_never_cache_headers(response)
+    return response
