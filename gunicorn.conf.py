@@ -60,7 +60,9 @@ if (_env("LOG_FORMAT") or "json") == "json":
                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             }
         },
+        # gunicorn's defaults name both handlers (its root logger uses `console`).
         "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
             "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
         },
         "loggers": {

@@ -464,7 +464,8 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "dlrcons
 # commit was lost (broker down, process killed).
 # Periodic tasks live in the database (django-celery-beat): `celery beat` installs the entries
 # below at start, and a superuser can pause one or change its interval in the admin without a deploy.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, recording each turn of beat's loop for /readyz (dlrconsole/ops/beat.py).
+CELERY_BEAT_SCHEDULER = "dlrconsole.ops.beat:Scheduler"
 CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {"task": "receipts.tasks.redispatch_outbox", "schedule": 10.0},
     "missing-receipts": {"task": "receipts.tasks.sweep_missing_receipts", "schedule": 60.0},
@@ -654,11 +655,10 @@ if SENTRY_DSN:
     except Exception as exc:  # sentry-sdk raises its own BadDsn
         raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {type(exc).__name__}") from None
 
-# Health (dlrconsole/ops/health.py): /readyz fails when no worker was seen for this long (each
-# worker says so every 10 s) or beat last ran a periodic task longer ago (beat saves its runs
-# every 3 minutes).
+# Health (dlrconsole/ops/health.py): /readyz fails when no worker (which says so every 10 s) or
+# no beat (every 10 s too) was seen for this long.
 DLR_READY_WORKER_MAX_AGE_SECONDS = env_int("DLR_READY_WORKER_MAX_AGE_SECONDS", 60, minimum=15, maximum=3600)
-DLR_READY_BEAT_MAX_AGE_SECONDS = env_int("DLR_READY_BEAT_MAX_AGE_SECONDS", 600, minimum=240, maximum=86400)
+DLR_READY_BEAT_MAX_AGE_SECONDS = env_int("DLR_READY_BEAT_MAX_AGE_SECONDS", 60, minimum=15, maximum=3600)
 
 # HTTPS. Off with DEBUG (the demo serves plain HTTP on loopback); on by default otherwise, each
 # overridable for a deployment that terminates TLS in a way these do not fit.

@@ -8,7 +8,8 @@ Redis, a Celery worker seen recently and beat's last run. Both are public, so th
 the log, where django-health-check writes each failure).
 
 The database and Redis checks are django-health-check's; the worker and beat checks are ours,
-in its frame (a check raises ServiceUnavailable), reading what the worker and beat record.
+in its frame (a check raises ServiceUnavailable), reading the heartbeats the worker and beat
+write into the cache (dlrconsole/ops/heartbeats.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from health_check.base import HealthCheck, HealthCheckResult
 from health_check.checks import Database
@@ -30,8 +30,7 @@ from health_check.contrib.redis import Redis
 from health_check.exceptions import ServiceUnavailable
 from redis.asyncio import Redis as RedisClient
 
-from dlrconsole.ops.heartbeats import worker_last_seen
-from dlrconsole.ops.metrics_readings import beat_last_run
+from dlrconsole.ops.heartbeats import BEAT_SEEN_KEY, WORKER_SEEN_KEY, last_seen
 
 # Each check's own budget: a probe that hangs is a failing check, not a hanging probe.
 CHECK_TIMEOUT = dt.timedelta(seconds=3)
@@ -44,21 +43,20 @@ class WorkerSeen(HealthCheck):
     timeout = CHECK_TIMEOUT
 
     async def run(self) -> None:
-        seen = await sync_to_async(worker_last_seen)()
+        seen = await sync_to_async(last_seen)(WORKER_SEEN_KEY)
         if seen is None or time.time() - seen > settings.DLR_READY_WORKER_MAX_AGE_SECONDS:
             raise ServiceUnavailable("no worker seen recently")
 
 
 @dataclasses.dataclass
 class BeatRan(HealthCheck):
-    """Beat ran a periodic task within DLR_READY_BEAT_MAX_AGE_SECONDS (as it saves its runs)."""
+    """Beat's loop last ran within DLR_READY_BEAT_MAX_AGE_SECONDS (it records each turn)."""
 
     timeout = CHECK_TIMEOUT
 
     async def run(self) -> None:
-        # In the request's thread: its database connection, closed with the request.
-        last = await sync_to_async(beat_last_run, thread_sensitive=True)()
-        if last is None or (timezone.now() - last).total_seconds() > settings.DLR_READY_BEAT_MAX_AGE_SECONDS:
+        seen = await sync_to_async(last_seen)(BEAT_SEEN_KEY)
+        if seen is None or time.time() - seen > settings.DLR_READY_BEAT_MAX_AGE_SECONDS:
             raise ServiceUnavailable("beat has not run recently")
 
 
