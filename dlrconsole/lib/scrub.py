@@ -34,7 +34,7 @@ AUTH_VALUE = re.compile(r"\b(Api-Key|Token|Bearer|Basic)\s+[^\s\"',]+", re.IGNOR
 # separated by at most one space, dot or dash. Not inside a longer run of letters and digits
 # (a hex id), so provider ids and hashes keep their shape.
 PHONE_NUMBER = re.compile(
-    r"(?<![\w%])(?:\+|%2[Bb]|00)?\(?\d{1,4}\)?(?:[ .-]?\(?\d{1,4}\)?){2,7}(?![\w])",
+    r"(?<![\w%])(?:\+|%2[Bb]|00)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,4}){1,7}(?![\w])",
 )
 DIGITS = re.compile(r"\d")
 # Shaped like a number but not one: a date, an IPv4 address.
