@@ -3,6 +3,7 @@ Redis, a worker seen recently and beat, and says only "ok" or "failing" for each
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -51,11 +52,19 @@ def test_not_ready_without_a_worker_seen_recently_and_says_only_which_check_fail
 
 
 @pytest.mark.django_db
-def test_not_ready_when_beat_was_never_seen(client, heartbeats):
+def test_not_ready_when_beat_was_never_seen_which_is_a_warning_not_a_server_error(client, heartbeats, caplog):
     cache.delete(BEAT_SEEN_KEY)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["beat"] == "failing"
+    assert ("dlrconsole.ops.health", logging.WARNING, "not ready: beat") in caplog.record_tuples
+    assert not [r for r in caplog.records if r.name == "django.request"]  # nothing mailed to ADMINS
+
+
+@pytest.mark.django_db
+def test_where_tasks_run_in_process_there_is_no_worker_or_beat_to_check(client, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
 
 
 @pytest.mark.django_db
