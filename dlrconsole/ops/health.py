@@ -19,9 +19,9 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.cache import add_never_cache_headers
@@ -45,8 +45,8 @@ class WorkerSeen(HealthCheck):
 
     timeout = CHECK_TIMEOUT
 
-    async def run(self) -> None:
-        seen = await sync_to_async(last_seen)(WORKER_SEEN_KEY)
+    def run(self) -> None:
+        seen = last_seen(WORKER_SEEN_KEY)
         if seen is None or time.time() - seen > settings.DLR_READY_WORKER_MAX_AGE_SECONDS:
             raise ServiceUnavailable("no worker seen recently")
 
@@ -57,8 +57,8 @@ class BeatRan(HealthCheck):
 
     timeout = CHECK_TIMEOUT
 
-    async def run(self) -> None:
-        seen = await sync_to_async(last_seen)(BEAT_SEEN_KEY)
+    def run(self) -> None:
+        seen = last_seen(BEAT_SEEN_KEY)
         if seen is None or time.time() - seen > settings.DLR_READY_BEAT_MAX_AGE_SECONDS:
             raise ServiceUnavailable("beat has not run recently")
 
@@ -89,7 +89,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when every check passes, 503 otherwise; each check "ok" or "failing"."""
-    results = async_to_sync(_run_all)(readiness_checks())
+    # The library's checks are coroutines: run them on a loop of their own, in a thread of
+    # their own, whatever loop the calling thread may have.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz") as pool:
+        results = pool.submit(asyncio.run, _run_all(readiness_checks())).result()
     states = {name: "failing" if result.error else "ok" for name, result in results.items()}
     ready = all(state == "ok" for state in states.values())
     body: dict[str, Any] = {"status": "ok" if ready else "failing", "checks": states}
