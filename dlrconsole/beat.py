@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from contextlib import suppress
 from typing import Any
@@ -24,9 +25,14 @@ from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import LockError, RedisError
 
+from dlrconsole.ops.heartbeats import BEAT_SEEN_KEY, seen_now
+
 logger = logging.getLogger(__name__)
 
 LOCK_KEY = "dlrconsole:beat:lock"
+# Beat's loop turns at least every 5 s (django-celery-beat's longest sleep); recording that it
+# is alive once in this many seconds is enough for /readyz's window of a minute or more.
+RECORD_EVERY_SECONDS = 10.0
 
 
 class BeatLock:
@@ -68,7 +74,10 @@ class BeatLock:
 
 
 class SingleBeatScheduler(DatabaseScheduler):
-    """django-celery-beat's scheduler, sending only while it holds the beat lock."""
+    """django-celery-beat's scheduler, sending only while it holds the beat lock, and recording
+    while it sends that the deployment's beat is alive (for /readyz; a standby says nothing)."""
+
+    _recorded_at = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         seconds = settings.DLR_BEAT_LOCK_SECONDS
@@ -79,6 +88,7 @@ class SingleBeatScheduler(DatabaseScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if self.lock is None:  # no Redis: nothing to coordinate with (a single-process set-up)
+            self._record_alive()
             return float(super().tick(*args, **kwargs))
         was_held = self.lock.held
         if not self.lock.hold():
@@ -87,7 +97,14 @@ class SingleBeatScheduler(DatabaseScheduler):
             # Taking over: read the schedule afresh, as the previous holder left it.
             self._initial_read = True
             self._heap = None
+        self._record_alive()
         return min(float(super().tick(*args, **kwargs)), self.renew_every)
+
+    def _record_alive(self) -> None:
+        now = time.monotonic()
+        if now - self._recorded_at >= RECORD_EVERY_SECONDS:
+            seen_now(BEAT_SEEN_KEY)
+            self._recorded_at = now
 
     def close(self) -> None:
         try:

@@ -13,14 +13,17 @@ import ipaddress
 import json
 import os
 from datetime import timedelta
+from email.utils import getaddresses
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+import environ
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+from django_guid.integrations import CeleryIntegration as CeleryGuid
 
 from dlrconsole.queues import declared_queues
 
@@ -31,33 +34,48 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DLR_VAR_DIR", BASE_DIR / "var"))
 
 
+# django-environ reads and casts the variables (URLs for e-mail and the cache, lists, numbers);
+# these wrappers add what it leaves out: a typo in a boolean or a number out of range stops the
+# process with the variable's name instead of silently meaning "off" or a traceback.
+env = environ.Env()
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+    raw = env.str(name, default="").strip().lower()
+    if raw == "":
         return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+    if raw not in TRUE_WORDS | FALSE_WORDS:
+        raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {env.str(name)!r}")
+    return bool(env.bool(name))
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env.list(name, default=default.split(",")) if item.strip()]
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    raw = os.environ.get(name, "")
-    if raw == "":
+    if env.str(name, default="") == "":
         return default
     try:
-        value = int(raw)
+        value = env.int(name)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be an integer, got {env.str(name)!r}") from None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+def env_addresses(name: str, default: str = "") -> list[tuple[str, str]]:
+    """`Name <address>, address, ...` as (name, address) pairs, each address checked."""
+    pairs = getaddresses([env.str(name, default=default)])
+    for _name, address in pairs:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ImproperlyConfigured(f"{name}: {address or _name!r} is not an e-mail address") from None
+    return pairs
 
 
 # Off unless set: a forgotten variable must never show tracebacks, settings and URL patterns.
@@ -69,13 +87,15 @@ if len(SECRET_KEY) < 32:
         "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (`make demo` makes its own)"
     )
 # Rotation: the old key here while sessions and signed values made with it expire.
-SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
+# Secrets are read as they are, not through django-environ, which takes a value that begins with
+# `$` for the name of another variable (a random key may begin with one).
+SECRET_KEY_FALLBACKS = [k.strip() for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
 
 # The keys that encrypt secrets at rest (connection secrets, send-API credentials, fallback
 # channel and product-feed secrets; dlrconsole/lib/secrets_at_rest.py): Fernet keys,
 # comma-separated. The first encrypts, every one decrypts, so a key is rotated by putting a new
 # one first and running `manage.py rotate_secrets_key` before the old one is dropped.
-DLR_SECRETS_KEYS = env_list("DLR_SECRETS_KEYS", "")
+DLR_SECRETS_KEYS = [k.strip() for k in os.environ.get("DLR_SECRETS_KEYS", "").split(",") if k.strip()]
 if not DLR_SECRETS_KEYS:
     raise ImproperlyConfigured(
         "DLR_SECRETS_KEYS must be set to one or more Fernet keys, e.g. "
@@ -112,6 +132,7 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "axes",
+    "django_guid",
     "dlrconsole.audit",
     "dlrconsole.accounts",
     "dlrconsole.console",
@@ -129,7 +150,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that the webhook latency it observes is the whole stack's (dlrconsole/ops/).
     "dlrconsole.ops.middleware.WebhookLatencyMiddleware",
+    # The request id (X-Request-ID if a valid one came, else a new one) for every log line of
+    # the request and the Celery tasks it causes; returned in the response.
+    "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself (no proxy rule needed), right after security.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
     "dlrconsole.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,7 +229,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# Production serves what `manage.py collectstatic` gathered, compressed and under names that
+# carry a hash of the content, so browsers may cache them for ever (whitenoise). DEBUG (the
+# demo, development) serves the files as they are, without a collectstatic step.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -349,6 +386,34 @@ for _address in DLR_ALERT_EMAILS:
         validate_email(_address)
     except ValidationError:
         raise ImproperlyConfigured(f"DLR_ALERT_EMAILS: {_address!r} is not an e-mail address") from None
+# E-mail (alerts, reports, the e-mail fallback, error reports to ADMINS): one URL, e.g.
+# smtp+tls://user:password@smtp.example.com:587 (STARTTLS), smtp+ssl://...:465 (TLS from the
+# first byte), smtp://localhost:25, consolemail:// (printed, for trials). The default is Django's:
+# the SMTP server on this host.
+try:
+    _email = env.email_url_config(os.environ.get("EMAIL_URL", "") or "smtp://localhost:25")
+except ImproperlyConfigured:
+    raise ImproperlyConfigured(
+        "EMAIL_URL must be an e-mail URL such as smtp+tls://user:password@smtp.example.com:587"
+    ) from None
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+# Django waits for ever by default: a mail server that stops answering would hold a worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
+# Who the mails come from; error reports to ADMINS too unless SERVER_EMAIL says otherwise.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="DLR Console <dlrconsole@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+env_addresses("DEFAULT_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
+env_addresses("SERVER_EMAIL", default=SERVER_EMAIL)
+# Who is mailed a server error's report (the 500s' tracebacks, settings hidden by
+# dlrconsole/error_reports.py): `Name <address>, address`; empty: nobody.
+ADMINS = env_addresses("ADMINS")
+
 # A message's text is kept only to resend it; erased this long after submission.
 DLR_MESSAGE_BODY_RETENTION_SECONDS = env_int("DLR_MESSAGE_BODY_RETENTION_SECONDS", 24 * 3600)
 
@@ -469,7 +534,8 @@ CELERY_TASK_ROUTES = ("dlrconsole.queues.route_task",)
 # below at start, and a superuser can pause one or change its interval in the admin without a deploy.
 # A beat sends only while it holds a lock in Redis (dlrconsole/beat.py): a second beat, started
 # by mistake or kept as a standby on another host, stays idle and takes over within
-# DLR_BEAT_LOCK_SECONDS of the first one stopping.
+# DLR_BEAT_LOCK_SECONDS of the first one stopping. The sending beat records that it is alive,
+# for /readyz.
 CELERY_BEAT_SCHEDULER = "dlrconsole.beat:SingleBeatScheduler"
 DLR_BEAT_LOCK_SECONDS = env_int("DLR_BEAT_LOCK_SECONDS", 30, minimum=3, maximum=600)
 CELERY_BEAT_SCHEDULE = {
@@ -497,15 +563,20 @@ CELERY_BEAT_SCHEDULE = {
 # counts against the same limits. Redis in production (REDIS_URL), with short timeouts: a
 # counter that cannot be reached lets the request through (dlrconsole/lib/rate_limit.py)
 # rather than hold it. The demo, without Redis, counts per process in memory.
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "dlrconsole",
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
+# CACHE_URL names another cache (e.g. a Redis of its own: redis://cache.internal:6379/1); the
+# short timeouts are kept unless its query string sets others.
+CACHE_URL = os.environ.get("CACHE_URL", "") or REDIS_URL
+if CACHE_URL:
+    try:
+        _cache = env.cache_url_config(CACHE_URL)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(
+            f"CACHE_URL must be a cache URL such as redis://host:6379/1, got scheme {CACHE_URL.partition(':')[0]!r}"
+        ) from None
+    _cache.setdefault("KEY_PREFIX", "dlrconsole")
+    if _cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        _cache["OPTIONS"] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, **_cache.get("OPTIONS", {})}
+    CACHES = {"default": _cache}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -560,20 +631,108 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Log lines: JSON objects (one a line, for a log pipeline) unless LOG_FORMAT=plain; plain by
+# default with DEBUG (a person reading a terminal). Every line carries the request id of the
+# request, or of the webhook whose receipt a Celery task is working on (django-guid carries it
+# in the tasks' headers; receipts/outbox.py per event). The redacting filter runs on every
+# handler, whatever the format.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+_log_handlers = ["console", "mail_admins"] if ADMINS else ["console"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "dlrconsole.log_filters.RedactSecrets"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {
+        "request_id": {"()": "dlrconsole.log_filters.RequestId"},
+        "redact": {"()": "dlrconsole.log_filters.RedactSecrets"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "dlrconsole.log_filters.JsonLines",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact"],
+        },
+        # Server errors' reports, with numbers and secrets scrubbed from the whole mail.
+        "mail_admins": {
+            "class": "dlrconsole.error_reports.ScrubbedAdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "request_id", "redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # Replaces Django's own handlers for these (which would log request paths unredacted).
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django": {"handlers": _log_handlers, "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # It says at INFO that it set an id, for every request and task.
+        "django_guid": {"level": "WARNING"},
     },
 }
+
+# The request id (django-guid): a valid X-Request-ID from the proxy (a UUID, with or without
+# dashes, as nginx's $request_id) is kept, anything else is replaced by a new one; the id is
+# returned in X-Request-ID and published with every Celery task the request causes.
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": False,
+    # Celery adopts LOGGING (it would otherwise replace the root logger's handlers with its own).
+    "INTEGRATIONS": [CeleryGuid(use_django_logging=True)],
+}
+
+# Error tracking: on only with SENTRY_DSN. Events are scrubbed of numbers and secrets
+# (dlrconsole/lib/scrub.py) before they leave; request bodies (providers' payloads) and local
+# variables are never sent.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+try:
+    SENTRY_TRACES_SAMPLE_RATE = float(env.str("SENTRY_TRACES_SAMPLE_RATE", default="0"))
+except ValueError:
+    raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be a number from 0 to 1") from None
+if not 0 <= SENTRY_TRACES_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured(f"SENTRY_TRACES_SAMPLE_RATE must be from 0 to 1, got {SENTRY_TRACES_SAMPLE_RATE}")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    from dlrconsole.lib.scrub import before_send
+
+    try:
+        sentry_sdk.init(
+            dsn=SENTRY_DSN,
+            environment=SENTRY_ENVIRONMENT,
+            integrations=[DjangoIntegration(), CeleryIntegration()],
+            send_default_pii=False,
+            max_request_body_size="never",
+            include_local_variables=False,
+            traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+            before_send=before_send,  # type: ignore[arg-type]
+            before_send_transaction=before_send,  # type: ignore[arg-type]
+        )
+    except Exception as exc:  # sentry-sdk raises its own BadDsn
+        raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {type(exc).__name__}") from None
+
+# Health (dlrconsole/ops/health.py): /readyz fails when no worker (which says so every 10 s) or
+# no beat (every 10 s too) was seen for this long.
+DLR_READY_WORKER_MAX_AGE_SECONDS = env_int("DLR_READY_WORKER_MAX_AGE_SECONDS", 60, minimum=15, maximum=3600)
+DLR_READY_BEAT_MAX_AGE_SECONDS = env_int("DLR_READY_BEAT_MAX_AGE_SECONDS", 60, minimum=15, maximum=3600)
 
 # HTTPS. Off with DEBUG (the demo serves plain HTTP on loopback); on by default otherwise, each
 # overridable for a deployment that terminates TLS in a way these do not fit.
@@ -586,7 +745,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 # Load balancers probe the health check over plain HTTP inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 # Preloading is a commitment an operator makes for the whole domain (hstspreload.org), not a

@@ -56,3 +56,7 @@ DLR_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.
 # Throttling is tested with its own low rates (tests/test_throttling.py); elsewhere a test may
 # call the API as often as it likes.
 DLR_API_THROTTLE_RATES = {"read": "100000/minute", "write": "100000/minute"}
+# Pages render without a collectstatic step (production's manifest storage needs one; the
+# production smoke test runs it).
+WHITENOISE_AUTOREFRESH = True  # no collected directory to scan at start
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

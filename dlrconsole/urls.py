@@ -3,12 +3,15 @@ from django.urls import include, path
 
 from dlrconsole import views
 from dlrconsole.audit.views import audit_log
+from dlrconsole.ops.health import healthz, readyz
 from dlrconsole.ops.views import metrics
 from receipts.views import WebhookView, WebhookWithTokenView
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    # Liveness (this process answers) and readiness (database, Redis, a worker, beat): public.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     # Prometheus; refused unless DLR_METRICS_TOKEN or DLR_METRICS_ALLOW names the scraper.
     path("metrics", metrics, name="metrics"),
     path("", include("dlrconsole.accounts.urls")),

@@ -1,10 +1,9 @@
-"""Project-level pages: the landing page and the health check."""
+"""Project-level pages: the landing page (health: dlrconsole/ops/health.py)."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 
@@ -12,12 +11,3 @@ from django.shortcuts import redirect
 def home(request: HttpRequest) -> HttpResponse:
     """The console's front door is its overview."""
     return redirect("console:overview")
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        return JsonResponse({"database": "unavailable"}, status=503)
-    return JsonResponse({"database": "ok"})

@@ -24,7 +24,7 @@ as failed, listed in the admin (Receipts → Outbox events) and counted by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dlrconsole.lib.failures import failure_summary
+from dlrconsole.lib.request_id import request_id_bound
 from dlrconsole.lib.tasks import kicks_coalesced, task_by_name
 from receipts import store
 from receipts.models import OutboxEvent
@@ -47,6 +48,9 @@ PROCESS_OUTBOX_EVENTS = "receipts.tasks.process_outbox_events"
 # Waits after a consumer failed on an event before it is tried again; one failure more and the
 # event is parked as failed. A bug fixed within the hour lets the event through unaided.
 FAILURE_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
+# The task header mapping each event id of a batch to its webhook's request id. Events the
+# sweeper publishes again go without: the request is long gone, the task's own id stands.
+REQUEST_IDS_HEADER = "dlr_request_ids"
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +90,12 @@ def _hand_off(event_ids: Sequence[int]) -> None:
     publisher.submit(event_ids)
 
 
-def outbox_publish(event_ids: list[int]) -> None:
-    """Publish one task for the batch. Raises if the broker refuses."""
-    task_by_name(PROCESS_OUTBOX_EVENTS).apply_async(args=[event_ids])
+def outbox_publish(event_ids: list[int], request_ids: dict[int, str] | None = None) -> None:
+    """Publish one task for the batch. Raises if the broker refuses. `request_ids`: the webhook
+    request that committed each event, carried in a header for the task's log lines (a header,
+    not an argument: a task published by an older release still runs)."""
+    headers = {REQUEST_IDS_HEADER: {str(k): v for k, v in request_ids.items()}} if request_ids else None
+    task_by_name(PROCESS_OUTBOX_EVENTS).apply_async(args=[event_ids], headers=headers)
 
 
 publisher = OutboxPublisher(outbox_publish, on_failure=store.outbox_mark_unpublished)
@@ -108,14 +115,20 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
     return len(rows)
 
 
-def outbox_process_batch(event_ids: Sequence[int], *, now: datetime | None = None) -> int:
+def outbox_process_batch(
+    event_ids: Sequence[int], *, now: datetime | None = None, request_ids: Mapping[str, object] | None = None
+) -> int:
     """Process a batch of events, each at most once; one event whose consumer fails is recorded
     and the others go on. What the consumers kick (the attempt runner, the feed deliverer) is
-    kicked once for the whole batch. How many were processed now."""
+    kicked once for the whole batch. How many were processed now. Each event is processed
+    under the id of the request that committed it (`request_ids`, by event id as text)."""
     now = now or timezone.now()
     size = settings.DLR_OUTBOX_CLAIM_BATCH
     with kicks_coalesced():
-        return sum(_process_claimed(event_ids[i : i + size], now=now) for i in range(0, len(event_ids), size))
+        return sum(
+            _process_claimed(event_ids[i : i + size], now=now, request_ids=request_ids or {})
+            for i in range(0, len(event_ids), size)
+        )
 
 
 def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
@@ -124,7 +137,9 @@ def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
     return _process_claimed([event_id], now=now or timezone.now()) == 1
 
 
-def _process_claimed(event_ids: Sequence[int], *, now: datetime) -> int:
+def _process_claimed(
+    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None = None
+) -> int:
     """Claim the events in one statement and hand each to the consumers; how many succeeded.
 
     The claims and what the consumers write commit together: a worker that dies in between
@@ -141,7 +156,7 @@ def _process_claimed(event_ids: Sequence[int], *, now: datetime) -> int:
         processed = 0
         for event in events:
             try:
-                with transaction.atomic():
+                with request_id_bound((request_ids or {}).get(str(event.pk))), transaction.atomic():
                     for consume in consumers:
                         consume(event, now)
             except SoftTimeLimitExceeded:

@@ -5,6 +5,8 @@ a dead Redis must not hang a request). So the request only hands committed outbo
 publisher and returns. One thread per process drains the hand-off queue and publishes one task
 per batch: under load many events share one broker round trip. A batch that cannot be published
 is marked undispatched in the database, where the sweeper (`outbox_redispatch`) finds it.
+Each id travels with the request id of the webhook that committed it, so that the task's log
+lines about that event carry it (a batch holds many requests' events).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterable
 
 from django.db import close_old_connections, connections
 
+from dlrconsole.lib.request_id import current_request_id
+
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
@@ -28,10 +32,12 @@ LINGER_SECONDS = 0.05
 
 
 class OutboxPublisher:
-    def __init__(self, publish: Callable[[list[int]], None], on_failure: Callable[[list[int]], None]) -> None:
+    def __init__(
+        self, publish: Callable[[list[int], dict[int, str]], None], on_failure: Callable[[list[int]], None]
+    ) -> None:
         self._publish = publish
         self._on_failure = on_failure
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, str | None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -42,11 +48,12 @@ class OutboxPublisher:
         ids = list(event_ids)
         if not ids:
             return
+        request_id = current_request_id()  # the submitting thread's; the publisher has none
         with self._lock:
             self._ensure_thread()
             self._pending += len(ids)
         for event_id in ids:
-            self._queue.put(event_id)
+            self._queue.put((event_id, request_id))
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every submitted id was published or given up on (tests, shutdown)."""
@@ -77,10 +84,13 @@ class OutboxPublisher:
         stopping = False
         while not stopping:
             batch: list[int] = []
+            request_ids: dict[int, str] = {}
             item = self._queue.get()
             deadline = time.monotonic() + LINGER_SECONDS
             while item is not None:
-                batch.append(item)
+                batch.append(item[0])
+                if item[1] is not None:
+                    request_ids[item[0]] = item[1]
                 if len(batch) >= MAX_BATCH:
                     break
                 try:
@@ -89,12 +99,12 @@ class OutboxPublisher:
                     break
             stopping = item is None
             if batch:
-                self._publish_batch(batch)
+                self._publish_batch(batch, request_ids)
         connections.close_all()  # this thread's connections only
 
-    def _publish_batch(self, batch: list[int]) -> None:
+    def _publish_batch(self, batch: list[int], request_ids: dict[int, str]) -> None:
         try:
-            self._publish(batch)
+            self._publish(batch, request_ids)
         except Exception:
             logger.warning("outbox batch of %d not published; the sweeper will retry", len(batch), exc_info=True)
             try:

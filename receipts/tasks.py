@@ -6,10 +6,10 @@ import logging
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from celery import shared_task
+from celery import Task, shared_task
 
 from dlrconsole.lib import outbound
-from receipts.outbox import outbox_process_batch, outbox_redispatch
+from receipts.outbox import REQUEST_IDS_HEADER, outbox_process_batch, outbox_redispatch
 from receipts.providers.sns_signature import is_sns_url
 from receipts.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 
@@ -53,6 +53,7 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(Exception,),
@@ -60,9 +61,10 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
     retry_jitter=True,
     max_retries=8,
 )
-def process_outbox_events(event_ids: list[int]) -> int:
+def process_outbox_events(self: Task, event_ids: list[int]) -> int:
     """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
-    return outbox_process_batch(event_ids)
+    request_ids = self.request.get(REQUEST_IDS_HEADER)
+    return outbox_process_batch(event_ids, request_ids=request_ids if isinstance(request_ids, dict) else None)
 
 
 @shared_task(acks_late=True)

@@ -8,6 +8,7 @@ status its resends have; a delivery anywhere in a chain cancels the chain's sche
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -22,6 +23,8 @@ from retries.models import Attempt, Decision, Rule
 from retries.rule_cache import rule_cache
 
 __all__ = ["RUN_DUE_ATTEMPTS", "attempts_made", "chain_delivered", "decide", "decide_batch"]
+
+logger = logging.getLogger(__name__)
 
 
 def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBatch | None = None) -> list[Decision]:
@@ -41,7 +44,15 @@ def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBa
     else:
         rule = (None if fresh else chain_rule(root)) or first_matching_rule(message, seen)
     trigger = Trigger(message=message, root=root, seen=seen, outbox_event=event, fresh_chain=fresh)
-    return escalate(trigger, rule, now=now)
+    decisions = escalate(trigger, rule, now=now)
+    # One line per change decided on: with the request id, it ties a receipt to what came of it.
+    logger.info(
+        "message %s %s: %s",
+        message.pk,
+        seen,
+        "; ".join(f"decision {d.pk} {d.action or '-'} {d.state}" for d in decisions) or "no decision",
+    )
+    return decisions
 
 
 def _read_and_lock(event: OutboxEvent) -> Message:

@@ -72,6 +72,7 @@ NOBODY = allow()
 PAGES: dict[str, tuple[Spec, Spec]] = {
     "home": (allow(PEOPLE), allow(PEOPLE)),
     "healthz": (SAME, SAME),
+    "readyz": (SAME, SAME),
     # Prometheus' scraper is no user: a token or an address decides (tests/test_metrics.py).
     "metrics": (SAME, SAME),
     "login": (allow(EVERYONE), allow(EVERYONE)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -14,6 +16,8 @@ pytestmark = pytest.mark.django_db
 
 def test_production_beat_uses_the_database_scheduler():
     assert CELERY_BEAT_SCHEDULER == "dlrconsole.beat:SingleBeatScheduler"
+    module, _, name = CELERY_BEAT_SCHEDULER.partition(":")
+    assert issubclass(getattr(importlib.import_module(module), name), DatabaseScheduler)
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes the connection, as beat does

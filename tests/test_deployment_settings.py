@@ -98,3 +98,74 @@ def test_the_default_region_for_national_numbers_is_an_iso_region_or_nothing():
     assert "DLR_DEFAULT_REGION must be an ISO 3166 alpha-2 region" in refusal_with(
         {**PRODUCTION, "DLR_DEFAULT_REGION": "France"}
     )
+
+
+def test_email_comes_from_one_url_with_a_timeout():
+    probed = settings_with(
+        {**PRODUCTION, "EMAIL_URL": "smtp+tls://dlr:p%40ss@smtp.example.com:587"},
+        "s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, "
+        "s.EMAIL_TIMEOUT",
+    )
+    assert probed == "django.core.mail.backends.smtp.EmailBackend smtp.example.com 587 dlr p@ss True 10"
+
+
+def test_without_an_email_url_mail_goes_to_this_hosts_smtp_server():
+    assert settings_with(PRODUCTION, "s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS") == "localhost 25 False"
+
+
+def test_an_email_url_of_an_unknown_kind_stops_the_process():
+    assert "EMAIL_URL must be an e-mail URL" in refusal_with({**PRODUCTION, "EMAIL_URL": "carrier-pigeon://x"})
+
+
+def test_the_sender_and_the_admins_are_checked_addresses():
+    env = {
+        **PRODUCTION,
+        "DEFAULT_FROM_EMAIL": "DLR <dlr@example.com>",
+        "ADMINS": "Ops <ops@example.com>, b@example.com",
+    }
+    assert (
+        settings_with(env, "s.SERVER_EMAIL, s.ADMINS")
+        == "DLR <dlr@example.com> [('Ops', 'ops@example.com'), ('', 'b@example.com')]"
+    )
+    assert "ADMINS: 'ops' is not an e-mail address" in refusal_with({**PRODUCTION, "ADMINS": "ops"})
+    assert "DEFAULT_FROM_EMAIL" in refusal_with({**PRODUCTION, "DEFAULT_FROM_EMAIL": "nobody"})
+
+
+def test_admins_are_mailed_server_errors_only_when_there_are_admins():
+    assert settings_with(PRODUCTION, "s.LOGGING['loggers']['django']['handlers']") == "['console']"
+    with_admins = {**PRODUCTION, "ADMINS": "ops@example.com"}
+    assert settings_with(with_admins, "s.LOGGING['loggers']['django']['handlers']") == "['console', 'mail_admins']"
+
+
+def test_the_cache_is_redis_at_redis_url_or_at_its_own_cache_url():
+    probe = "s.CACHES['default']['BACKEND'], s.CACHES['default']['LOCATION'], s.CACHES['default']['OPTIONS']"
+    on_redis = settings_with({**PRODUCTION, "REDIS_URL": "redis://127.0.0.1:6379/3"}, probe, drop={"CACHE_URL"})
+    assert on_redis == (
+        "django.core.cache.backends.redis.RedisCache redis://127.0.0.1:6379/3 "
+        "{'socket_connect_timeout': 0.5, 'socket_timeout': 0.5}"
+    )
+    own = settings_with({**PRODUCTION, "CACHE_URL": "redis://cache.internal:6380/1?socket_timeout=2"}, probe)
+    assert own == (
+        "django.core.cache.backends.redis.RedisCache redis://cache.internal:6380/1 "
+        "{'socket_connect_timeout': 0.5, 'socket_timeout': 2}"
+    )
+    assert "CACHE_URL must be a cache URL" in refusal_with({**PRODUCTION, "CACHE_URL": "nosuch://x"})
+
+
+def test_production_serves_compressed_hashed_static_files_and_logs_json():
+    assert settings_with(PRODUCTION, "s.STORAGES['staticfiles']['BACKEND'], s.LOG_FORMAT") == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage json"
+    )
+    assert "LOG_FORMAT must be json or plain" in refusal_with({**PRODUCTION, "LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("DEBUG", "maybe"), ("BEHIND_TLS_PROXY", "yes please")])
+def test_a_boolean_that_is_not_one_stops_the_process(name, value):
+    assert f"{name} must be a boolean" in refusal_with({**PRODUCTION, name: value})
+
+
+def test_a_secret_key_beginning_with_a_dollar_is_taken_as_it_is():
+    key = "$" + "k" * 50
+    assert settings_with({**PRODUCTION, "SECRET_KEY": key, "SECRET_KEY_FALLBACKS": key}, "s.SECRET_KEY_FALLBACKS") == (
+        f"['{key}']"
+    )

@@ -114,7 +114,7 @@ def test_unreachable_database_is_503_not_500():
         from django.test import Client
         client = Client()
         print(client.post("/hooks/any/", data=b"{}", content_type="application/json").status_code)
-        print(client.get("/healthz").status_code)
+        print(client.get("/readyz").status_code)
         """
     )
     env = {

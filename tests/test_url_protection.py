@@ -21,7 +21,8 @@ PUBLIC = {
     # signature or token (receipts/views.py), not by a user.
     "webhook": "providers' receipts, signed",
     "webhook-with-token": "providers' receipts, token in the path",
-    "healthz": "load balancers: says only whether the database answers",
+    "healthz": "supervisors and load balancers: says only that the process answers",
+    "readyz": "deploy gates and monitoring: ok or failing per check, nothing more",
     # 404 until DLR_METRICS_TOKEN or DLR_METRICS_ALLOW is set, then 401/403 to anyone else
     # (tests/test_metrics.py).
     "metrics": "Prometheus: a bearer token or an address allowlist",

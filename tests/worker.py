@@ -73,6 +73,7 @@ def celery_worker(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    process.output_lines = lines  # type: ignore[attr-defined]  # what it wrote so far, for tests that read it
     try:
         if not ready.wait(ready_timeout):
             raise RuntimeError("celery worker did not start:\n" + "".join(lines[-40:]))
