@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas
-from receipts.rollups.models import Rollup, RollupReason, Snapshot
+from receipts.rollups.maintain import _CELL, _COARSE_CELL, _COARSE_REASON_CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas
+from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Rollup, RollupReason, Snapshot
 
 CHUNK = 5000
 
@@ -50,38 +50,64 @@ def _expected(now: datetime) -> Deltas:
     return expected
 
 
-def _found_rows() -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    columns = (*_CELL, "cost", *COUNT_COLUMNS)
+def _found_rows(
+    model: type[Rollup] | type[CoarseRollup], cell: tuple[str, ...]
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    columns = (*cell, "cost", *COUNT_COLUMNS)
     found = {}
-    for values in Rollup.objects.order_by().values_list(*columns).iterator(chunk_size=CHUNK):
-        cell, figures = values[: len(_CELL)], values[len(_CELL) :]
+    for values in model.objects.order_by().values_list(*columns).iterator(chunk_size=CHUNK):
+        key, figures = values[: len(cell)], values[len(cell) :]
         if any(figures):
-            found[cell] = figures
+            found[key] = figures
     return found
 
 
-def _compare(expected: Deltas) -> list[Difference]:
-    differences = []
-    wanted = {tuple(row[: len(_CELL)]): tuple(row[len(_CELL) :]) for row in expected.rows()}
-    found = _found_rows()
-    names = ("cost", *COUNT_COLUMNS)
-    zeros = (Decimal(0),) + (0,) * len(COUNT_COLUMNS)
-    for cell in wanted.keys() | found.keys():
-        for name, want, got in zip(names, wanted.get(cell, zeros), found.get(cell, zeros), strict=True):
-            if want != got:
-                differences.append(Difference("rollup", cell, name, want, got))
-    wanted_reasons = {tuple(row[:-1]): row[-1] for row in expected.reason_rows()}
-    found_reasons = {
+def _found_reasons(
+    model: type[RollupReason] | type[CoarseRollupReason], cell: tuple[str, ...]
+) -> dict[tuple[Any, ...], int]:
+    return {
         tuple(values[:-1]): values[-1]
-        for values in RollupReason.objects.order_by().values_list(*_REASON_CELL, "count").iterator(chunk_size=CHUNK)
+        for values in model.objects.order_by().values_list(*cell, "count").iterator(chunk_size=CHUNK)
         if values[-1]
     }
-    for cell in wanted_reasons.keys() | found_reasons.keys():
-        if wanted_reasons.get(cell, 0) != found_reasons.get(cell, 0):
-            differences.append(
-                Difference("reason", cell, "count", wanted_reasons.get(cell, 0), found_reasons.get(cell, 0))
-            )
+
+
+def _compare_rows(
+    table: str, cell: tuple[str, ...], wanted_rows: list[tuple[Any, ...]], found: dict[tuple[Any, ...], tuple[Any, ...]]
+) -> list[Difference]:
+    differences = []
+    wanted = {tuple(row[: len(cell)]): tuple(row[len(cell) :]) for row in wanted_rows}
+    names = ("cost", *COUNT_COLUMNS)
+    zeros = (Decimal(0),) + (0,) * len(COUNT_COLUMNS)
+    for key in wanted.keys() | found.keys():
+        for name, want, got in zip(names, wanted.get(key, zeros), found.get(key, zeros), strict=True):
+            if want != got:
+                differences.append(Difference(table, key, name, want, got))
     return differences
+
+
+def _compare_reasons(
+    table: str, wanted_rows: list[tuple[Any, ...]], found: dict[tuple[Any, ...], int]
+) -> list[Difference]:
+    wanted = {tuple(row[:-1]): row[-1] for row in wanted_rows}
+    return [
+        Difference(table, key, "count", wanted.get(key, 0), found.get(key, 0))
+        for key in wanted.keys() | found.keys()
+        if wanted.get(key, 0) != found.get(key, 0)
+    ]
+
+
+def _compare(expected: Deltas) -> list[Difference]:
+    """The fine rows against the recount, and the coarse rows against the same recount added up
+    per level: both must equal what every message contributes."""
+    return [
+        *_compare_rows("rollup", _CELL, expected.rows(), _found_rows(Rollup, _CELL)),
+        *_compare_reasons("reason", expected.reason_rows(), _found_reasons(RollupReason, _REASON_CELL)),
+        *_compare_rows("coarse rollup", _COARSE_CELL, expected.coarse_rows(), _found_rows(CoarseRollup, _COARSE_CELL)),
+        *_compare_reasons(
+            "coarse reason", expected.coarse_reason_rows(), _found_reasons(CoarseRollupReason, _COARSE_REASON_CELL)
+        ),
+    ]
 
 
 def check(*, now: datetime | None = None) -> list[Difference]:
