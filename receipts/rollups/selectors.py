@@ -253,16 +253,21 @@ COARSE: dict[Model, type[CoarseRollup] | type[CoarseRollupReason]] = {
 }
 
 
-def _source(model: Model, scope: Scope, group_by: Iterable[str]) -> Any:
-    """The fewest rows that answer: a coarse level that keeps every column the question groups
-    by or narrows (connection and country, or flow; the smallest first), else the fine rows
-    (a network, or a flow on a route). A level's rows equal the fine rows added up."""
-    needed = scope.columns() | {GROUP_COLUMNS[name] for name in group_by}
-    levels = sorted(LEVEL_DIMENSIONS.items(), key=lambda item: len(item[1]))
-    for level, dimensions in levels:
+def level_for(columns: Iterable[str]) -> str | None:
+    """The coarse level that keeps every one of these rollup columns (connection and country,
+    or flow; the smallest first), None when only the fine rows do (a network, or a flow on a
+    route). A level's rows equal the fine rows added up over the columns it leaves out."""
+    needed = set(columns)
+    for level, dimensions in sorted(LEVEL_DIMENSIONS.items(), key=lambda item: len(item[1])):
         if needed <= set(dimensions):
-            return COARSE[model].objects.filter(level=level)
-    return model.objects.all()
+            return level
+    return None
+
+
+def _source(model: Model, scope: Scope, group_by: Iterable[str]) -> Any:
+    """The fewest rows that answer: the level that keeps what the question groups by or narrows."""
+    level = level_for(scope.columns() | {GROUP_COLUMNS[name] for name in group_by})
+    return model.objects.all() if level is None else COARSE[model].objects.filter(level=level)
 
 
 def _cells(model: Model, period: Period, scope: Scope, *, group_by: Iterable[str] = (), by_bucket: bool = False) -> Any:
