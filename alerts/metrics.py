@@ -104,9 +104,16 @@ def source_of(key: ScopeKey) -> Source:
 
 
 def _by_source(keys: Iterable[ScopeKey]) -> dict[Source, set[ScopeKey]]:
+    """The scopes grouped by where they are read. When one needs the fine rows, all are read from
+    them: that one scan answers every scope, and a level's rows read besides would add to it
+    (in minute buckets a level saves little: a minute of a route has few networks and flows)."""
+    keys = set(keys)
+    sources = {key: source_of(key) for key in keys}
+    if any(source.level is None for source in sources.values()):
+        return {Source(None): keys}
     grouped: dict[Source, set[ScopeKey]] = defaultdict(set)
-    for key in keys:
-        grouped[source_of(key)].add(key)
+    for key, source in sources.items():
+        grouped[source].add(key)
     return grouped
 
 
@@ -170,11 +177,10 @@ def _window_rows(source: Source, window: Window, keys: set[ScopeKey], wanted: li
 
 def reason_sums(window: Window, wanted: Iterable[tuple[str, ScopeKey]]) -> dict[tuple[str, ScopeKey], int]:
     """Failures by reason over the window, for each (reason, scope) of `wanted` (one query per source)."""
-    by_source: dict[Source, set[tuple[str, ScopeKey]]] = defaultdict(set)
-    for reason, key in wanted:
-        by_source[source_of(key)].add((reason, key))
+    wanted = set(wanted)
     found: dict[tuple[str, ScopeKey], int] = {}
-    for source, pairs in by_source.items():
+    for source, keys in _by_source(key for _, key in wanted).items():
+        pairs = {(reason, key) for reason, key in wanted if key in keys}
         select, sets, used = _grouping((key for _, key in pairs), "reason")
         level, level_params = source.where()
         sql = (
