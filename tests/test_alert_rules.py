@@ -287,7 +287,7 @@ def test_scopes_read_from_a_coarse_level_and_from_the_fine_rows_give_the_same_fi
         (None, None, None, "signup"), (paris.pk, "FR", None, None), (paris.pk, None, None, "signup"),
         (None, None, "", None),
     ]  # fmt: skip
-    assert {metrics.source_of(scope).level for scope in scopes} == {"r", "f", None}  # every source is read
+    assert {metrics.source_of(scope).level for scope in scopes} == {"r", "f", "c", None}  # every source
     watches = [
         metrics.Watch(pk=n * 3 + k, metric=metric, window_minutes=10, scope=scope, reason=reason)
         for n, scope in enumerate(scopes)

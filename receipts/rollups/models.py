@@ -82,11 +82,18 @@ class Level(models.TextChoices):
 
     ROUTE = "r", "route"
     FLOW = "f", "flow"
+    CONNECTION_FLOW = "c", "connection and flow"
 
 
 # Each level's own dimensions; the others of COARSE_DIMENSIONS hold their BLANK value.
 COARSE_DIMENSIONS: tuple[str, ...] = ("connection_id", "country", "flow")
-LEVEL_DIMENSIONS: dict[str, tuple[str, ...]] = {Level.ROUTE: ("connection_id", "country"), Level.FLOW: ("flow",)}
+LEVEL_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    Level.ROUTE: ("connection_id", "country"),
+    Level.FLOW: ("flow",),
+    # A flow on one connection: the Flows page narrowed to a connection, alert rules such as
+    # "OTP on this connection".
+    Level.CONNECTION_FLOW: ("connection_id", "flow"),
+}
 BLANK: dict[str, object] = {"connection_id": 0, "country": "", "flow": ""}
 
 
@@ -106,9 +113,9 @@ class CoarseDimensions(models.Model):
 
 
 class CoarseRollup(CoarseDimensions):
-    """Rollup rows added up per level: connection x country (routes), or flow alone. The dashboards'
-    usual questions read these, a twentieth of the fine rows (no network, no flow, or neither);
-    a question about a network, or about a flow on a route, reads the fine rows. Kept by the same
+    """Rollup rows added up per level: connection x country (routes), flow alone, or connection x
+    flow. The dashboards' and alert rules' usual questions read these, a twentieth of the fine
+    rows at the hour; a question about a network, or a flow in a country, reads the fine rows. Kept by the same
     passes in the same transaction, so they always equal the sums of the fine rows."""
 
     currency = models.CharField(max_length=3)

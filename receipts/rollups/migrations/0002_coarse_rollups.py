@@ -5,7 +5,7 @@ import hashlib
 from django.db import migrations, models
 
 # The levels as this migration made them: (level, its dimensions kept; the others blank).
-LEVELS = (("r", ("connection_id", "country")), ("f", ("flow",)))
+LEVELS = (("r", ("connection_id", "country")), ("f", ("flow",)), ("c", ("connection_id", "flow")))
 BLANK = {"connection_id": "0", "country": "''", "flow": "''"}
 # A pass's lock (receipts/rollups/maintain.py): no pass adds to the fine rows meanwhile.
 PASS_LOCK = int.from_bytes(hashlib.blake2b(b"rollups-pass", digest_size=8).digest(), "big", signed=True)
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('grain', models.CharField(choices=[('m', 'minute'), ('h', 'hour'), ('d', 'day')], max_length=1)),
-                ('level', models.CharField(choices=[('r', 'route'), ('f', 'flow')], max_length=1)),
+                ('level', models.CharField(choices=[('r', 'route'), ('f', 'flow'), ('c', 'connection and flow')], max_length=1)),
                 ('bucket', models.DateTimeField()),
                 ('connection_id', models.BigIntegerField()),
                 ('country', models.CharField(max_length=2)),
@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('grain', models.CharField(choices=[('m', 'minute'), ('h', 'hour'), ('d', 'day')], max_length=1)),
-                ('level', models.CharField(choices=[('r', 'route'), ('f', 'flow')], max_length=1)),
+                ('level', models.CharField(choices=[('r', 'route'), ('f', 'flow'), ('c', 'connection and flow')], max_length=1)),
                 ('bucket', models.DateTimeField()),
                 ('connection_id', models.BigIntegerField()),
                 ('country', models.CharField(max_length=2)),
