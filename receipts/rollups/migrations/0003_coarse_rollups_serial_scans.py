@@ -7,12 +7,19 @@ from django.db import migrations
 TABLES = ("rollups_coarserollup", "rollups_coarserollupreason")
 
 
+def serial(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":  # the demo's SQLite has no parallel scans
+        for table in TABLES:
+            schema_editor.execute(f"ALTER TABLE {table} SET (parallel_workers = 0)")
+
+
+def planner_decides(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for table in TABLES:
+            schema_editor.execute(f"ALTER TABLE {table} RESET (parallel_workers)")
+
+
 class Migration(migrations.Migration):
     dependencies = [("rollups", "0002_coarse_rollups")]
 
-    operations = [
-        migrations.RunSQL(
-            [f"ALTER TABLE {table} SET (parallel_workers = 0)" for table in TABLES],
-            [f"ALTER TABLE {table} RESET (parallel_workers)" for table in TABLES],
-        )
-    ]
+    operations = [migrations.RunPython(serial, planner_decides)]
