@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import connection as db
 from django.db import transaction
@@ -105,20 +104,24 @@ def evaluate_all(*, now: datetime) -> int | None:
     return len(rules)
 
 
+# The type of each STATE_FIELDS column, for the arrays _save_states sends.
+STATE_TYPES = ("varchar", "timestamptz", "timestamptz", "timestamptz", "float8", "integer")
+
+
 def _save_states(rules: list[AlertRule]) -> None:
-    """Every rule's state in one UPDATE ... FROM (VALUES ...): bulk_update's CASE per field
-    compares each row with every id of its batch."""
+    """Every rule's state in one UPDATE ... FROM unnest(arrays): one array per field rather than
+    a VALUES row per rule, whose 7,000 parameters at 1,000 rules took longer to compose and parse
+    than the update itself (bench/alert_evaluation.py); bulk_update's CASE per field compares each
+    row with every id of its batch."""
     if not rules:
         return
-    row = "(%s::bigint, %s::varchar, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::float8, %s::integer)"
-    params: list[Any] = []
-    for rule in rules:
-        params += [rule.pk, *(getattr(rule, name) for name in STATE_FIELDS)]
+    columns = [[rule.pk for rule in rules], *([getattr(rule, name) for rule in rules] for name in STATE_FIELDS)]
+    arrays = ", ".join(f"%s::{kind}[]" for kind in ("bigint", *STATE_TYPES))
     table = AlertRule._meta.db_table
     assignments = ", ".join(f"{name} = v.{name}" for name in STATE_FIELDS)
     with db.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS r SET {assignments} FROM (VALUES {', '.join([row] * len(rules))}) "  # noqa: S608
+            f"UPDATE {table} AS r SET {assignments} FROM unnest({arrays}) "  # noqa: S608
             f"AS v(id, {', '.join(STATE_FIELDS)}) WHERE r.id = v.id",
-            params,
+            columns,
         )

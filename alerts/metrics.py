@@ -1,9 +1,12 @@
 """The figures alert rules watch, read from the rollups (receipts/rollups) and the system's queues.
 
-A round of evaluation reads each distinct window once: one SQL SUM over the window's minute (or
-hour) rows, grouped by GROUPING SETS for the scopes the rules use (by connection, by country and
-flow, everything, ...). 1,000 rules then cost a handful of queries, not 1,000 scans of the same
-rows. Each metric is then one small function of the summed columns.
+A round of evaluation reads each distinct window once per source: one SQL SUM over the window's
+minute (or hour) rows, grouped by GROUPING SETS for the scopes the rules use (by connection, by
+country and flow, everything, ...). The scopes a coarse rollup level keeps (connection and
+country, or flow alone) are read from that level, a twentieth of the rows; the others (a
+network, a flow on a connection) from the fine rows. 1,000 rules then cost a handful of
+queries, not 1,000 scans of the same rows. Each metric is then one small function of the summed
+columns.
 
 Windows end at the start of the current minute (or hour): the bucket still filling is left out.
 Figures count messages by their submission, so the most recent messages weigh as "not finished
@@ -27,7 +30,8 @@ from receipts.models import OutboxEvent, WebhookRefusal
 from receipts.refusals import refusals_by_connection, refusals_per_minute
 from receipts.rollups.figures import CLASS_COLUMNS, STATUS_COLUMNS, TTD_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start
-from receipts.rollups.models import Grain, Rollup, RollupReason
+from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Grain, Rollup, RollupReason
+from receipts.rollups.selectors import level_for
 from receipts.statuses import FINAL_STATUSES, Status
 from retries.feed.models import FeedDelivery
 from retries.models import Attempt
@@ -71,14 +75,62 @@ def scope_key(connection_id: int | None, country: str, network: str, flow: str) 
     return (connection_id, country or None, network or None, flow or None)
 
 
-def _grouping(keys: Iterable[ScopeKey], extra: str = "") -> tuple[str, str]:
-    """(the scope's select list, the GROUPING SETS) for these keys: a dimension no key fixes is
-    selected as NULL (PostgreSQL accepts only grouped columns)."""
-    patterns = {tuple(name for name, value in zip(SCOPE, key, strict=True) if value is not None) for key in keys}
-    used = {name for pattern in patterns for name in pattern}
+def fixed(key: ScopeKey) -> tuple[str, ...]:
+    """The dimensions a scope fixes."""
+    return tuple(name for name, value in zip(SCOPE, key, strict=True) if value is not None)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a scope's figures are read: a coarse level (receipts/rollups: connection x country,
+    or flow) when it keeps every dimension the scope fixes, else the fine rows. A level's rows
+    are the fine rows added up, so the figures are the same; a level has a twentieth of the rows."""
+
+    level: str | None
+
+    @property
+    def table(self) -> str:
+        return (CoarseRollup if self.level else Rollup)._meta.db_table
+
+    @property
+    def reason_table(self) -> str:
+        return (CoarseRollupReason if self.level else RollupReason)._meta.db_table
+
+    def where(self) -> tuple[str, list[Any]]:
+        return (" AND level = %s", [self.level]) if self.level else ("", [])
+
+
+def source_of(key: ScopeKey) -> Source:
+    return Source(level_for(fixed(key)))
+
+
+def _by_source(keys: Iterable[ScopeKey]) -> dict[Source, set[ScopeKey]]:
+    """The scopes grouped by where they are read. When one needs the fine rows, all are read from
+    them: that one scan answers every scope, and a level's rows read besides would add to it
+    (in minute buckets a level saves little: a minute of a route has few networks and flows)."""
+    keys = set(keys)
+    sources = {key: source_of(key) for key in keys}
+    if any(source.level is None for source in sources.values()):
+        return {Source(None): keys}
+    grouped: dict[Source, set[ScopeKey]] = defaultdict(set)
+    for key, source in sources.items():
+        grouped[source].add(key)
+    return grouped
+
+
+def _grouping(keys: Iterable[ScopeKey], extra: str = "") -> tuple[str, str, str]:
+    """(the scope's select list, the GROUPING SETS, the dimensions any key fixes) for these
+    keys: a dimension no key fixes is selected as NULL (PostgreSQL accepts only grouped columns,
+    and a coarse level has no network column)."""
+    patterns = {fixed(key) for key in keys}
+    used = [name for name in SCOPE if any(name in pattern for pattern in patterns)]
     select = ", ".join(name if name in used else f"NULL AS {name}" for name in SCOPE)
     sets = ", ".join("(" + ", ".join(([extra] if extra else []) + list(pattern)) + ")" for pattern in sorted(patterns))
-    return select, sets or "(" + extra + ")"
+    return select, sets or "(" + extra + ")", ", ".join(([extra] if extra else []) + used)
+
+
+def _group_by(columns: str) -> str:
+    return f" GROUP BY {columns}" if columns else ""
 
 
 # The columns each metric reads: a window sums only what its rules need.
@@ -97,62 +149,73 @@ REFUSAL_METRICS = {"signature_failures": WebhookRefusal.Reason.SIGNATURE}
 def window_sums(
     window: Window, keys: Iterable[ScopeKey], columns: Iterable[str] = COLUMNS
 ) -> dict[ScopeKey, dict[str, int]]:
-    """`columns` (and messages) summed over the window, for each scope of `keys` (one query).
-    The window's rows are first summed per cell, then the few thousand cells per grouping set:
-    grouping sets straight over the rows would aggregate each row once per set."""
-    keys = set(keys)
+    """`columns` (and messages) summed over the window, for each scope of `keys` (one query per
+    source: a coarse level or the fine rows). The window's rows are first summed per cell of the
+    dimensions the scopes fix, then per grouping set: grouping sets straight over the rows would
+    aggregate each row once per set."""
     wanted = ["messages", *sorted(set(columns) - {"messages"})]
-    inner = ", ".join(f'SUM("{column}") AS "{column}"' for column in wanted)
-    outer = ", ".join(f'COALESCE(SUM("{column}"), 0)' for column in wanted)
-    # The grouping sets are built from SCOPE's fixed names only; values travel as parameters.
-    select, sets = _grouping(keys)
-    sql = (
-        f"SELECT {select}, {outer} FROM (SELECT {', '.join(SCOPE)}, {inner} FROM {Rollup._meta.db_table} "  # noqa: S608
-        f"WHERE grain = %s AND bucket >= %s AND bucket < %s GROUP BY {', '.join(SCOPE)}) AS cells "
-        f"GROUP BY GROUPING SETS ({sets})"
-    )
-    with db.cursor() as cursor:
-        cursor.execute(sql, [window.grain, window.start, window.end])
-        rows = cursor.fetchall()
     found: dict[ScopeKey, dict[str, int]] = {}
-    for row in rows:
-        key: ScopeKey = tuple(row[: len(SCOPE)])
-        found[key] = dict(zip(wanted, (int(value) for value in row[len(SCOPE) :]), strict=True))
+    for source, source_keys in _by_source(keys).items():
+        for row in _window_rows(source, window, source_keys, wanted):
+            key: ScopeKey = tuple(row[: len(SCOPE)])
+            found[key] = dict(zip(wanted, (int(value) for value in row[len(SCOPE) :]), strict=True))
     return found
 
 
-def reason_sums(window: Window, wanted: Iterable[tuple[str, ScopeKey]]) -> dict[tuple[str, ScopeKey], int]:
-    """Failures by reason over the window, for each (reason, scope) of `wanted` (one query)."""
-    wanted = set(wanted)
-    if not wanted:
-        return {}
-    select, sets = _grouping((key for _, key in wanted), "reason")
+def _window_rows(source: Source, window: Window, keys: set[ScopeKey], wanted: list[str]) -> list[tuple[Any, ...]]:
+    inner = ", ".join(f'SUM("{column}") AS "{column}"' for column in wanted)
+    outer = ", ".join(f'COALESCE(SUM("{column}"), 0)' for column in wanted)
+    # The grouping sets are built from SCOPE's fixed names only; values travel as parameters.
+    select, sets, used = _grouping(keys)
+    level, level_params = source.where()
     sql = (
-        f"SELECT reason, {select}, SUM(count) FROM (SELECT reason, {', '.join(SCOPE)}, SUM(count) AS count "  # noqa: S608
-        f"FROM {RollupReason._meta.db_table} WHERE grain = %s AND bucket >= %s AND bucket < %s AND reason = ANY(%s) "
-        f"GROUP BY reason, {', '.join(SCOPE)}) AS cells GROUP BY GROUPING SETS ({sets})"
+        f"SELECT {select}, {outer} FROM (SELECT {used + ', ' if used else ''}{inner} FROM {source.table} "  # noqa: S608
+        f"WHERE grain = %s AND bucket >= %s AND bucket < %s{level}{_group_by(used)}) AS cells "
+        f"GROUP BY GROUPING SETS ({sets})"
     )
     with db.cursor() as cursor:
-        cursor.execute(sql, [window.grain, window.start, window.end, sorted({reason for reason, _ in wanted})])
-        return {(row[0], tuple(row[1:5])): int(row[5]) for row in cursor.fetchall()}
+        cursor.execute(sql, [window.grain, window.start, window.end, *level_params])
+        return list(cursor.fetchall())
+
+
+def reason_sums(window: Window, wanted: Iterable[tuple[str, ScopeKey]]) -> dict[tuple[str, ScopeKey], int]:
+    """Failures by reason over the window, for each (reason, scope) of `wanted` (one query per source)."""
+    wanted = set(wanted)
+    found: dict[tuple[str, ScopeKey], int] = {}
+    for source, keys in _by_source(key for _, key in wanted).items():
+        pairs = {(reason, key) for reason, key in wanted if key in keys}
+        select, sets, used = _grouping((key for _, key in pairs), "reason")
+        level, level_params = source.where()
+        sql = (
+            f"SELECT reason, {select}, SUM(count) FROM (SELECT {used}, SUM(count) AS count "  # noqa: S608
+            f"FROM {source.reason_table} WHERE grain = %s AND bucket >= %s AND bucket < %s AND reason = ANY(%s)"
+            f"{level} GROUP BY {used}) AS cells GROUP BY GROUPING SETS ({sets})"
+        )
+        reasons = sorted({reason for reason, _ in pairs})
+        with db.cursor() as cursor:
+            cursor.execute(sql, [window.grain, window.start, window.end, reasons, *level_params])
+            found |= {(row[0], tuple(row[1:5])): int(row[5]) for row in cursor.fetchall()}
+    return found
 
 
 def volume_last_week(window: Window, keys: Iterable[ScopeKey]) -> dict[ScopeKey, float]:
     """Messages in the same window a week earlier, from hour buckets (minute buckets are gone by
     then), each hour counted for the part of it the window covers."""
-    keys = set(keys)
     start, end = window.start - WEEK, window.end - WEEK
     overlap = "GREATEST(0, EXTRACT(EPOCH FROM LEAST(bucket + interval '1 hour', %s) - GREATEST(bucket, %s))) / 3600.0"
-    select, sets = _grouping(keys)
-    dims = ", ".join(SCOPE)
-    sql = (
-        f"SELECT {select}, COALESCE(SUM(weighted), 0) FROM (SELECT {dims}, SUM(messages * {overlap}) AS weighted "  # noqa: S608
-        f"FROM {Rollup._meta.db_table} WHERE grain = %s AND bucket >= %s AND bucket < %s GROUP BY {dims}) AS cells "
-        f"GROUP BY GROUPING SETS ({sets})"
-    )
-    with db.cursor() as cursor:
-        cursor.execute(sql, [end, start, Grain.HOUR, bucket_start(start, Grain.HOUR), end])
-        return {tuple(row[:4]): float(row[4]) for row in cursor.fetchall()}
+    found: dict[ScopeKey, float] = {}
+    for source, source_keys in _by_source(keys).items():
+        select, sets, used = _grouping(source_keys)
+        level, level_params = source.where()
+        sql = (
+            f"SELECT {select}, COALESCE(SUM(weighted), 0) FROM (SELECT {used + ', ' if used else ''}"  # noqa: S608
+            f"SUM(messages * {overlap}) AS weighted FROM {source.table} WHERE grain = %s AND bucket >= %s "
+            f"AND bucket < %s{level}{_group_by(used)}) AS cells GROUP BY GROUPING SETS ({sets})"
+        )
+        with db.cursor() as cursor:
+            cursor.execute(sql, [end, start, Grain.HOUR, bucket_start(start, Grain.HOUR), end, *level_params])
+            found |= {tuple(row[:4]): float(row[4]) for row in cursor.fetchall()}
+    return found
 
 
 @dataclass(frozen=True)
@@ -316,15 +379,17 @@ def series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[
         return []
     if watch.metric in REFUSAL_METRICS:
         return _refusal_series(watch, start=start, end=end, grain=grain)
-    fixed = [(name, value) for name, value in zip(SCOPE, watch.scope, strict=True) if value is not None]
-    where = "".join(f" AND {name} = %s" for name, _ in fixed)
-    params: list[Any] = [grain, start, end, *(value for _, value in fixed)]
+    narrowed = [(name, value) for name, value in zip(SCOPE, watch.scope, strict=True) if value is not None]
+    source = source_of(watch.scope)
+    level, level_params = source.where()
+    where = "".join(f" AND {name} = %s" for name, _ in narrowed) + level
+    params: list[Any] = [grain, start, end, *(value for _, value in narrowed), *level_params]
     sums = ", ".join(f'SUM("{column}")' for column in COLUMNS)
     per_bucket: dict[datetime, dict[str, int]] = {}
     reasons: dict[datetime, int] = {}
     with db.cursor() as cursor:
         cursor.execute(
-            f"SELECT bucket, {sums} FROM {Rollup._meta.db_table} "  # noqa: S608 - names from SCOPE only
+            f"SELECT bucket, {sums} FROM {source.table} "  # noqa: S608 - names from SCOPE only
             f"WHERE grain = %s AND bucket >= %s AND bucket < %s{where} GROUP BY bucket",
             params,
         )
@@ -332,7 +397,7 @@ def series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[
             per_bucket[row[0]] = dict(zip(COLUMNS, (int(value or 0) for value in row[1:]), strict=True))
         if watch.metric == "reason_rate":
             cursor.execute(
-                f"SELECT bucket, SUM(count) FROM {RollupReason._meta.db_table} "  # noqa: S608
+                f"SELECT bucket, SUM(count) FROM {source.reason_table} "  # noqa: S608
                 f"WHERE grain = %s AND bucket >= %s AND bucket < %s{where} AND reason = %s GROUP BY bucket",
                 [*params, watch.reason],
             )

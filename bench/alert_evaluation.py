@@ -61,7 +61,8 @@ def main() -> int:
 
 def fill_rollups(rows: int) -> int:
     """Minute rows over the last day, hour rows (their sums, and a week earlier) over eight days;
-    RollupReason rows for the failures. Returns the messages the minute rows count."""
+    RollupReason rows for the failures; the coarse levels of both. Returns the messages the
+    minute rows count."""
     from django.db import connection
 
     from receipts.rollups.figures import COUNT_COLUMNS
@@ -110,7 +111,17 @@ def fill_rollups(rows: int) -> int:
             ON CONFLICT DO NOTHING
             """
         )
-        cursor.execute("ANALYZE rollups_rollup; ANALYZE rollups_rollupreason")
+        # The coarse levels, as the rebuild makes them: the fine rows added up.
+        from receipts.rollups.models import LEVEL_DIMENSIONS
+        from receipts.rollups.rebuild import coarse_reason_sql, coarse_sql
+
+        for level in LEVEL_DIMENSIONS:
+            cursor.execute(coarse_sql(level))
+            cursor.execute(coarse_reason_sql(level))
+        cursor.execute(
+            "ANALYZE rollups_rollup; ANALYZE rollups_rollupreason; "
+            "ANALYZE rollups_coarserollup; ANALYZE rollups_coarserollupreason"
+        )
         cursor.execute("SELECT COALESCE(SUM(messages), 0), COUNT(*) FROM rollups_rollup WHERE grain = 'm'")
         messages, minute_rows = cursor.fetchone()
         cursor.execute("SELECT COUNT(*) FROM rollups_rollup WHERE grain = 'h'")

@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.db import connections
+from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
@@ -24,7 +25,8 @@ from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.reasons import ErrorClass
 from receipts.rollups import maintain
-from receipts.rollups.models import Grain
+from receipts.rollups.maintain import bucket_start
+from receipts.rollups.models import Grain, Rollup, RollupReason
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
@@ -320,3 +322,60 @@ def test_a_signature_rule_is_scoped_to_a_connection_only() -> None:
     rule = AlertRule(name="x", metric=Metric.SIGNATURE_FAILURES, threshold=Decimal(5), country="FR")
     with pytest.raises(ValidationError, match="Refused webhooks are counted per connection"):
         rule.full_clean()
+
+
+def test_scopes_read_from_a_coarse_level_and_from_the_fine_rows_give_the_same_figures(clock: Any) -> None:
+    paris, other = ConnectionFactory(), ConnectionFactory()
+    send_minute(paris, 0, delivered=6, failed=4)
+    send_minute(paris, 1, delivered=3, failed=2, flow="signup")
+    send_minute(other, 2, delivered=5, failed=1, flow="signup")
+    roll_up()
+    clock.move_to(START + timedelta(days=7, minutes=5))
+    send_minute(paris, 3, delivered=2, failed=2, flow="signup")
+    roll_up()
+    now = timezone.now()
+    reason = RollupReason.objects.values_list("reason", flat=True).first()
+    assert reason
+    scopes = [
+        (None, None, None, None), (paris.pk, None, None, None), (None, "FR", None, None),
+        (None, None, None, "signup"), (paris.pk, "FR", None, None), (paris.pk, None, None, "signup"),
+        (None, None, "", None),
+    ]  # fmt: skip
+    assert {metrics.source_of(scope).level for scope in scopes} == {"r", "f", "c", None}  # every source
+    watches = [
+        metrics.Watch(pk=n * 3 + k, metric=metric, window_minutes=10, scope=scope, reason=reason)
+        for n, scope in enumerate(scopes)
+        for k, metric in enumerate(("delivery_rate", "reason_rate", "volume_week"))
+    ]
+    # One scope needs the fine rows, so every scope is read from them; alone, the others are
+    # read from the levels: both must equal the fine rows summed with the ORM below.
+    readings = metrics.read_all(watches, now)
+    coarse = [watch for watch in watches if metrics.source_of(watch.scope).level is not None]
+    assert metrics.read_all(coarse, now) == {watch.pk: readings[watch.pk] for watch in coarse}
+    window = metrics.window_for(10, now)
+    week = metrics.window_for(10, now - timedelta(days=7))
+    for n, scope in enumerate(scopes):
+        narrowed = {name: value for name, value in zip(metrics.SCOPE, scope, strict=True) if value is not None}
+        cells = Rollup.objects.filter(grain=window.grain, bucket__gte=window.start, bucket__lt=window.end, **narrowed)
+        figures = cells.aggregate(delivered=Sum("status_delivered"), messages=Sum("messages"))
+        final = sum(cells.aggregate(n=Sum(column))["n"] or 0 for column in metrics.FINAL_COLUMNS)
+        failures = (
+            RollupReason.objects.filter(
+                grain=window.grain, bucket__gte=window.start, bucket__lt=window.end, reason=reason, **narrowed
+            ).aggregate(n=Sum("count"))["n"]
+            or 0
+        )
+        hours = Rollup.objects.filter(
+            grain=Grain.HOUR, bucket__gte=bucket_start(week.start, Grain.HOUR), bucket__lt=week.end, **narrowed
+        )
+        # Each hour of last week weighs the part of it the window covers.
+        last_week = sum(
+            cell.messages * max(0.0, (min(cell.bucket + timedelta(hours=1), week.end) - max(cell.bucket, week.start))
+                                / timedelta(hours=1))
+            for cell in hours
+        )  # fmt: skip
+        messages = figures["messages"] or 0
+        assert readings[n * 3].volume == final, scope
+        assert readings[n * 3].value == (100.0 * (figures["delivered"] or 0) / final if final else None), scope
+        assert readings[n * 3 + 1] == metrics.Reading(100.0 * failures / messages if messages else None, messages)
+        assert readings[n * 3 + 2].volume == round(last_week), scope

@@ -25,7 +25,17 @@ from django.utils import timezone
 from receipts.models import Message
 from receipts.refusals import refusals_prune
 from receipts.rollups.figures import COUNT_COLUMNS, DIMENSIONS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+from receipts.rollups.models import (
+    BLANK,
+    COARSE_DIMENSIONS,
+    LEVEL_DIMENSIONS,
+    CoarseRollup,
+    CoarseRollupReason,
+    Grain,
+    Rollup,
+    RollupReason,
+    Snapshot,
+)
 
 PASS_LOCK = int.from_bytes(hashlib.blake2b(b"rollups-pass", digest_size=8).digest(), "big", signed=True)
 SNAPSHOT_FIELDS: tuple[str, ...] = tuple(f.name for f in Contribution.__dataclass_fields__.values())
@@ -86,21 +96,60 @@ class Deltas:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """(cell..., cost, count columns...) for every cell that changes."""
-        rows = []
-        for cell in self.counts.keys() | self.costs.keys():
-            counts = self.counts.get(cell, {})
-            cost = self.costs.get(cell, Decimal(0))
-            values = [counts.get(column, 0) for column in COUNT_COLUMNS]
-            if cost or any(values):
-                rows.append((*cell, cost, *values))
-        return rows
+        return _rows(self.counts, self.costs)
 
     def reason_rows(self) -> list[tuple[Any, ...]]:
         return [(*cell, count) for cell, count in self.reasons.items() if count]
 
+    def coarse_rows(self) -> list[tuple[Any, ...]]:
+        """rows() added up into every level's cells (coarse_cell): what the coarse rollups gain."""
+        counts: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        costs: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+        for level in LEVEL_DIMENSIONS:
+            for cell, cell_counts in self.counts.items():
+                into = counts[coarse_cell(cell, level)]
+                for column, count in cell_counts.items():
+                    into[column] += count
+            for cell, cost in self.costs.items():
+                costs[coarse_cell(cell, level)] += cost
+        return _rows(counts, costs)
+
+    def coarse_reason_rows(self) -> list[tuple[Any, ...]]:
+        reasons: dict[tuple[Any, ...], int] = defaultdict(int)
+        for level in LEVEL_DIMENSIONS:
+            for cell, count in self.reasons.items():
+                reasons[coarse_cell(cell, level, fine=_REASON_CELL)] += count
+        return [(*cell, count) for cell, count in reasons.items() if count]
+
+
+def _rows(
+    counts: dict[tuple[Any, ...], dict[str, int]], costs: dict[tuple[Any, ...], Decimal]
+) -> list[tuple[Any, ...]]:
+    rows = []
+    for cell in counts.keys() | costs.keys():
+        cell_counts = counts.get(cell, {})
+        cost = costs.get(cell, Decimal(0))
+        values = [cell_counts.get(column, 0) for column in COUNT_COLUMNS]
+        if cost or any(values):
+            rows.append((*cell, cost, *values))
+    return rows
+
 
 _CELL = ("grain", "bucket", *DIMENSIONS)
 _REASON_CELL = ("grain", "bucket", *DIMENSIONS[:-1], "reason", "error_class")
+_COARSE_CELL = ("grain", "level", "bucket", *COARSE_DIMENSIONS, "currency")
+_COARSE_REASON_CELL = ("grain", "level", "bucket", *COARSE_DIMENSIONS, "reason", "error_class")
+
+
+def coarse_cell(cell: Sequence[Any], level: str, *, fine: Sequence[str] = _CELL) -> tuple[Any, ...]:
+    """The cell of `level` a fine cell (named by `fine`: _CELL or _REASON_CELL) adds up into:
+    the level's dimensions kept, the other coarse ones blank, what follows them (currency, or
+    reason and class) kept."""
+    named = dict(zip(fine, cell, strict=True))
+    kept = LEVEL_DIMENSIONS[level]
+    dimensions = tuple(named[name] if name in kept else BLANK[name] for name in COARSE_DIMENSIONS)
+    tail = fine[fine.index("flow") + 1 :]
+    return (named["grain"], level, named["bucket"], *dimensions, *(named[name] for name in tail))
 
 
 def _upsert_sql(table: str, cell: Sequence[str], added: Sequence[str]) -> str:
@@ -114,15 +163,21 @@ def _upsert_sql(table: str, cell: Sequence[str], added: Sequence[str]) -> str:
 
 UPSERT_ROLLUP_SQL = _upsert_sql(Rollup._meta.db_table, _CELL, ("cost", *COUNT_COLUMNS))
 UPSERT_REASON_SQL = _upsert_sql(RollupReason._meta.db_table, _REASON_CELL, ("count",))
+UPSERT_COARSE_SQL = _upsert_sql(CoarseRollup._meta.db_table, _COARSE_CELL, ("cost", *COUNT_COLUMNS))
+UPSERT_COARSE_REASON_SQL = _upsert_sql(CoarseRollupReason._meta.db_table, _COARSE_REASON_CELL, ("count",))
 
 
 def apply(deltas: Deltas) -> None:
-    """Add a pass's deltas to the rollup rows (creating the cells they reach first)."""
+    """Add a pass's deltas to the rollup rows, fine and coarse (creating the cells they reach first)."""
     with db.cursor() as cursor:
-        if rows := deltas.rows():
-            cursor.executemany(UPSERT_ROLLUP_SQL, rows)
-        if reason_rows := deltas.reason_rows():
-            cursor.executemany(UPSERT_REASON_SQL, reason_rows)
+        for sql, rows in (
+            (UPSERT_ROLLUP_SQL, deltas.rows()),
+            (UPSERT_REASON_SQL, deltas.reason_rows()),
+            (UPSERT_COARSE_SQL, deltas.coarse_rows()),
+            (UPSERT_COARSE_REASON_SQL, deltas.coarse_reason_rows()),
+        ):
+            if rows:
+                cursor.executemany(sql, rows)
 
 
 def take_pass_lock() -> bool:
@@ -212,8 +267,12 @@ def prune(*, now: datetime | None = None) -> dict[str, int]:
             if oldest is not None:
                 deleted[grain] = Rollup.objects.filter(grain=grain, bucket__lt=oldest).delete()[0]
                 RollupReason.objects.filter(grain=grain, bucket__lt=oldest).delete()
+                CoarseRollup.objects.filter(grain=grain, bucket__lt=oldest).delete()
+                CoarseRollupReason.objects.filter(grain=grain, bucket__lt=oldest).delete()
         # Every contribution counts one message: a cell with none left counts nothing at all.
         deleted["empty"] = Rollup.objects.filter(messages=0).delete()[0]
         RollupReason.objects.filter(count=0).delete()
+        CoarseRollup.objects.filter(messages=0).delete()
+        CoarseRollupReason.objects.filter(count=0).delete()
         deleted["refusals"] = refusals_prune(now=now)
     return deleted

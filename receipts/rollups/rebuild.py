@@ -4,7 +4,7 @@ Passes (maintain.py) recount messages in Python, a batch at a time: right for th
 a few seconds of receipts change, far too slow for millions. The rebuild computes every
 message's contribution (figures.contribution) in one INSERT … SELECT into the snapshots, then
 each grain's rows as GROUP BYs of the snapshots, so the rollups are exactly the sum of the
-snapshots as a pass leaves them.
+snapshots as a pass leaves them; the coarse rows are then GROUP BYs of the fine ones.
 
 It holds the pass lock, and is exact while receipts keep arriving: it first empties the queue,
 then reads the messages. A change committed after the queue was emptied is queued again by the
@@ -30,8 +30,27 @@ from receipts.rollups.figures import (
     TTD_COLUMNS,
     TTFR_COLUMNS,
 )
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, kept_since, settled_before, take_pass_lock
-from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+from receipts.rollups.maintain import (
+    _CELL,
+    _COARSE_CELL,
+    _COARSE_REASON_CELL,
+    _REASON_CELL,
+    SNAPSHOT_FIELDS,
+    kept_since,
+    settled_before,
+    take_pass_lock,
+)
+from receipts.rollups.models import (
+    BLANK,
+    COARSE_DIMENSIONS,
+    LEVEL_DIMENSIONS,
+    CoarseRollup,
+    CoarseRollupReason,
+    Grain,
+    Rollup,
+    RollupReason,
+    Snapshot,
+)
 from receipts.statuses import FINAL_STATUSES, Status
 
 
@@ -123,6 +142,38 @@ def _reason_sql(grain: str) -> str:
     )
 
 
+def _coarse_dimensions(level: str) -> tuple[list[str], list[str]]:
+    """(what to select, what to group by) for a level's coarse dimensions from the fine rows."""
+    kept = LEVEL_DIMENSIONS[level]
+    selected = [name if name in kept else ("0" if BLANK[name] == 0 else "''") for name in COARSE_DIMENSIONS]
+    return selected, [name for name in COARSE_DIMENSIONS if name in kept]
+
+
+def coarse_sql(level: str, *, columns: list[str] | None = None) -> str:
+    """The coarse rows of `level` as GROUP BYs of the fine rows (maintain.coarse_cell in SQL):
+    the rebuild fills them after the fine rows, so they are those rows' sums by construction.
+    `columns`: the count columns, when the caller knows them (a migration's historical model)."""
+    selected, grouped = _coarse_dimensions(level)
+    counts = columns if columns is not None else list(COUNT_COLUMNS)
+    by = ", ".join(["grain", "bucket", *grouped, "currency"])
+    return (
+        f"INSERT INTO {CoarseRollup._meta.db_table} ({', '.join(_COARSE_CELL)}, cost, {', '.join(counts)}) "
+        f"SELECT grain, '{level}', bucket, {', '.join(selected)}, currency, sum(cost), "
+        + ", ".join(f"sum({column})" for column in counts)
+        + f" FROM {Rollup._meta.db_table} GROUP BY {by}"
+    )
+
+
+def coarse_reason_sql(level: str) -> str:
+    selected, grouped = _coarse_dimensions(level)
+    by = ", ".join(["grain", "bucket", *grouped, "reason", "error_class"])
+    return (
+        f"INSERT INTO {CoarseRollupReason._meta.db_table} ({', '.join(_COARSE_REASON_CELL)}, count) "
+        f"SELECT grain, '{level}', bucket, {', '.join(selected)}, reason, error_class, sum(count) "
+        f"FROM {RollupReason._meta.db_table} GROUP BY {by}"
+    )
+
+
 def rebuild(*, now: datetime | None = None) -> int:
     """Replace every snapshot and rollup row with a count of the messages as they are now, and
     empty the queue of the changes it counted. How many messages it counted. Raises
@@ -140,12 +191,14 @@ def rebuild(*, now: datetime | None = None) -> int:
         # Only passes (which wait for the lock) and the check read the snapshots; pages read
         # the rollup rows, so those are deleted rather than truncated, never blocking a page.
         cursor.execute(f"TRUNCATE {Snapshot._meta.db_table}")
-        # Settled buckets (their messages purged by retention) keep their rows: a recount
-        # would find them empty.
+        # Settled buckets (their messages purged by retention) keep their fine rows: a recount
+        # would find them empty. The coarse rows are all made again from the fine ones.
         settled = settled_before(now)
         for table in (Rollup._meta.db_table, RollupReason._meta.db_table):
             cursor.execute(f"DELETE FROM {table} WHERE %(settled)s::timestamptz IS NULL OR bucket >= %(settled)s",
                            {"settled": settled})  # fmt: skip
+        cursor.execute(f"DELETE FROM {CoarseRollup._meta.db_table}")
+        cursor.execute(f"DELETE FROM {CoarseRollupReason._meta.db_table}")
         cursor.execute(SNAPSHOT_SQL)
         counted = cursor.rowcount
         for grain in Grain.values:
@@ -154,6 +207,13 @@ def rebuild(*, now: datetime | None = None) -> int:
             oldest = max(filter(None, (kept_since(grain, now), settled)), default=None)
             cursor.execute(_rollup_sql(grain), {"grain": grain, "oldest": oldest})
             cursor.execute(_reason_sql(grain), {"grain": grain, "oldest": oldest})
+        for level in LEVEL_DIMENSIONS:
+            cursor.execute(coarse_sql(level))
+            cursor.execute(coarse_reason_sql(level))
+        # Fresh statistics for the pages' plans: right after a first rebuild the planner thinks
+        # the tables hold one row per window (measured at 10 M: a sort where a hash would do).
+        for model in (Rollup, RollupReason, CoarseRollup, CoarseRollupReason):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
     return counted
 
 
@@ -161,8 +221,8 @@ def _rebuild_with_passes(now: datetime) -> int:
     """The demo's SQLite, a few thousand messages: forget everything and let the passes count
     every message again (slow for millions; SQLite has one writer, so nothing runs meanwhile)."""
     with transaction.atomic():
-        Rollup.objects.all().delete()
-        RollupReason.objects.all().delete()
+        for model in (Rollup, RollupReason, CoarseRollup, CoarseRollupReason):
+            model.objects.all().delete()
         Snapshot.objects.all().delete()
         RollupPending.objects.all().delete()
         RollupPending.objects.bulk_create(

@@ -20,8 +20,16 @@ from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.maintain import _CELL, _REASON_CELL, SNAPSHOT_FIELDS, Deltas, settled_before
-from receipts.rollups.models import Rollup, RollupReason, Snapshot
+from receipts.rollups.maintain import (
+    _CELL,
+    _COARSE_CELL,
+    _COARSE_REASON_CELL,
+    _REASON_CELL,
+    SNAPSHOT_FIELDS,
+    Deltas,
+    settled_before,
+)
+from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Rollup, RollupReason, Snapshot
 
 CHUNK = 5000
 
@@ -55,45 +63,72 @@ def _expected(now: datetime) -> Deltas:
     return expected
 
 
-def _found_rows(now: datetime) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    columns = (*_CELL, "cost", *COUNT_COLUMNS)
+def _found_rows(
+    model: type[Rollup] | type[CoarseRollup], cell: tuple[str, ...], now: datetime
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    columns = (*cell, "cost", *COUNT_COLUMNS)
     found = {}
-    for values in _unsettled(Rollup.objects.order_by(), now).values_list(*columns).iterator(chunk_size=CHUNK):
-        cell, figures = values[: len(_CELL)], values[len(_CELL) :]
+    for values in _unsettled(model.objects.order_by(), now).values_list(*columns).iterator(chunk_size=CHUNK):
+        key, figures = values[: len(cell)], values[len(cell) :]
         if any(figures):
-            found[cell] = figures
+            found[key] = figures
     return found
 
 
+def _found_reasons(
+    model: type[RollupReason] | type[CoarseRollupReason], cell: tuple[str, ...], now: datetime
+) -> dict[tuple[Any, ...], int]:
+    rows = _unsettled(model.objects.order_by(), now).values_list(*cell, "count")
+    return {tuple(values[:-1]): values[-1] for values in rows.iterator(chunk_size=CHUNK) if values[-1]}
+
+
 def _unsettled(rows: QuerySet[Any], now: datetime) -> QuerySet[Any]:
+    """Rows of buckets not yet settled: a settled bucket's messages may be purged (retention)."""
     settled = settled_before(now)
     return rows if settled is None else rows.filter(bucket__gte=settled)
 
 
-def _compare(expected: Deltas) -> list[Difference]:
+def _compare_rows(
+    table: str, cell: tuple[str, ...], wanted_rows: list[tuple[Any, ...]], found: dict[tuple[Any, ...], tuple[Any, ...]]
+) -> list[Difference]:
     differences = []
-    wanted = {tuple(row[: len(_CELL)]): tuple(row[len(_CELL) :]) for row in expected.rows()}
-    found = _found_rows(expected.now)
+    wanted = {tuple(row[: len(cell)]): tuple(row[len(cell) :]) for row in wanted_rows}
     names = ("cost", *COUNT_COLUMNS)
     zeros = (Decimal(0),) + (0,) * len(COUNT_COLUMNS)
-    for cell in wanted.keys() | found.keys():
-        for name, want, got in zip(names, wanted.get(cell, zeros), found.get(cell, zeros), strict=True):
+    for key in wanted.keys() | found.keys():
+        for name, want, got in zip(names, wanted.get(key, zeros), found.get(key, zeros), strict=True):
             if want != got:
-                differences.append(Difference("rollup", cell, name, want, got))
-    wanted_reasons = {tuple(row[:-1]): row[-1] for row in expected.reason_rows()}
-    found_reasons = {
-        tuple(values[:-1]): values[-1]
-        for values in _unsettled(RollupReason.objects.order_by(), expected.now)
-        .values_list(*_REASON_CELL, "count")
-        .iterator(chunk_size=CHUNK)
-        if values[-1]
-    }
-    for cell in wanted_reasons.keys() | found_reasons.keys():
-        if wanted_reasons.get(cell, 0) != found_reasons.get(cell, 0):
-            differences.append(
-                Difference("reason", cell, "count", wanted_reasons.get(cell, 0), found_reasons.get(cell, 0))
-            )
+                differences.append(Difference(table, key, name, want, got))
     return differences
+
+
+def _compare_reasons(
+    table: str, wanted_rows: list[tuple[Any, ...]], found: dict[tuple[Any, ...], int]
+) -> list[Difference]:
+    wanted = {tuple(row[:-1]): row[-1] for row in wanted_rows}
+    return [
+        Difference(table, key, "count", wanted.get(key, 0), found.get(key, 0))
+        for key in wanted.keys() | found.keys()
+        if wanted.get(key, 0) != found.get(key, 0)
+    ]
+
+
+def _compare(expected: Deltas) -> list[Difference]:
+    """The fine rows against the recount, and the coarse rows against the same recount added up
+    per level: both must equal what every message contributes."""
+    now = expected.now
+    return [
+        *_compare_rows("rollup", _CELL, expected.rows(), _found_rows(Rollup, _CELL, now)),
+        *_compare_reasons("reason", expected.reason_rows(), _found_reasons(RollupReason, _REASON_CELL, now)),
+        *_compare_rows(
+            "coarse rollup", _COARSE_CELL, expected.coarse_rows(), _found_rows(CoarseRollup, _COARSE_CELL, now)
+        ),
+        *_compare_reasons(
+            "coarse reason",
+            expected.coarse_reason_rows(),
+            _found_reasons(CoarseRollupReason, _COARSE_REASON_CELL, now),
+        ),
+    ]
 
 
 def check(*, now: datetime | None = None) -> list[Difference]:

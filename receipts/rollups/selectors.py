@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from receipts.rollups.figures import COUNT_COLUMNS, STATUS_COLUMNS, TTD_COLUMNS, TTFR_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start, kept_since
-from receipts.rollups.models import Grain, Rollup, RollupReason
+from receipts.rollups.models import LEVEL_DIMENSIONS, CoarseRollup, CoarseRollupReason, Grain, Rollup, RollupReason
 from receipts.statuses import FAILURE_STATUSES, FINAL_STATUSES, Status
 
 STEPS: dict[str, timedelta] = {
@@ -108,14 +108,20 @@ class Scope:
     network: str | None = None
     flow: str | None = None
 
-    def condition(self) -> Q:
-        values = {
+    def columns(self) -> set[str]:
+        """The rollup columns the scope narrows."""
+        return {column for column, value in self._values().items() if value is not None}
+
+    def _values(self) -> dict[str, Any]:
+        return {
             "connection_id": self.connection_id,
             "country": self.country,
             "network": self.network,
             "flow": self.flow,
         }
-        return Q(**{column: value for column, value in values.items() if value is not None})
+
+    def condition(self) -> Q:
+        return Q(**{column: value for column, value in self._values().items() if value is not None})
 
 
 @dataclass(frozen=True)
@@ -239,10 +245,36 @@ def _buckets_of(period: Period) -> Q:
     )
 
 
-def _cells(model: type[Rollup] | type[RollupReason], period: Period, scope: Scope, *, by_bucket: bool = False) -> Any:
+Model = type[Rollup] | type[RollupReason]
+# The coarse rows standing in for each fine table (maintain.coarse_cell).
+COARSE: dict[Model, type[CoarseRollup] | type[CoarseRollupReason]] = {
+    Rollup: CoarseRollup,
+    RollupReason: CoarseRollupReason,
+}
+
+
+def level_for(columns: Iterable[str]) -> str | None:
+    """The coarse level that keeps every one of these rollup columns (connection and country,
+    or flow; the smallest first), None when only the fine rows do (a network, or a flow on a
+    route). A level's rows equal the fine rows added up over the columns it leaves out."""
+    needed = set(columns)
+    for level, dimensions in sorted(LEVEL_DIMENSIONS.items(), key=lambda item: len(item[1])):
+        if needed <= set(dimensions):
+            return level
+    return None
+
+
+def _source(model: Model, scope: Scope, group_by: Iterable[str]) -> Any:
+    """The fewest rows that answer: the level that keeps what the question groups by or narrows."""
+    level = level_for(scope.columns() | {GROUP_COLUMNS[name] for name in group_by})
+    return model.objects.all() if level is None else COARSE[model].objects.filter(level=level)
+
+
+def _cells(model: Model, period: Period, scope: Scope, *, group_by: Iterable[str] = (), by_bucket: bool = False) -> Any:
     """The period's cells within `scope`; `by_bucket`: in the period's own grain only (a trend)."""
     buckets = Q(grain=period.grain, bucket__gte=period.since, bucket__lt=period.until)
-    return model.objects.filter(buckets if by_bucket else _buckets_of(period)).filter(scope.condition()).order_by()
+    rows = _source(model, scope, group_by)
+    return rows.filter(buckets if by_bucket else _buckets_of(period)).filter(scope.condition()).order_by()
 
 
 def _group_columns(group_by: Iterable[str]) -> list[str]:
@@ -267,7 +299,11 @@ def rollup_figures(
     thousands of cells, and the forty histogram columns are most of the work."""
     group_columns = _group_columns(group_by)
     sums = {column: Sum(column) for column in columns}
-    rows = _cells(Rollup, period, scope).values(*group_columns, "currency").annotate(**sums, cost=Sum("cost"))
+    rows = (
+        _cells(Rollup, period, scope, group_by=group_by)
+        .values(*group_columns, "currency")
+        .annotate(**sums, cost=Sum("cost"))
+    )
     groups: dict[tuple[Any, ...], Figures] = {}
     for row in rows:
         key = _group_of(row, group_by)
@@ -283,7 +319,11 @@ def rollup_figures(
 
 def _add_reasons(groups: dict[tuple[Any, ...], Figures], period: Period, scope: Scope, group_by: Sequence[str]) -> None:
     columns = _group_columns(group_by)
-    reasons = _cells(RollupReason, period, scope).values(*columns, "reason", "error_class").annotate(n=Sum("count"))
+    reasons = (
+        _cells(RollupReason, period, scope, group_by=group_by)
+        .values(*columns, "reason", "error_class")
+        .annotate(n=Sum("count"))
+    )
     for row in reasons:
         figures = groups.get(_group_of(row, group_by))
         if figures is not None and row["n"]:
@@ -341,7 +381,7 @@ def rollup_series(
     first. One query."""
     columns = _group_columns(group_by)
     sums = {column: Sum(column) for column in ("messages", DELIVERED_COLUMN, *FAILED_COLUMNS)}
-    rows = _cells(Rollup, period, scope, by_bucket=True).values(*columns, "bucket").annotate(**sums)
+    rows = _cells(Rollup, period, scope, group_by=group_by, by_bucket=True).values(*columns, "bucket").annotate(**sums)
     found: dict[tuple[Any, ...], dict[datetime, Point]] = defaultdict(dict)
     for row in rows:
         failed = sum(row[column] or 0 for column in FAILED_COLUMNS)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import connections
+from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +21,16 @@ from receipts.models import Connection, ConnectionPrice, Message, Receipt, Rollu
 from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.rollups import maintain, rebuild, recount
-from receipts.rollups.figures import HISTOGRAM_BOUNDS, histogram_bucket, percentile
-from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+from receipts.rollups.figures import COUNT_COLUMNS, HISTOGRAM_BOUNDS, histogram_bucket, percentile
+from receipts.rollups.models import (
+    LEVEL_DIMENSIONS,
+    CoarseRollup,
+    CoarseRollupReason,
+    Grain,
+    Rollup,
+    RollupReason,
+    Snapshot,
+)
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
@@ -59,6 +68,33 @@ def receive(connection: Connection, provider_id: str, status: Status, *, event_i
     )
     request = WebhookRequest(method="POST", url="https://console.example/hooks/x/", headers={}, body=b"{}")
     ingest(connection=connection, request=request, events=[event], headers={})
+
+
+def coarse_rows_add_up_the_fine_rows() -> bool:
+    """Each level's rows, read back, equal the fine rows summed over that level's dimensions
+    (computed here with the ORM, apart from the passes' own projection)."""
+    for level, dimensions in LEVEL_DIMENSIONS.items():
+        for fine_model, coarse_model, tail, figures in (
+            (Rollup, CoarseRollup, ("currency",), ("cost", *COUNT_COLUMNS)),
+            (RollupReason, CoarseRollupReason, ("reason", "error_class"), ("count",)),
+        ):
+            key = ("grain", "bucket", *dimensions, *tail)
+            summed = fine_model.objects.order_by().values(*key).annotate(**{f"sum_{f}": Sum(f) for f in figures})
+            expected = {
+                tuple(row[k] for k in key): values
+                for row in summed
+                for values in [tuple(row[f"sum_{f}"] for f in figures)]
+                if any(values)
+            }
+            found = {
+                tuple(row[k] for k in key): values
+                for row in coarse_model.objects.filter(level=level).values(*key, *figures)
+                for values in [tuple(row[f] for f in figures)]
+                if any(values)
+            }
+            if found != expected:
+                return False
+    return True
 
 
 def cells(grain: str = Grain.MINUTE) -> list[Rollup]:
@@ -261,6 +297,23 @@ def test_the_check_finds_a_cell_that_was_tampered_with_and_a_rebuild_repairs_it(
     assert recount.check() == []
 
 
+def test_the_check_finds_a_coarse_cell_that_was_tampered_with(clock: Any) -> None:
+    connection = ConnectionFactory()
+    register(connection, "m1", flow="signup")
+    receive(connection, "m1", Status.DELIVERED)
+    maintain.roll_up()
+    assert coarse_rows_add_up_the_fine_rows()
+    CoarseRollup.objects.filter(grain=Grain.DAY, level="f").update(messages=2)
+    (difference,) = recount.check()
+    assert (difference.table, difference.cell[1], difference.cell[5], difference.column) == (
+        "coarse rollup", "f", "signup", "messages",
+    )  # fmt: skip
+    assert (difference.expected, difference.found) == (1, 2)
+    rebuild.rebuild()
+    assert recount.check() == []
+    assert coarse_rows_add_up_the_fine_rows()
+
+
 def test_queued_changes_count_as_the_rollups_count_them_until_the_next_pass(clock: Any) -> None:
     connection = ConnectionFactory()
     register(connection, "m1")
@@ -302,7 +355,7 @@ def test_after_any_stream_of_events_the_rollups_equal_a_full_recount(stream: lis
     with time_machine.travel(NOW, tick=False) as clock:
         Receipt.objects.all().delete()
         Message.objects.all().delete()
-        for model in (Rollup, RollupReason, Snapshot, RollupPending):
+        for model in (Rollup, RollupReason, CoarseRollup, CoarseRollupReason, Snapshot, RollupPending):
             model.objects.all().delete()
         connection = Connection.objects.filter(slug="stream").first() or ConnectionFactory(slug="stream")
         for kind, n, value in stream:
@@ -328,4 +381,5 @@ def test_after_any_stream_of_events_the_rollups_equal_a_full_recount(stream: lis
             assert recount.check() == [], f"after {kind} {n} {value}"
         maintain.roll_up_all(seconds=30)
         assert recount.check() == []
+        assert coarse_rows_add_up_the_fine_rows()
         assert not RollupPending.objects.exists()

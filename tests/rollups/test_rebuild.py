@@ -22,11 +22,11 @@ from receipts.phones import parse_number
 from receipts.rollups import maintain, rebuild, recount
 from receipts.rollups.figures import HISTOGRAM_BOUNDS, MESSAGE_FIELDS, contribution
 from receipts.rollups.maintain import SNAPSHOT_FIELDS
-from receipts.rollups.models import Grain, Rollup, RollupReason, Snapshot
+from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Grain, Rollup, RollupReason, Snapshot
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
-from tests.rollups.test_maintenance import STATUSES, receive, register
+from tests.rollups.test_maintenance import STATUSES, coarse_rows_add_up_the_fine_rows, receive, register
 
 pytestmark = pytest.mark.django_db
 
@@ -201,7 +201,7 @@ def test_after_any_stream_a_rebuild_equals_a_full_recount_and_passes_carry_on_fr
     with time_machine.travel(NOW, tick=False) as clock:
         Receipt.objects.all().delete()
         Message.objects.all().delete()
-        for model in (Rollup, RollupReason, Snapshot, RollupPending):
+        for model in (Rollup, RollupReason, CoarseRollup, CoarseRollupReason, Snapshot, RollupPending):
             model.objects.all().delete()
         connection = Connection.objects.filter(slug="stream").first() or ConnectionFactory(slug="stream")
         play(connection, before, clock, "before")
@@ -209,7 +209,9 @@ def test_after_any_stream_a_rebuild_equals_a_full_recount_and_passes_carry_on_fr
         assert not RollupPending.objects.exists()
         assert snapshots_are_contributions()
         assert recount.check() == []
+        assert coarse_rows_add_up_the_fine_rows()
         play(connection, after, clock, "after")
         maintain.roll_up_all(seconds=30)
         assert recount.check() == []
+        assert coarse_rows_add_up_the_fine_rows()
         assert snapshots_are_contributions()

@@ -17,6 +17,7 @@ from receipts.rollups.models import Grain
 from receipts.rollups.selectors import (
     Scope,
     period_between,
+    regroup,
     rollup_comparison,
     rollup_figures,
     rollup_series,
@@ -141,3 +142,26 @@ def test_whole_days_of_a_week_are_read_from_day_cells_and_agree_with_the_hours(c
     assert sum(point.messages for point in points) == 4
     (before,) = rollup_figures(period=week.previous)
     assert before.messages == 1
+
+
+def figures_of(figures: Any) -> list[tuple[Any, ...]]:
+    return [(f.group, f.counts, f.costs, f.delivered_by_currency, f.reasons) for f in figures]
+
+
+@pytest.mark.parametrize("window", ["1h", "24h", "7d", "30d"])
+def test_questions_the_coarse_rows_answer_agree_with_the_fine_rows_added_up(routes: Routes, window: str) -> None:
+    period = window_period(window)
+    # Grouped by network as well, the figures can only come from the fine rows.
+    fine = rollup_figures(period=period, group_by=("connection", "country", "network", "flow"))
+    for group_by in [("connection", "country"), ("country",), ("flow",), ("connection", "flow"), ()]:
+        coarse = rollup_figures(period=period, group_by=group_by)
+        assert figures_of(coarse) == figures_of(regroup(fine, group_by)), group_by
+    narrowed = Scope(country="FR")
+    by_route = rollup_figures(period=period, scope=narrowed, group_by=("connection",))
+    fine_fr = [f for f in fine if f.group["country"] == "FR"]
+    assert figures_of(by_route) == figures_of(regroup(fine_fr, ("connection",)))
+    fine_series = rollup_series(period=period, group_by=("network",))
+    (total_series,) = rollup_series(period=period).values()
+    assert [p.messages for p in total_series] == [
+        sum(s) for s in zip(*([p.messages for p in points] for points in fine_series.values()), strict=True)
+    ]
