@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from alerts.channels.base import ChannelError, Notice
 from alerts.channels.registry import get_channel
@@ -42,6 +42,9 @@ def figure(value: float | None, unit: str) -> str:
     return f"{text}{' ' if unit == 's' else ''}{unit}"
 
 
+# Notices go to a team, and the alert's history is everyone's: in the deployment's language
+# (LANGUAGE_CODE), whatever the language of the person whose click sent them.
+@translation.override(settings.LANGUAGE_CODE)
 def alert_summary(alert: Alert) -> str:
     if alert.rule_id is None or alert.value is None:
         return alert.title
@@ -112,6 +115,7 @@ def notification_send_test(channel: AlertChannel, *, user: Any, now: datetime | 
     return notification
 
 
+@translation.override(settings.LANGUAGE_CODE)
 def _try(notification: Notification, *, now: datetime, retry: bool = True) -> None:
     channel = notification.channel
     alert = notification.alert

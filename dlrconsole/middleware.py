@@ -9,8 +9,9 @@ from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from dlrconsole.accounts.language import language_of
 from dlrconsole.accounts.time_zone import time_zone_of
 
 
@@ -41,3 +42,21 @@ class TimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class ProfileLanguageMiddleware:
+    """Pages in the language the signed-in person chose on their profile; without a choice,
+    LocaleMiddleware's (the browser's Accept-Language). The API and the webhooks keep
+    Accept-Language: a program reads them, and a shared API key is no person."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info.startswith(("/hooks/", "/api/")):
+            return self.get_response(request)
+        code = language_of(request)
+        if code:
+            translation.activate(code)
+            request.LANGUAGE_CODE = code
+        return self.get_response(request)
