@@ -9,10 +9,13 @@ from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.middleware.locale import LocaleMiddleware
 from django.utils import timezone, translation
 
 from dlrconsole.accounts.language import language_of
 from dlrconsole.accounts.time_zone import time_zone_of
+
+WEBHOOK_PREFIX = "/hooks/"
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
@@ -23,6 +26,25 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         if request.path_info.startswith(tuple(settings.CONTENT_SECURITY_POLICY.get("EXCLUDE_URL_PREFIXES", ()))):
+            return response
+        return super().process_response(request, response)
+
+
+class PageLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware (Accept-Language, fr-CA -> fr, else LANGUAGE_CODE), but not
+    for providers' webhooks: they are answered to machines, so the hot path does not read the
+    header, look up the catalog or patch Vary (bench/locale_middleware.py times both). A
+    webhook runs in the default language, not in whatever the thread's previous request had
+    activated."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if request.path_info.startswith(WEBHOOK_PREFIX):
+            translation.deactivate()
+            return
+        super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if request.path_info.startswith(WEBHOOK_PREFIX):
             return response
         return super().process_response(request, response)
 

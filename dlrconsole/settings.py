@@ -133,7 +133,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language of pages and of the API's texts: Accept-Language (fr-CA -> fr, else English);
     # a person's profile language overrides it on pages (ProfileLanguageMiddleware below).
-    "django.middleware.locale.LocaleMiddleware",
+    "dlrconsole.middleware.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -1,5 +1,6 @@
 """The API's texts for people follow Accept-Language (fr, es, en; fr-CA -> fr; anything else:
-English); codes never change, and the schema documents the header."""
+English); codes never change, and the schema documents the header. Providers' webhooks are
+answered in no particular language."""
 
 from __future__ import annotations
 
@@ -97,3 +98,12 @@ def test_the_schema_documents_accept_language_on_every_operation(api: APIClient)
     operations = [op for url, path in schema["paths"].items() if url.startswith("/api/") for op in path.values()]
     documented = [op for op in operations if any(p["name"] == "Accept-Language" for p in op.get("parameters", []))]
     assert len(documented) == len(operations)
+
+
+def test_providers_webhooks_are_answered_without_choosing_a_language() -> None:
+    """The hot path skips the language choice: machines post there (bench/locale_middleware.py)."""
+    response = APIClient().post("/hooks/no-such-connection/", b"{}", content_type="application/json",
+                                headers={"Accept-Language": "fr"})  # fmt: skip
+    assert response.status_code == 404
+    assert "Content-Language" not in response
+    assert "Accept-Language" not in response.get("Vary", "")
