@@ -14,11 +14,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from alerts.channels.base import ChannelError, Notice
 from alerts.channels.registry import get_channel
 from alerts.models import METRIC_UNITS, Alert, AlertChannel, AlertEvent, Notification, NotificationAttempt
+from dlrconsole.lib.languages import in_default_language
 from dlrconsole.lib.tasks import kick
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def figure(value: float | None, unit: str) -> str:
 
 # Notices go to a team, and the alert's history is everyone's: in the deployment's language
 # (LANGUAGE_CODE), whatever the language of the person whose click sent them.
-@translation.override(settings.LANGUAGE_CODE)
+@in_default_language
 def alert_summary(alert: Alert) -> str:
     if alert.rule_id is None or alert.value is None:
         return alert.title
@@ -115,7 +116,7 @@ def notification_send_test(channel: AlertChannel, *, user: Any, now: datetime | 
     return notification
 
 
-@translation.override(settings.LANGUAGE_CODE)
+@in_default_language
 def _try(notification: Notification, *, now: datetime, retry: bool = True) -> None:
     channel = notification.channel
     alert = notification.alert

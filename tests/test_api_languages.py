@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from dlrconsole import roles
 from dlrconsole.accounts.models import Profile
 from receipts.models import Message
+from retries.feed.services import feed_message_data
 from tests.factories import MessageFactory, api_client_for, user_in_role
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +109,10 @@ def test_providers_webhooks_are_answered_without_choosing_a_language() -> None:
     assert response.status_code == 404
     assert "Content-Language" not in response
     assert "Accept-Language" not in response.get("Vary", "")
+
+
+def test_the_product_feed_keeps_the_deployments_language_whoever_recorded_the_event(opted_out: Message) -> None:
+    """Feed events are stored and sent to a program: a French request recording one changes nothing."""
+    with translation.override("fr"):
+        data = feed_message_data(opted_out)
+    assert data["explanation"].startswith("This number asked not to receive our messages.")

@@ -7,14 +7,13 @@ import zoneinfo
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.utils import translation
 
 from alerts.reports.figures import Row, report_csv, report_rows
 from alerts.reports.models import ReportDelivery, ReportSchedule, recipient_list
 from alerts.reports.periods import last_period
+from dlrconsole.lib.languages import in_default_language
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def _subject(schedule: ReportSchedule, start: datetime, end: datetime) -> str:
 
 
 # A report goes to its recipients, not to whoever pressed "Send now": in the deployment's language.
-@translation.override(settings.LANGUAGE_CODE)
+@in_default_language
 def _summary(schedule: ReportSchedule, rows: list[Row], start: datetime, end: datetime) -> str:
     zone = zoneinfo.ZoneInfo(schedule.time_zone)
     grouped = schedule.get_group_by_display().lower()
