@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench screenshots
+.PHONY: demo test lint bench screenshots messages
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,11 @@ bench: $(BIN)/.installed
 # Refresh the README's screenshots (docs/screenshots/) from the browser tests.
 screenshots: $(BIN)/.installed
 	DLR_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser
+
+# Refresh the translations (locale/) from the code and templates, then compile them. Needs GNU
+# gettext (apt-get install gettext); the compiled .mo files are committed, so running the console
+# does not, and tests/test_translations.py fails when a .mo lags behind its .po.
+MESSAGES_IGNORE := --ignore=.venv --ignore=tests --ignore=bench --ignore=staticfiles --ignore=docs --ignore=var
+messages: $(BIN)/.installed
+	DJANGO_SETTINGS_MODULE=dlrconsole.settings_test $(BIN)/python manage.py makemessages -l fr -l es --no-location $(MESSAGES_IGNORE)
+	DJANGO_SETTINGS_MODULE=dlrconsole.settings_test $(BIN)/python manage.py compilemessages --ignore=.venv

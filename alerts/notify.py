@@ -19,6 +19,7 @@ from django.utils import timezone
 from alerts.channels.base import ChannelError, Notice
 from alerts.channels.registry import get_channel
 from alerts.models import METRIC_UNITS, Alert, AlertChannel, AlertEvent, Notification, NotificationAttempt
+from dlrconsole.lib.languages import in_default_language
 from dlrconsole.lib.tasks import kick
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ def figure(value: float | None, unit: str) -> str:
     return f"{text}{' ' if unit == 's' else ''}{unit}"
 
 
+# Notices go to a team, and the alert's history is everyone's: in the deployment's language
+# (LANGUAGE_CODE), whatever the language of the person whose click sent them.
+@in_default_language
 def alert_summary(alert: Alert) -> str:
     if alert.rule_id is None or alert.value is None:
         return alert.title
@@ -112,6 +116,7 @@ def notification_send_test(channel: AlertChannel, *, user: Any, now: datetime | 
     return notification
 
 
+@in_default_language
 def _try(notification: Notification, *, now: datetime, retry: bool = True) -> None:
     channel = notification.channel
     alert = notification.alert

@@ -159,12 +159,16 @@ MIDDLEWARE = [
     # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
     "dlrconsole.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of pages and of the API's texts: Accept-Language (fr-CA -> fr, else English);
+    # a person's profile language overrides it on pages (ProfileLanguageMiddleware below).
+    "dlrconsole.middleware.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Times on pages in the signed-in person's time zone (their profile).
     "dlrconsole.middleware.TimeZoneMiddleware",
+    "dlrconsole.middleware.ProfileLanguageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Who made a configuration change, for its history and the audit log (audit/).
@@ -222,7 +226,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The console and the end-user explanations are translated into these (locale/); anything else
+# is answered in English. Names in their own language, as a language menu shows them.
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

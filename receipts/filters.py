@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db.models import F, Q
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
@@ -115,13 +116,13 @@ class MessageFilterForm(forms.Form):
         return cleaned
 
 
-STATUS_GROUPS = (("delivered", "Delivered"), ("failed", "Failed"), ("pending", "Pending"))
+STATUS_GROUPS = (("delivered", _("Delivered")), ("failed", _("Failed")), ("pending", _("Pending")))
 STATUS_GROUP_MEMBERS: dict[str, list[str]] = {
     "delivered": [Status.DELIVERED.value],
     "failed": sorted(FAILURE_STATUSES),
     "pending": sorted(set(Status.values) - FINAL_STATUSES),
 }
-UNSET_FIELDS = (("country", "No country"), ("network", "No network"), ("flow", "No flow"))
+UNSET_FIELDS = (("country", _("No country")), ("network", _("No network")), ("flow", _("No flow")))
 
 
 class MessageFilter(django_filters.FilterSet):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from receipts.errors import describe_reason, provider_disagrees
 from receipts.models import Message, Receipt
@@ -35,7 +36,7 @@ def receipt_entries(message: Message) -> list[TimelineEntry]:
         TimelineEntry(
             at=message.submitted_at,
             kind="registered",
-            summary=f"Submitted to {message.connection.slug}",
+            summary=_("Submitted to %(connection)s") % {"connection": message.connection.slug},
             detail={"provider_message_id": message.provider_message_id},
         )
     ]

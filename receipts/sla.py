@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from receipts.statuses import NO_RECEIPT, Status
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:  # the models import this module's layer, not the reverse
     from receipts.models import Message
 
 PENDING_STATUSES = (Status.QUEUED, Status.ACCEPTED, Status.SENT)
-NO_RECEIPT_LABEL = "No receipt"
+NO_RECEIPT_LABEL = _("No receipt")
 
 
 def receipt_sla_seconds(flow: str) -> int:

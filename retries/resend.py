@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dlrconsole.lib.tasks import kick
 from receipts import store
@@ -52,7 +53,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "", reason
             return existing
         resend_refusal(message)
         if resend_against_advice(message) and not reason:
-            raise ResendRefused("the error catalog says never to retry this failure: give a reason to resend it")
+            raise ResendRefused(_("the error catalog says never to retry this failure: give a reason to resend it"))
         asked = f"resend requested by {user.get_username() or 'an API client'}"
         decision = Decision.objects.create(
             message=message, outbox_event=None, requested_by=user if user.is_authenticated else None,
@@ -67,7 +68,7 @@ def resend_request(*, message: Message, user: Any, request_key: str = "", reason
                     action=RetrySame.slug, connection=message.connection,
                 )  # fmt: skip
         except IntegrityError:
-            raise ResendRefused("this resend was already requested") from None
+            raise ResendRefused(_("this resend was already requested")) from None
         notify_retry_scheduled(attempt, message)
         transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))
     return attempt
@@ -78,12 +79,12 @@ def resend_refusal(message: Message) -> None:
     before asking for confirmation)."""
     root = message.chain_root or message
     if chain_delivered(root):
-        raise ResendRefused("this message's chain was already delivered: the recipient has it")
+        raise ResendRefused(_("this message's chain was already delivered: the recipient has it"))
     if Attempt.objects.filter(
         chain_root=root, outcome__in=(Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
     ).exists():
-        raise ResendRefused("a resend of this message is already scheduled or running")
+        raise ResendRefused(_("a resend of this message is already scheduled or running"))
     if not root.body:
-        raise ResendRefused("no message text is kept for this message (not registered, or erased)")
+        raise ResendRefused(_("no message text is kept for this message (not registered, or erased)"))
     if not ConnectionSender.objects.filter(connection_id=message.connection_id, enabled=True).exists():
-        raise ResendRefused(f"connection {message.connection.slug} has no send API configured")
+        raise ResendRefused(_("connection %(slug)s has no send API configured") % {"slug": message.connection.slug})

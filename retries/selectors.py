@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from receipts.models import Message
 from receipts.selectors import TimelineEntry
@@ -43,7 +44,8 @@ def decision_entries(message: Message) -> list[TimelineEntry]:
             TimelineEntry(
                 at=attempt.finished_at or attempt.due_at,
                 kind="attempt",
-                summary=f"Attempt {attempt.number}: {attempt_outcome(attempt)}",
+                summary=_("Attempt %(number)s: %(outcome)s")
+                % {"number": attempt.number, "outcome": attempt_outcome(attempt)},
                 detail={
                     "attempt_id": attempt.pk,
                     "number": attempt.number,
@@ -89,7 +91,7 @@ def message_chain(message: Message) -> AttemptChain:
 
 def _decision_summary(decision: Decision) -> str:
     if decision.action == "notify" and decision.state == Decision.State.RECORDED:
-        return f"The product was notified ({decision.why})"
+        return _("The product was notified (%(why)s)") % {"why": decision.why}
     return f"{decision.get_action_display()}: {decision.get_state_display().lower()} ({decision.why})"
 
 
@@ -97,12 +99,12 @@ def attempt_outcome(attempt: Attempt) -> str:
     """What an attempt's own outcome means in words. A succeeded resend only means the provider
     accepted the send call: whether it reached the phone is the resend's own status."""
     if attempt.outcome == Outcome.SUCCEEDED:
-        return "sent on the channel" if attempt.action == "fallback" else "accepted by the provider"
+        return _("sent on the channel") if attempt.action == "fallback" else _("accepted by the provider")
     words = {
-        Outcome.SCHEDULED: "scheduled",
-        Outcome.RUNNING: "being sent",
-        Outcome.FAILED: "could not be sent",
-        Outcome.CANCELLED: "cancelled",
+        Outcome.SCHEDULED: _("scheduled"),
+        Outcome.RUNNING: _("being sent"),
+        Outcome.FAILED: _("could not be sent"),
+        Outcome.CANCELLED: _("cancelled"),
     }
     return words.get(Outcome(attempt.outcome), attempt.get_outcome_display())
 
@@ -184,18 +186,25 @@ def _decisions_done(decisions: list[Decision]) -> list[Done]:
     for decision in decisions:
         step = ""
         if decision.step is not None:
-            step = f"step {decision.step.position} ({get_action(decision.step.action).label.lower()})"
+            step = _("step %(position)s (%(action)s)") % {
+                "position": decision.step.position,
+                "action": str(get_action(decision.step.action).label).lower(),
+            }
         if decision.state == Decision.State.RECORDED and decision.action == "notify":
-            done.append(Done(decision.created_at, "The product was notified of the failure."))
+            done.append(Done(decision.created_at, _("The product was notified of the failure.")))
         elif decision.state == Decision.State.RECORDED and decision.action == "alert":
-            done.append(Done(decision.created_at, "An alert was raised for the team."))
+            done.append(Done(decision.created_at, _("An alert was raised for the team.")))
         elif decision.state == Decision.State.SKIPPED and decision.skip_reason:
             reason = Decision.SkipReason(decision.skip_reason)
             if reason == Decision.SkipReason.ALREADY_RETRIED:
                 continue  # a repeated receipt: nothing happened
-            what = f"Skipped {step}: {decision.why}." if step else f"Stopped: {decision.why}."
+            what = (
+                _("Skipped %(step)s: %(why)s.") % {"step": step, "why": decision.why}
+                if step
+                else _("Stopped: %(why)s.") % {"why": decision.why}
+            )
             if reason.tells_product:
-                what += " The product was told the failure is final."
+                what += " " + _("The product was told the failure is final.")
             done.append(Done(decision.created_at, what))
     return done
 
@@ -206,12 +215,14 @@ def _attempts_done(attempts: list[Attempt]) -> list[Done]:
         if attempt.outcome in (Outcome.SCHEDULED, Outcome.RUNNING):
             continue
         through = attempt.connection or attempt.channel
-        who = ""
+        text = _("Attempt %(number)s") % {"number": attempt.number}
+        if through:
+            text += " " + _("through %(through)s") % {"through": through}
         if attempt.decision.requested_by is not None:
-            who = f", asked by {attempt.decision.requested_by.get_username()}"
-        text = f"Attempt {attempt.number}{f' through {through}' if through else ''}{who}: {attempt_outcome(attempt)}"
+            text += ", " + _("asked by %(who)s") % {"who": attempt.decision.requested_by.get_username()}
+        text += f": {attempt_outcome(attempt)}"
         if attempt.outcome == Outcome.SUCCEEDED and attempt.resend is not None:
-            text += f"; the resend is {attempt.resend.get_status_display().lower()}"
+            text += "; " + _("the resend is %(status)s") % {"status": attempt.resend.get_status_display().lower()}
         elif attempt.detail:
             text += f" ({attempt.detail})"
         done.append(Done(attempt.finished_at or attempt.due_at, text + ".", resend=attempt.resend))

@@ -197,7 +197,7 @@ def test_send_now_mails_the_last_period_and_shows_it_sent(yesterday_traffic: Any
     admin = Client()
     admin.force_login(user_in_role(roles.ADMIN, "boss"))
     response = admin.post(f"/console/reports/{schedule.pk}/send/", follow=True)
-    assert "Report sent to 2 address(es), 2 rows." in response.content.decode()
+    assert "Report sent to 2 addresses, 2 rows." in response.content.decode()
     assert len(mail.outbox) == 1
     assert ReportDelivery.objects.get().requested_by.username == "boss"
     # The schedule's own run still sends its period: "Send now" is not the scheduled delivery.

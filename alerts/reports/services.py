@@ -13,6 +13,7 @@ from django.db import transaction
 from alerts.reports.figures import Row, report_csv, report_rows
 from alerts.reports.models import ReportDelivery, ReportSchedule, recipient_list
 from alerts.reports.periods import last_period
+from dlrconsole.lib.languages import in_default_language
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def _subject(schedule: ReportSchedule, start: datetime, end: datetime) -> str:
     return f"[DLR Console] {schedule.name}: week of {first:%d %b} to {last:%d %b %Y}"
 
 
+# A report goes to its recipients, not to whoever pressed "Send now": in the deployment's language.
+@in_default_language
 def _summary(schedule: ReportSchedule, rows: list[Row], start: datetime, end: datetime) -> str:
     zone = zoneinfo.ZoneInfo(schedule.time_zone)
     grouped = schedule.get_group_by_display().lower()

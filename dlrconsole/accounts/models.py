@@ -15,6 +15,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 from dlrconsole.lib.history import AuditedHistory
@@ -63,7 +64,7 @@ class UserAPIKey(AbstractAPIKey):
 
 def validate_time_zone(value: str) -> None:
     if value not in available_time_zones():
-        raise ValidationError(f"{value!r} is not a time zone name such as Europe/Paris.")
+        raise ValidationError(_("%(value)r is not a time zone name such as Europe/Paris."), params={"value": value})
 
 
 @cache
@@ -72,11 +73,19 @@ def available_time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """The console's languages (settings.LANGUAGES), read when asked so that adding one needs
+    no migration."""
+    return list(settings.LANGUAGES)
+
+
 class Profile(models.Model):
-    """A person's own settings for the console: the time zone their pages show times in."""
+    """A person's own settings for the console: the time zone their pages show times in and the
+    language they are written in (empty: the browser's, from Accept-Language)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    language = models.CharField(max_length=8, blank=True, default="", choices=language_choices)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.time_zone}"

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from dlrconsole.api.fields import NO_NUL
@@ -41,8 +42,25 @@ def errors(*codes: int, not_found: str = "") -> dict[int, OpenApiResponse]:
     return {code: described[code] for code in codes}
 
 
+# LocaleMiddleware reads it (settings.LANGUAGES); the codes and values stay English.
+ACCEPT_LANGUAGE = OpenApiParameter(
+    "Accept-Language",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The language of the texts written for people: a message's `explanation` and `what_to_fix`, "
+    "its timeline's summaries and the standard refusals (sign-in, permission). `en`, `fr` or `es`, with "
+    "weights as browsers send them; a regional variant falls back to its language (`fr-CA` is answered in "
+    "French), any other language in English. Codes (statuses, reasons, classes, advice) are never "
+    "translated. The answer's `Content-Language` says which was used.",
+)
+
+
 class ApiSchema(AutoSchema):
-    """The refusals every API operation can answer are added to those it declares."""
+    """The refusals every API operation can answer are added to those it declares, and the
+    Accept-Language header to its parameters."""
+
+    def get_override_parameters(self) -> list[Any]:
+        return [*super().get_override_parameters(), ACCEPT_LANGUAGE]
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         bodies: dict[str, Any] = super()._get_response_bodies(direction)

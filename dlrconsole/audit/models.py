@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history import register
 
 from dlrconsole.lib.history import AuditedHistory
@@ -19,9 +20,9 @@ from dlrconsole.lib.history import AuditedHistory
 
 class AuditEntry(models.Model):
     class Action(models.TextChoices):
-        CREATED = "created", "Created"
-        CHANGED = "changed", "Changed"
-        DELETED = "deleted", "Deleted"
+        CREATED = "created", _("Created")
+        CHANGED = "changed", _("Changed")
+        DELETED = "deleted", _("Deleted")
 
     at = models.DateTimeField()
     user = models.ForeignKey(

@@ -10,6 +10,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from alerts.reports.models import ReportDelivery, ReportSchedule, recipient_list
@@ -49,7 +50,7 @@ def report_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse
         if saved.created_by_id is None:
             saved.created_by_id = request.user.pk
         saved.save()
-        flash.success(request, f"Report “{saved.name}” saved.")
+        flash.success(request, gettext("Report “%(name)s” saved.") % {"name": saved.name})
         return HttpResponseRedirect(reverse("console:reports"))
     context = {"nav": "reports", "form": form, "schedule": schedule}
     if schedule is not None:
@@ -64,11 +65,16 @@ def report_send(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(ReportSchedule, pk=pk)
     delivery = report_send_now(schedule, user=request.user, now=timezone.now())
     if delivery.state == ReportDelivery.State.SENT:
-        flash.success(
-            request, f"Report sent to {len(recipient_list(schedule.recipients))} address(es), {delivery.rows} rows."
-        )
+        addresses = len(recipient_list(schedule.recipients))
+        sent_to = ngettext("Report sent to %(count)s address", "Report sent to %(count)s addresses", addresses)
+        rows = ngettext("%(rows)s row.", "%(rows)s rows.", delivery.rows)
+        flash.success(request, f"{sent_to % {'count': addresses}}, {rows % {'rows': delivery.rows}}")
     else:
-        flash.error(request, f"The report could not be sent ({delivery.last_error}); it is not tried again.")
+        flash.error(
+            request,
+            gettext("The report could not be sent (%(error)s); it is not tried again.")
+            % {"error": delivery.last_error},
+        )
     return HttpResponseRedirect(reverse("console:report", args=[schedule.pk]))
 
 
@@ -78,5 +84,5 @@ def report_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(ReportSchedule, pk=pk)
     name = schedule.name
     schedule.delete()
-    flash.success(request, f"Report “{name}” deleted.")
+    flash.success(request, gettext("Report “%(name)s” deleted.") % {"name": name})
     return HttpResponseRedirect(reverse("console:reports"))

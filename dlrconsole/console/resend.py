@@ -9,6 +9,8 @@ from django.contrib import messages as flash
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from dlrconsole import roles
@@ -21,7 +23,7 @@ from retries.resend import MAX_REASON_CHARS, ResendRefused, resend_against_advic
 
 # The confirmation form's one-time key: a double-clicked or re-posted form resends once.
 REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
-REASON_NEEDED = "Say why this message is resent although its failure is never retried."
+REASON_NEEDED = _("Say why this message is resent although its failure is never retried.")
 
 
 @require_http_methods(["GET", "POST"])
@@ -47,10 +49,14 @@ def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(request, "console/resend_confirm.html", context | {"request_key": uuid.uuid4().hex})
     request_key = request.POST.get("request_key", "")
     if not REQUEST_KEY.fullmatch(request_key):
-        return HttpResponseBadRequest("The confirmation form is missing its key; open the resend page again.")
+        return HttpResponseBadRequest(gettext("The confirmation form is missing its key; open the resend page again."))
     reason = " ".join(request.POST.get("reason", "").split())
     if against_advice and (not reason or len(reason) > MAX_REASON_CHARS):
-        problem = REASON_NEEDED if not reason else f"The reason must be at most {MAX_REASON_CHARS} characters."
+        problem = (
+            REASON_NEEDED
+            if not reason
+            else gettext("The reason must be at most %(limit)s characters.") % {"limit": MAX_REASON_CHARS}
+        )
         context |= {"request_key": request_key, "reason_problem": problem, "reason": reason}
         return render(request, "console/resend_confirm.html", context, status=400)
     try:
@@ -64,5 +70,7 @@ def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 audit_action(user=request.user, instance=attempt, changes=[change], action=AuditEntry.Action.CREATED)
     except ResendRefused as exc:
         return render(request, "console/resend_confirm.html", context | {"refused": str(exc)}, status=409)
-    flash.success(request, f"Resend scheduled: attempt {attempt.number} of this message's chain.")
+    flash.success(
+        request, gettext("Resend scheduled: attempt %(number)s of this message's chain.") % {"number": attempt.number}
+    )
     return redirect("console:message", pk=message.pk)

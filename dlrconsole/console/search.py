@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from dlrconsole import roles
@@ -15,6 +16,12 @@ from receipts.search import Cursor, InvalidCursor, MessagePage, SearchTerm, mess
 from receipts.selectors import message_list
 
 MULTI_VALUED = ("status", "error_class", "reason", "unset")
+# The fields a search matched on (SearchTerm.matched_fields), in the reader's language.
+MATCHED_FIELDS = {
+    "phone number": _("phone number"),
+    "provider message id": _("provider message id"),
+    "client reference": _("client reference"),
+}
 
 
 @require_GET
@@ -47,7 +54,8 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         return render_page(request, "console/search.html", "results", context, status=400)
     page: MessagePage = message_page(filterset.qs, before=before, after=after)
     term: SearchTerm | None = filterset.form.cleaned_data.get("q") or None
-    context |= {"page": page, "term": term, "matched": term.matched_fields(page.rows) if term else []}
+    matched = [MATCHED_FIELDS.get(name, name) for name in term.matched_fields(page.rows)] if term else []
+    context |= {"page": page, "term": term, "matched": matched}
     return render_page(request, "console/search.html", "results", context)
 
 

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from dlrconsole.lib import outbound
 from dlrconsole.lib.failures import failure_summary
+from dlrconsole.lib.languages import in_default_language
 from dlrconsole.lib.standard_webhooks import generate_secret, sign, signed_headers
 from dlrconsole.lib.tasks import kick
 from receipts.errors import describe_reason
@@ -112,6 +113,9 @@ def feed_payload(*, event_type: str, data: dict[str, Any], now: datetime) -> dic
     return {"type": event_type, "timestamp": feed_time(now), "data": data}
 
 
+# Stored and sent to the product, a program: in the deployment's language (LANGUAGE_CODE),
+# never in that of the request that happened to record the event.
+@in_default_language
 def feed_message_data(message: Message) -> dict[str, Any]:
     """What every event says about its message; failures add the catalog's reading.
     `message_id` is the console's id (the API's /messages/<id>/), `provider_message_id` the

@@ -12,11 +12,13 @@ from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, pgettext_lazy
 
 from dlrconsole import roles
 from receipts.models import Message
 from receipts.phones import international, mask_number
-from receipts.reasons import REASONS
+from receipts.reasons import REASONS, ErrorClass
+from receipts.reasons import reason_label as reason_words
 from receipts.sla import NO_RECEIPT_LABEL, display_status
 from receipts.statuses import NO_RECEIPT, STATUS_COLOURS, Status
 from retries.models import Attempt
@@ -28,7 +30,7 @@ register = template.Library()
 @register.simple_tag
 def status_badge(status: str) -> SafeString:
     if status == NO_RECEIPT:
-        label, colour = NO_RECEIPT_LABEL, "amber"
+        label, colour = str(NO_RECEIPT_LABEL), "amber"
     else:
         label = str(Status(status).label) if status in Status.values else status
         colour = STATUS_COLOURS.get(status, "grey")
@@ -50,8 +52,8 @@ def shown_status(message: Message) -> str:
 
 @register.filter
 def reason_label(slug: str) -> str:
-    """A reason in words ("unknown subscriber"), not its code."""
-    return slug.replace("_", " ") if slug else ""
+    """A reason in words ("unknown subscriber"), not its code, in the reader's language."""
+    return reason_words(slug) if slug else ""
 
 
 @register.filter
@@ -79,7 +81,9 @@ def clock_behind(provider_time: datetime | None, submitted_at: datetime) -> str:
     if provider_time is None or provider_time >= submitted_at:
         return ""
     seconds = round((submitted_at - provider_time).total_seconds())
-    return f"This provider time is before we submitted the message: the provider's clock is {seconds} s behind ours."
+    return gettext(
+        "This provider time is before we submitted the message: the provider's clock is %(seconds)s s behind ours."
+    ) % {"seconds": seconds}
 
 
 @register.simple_tag
@@ -112,7 +116,7 @@ def pretty_json(value: Any) -> str:
     try:
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
     except (ValueError, RecursionError):
-        return "(too deeply nested to show)"
+        return gettext("(too deeply nested to show)")
 
 
 @register.filter
@@ -156,3 +160,30 @@ def deadline_passed(state: EscalationState, now: datetime) -> bool:
 @register.filter(name="attempt_outcome")
 def attempt_outcome_words(attempt: Attempt) -> str:
     return attempt_outcome(attempt)
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """A status in words for a sentence ("undelivered"), in the reader's language."""
+    return str(Status(status).label).lower() if status in Status.values else status
+
+
+@register.filter
+def class_label(error_class: str) -> str:
+    """An error class in words for a sentence ("temporary"), in the reader's language."""
+    return str(ErrorClass(error_class).label).lower() if error_class in ErrorClass.values else error_class
+
+
+# A timeline entry's kind as the reader says it; the API keeps the codes.
+ENTRY_KINDS = {
+    "registered": pgettext_lazy("timeline entry", "registered"),
+    "receipt": pgettext_lazy("timeline entry", "receipt"),
+    "decision": pgettext_lazy("timeline entry", "decision"),
+    "attempt": pgettext_lazy("timeline entry", "attempt"),
+    "notification": pgettext_lazy("timeline entry", "notification"),
+}
+
+
+@register.filter
+def entry_kind(kind: str) -> str:
+    return str(ENTRY_KINDS.get(kind, kind))
