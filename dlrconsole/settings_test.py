@@ -48,6 +48,7 @@ CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELE
 # Tests change rules with queryset updates too (no signals): every decision reads them afresh;
 # tests/test_rule_cache.py covers the cache itself.
 DLR_RULES_CACHE_SECONDS = 0
+DLR_FLOWS_CACHE_SECONDS = 0
 # The tests' peers (send APIs, product endpoints, SNS) are local servers on loopback; the
 # outbound guard's own tests take this away to see them refused.
 DLR_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
