@@ -43,6 +43,10 @@ class Readiness:
     def ready(self) -> bool:
         return all(item.ok for item in self.items)
 
+    @property
+    def missing_count(self) -> int:
+        return sum(1 for item in self.items if not item.ok)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """As a go/no-go keeps it: plain values, without the links (pages move, facts do not)."""
         return [{k: v for k, v in asdict(item).items() if k not in ("fix_url", "fix_label")} for item in self.items]

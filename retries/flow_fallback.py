@@ -68,7 +68,7 @@ def flow_fallback_test_run(
         flow=flow, country=country, connection=connection, started_at=started, finished_at=timezone.now(),
         run_by=user if getattr(user, "pk", None) else None,
         outcome=FallbackTest.Outcome.PASSED if reached else FallbackTest.Outcome.FAILED,
-        summary=_summary(reached, evidence), evidence=evidence.entries, message=message,
+        summary=_summary(reached, evidence), evidence=evidence.in_order(), message=message,
     )  # fmt: skip
     return test
 
@@ -78,6 +78,10 @@ class _Evidence:
         self.entries: list[dict[str, str]] = []
         self.fallback_reached = False
         self.decisions_seen: set[int] = set()
+
+    def in_order(self) -> list[dict[str, str]]:
+        # Stable: entries of the same instant keep the order they happened in.
+        return sorted(self.entries, key=lambda entry: entry["at"])
 
     def add(self, kind: str, text: str, at: datetime | None = None) -> None:
         self.entries.append({"at": (at or timezone.now()).isoformat(), "kind": kind, "text": text[:500]})
@@ -110,7 +114,7 @@ def _report_missing(message: Message, evidence: _Evidence) -> None:
     now = timezone.now()
     for event_id in store.messages_report_missing([(message.pk, message.status)], now=now):
         outbox_process(event_id, now=now)
-    evidence.add("received", f"No receipt for {message.provider_message_id} (taken as missing, time compressed)")
+    evidence.add("received", f"No receipt for {message.provider_message_id} (taken as missing, time compressed)", now)
 
 
 def _record_decisions(root: Message, evidence: _Evidence) -> None:
@@ -134,7 +138,7 @@ def _run(attempt: Attempt, evidence: _Evidence) -> Message | None:
     through = route.slug if route is not None else "?"
     what = "fallback" if attempt.channel is not None else "resend"
     answer = attempt.response_summary or attempt.detail or attempt.get_outcome_display()
-    evidence.add("sent", f"Attempt {attempt.number}: {what} through {through}: {attempt.get_outcome_display()}")
+    evidence.add("sent", f"Attempt {attempt.number}: {what} through {through}: {attempt.get_outcome_display()}", now)
     evidence.add("received", f"Answer: {answer}", attempt.finished_at)
     if attempt.outcome == Attempt.Outcome.SUCCEEDED and attempt.channel is not None:
         evidence.fallback_reached = True

@@ -1,6 +1,18 @@
 from django.urls import path
 
-from dlrconsole.console import alerts, channels, export, message, overview, policies, reports, resend, routes, search
+from dlrconsole.console import (
+    alerts,
+    channels,
+    export,
+    flow_setup,
+    message,
+    overview,
+    policies,
+    reports,
+    resend,
+    routes,
+    search,
+)
 
 app_name = "console"
 
@@ -9,6 +21,15 @@ urlpatterns = [
     path("messages/", search.search, name="search"),
     path("routes/", routes.routes, name="routes"),
     path("flows/", routes.flows, name="flows"),
+    path("launch/", flow_setup.flow_index, name="flow-list"),
+    path("launch/new/", flow_setup.flow_edit, name="flow-new"),
+    path("launch/<slug:slug>/", flow_setup.flow_detail, name="flow"),
+    path("launch/<slug:slug>/edit/", flow_setup.flow_edit, name="flow-edit"),
+    path("launch/<slug:slug>/kpis/", flow_setup.flow_kpis, name="flow-kpis"),
+    path("launch/<slug:slug>/kpi-rules/", flow_setup.flow_kpi_rules, name="flow-kpi-rules"),
+    path("launch/<slug:slug>/fallback-test/", flow_setup.flow_fallback_test, name="flow-fallback-test"),
+    path("launch/<slug:slug>/decide/", flow_setup.flow_decide, name="flow-decide"),
+    path("launch/<slug:slug>/checklist/", flow_setup.flow_checklist, name="flow-checklist"),
     path("messages/export.csv", export.export, name="export"),
     path("messages/<int:pk>/", message.message, name="message"),
     path("messages/<int:pk>/resend/", resend.resend, name="resend"),

@@ -8,7 +8,9 @@ readiness that reads them all is composed in alerts/flow_readiness.py."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
@@ -185,6 +187,10 @@ class FallbackTest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow_id} {self.outcome} {self.started_at:%Y-%m-%d %H:%M}"
+
+    def evidence_entries(self) -> list[dict[str, Any]]:
+        """The evidence with its times as datetimes, for the pages to show in the reader's zone."""
+        return [{**entry, "at": datetime.fromisoformat(entry["at"])} for entry in self.evidence]
 
 
 class LaunchDecision(models.Model):
