@@ -19,15 +19,24 @@ from django.db.models import F
 from django.utils import timezone
 
 from receipts import store
+from receipts.errors import code_for_reason
 from receipts.flows.models import FallbackTest, Flow
-from receipts.models import Connection, Message
+from receipts.ingestion import ingest
+from receipts.models import Connection, Message, OutboxEvent
 from receipts.outbox import outbox_process
 from receipts.phones import parse_number
+from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.services import MessageRegistration, message_register
+from receipts.statuses import Status
 from retries.attempts import attempt_execute, attempt_lease
 from retries.models import Attempt, Decision
 
 MAX_ROUNDS = 12
+# What the test's SMS meet: a temporary failure (the readiness's policy probe, an absent
+# subscriber in the provider's own code), or no receipt at all.
+FAILURE, NO_RECEIPT_TRIGGER = "failure", "no_receipt"
+TRIGGERS = {FAILURE: "A temporary failure (absent subscriber)", NO_RECEIPT_TRIGGER: "No receipt at all"}
+PROBE_REASON = "absent_subscriber"
 TEST_BODY = "Fallback test for {name}: no action needed."
 
 
@@ -45,10 +54,12 @@ def test_number(country: str) -> str:
 
 
 def flow_fallback_test_run(
-    *, flow: Flow, country: str, connection: Connection, user: Any, fallback_email: str = ""
+    *, flow: Flow, country: str, connection: Connection, user: Any, fallback_email: str = "", trigger: str = FAILURE
 ) -> FallbackTest:
     """Run the test on one route of the flow and keep its evidence; never raises for what the
     escalation does (a failed send is evidence), only for a route the flow does not have."""
+    if trigger not in TRIGGERS:
+        raise FallbackTestRefused(f"unknown trigger {trigger!r}")
     if country not in flow.countries:
         raise FallbackTestRefused(f"{country} is not one of the flow's countries")
     if not flow.connections.filter(pk=connection.pk).exists():
@@ -63,7 +74,7 @@ def flow_fallback_test_run(
         )
     )  # fmt: skip
     evidence.add("sent", f"Test message registered on {connection.slug} to a {country} test number")
-    reached = _play(message, evidence)
+    reached = _play(message, evidence, trigger)
     test = FallbackTest.objects.create(
         flow=flow, country=country, connection=connection, started_at=started, finished_at=timezone.now(),
         run_by=user if getattr(user, "pk", None) else None,
@@ -87,13 +98,13 @@ class _Evidence:
         self.entries.append({"at": (at or timezone.now()).isoformat(), "kind": kind, "text": text[:500]})
 
 
-def _play(root: Message, evidence: _Evidence) -> bool:
-    """Drive the chain: report the newest SMS missing, let the rules decide, run what they
-    scheduled at once; until a fallback channel reaches the user or nothing is left to do."""
+def _play(root: Message, evidence: _Evidence, trigger: str) -> bool:
+    """Drive the chain: fail the newest SMS, let the rules decide, run what they scheduled at
+    once; until a fallback channel reaches the user or nothing is left to do."""
     pending = [root]
     for _round in range(MAX_ROUNDS):
         if pending:
-            _report_missing(pending.pop(), evidence)
+            (_report_missing if trigger == NO_RECEIPT_TRIGGER else _fail)(pending.pop(), evidence)
         _record_decisions(root, evidence)
         attempt = Attempt.objects.filter(chain_root=root, outcome=Attempt.Outcome.SCHEDULED).order_by("id").first()
         if attempt is None:
@@ -115,6 +126,25 @@ def _report_missing(message: Message, evidence: _Evidence) -> None:
     for event_id in store.messages_report_missing([(message.pk, message.status)], now=now):
         outbox_process(event_id, now=now)
     evidence.add("received", f"No receipt for {message.provider_message_id} (taken as missing, time compressed)", now)
+
+
+def _fail(message: Message, evidence: _Evidence) -> None:
+    """An undelivered receipt through the ingestion path, as the provider would post it."""
+    connection = message.connection
+    code = code_for_reason(connection.provider, PROBE_REASON)
+    event = ReceiptEvent(
+        provider_message_id=message.provider_message_id, provider_status="undelivered", status=Status.UNDELIVERED,
+        error_code=code, permanent=None if code else False, event_id=f"fallback-test:{message.provider_message_id}",
+    )  # fmt: skip
+    request = WebhookRequest(
+        method="POST", url=f"https://fallback-test{connection.webhook_path()}", headers={}, body=b""
+    )
+    now = timezone.now()
+    ingest(connection=connection, request=request, events=[event], headers={})
+    for event_id in OutboxEvent.objects.filter(message=message, processed_at__isnull=True).values_list("pk", flat=True):
+        outbox_process(event_id)
+    what = f"error {code}" if code else "a temporary failure"
+    evidence.add("received", f"Undelivered receipt for {message.provider_message_id}: {what} (test)", now)
 
 
 def _record_decisions(root: Message, evidence: _Evidence) -> None:

@@ -262,20 +262,22 @@ def test_the_fallback_test_plays_the_escalation_and_keeps_what_was_sent_and_answ
     assert "Attempt 1: resend through fr-main: Succeeded" in texts
     assert "Attempt 2: fallback through email: Succeeded" in texts
     assert any(text.startswith("rule “OTP”") for text in texts)
+    assert "Undelivered receipt for" in texts[1]  # through ingestion, with the provider's own code
     assert [entry["at"] for entry in test.evidence] == sorted(entry["at"] for entry in test.evidence)
     assert (test.run_by, test.message.flow, test.message.client_reference) == (admin, "login-otp", "fallback-test")
     assert items(flow)["fallback"] == []
 
 
-def test_a_fallback_test_without_a_fallback_step_fails_and_says_so(route, gateway) -> None:
+def test_a_fallback_test_played_on_missing_receipts_without_a_fallback_step_fails_and_says_so(route, gateway) -> None:
     gateway.configure(route)
     Rule.objects.all().delete()
     rule_with_steps("Retry once", {"action": "retry_same"}, flows=["login-otp"], statuses=[NO_RECEIPT])
     flow = make_flow()
     flow.connections.set([route])
-    test = flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None)
+    test = flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None, trigger="no_receipt")
     assert test.outcome == FallbackTest.Outcome.FAILED
     assert test.summary == "The escalation ended after 1 attempt(s) without a fallback reaching the user."
+    assert "taken as missing" in test.evidence[1]["text"]
     assert items(flow)["fallback"] == [f"FR through fr-main: the last test failed ({test.summary})"]
 
 

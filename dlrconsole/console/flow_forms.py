@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from alerts.models import AlertChannel
 from receipts.flows.models import KPI_RANGES, Flow, KpiMetric, Launch
 from receipts.models import Connection
+from retries.flow_fallback import FAILURE, TRIGGERS
 from retries.policy_vocabulary import normalize_country
 
 
@@ -98,6 +99,10 @@ class KpiRulesForm(forms.Form):
 
 class FallbackTestForm(forms.Form):
     route = forms.ChoiceField(label="Route to test")
+    trigger = forms.ChoiceField(
+        choices=list(TRIGGERS.items()), initial=FAILURE, label="Each SMS of the test meets",
+        help_text="What the escalation is played against.",
+    )  # fmt: skip
     fallback_email = forms.EmailField(
         required=False, max_length=254, help_text="Where an e-mail fallback should arrive (a test mailbox)."
     )

@@ -118,7 +118,7 @@ def flow_fallback_test(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     try:
         test = flow_fallback_test_run(
             flow=flow, country=country, connection=connection, user=request.user,
-            fallback_email=form.cleaned_data["fallback_email"],
+            fallback_email=form.cleaned_data["fallback_email"], trigger=form.cleaned_data["trigger"],
         )  # fmt: skip
     except FallbackTestRefused as exc:
         form.add_error("route", str(exc))
