@@ -28,12 +28,13 @@ def flow_launch_decide(*, flow: Flow, decision: str, rationale: str, user: Any) 
         raise ValidationError({"rationale": "Say why: the decision is kept with its reason."})
     if len(rationale) > MAX_RATIONALE:
         raise ValidationError({"rationale": f"At most {MAX_RATIONALE} characters."})
+    # One decision at a time per flow: the latest one recorded is the one the flow carries.
+    Flow.objects.select_for_update().filter(pk=flow.pk).get()
     readiness = flow_readiness(flow)
     recorded = LaunchDecision.objects.create(
         flow=flow, decision=decision, decided_at=timezone.now(), decided_by=user if getattr(user, "pk", None) else None,
         rationale=rationale, snapshot=readiness.snapshot(), ready=readiness.ready,
     )  # fmt: skip
-    Flow.objects.select_for_update().filter(pk=flow.pk).get()
     flow.launch = decision
     flow.save(update_fields=["launch"])
     return recorded

@@ -78,12 +78,12 @@ def display_status(message: Message, now: datetime) -> str:
 
 def overdue_groups(now: datetime) -> list[Q]:
     """Messages past their SLA, as disjoint groups that each have one cut-off: a group per
-    flow with its own SLA, a group per learned route of an adaptive flow (and one for the
-    flow's other routes), and the default for every other flow. Each is a range on
+    flow with its own SLA, a group per learned wait of an adaptive flow's routes (and one for
+    the flow's other routes), and the default for every other flow. Each is a range on
     submitted_at the status index serves; the sweep takes them one by one."""
     described = flow_slas()
     flow_settings: dict[str, int] = settings.DLR_FLOW_RECEIPT_SLA_SECONDS
-    own = {**{flow: seconds for flow, seconds in flow_settings.items()}, **{f: s.seconds for f, s in described.items()}}
+    own = {**flow_settings, **{flow: sla.seconds for flow, sla in described.items()}}
 
     def before(seconds: int) -> Q:
         return Q(submitted_at__lt=now - timedelta(seconds=seconds))
@@ -95,12 +95,18 @@ def overdue_groups(now: datetime) -> list[Q]:
         if sla is None or not sla.adaptive or not timings:
             groups.append(Q(flow=flow) & before(seconds))
             continue
+        # Routes that wait the same are one group: at most one per distinct wait between the
+        # floor and the SLA, however many routes were learned.
+        by_wait: dict[int, Q] = {}
         learned = Q()
         for (connection_id, country), p99 in timings.items():
-            route = Q(connection_id=connection_id, country=country)
-            groups.append(Q(flow=flow) & route & before(adaptive_seconds(p99, floor=sla.floor, ceiling=seconds)))
-            learned |= route
-        groups.append(Q(flow=flow) & ~learned & before(seconds))
+            wait = adaptive_seconds(p99, floor=sla.floor, ceiling=seconds)
+            if wait != seconds:
+                route = Q(connection_id=connection_id, country=country)
+                by_wait[wait] = by_wait.get(wait, Q()) | route
+                learned |= route
+        groups.extend(Q(flow=flow) & routes & before(wait) for wait, routes in by_wait.items())
+        groups.append(Q(flow=flow) & ~learned & before(seconds) if by_wait else Q(flow=flow) & before(seconds))
     return groups
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from receipts.countries import country_name
+from receipts.flows.selectors import flow_slas
 from receipts.models import Message
 from receipts.reasons import REASONS, ErrorClass
 from receipts.statuses import NO_RECEIPT, Status
@@ -37,7 +38,8 @@ class Choice:
 
 
 def known_flows() -> list[str]:
-    """Flows in the configuration (receipt SLAs), in messages of the last week, or in a rule."""
+    """Flows described (receipts/flows) or in the configuration (receipt SLAs), in messages of
+    the last week, or in a rule."""
     since = timezone.now() - timedelta(days=RECENT_FLOWS_DAYS)
     recent = (
         Message.objects.filter(submitted_at__gte=since)
@@ -47,7 +49,7 @@ def known_flows() -> list[str]:
         .distinct()[:MAX_FLOWS]
     )
     in_rules = {flow for flows in Rule.objects.values_list("flows", flat=True) for flow in flows or []}
-    return sorted({*settings.DLR_FLOW_RECEIPT_SLA_SECONDS, *recent, *in_rules})
+    return sorted({*flow_slas(), *settings.DLR_FLOW_RECEIPT_SLA_SECONDS, *recent, *in_rules})
 
 
 def flow_choices() -> list[Choice]:

@@ -29,6 +29,7 @@ from receipts.statuses import NO_RECEIPT, Status
 from receipts.sweeps import sweep_missing_receipts
 from retries.flow_fallback import flow_fallback_test_run
 from retries.models import FallbackChannel, Rule
+from retries.policy_vocabulary import known_flows
 from tests.factories import ConnectionFactory, MessageFactory, api_client_for, rule_with_steps, user_in_role
 from tests.rollups.traffic import receive, register
 from tests.send_api import FakeGateway
@@ -332,3 +333,8 @@ def test_a_message_of_a_flow_without_a_go_is_accepted_and_flagged(route) -> None
     assert register_through_api(client, "not-described")["flow_not_live"] is False
     flagged = client.get("/api/v1/messages/?flow_not_live=true").json()["results"]
     assert [m["flow"] for m in flagged] == ["login-otp"]
+
+
+def test_a_described_flow_is_a_choice_of_the_policy_editor_before_any_message() -> None:
+    make_flow(slug="card-otp")
+    assert "card-otp" in known_flows()
