@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from receipts.flows.models import RouteTiming
+from receipts.flows.selectors import clear_caches
 from receipts.rollups.figures import TTD_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start
 from receipts.rollups.models import Grain
@@ -49,4 +50,5 @@ def route_timings_learn(*, now: datetime | None = None) -> int:
             update_fields=["p99_seconds", "delivered", "computed_at"],
         )
         RouteTiming.objects.filter(computed_at__lt=now).delete()
+    clear_caches()  # bulk_create sends no signal: this process reads the new figures at once
     return len(learned)
