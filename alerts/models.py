@@ -152,6 +152,11 @@ class AlertRule(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The flow KPI this rule watches, when it was made from one (alerts/flow_kpis.py); the
+    # flow's readiness checks the rule still matches it.
+    kpi = models.OneToOneField(
+        "flows.FlowKpi", null=True, blank=True, on_delete=models.SET_NULL, related_name="alert_rule"
+    )
 
     # Evaluation state.
     state = models.CharField(max_length=8, choices=State.choices, default=State.OK)

@@ -41,6 +41,7 @@ MANAGE_REPORTS = "reports.change_reportschedule"  # the console's scheduled repo
 VIEW_ALERTS = "alerts.view_alert"
 MANAGE_ALERT_RULES = "alerts.change_alertrule"
 MANAGE_ALERT_CHANNELS = "alerts.change_alertchannel"
+MANAGE_FLOWS = "flows.change_flow"  # flows, their readiness, fallback tests and go/no-go
 
 # Django's model permissions (add/change/delete/view) the admin role gets for configuration.
 CONFIGURATION_MODELS = (
@@ -54,6 +55,7 @@ CONFIGURATION_MODELS = (
     "reports.reportschedule",
     "alerts.alertrule",
     "alerts.alertchannel",
+    "flows.flow",
     "auth.user",
 )
 # Read-only in the Django admin for the admin role.

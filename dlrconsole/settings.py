@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "dlrconsole.ops",
     "receipts",
     "receipts.rollups",
+    "receipts.flows",
     "alerts.reports",
     "retries",
     "retries.feed",
@@ -383,6 +384,9 @@ DLR_RULES_CACHE_SECONDS = env_int("DLR_RULES_CACHE_SECONDS", 5)
 # read of their messages and chains for all of them. The messages stay locked until it commits,
 # so a receipt for one of them waits that long: a few dozen events are tens of milliseconds.
 DLR_OUTBOX_CLAIM_BATCH = env_int("DLR_OUTBOX_CLAIM_BATCH", 50, minimum=1, maximum=500)
+# Flows (receipts/flows): their receipt SLAs, launch states and routes' learned timings, read by
+# every page that shows a status and by registration; kept per process this long.
+DLR_FLOWS_CACHE_SECONDS = env_int("DLR_FLOWS_CACHE_SECONDS", 5)
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)
@@ -559,6 +563,8 @@ CELERY_BEAT_SCHEDULE = {
     # Monitoring: counts what changed since the last pass into the rollups, a few seconds behind.
     "rollups-pass": {"task": "receipts.rollups.tasks.roll_up", "schedule": 5.0},
     "rollups-prune": {"task": "receipts.rollups.tasks.prune_rollups", "schedule": 3600.0},
+    # Adaptive receipt SLAs: each route's recent p99 time to delivery, from the rollups.
+    "route-timings": {"task": "receipts.rollups.tasks.learn_route_timings", "schedule": 300.0},
     # Scheduled reports (alerts/reports): each due period is sent once, failures tried again.
     "reports-send": {"task": "alerts.reports.tasks.send_due_reports", "schedule": 300.0},
     # Alert rules (alerts/evaluation.py): one round a minute, the rules' hold times count in minutes.

@@ -50,6 +50,9 @@ CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELE
 # Tests change rules with queryset updates too (no signals): every decision reads them afresh;
 # tests/test_rule_cache.py covers the cache itself.
 DLR_RULES_CACHE_SECONDS = 0
+# Kept for the test (a page costs a fixed number of queries); tests/conftest.py clears them
+# before each test, and saving a flow clears them (receipts/flows/apps.py).
+DLR_FLOWS_CACHE_SECONDS = 3600
 # The tests' peers (send APIs, product endpoints, SNS) are local servers on loopback; the
 # outbound guard's own tests take this away to see them refused.
 DLR_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]

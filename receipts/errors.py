@@ -138,6 +138,17 @@ def catalog_entry(provider: str, code: str) -> Entry | None:
     return None
 
 
+def code_for_reason(provider: str, reason: str) -> str:
+    """A shipped code of the provider's that means `reason` with its usual class, or "": what a
+    test receipt carries to stand for that failure (retries/flow_fallback.py)."""
+    table = shipped_table()
+    for source in (provider, *_shared_tables(provider)):
+        for (table_source, code), entry in table.items():
+            if table_source == source and entry.reason == reason and not entry.error_class:
+                return code
+    return ""
+
+
 def shipped_entry(provider: str, code: str) -> tuple[str, Entry] | None:
     """The shipped row for a provider's code and the table it is in, ignoring overrides."""
     key = normalize_code(code)

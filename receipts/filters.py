@@ -188,6 +188,9 @@ class MessageFilter(django_filters.FilterSet):
     resend = StrictBooleanFilter(
         field_name="chain_root", lookup_expr="isnull", exclude=True, help_text="A resend of an earlier message."
     )
+    flow_not_live = StrictBooleanFilter(
+        help_text="Registered for a described flow that had no go decision yet (flagged at registration)."
+    )
     unset = django_filters.MultipleChoiceFilter(
         method="filter_unset",
         choices=UNSET_FIELDS,

@@ -163,6 +163,9 @@ class Message(models.Model):
     # Fallback sends (another channel: e-mail, a webhook) that reached the user for this
     # original message; counted by the attempt runner, summed by the rollups.
     fallbacks = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # Registered for a described flow that had no "go" yet (receipts/flows): accepted, and
+    # flagged on its page, in the search and in the API, as the launch checklist asks.
+    flow_not_live = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

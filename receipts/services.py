@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from receipts import prices, store
+from receipts.flows.selectors import flow_not_live
 from receipts.ingestion import link_parked_receipts
 from receipts.models import Connection, Message
 from receipts.phones import PhoneNumber
@@ -55,6 +56,8 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
                 "body": r.body,
                 "fallback_email": r.fallback_email,
                 "chain_root": r.chain_root,
+                # A resend belongs to its original's launch, which was judged at registration.
+                "flow_not_live": r.chain_root is None and flow_not_live(r.flow),
                 # Until a receipt says what the provider charged.
                 "cost": listed.price if listed else None,
                 "currency": listed.currency if listed else "",

@@ -3,38 +3,26 @@ event ("no receipt") that rules can act on, recorded in the outbox like a status
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from receipts import store
 from receipts.models import Message
 from receipts.outbox import publish_after_commit
-from receipts.statuses import Status
-
-PENDING_STATUSES = (Status.QUEUED, Status.ACCEPTED, Status.SENT)
+from receipts.sla import PENDING_STATUSES, overdue_groups
 
 
 def sweep_missing_receipts(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Record a `no_receipt` event, once, for each message pending past its SLA; how many."""
     now = now or timezone.now()
-    flow_slas: dict[str, int] = settings.DLR_FLOW_RECEIPT_SLA_SECONDS
-    recorded = _sweep(now, limit, flows_other_than=list(flow_slas), sla=settings.DLR_RECEIPT_SLA_SECONDS)
-    for flow, sla in flow_slas.items():
-        recorded += _sweep(now, limit, flow=flow, sla=sla)
-    return recorded
+    return sum(_sweep(group, limit, now=now) for group in overdue_groups(now))
 
 
-def _sweep(
-    now: datetime, limit: int, *, sla: int, flow: str | None = None, flows_other_than: Sequence[str] = ()
-) -> int:
-    overdue = Message.objects.filter(
-        status__in=PENDING_STATUSES, no_receipt_at__isnull=True, submitted_at__lt=now - timedelta(seconds=sla)
-    )
-    overdue = overdue.filter(flow=flow) if flow is not None else overdue.exclude(flow__in=flows_other_than)
+def _sweep(group: Q, limit: int, *, now: datetime) -> int:
+    overdue = Message.objects.filter(group, status__in=PENDING_STATUSES, no_receipt_at__isnull=True)
     with transaction.atomic():
         # SKIP LOCKED: two sweepers never report the same message twice; a message a receipt is
         # moving right now is left to the next sweep, which sees its new status.

@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from receipts.countries import country_name
+from receipts.flows.selectors import flow_slas
 from receipts.reasons import REASONS, ErrorClass
 from receipts.rollups.maintain import bucket_start
 from receipts.rollups.models import Grain, Rollup
@@ -40,7 +41,8 @@ class Choice:
 
 
 def known_flows() -> list[str]:
-    """Flows in the configuration (receipt SLAs), in messages of the last week, or in a rule."""
+    """Flows described (receipts/flows) or in the configuration (receipt SLAs), in messages of
+    the last week, or in a rule."""
     since = bucket_start(timezone.now() - timedelta(days=RECENT_FLOWS_DAYS), Grain.DAY)
     # From the day rollups, not the messages: a week of messages is millions of rows to scan
     # for a DISTINCT; their day rows are a few per route.
@@ -52,7 +54,7 @@ def known_flows() -> list[str]:
         .distinct()[:MAX_FLOWS]
     )
     in_rules = {flow for flows in Rule.objects.values_list("flows", flat=True) for flow in flows or []}
-    return sorted({*settings.DLR_FLOW_RECEIPT_SLA_SECONDS, *recent, *in_rules})
+    return sorted({*flow_slas(), *settings.DLR_FLOW_RECEIPT_SLA_SECONDS, *recent, *in_rules})
 
 
 def flow_choices() -> list[Choice]:

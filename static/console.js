@@ -56,3 +56,10 @@
     wire(event.detail.target);
   });
 })();
+// The launch checklist's Print button (no inline handlers: the Content-Security-Policy forbids them).
+document.addEventListener("click", function (event) {
+  "use strict";
+  if (event.target instanceof Element && event.target.closest("[data-print]")) {
+    window.print();
+  }
+});

@@ -58,6 +58,14 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"Redis is unreachable: set REDIS_URL to a reachable server ({exc})", returncode=3)
 
 
+@pytest.fixture(autouse=True)
+def _forget_flows() -> None:
+    """The flows' per-process cache (receipts/flows/selectors.py) keeps no row of a test rolled back."""
+    from receipts.flows.selectors import clear_caches
+
+    clear_caches()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
     """Torn down before the test database: the publisher thread holds a connection to it."""

@@ -96,6 +96,16 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "console:report": (allow(STAFF), allow(STAFF)),
     "console:report-send": (no_method(), allow(STAFF)),
     "console:report-delete": (no_method(), allow(STAFF)),
+    # Flows and their launch: admins (flows.change_flow).
+    "console:flow-list": (allow(STAFF), no_method()),
+    "console:flow-new": (allow(STAFF), allow(STAFF)),
+    "console:flow": (allow(STAFF), no_method()),
+    "console:flow-edit": (allow(STAFF), allow(STAFF)),
+    "console:flow-kpis": (no_method(), allow(STAFF)),
+    "console:flow-kpi-rules": (no_method(), allow(STAFF)),
+    "console:flow-fallback-test": (no_method(), allow(STAFF)),
+    "console:flow-decide": (no_method(), allow(STAFF)),
+    "console:flow-checklist": (allow(STAFF), no_method()),
     # The policy editor: admins only (retries.change_rule / change_fallbackchannel).
     "console:policies": (allow(STAFF), no_method()),
     "console:rule-new": (allow(STAFF), allow(STAFF)),
@@ -270,6 +280,7 @@ def records(callers) -> dict[str, Any]:
     )
 
     from alerts.models import Alert
+    from receipts.flows.models import Flow
     from receipts.models import ErrorCodeOverride
     from retries.feed.models import ProductEndpoint
     from retries.feed.services import feed_publish
@@ -290,6 +301,8 @@ def records(callers) -> dict[str, Any]:
     decision_ = Decision.objects.create(message=message, action="notify", state="recorded", why="rule", created_at=now)
     Attempt.objects.create(decision=decision_, chain_root=message, number=1, idempotency_key="k-1", due_at=now)
     Alert.objects.create(source="rule", title="look", created_at=now, message=message)
+    # The flow pages are asked about a flow of the sample slug.
+    Flow.objects.create(slug=message.connection.slug, name="flow", countries=["FR"], monthly_volume=1, sla_seconds=60)
     # A failed sign-in makes an access attempt; the logs are written here as axes would.
     Client().post("/login/", {"username": "someone", "password": "wrong"}, REMOTE_ADDR="192.0.2.1")
     assert AccessAttempt.objects.exists()

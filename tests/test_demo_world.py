@@ -28,7 +28,7 @@ from receipts.models import Message
 from retries.attempts import attempts_run_due
 from retries.feed.models import FeedEvent
 from retries.models import Attempt, FallbackChannel, Rule
-from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory
+from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, user_in_role
 from tests.test_attempts import fail
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +123,20 @@ def test_after_the_traffic_the_demo_keeps_serving_until_the_server_stops():
     assert "The console keeps serving at http://127.0.0.1:8000/" in said
     assert "Ctrl-C stops it" in said
     assert said.rstrip().endswith("The server exited with code 0.")
+
+
+def test_the_demo_describes_its_flows_once_with_kpi_rules_and_a_go_for_the_sign_in_code(default_rules):
+    from alerts.models import AlertRule
+    from dlrconsole.demo.world import ensure_demo_flows
+    from receipts.flows.models import Flow
+
+    owner = user_in_role("admin", "demo")
+    routes = [ConnectionFactory().slug for _ in range(3)]
+    assert [flow.slug for flow in ensure_demo_flows(owner, routes)] == ["login-otp", "marketing"]
+    otp = Flow.objects.get(slug="login-otp")
+    assert (otp.launch, otp.decisions.get().decided_by, otp.connections.count()) == ("go", owner, 2)
+    assert Flow.objects.get(slug="marketing").launch == "undecided"
+    assert AlertRule.objects.filter(kpi__isnull=False).count() == 3
+    Flow.objects.filter(slug="marketing").update(name="Edited by an admin")
+    assert ensure_demo_flows(owner, routes) == []
+    assert Flow.objects.get(slug="marketing").name == "Edited by an admin"

@@ -60,6 +60,10 @@ class MessageSerializer(serializers.ModelSerializer):
         slug_field="slug", read_only=True
     )
     flow = serializers.CharField(read_only=True, help_text="The product's use case; empty when not given.")
+    flow_not_live = serializers.BooleanField(
+        read_only=True,
+        help_text="Registered for a described flow that had no go decision yet: accepted, and flagged.",
+    )
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
     # Empty until a receipt carries an error: the blank value is part of each enum.
     error_class = serializers.ChoiceField(
@@ -93,6 +97,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "recipient",
             "country",
             "flow",
+            "flow_not_live",
             "client_reference",
             "status",
             "error_code",

@@ -14,7 +14,7 @@ from receipts.errors import describe_reason
 from receipts.models import Message
 from receipts.reasons import RetryAdvice
 from receipts.selectors import message_detail, recipient_other_messages
-from receipts.sla import display_status, receipt_sla_seconds
+from receipts.sla import display_status, message_sla_seconds
 from receipts.statuses import NO_RECEIPT, is_final
 from retries.resend import ResendRefused, resend_against_advice, resend_refusal
 from retries.selectors import escalation_state, message_chain
@@ -51,7 +51,7 @@ def message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "escalation": escalation_state(found),
         "now": now,
         "no_receipt": display_status(found, now) == NO_RECEIPT,
-        "sla_seconds": receipt_sla_seconds(found.flow),
+        "sla_seconds": message_sla_seconds(found),
     }
     return render(request, "console/message.html", context)
 

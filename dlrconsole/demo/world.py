@@ -1,4 +1,5 @@
-"""The demo's retry policy and its e-mail fallback, in the simulated world the demo serves.
+"""The demo's retry policy and its e-mail fallback, in the simulated world the demo serves, and
+its flows.
 
 Within a few minutes of traffic the demo shows a whole escalation: a sign-in or reset code that
 failed for a temporary reason is resent on the same route after 20 s; if the resend fails too,
@@ -13,9 +14,16 @@ names 127.0.0.1, which the outbound guard refuses anywhere else.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django.db import transaction
 
+from alerts.flow_kpis import flow_kpi_rules_sync
+from alerts.flow_launch import flow_launch_decide
 from dlrconsole.simulator.traffic import FALLBACK_EMAIL_FLOWS
+from receipts.flows.models import Flow, FlowKpi
+from receipts.models import Connection
 from retries.models import FallbackChannel, Rule, Step
 
 DEMO_CHANNEL = "demo-email"
@@ -74,3 +82,44 @@ def ensure_demo_policy(channel: FallbackChannel) -> Rule:
 
 def _shape(step: Step) -> tuple[object, ...]:
     return (step.position, step.action, step.count, list(step.delays or []), step.fallback_channel_id)
+
+
+# The demo's flows (receipts/flows), so the Launch pages have something to show: the sign-in
+# code, launched ("go", with its readiness then), on the connections the simulator plays, with
+# an adaptive receipt SLA; and the offers, described but undecided, whose messages are flagged.
+DEMO_FLOWS: tuple[dict[str, Any], ...] = (
+    {
+        "slug": "login-otp", "name": "Login OTP, Western Europe", "channel": "sms_fallback",
+        "countries": ["FR", "DE", "GB"], "monthly_volume": 400_000, "sla_rate": 97, "sla_seconds": 60,
+        "adaptive_sla": True, "adaptive_floor_seconds": 10, "priority": "critical",
+        "kpis": [("delivery_rate", 95, 15), ("p95_delivery", 30, 15)],
+        "decision": ("go", "Demo: launched with the e-mail fallback; reports to set up next."),
+    },
+    {
+        "slug": "marketing", "name": "Offers and news", "channel": "sms", "countries": ["FR", "DE"],
+        "monthly_volume": 1_000_000, "sla_rate": 90, "sla_seconds": 3600, "priority": "low",
+        "kpis": [("delivery_rate", 85, 60)], "decision": None,
+    },
+)  # fmt: skip
+DEMO_FLOW_CONNECTIONS = 2
+
+
+def ensure_demo_flows(owner: Any, connection_slugs: list[str]) -> list[Flow]:
+    """The demo's flows, made once: an admin's edits of them are kept on later runs."""
+    made = []
+    for spec in DEMO_FLOWS:
+        if Flow.objects.filter(slug=spec["slug"]).exists():
+            continue
+        fields = {k: v for k, v in spec.items() if k not in ("kpis", "decision")}
+        flow = Flow(**fields, technical_owner=owner, business_owner=owner)
+        flow.full_clean()
+        flow.save()
+        flow.connections.set(Connection.objects.filter(slug__in=connection_slugs[:DEMO_FLOW_CONNECTIONS]))
+        for metric, threshold, window in spec["kpis"]:
+            FlowKpi.objects.create(flow=flow, metric=metric, threshold=Decimal(threshold), window_minutes=window)
+        flow_kpi_rules_sync(flow=flow, user=owner)
+        if spec["decision"]:
+            decision, rationale = spec["decision"]
+            flow_launch_decide(flow=flow, decision=decision, rationale=rationale, user=owner)
+        made.append(flow)
+    return made

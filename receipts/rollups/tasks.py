@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from receipts.rollups import maintain
+from receipts.rollups import maintain, route_timing
 
 
 @shared_task(ignore_result=True)
@@ -16,3 +16,8 @@ def roll_up() -> int:
 @shared_task(ignore_result=True)
 def prune_rollups() -> dict[str, int]:
     return maintain.prune()
+
+
+@shared_task(ignore_result=True)
+def learn_route_timings() -> int:
+    return route_timing.route_timings_learn()

@@ -50,7 +50,12 @@ from django.db.models import Count, QuerySet
 from dlrconsole.accounts.keys import api_key_create, api_key_revoke
 from dlrconsole.accounts.models import UserAPIKey
 from dlrconsole.demo.ticker import Ticker, beat_jobs
-from dlrconsole.demo.world import RETRY_AFTER_SECONDS, ensure_demo_fallback_channel, ensure_demo_policy
+from dlrconsole.demo.world import (
+    RETRY_AFTER_SECONDS,
+    ensure_demo_fallback_channel,
+    ensure_demo_flows,
+    ensure_demo_policy,
+)
 from dlrconsole.log_filters import RedactSecrets
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, SimulatorError, Target, load_targets
 from dlrconsole.simulator.mailbox import HOST as MAILBOX_HOST
@@ -129,6 +134,7 @@ class Command(BaseCommand):
         ensure_demo_senders(gateway, targets)
         mailbox = Mailbox()
         ensure_demo_policy(ensure_demo_fallback_channel(host=MAILBOX_HOST, port=mailbox.port))
+        ensure_demo_flows(get_user_model().objects.get(username=DEMO_USER), [target.slug for target in targets])
         connections.close_all()  # from here on this process writes only from the ticker's thread
         ticker = Ticker(beat_jobs(), interval=TICK_SECONDS)
 

@@ -1,0 +1,139 @@
+"""A flow's launch readiness, computed from the live configuration every time it is read and
+never ticked by hand: each item says what is missing and where to fix it. It reads the flow
+(receipts/flows), its policy (the retry rules the engine would pick, retries/policy_tester.py),
+its KPIs' alert rules, its support alerts and its reports (this app); it lives here, the lowest
+layer that sees them all."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db.models import Q
+from django.urls import reverse
+
+from alerts.flow_kpis import rule_matches_kpi
+from alerts.models import AlertRule
+from alerts.reports.models import ReportSchedule
+from receipts.flows.models import Channel, FallbackTest, Flow
+from receipts.models import Connection
+from receipts.statuses import Status
+from retries.policy_tester import first_rule, probe_message
+
+# The failure a policy must take for every route of the flow: a temporary one, the kind a retry
+# or a fallback is for.
+PROBE_STATUS, PROBE_REASON = Status.UNDELIVERED, "absent_subscriber"
+
+
+@dataclass(frozen=True)
+class ReadinessItem:
+    key: str
+    label: str
+    ok: bool
+    missing: list[str] = field(default_factory=list)
+    fix_url: str = ""
+    fix_label: str = ""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    items: list[ReadinessItem]
+
+    @property
+    def ready(self) -> bool:
+        return all(item.ok for item in self.items)
+
+    @property
+    def missing_count(self) -> int:
+        return sum(1 for item in self.items if not item.ok)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """As a go/no-go keeps it: plain values, without the links (pages move, facts do not)."""
+        return [{k: v for k, v in asdict(item).items() if k not in ("fix_url", "fix_label")} for item in self.items]
+
+
+def _item(key: str, label: str, missing: list[str], fix_url: str, fix_label: str) -> ReadinessItem:
+    return ReadinessItem(key, label, not missing, missing, fix_url, fix_label)
+
+
+def _flow_url(flow: Flow, name: str = "flow-edit") -> str:
+    return reverse(f"console:{name}", args=[flow.slug])
+
+
+def owners_item(flow: Flow) -> ReadinessItem:
+    missing = []
+    for label, user in (("technical", flow.technical_owner), ("business", flow.business_owner)):
+        if user is None:
+            missing.append(f"No {label} owner.")
+        elif not user.is_active:
+            missing.append(f"The {label} owner ({user.get_username()}) can no longer sign in.")
+    return _item("owners", "Owners set", missing, _flow_url(flow), "Edit the flow")
+
+
+def kpis_item(flow: Flow) -> ReadinessItem:
+    kpis = list(flow.kpis.all())
+    missing = [] if kpis else ["No KPI: add at least one (delivery rate, missing receipts, time to delivery)."]
+    rules = {rule.kpi_id: rule for rule in AlertRule.objects.filter(kpi__in=kpis)}
+    for kpi in kpis:
+        rule = rules.get(kpi.pk)
+        if rule is None:
+            missing.append(f"{kpi.get_metric_display()}: no alert rule yet.")
+        elif not rule.enabled:
+            missing.append(f"{kpi.get_metric_display()}: its alert rule “{rule.name}” is disabled.")
+        elif differs := rule_matches_kpi(rule, kpi, flow):
+            missing.append(f"{kpi.get_metric_display()}: its alert rule differs ({'; '.join(differs)}).")
+    return _item("kpis", "KPIs with enabled alert rules", missing, _flow_url(flow), "Turn the KPIs into alert rules")
+
+
+def _routes(flow: Flow) -> list[tuple[str, Connection]]:
+    return [(country, connection) for country in flow.countries for connection in flow.connections.all()]
+
+
+def policy_item(flow: Flow) -> ReadinessItem:
+    missing = [] if flow.connections.exists() else ["No connection chosen: name the routes the flow is sent through."]
+    for country, connection in _routes(flow):
+        probe = probe_message(
+            flow=flow.slug, country=country, connection=connection, status=PROBE_STATUS, reason=PROBE_REASON
+        )
+        rule = first_rule(probe, PROBE_STATUS)
+        if rule is None:
+            missing.append(f"{country} through {connection.slug}: no enabled rule takes a temporary failure.")
+        elif flow.channel == Channel.SMS_FALLBACK and not any(s.action == "fallback" for s in rule.step_list()):
+            missing.append(f"{country} through {connection.slug}: rule “{rule.name}” has no fallback step.")
+    return _item("policy", "A policy covers every country and connection", missing,
+                 reverse("console:policies"), "Edit the policies")  # fmt: skip
+
+
+def fallback_item(flow: Flow) -> ReadinessItem:
+    tests = {(t.country, t.connection_id): t for t in reversed(list(flow.fallback_tests.all()))}  # newest wins
+    missing = []
+    for country, connection in _routes(flow):
+        test = tests.get((country, connection.pk))
+        if test is None:
+            missing.append(f"{country} through {connection.slug}: never tested.")
+        elif test.outcome != FallbackTest.Outcome.PASSED:
+            missing.append(f"{country} through {connection.slug}: the last test failed ({test.summary})")
+    if not flow.connections.exists():
+        missing.append("No route to test: choose the flow's connections.")
+    return _item("fallback", "The fallback was tested", missing, _flow_url(flow, "flow"), "Test the fallback")
+
+
+def support_item(flow: Flow) -> ReadinessItem:
+    rules = AlertRule.objects.filter(flow=flow.slug, enabled=True, channels__enabled=True).distinct()
+    missing = [] if rules.exists() else ["No enabled alert rule of this flow notifies an enabled channel."]
+    return _item("support", "Support alerts configured", missing, reverse("console:alert-rules"), "Alert rules")
+
+
+def reports_item(flow: Flow) -> ReadinessItem:
+    covering = Q(flow=flow.slug) | Q(flow="", group_by=ReportSchedule.GroupBy.FLOW)
+    missing = [] if ReportSchedule.objects.filter(covering, enabled=True).exists() else [
+        "No enabled scheduled report covers this flow (its own, or one grouped by flow)."
+    ]  # fmt: skip
+    return _item("reports", "Reports configured", missing, reverse("console:reports"), "Scheduled reports")
+
+
+ITEMS = (owners_item, kpis_item, policy_item, fallback_item, support_item, reports_item)
+
+
+def flow_readiness(flow: Flow) -> Readiness:
+    return Readiness([item(flow) for item in ITEMS])
