@@ -37,6 +37,7 @@ class Metric(models.TextChoices):
     MISSING_RATE = "missing_rate", _("Missing-receipt rate (% of messages)")
     P95_DELIVERY = "p95_delivery", _("95th percentile time to delivery (seconds)")
     VOLUME_WEEK = "volume_week", _("Volume against the same time last week (%)")
+    TRUST_SCORE = "trust_score", _('Route trust score (0-100: how far its "delivered" can be trusted)')
     OUTBOX_LAG = "outbox_lag", _("System: outbox lag (seconds of the oldest unprocessed change)")
     FEED_BACKLOG = "feed_backlog", _("System: product feed backlog (deliveries due)")
     OVERDUE_ATTEMPTS = "overdue_attempts", _("System: overdue resends and fallbacks")
@@ -49,7 +50,7 @@ SYSTEM_METRICS = frozenset({Metric.OUTBOX_LAG, Metric.FEED_BACKLOG, Metric.OVERD
 METRIC_UNITS: dict[str, str] = {
     Metric.DELIVERY_RATE: "%", Metric.CLASS_RATE: "%", Metric.REASON_RATE: "%", Metric.MISSING_RATE: "%",
     Metric.P95_DELIVERY: "s", Metric.VOLUME_WEEK: "%", Metric.OUTBOX_LAG: "s", Metric.FEED_BACKLOG: "",
-    Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s",
+    Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s", Metric.TRUST_SCORE: "",
 }  # fmt: skip
 THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.DELIVERY_RATE: (Decimal(0), Decimal(100)),
@@ -62,6 +63,7 @@ THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.FEED_BACKLOG: (Decimal(0), Decimal(10_000_000)),
     Metric.OVERDUE_ATTEMPTS: (Decimal(0), Decimal(10_000_000)),
     Metric.BEAT_LATE: (Decimal(0), Decimal(86400)),
+    Metric.TRUST_SCORE: (Decimal(0), Decimal(100)),
 }
 
 
