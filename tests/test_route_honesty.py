@@ -98,8 +98,10 @@ def test_a_route_that_fakes_delivered_scores_low_and_says_why(clock: Any) -> Non
 
     lying = scores[liar.pk]
     assert lying.level == "untrusted"
-    assert lying.score is not None and lying.score < 10
-    assert lying.signals.delivered == 50 and lying.signals.conversions == 0
+    assert lying.score is not None
+    assert lying.score < 10
+    assert lying.signals.delivered == 50
+    assert lying.signals.conversions == 0
     assert lying.signals.backdated == 50
     words = " ".join(lying.reasons)
     assert "Conversions: 0 of the" in words
@@ -110,7 +112,8 @@ def test_a_route_that_fakes_delivered_scores_low_and_says_why(clock: Any) -> Non
     trusted = scores[honest.pk]
     assert trusted.level == "trusted"
     assert trusted.score == 100.0
-    assert trusted.signals.conversions == 30 and trusted.signals.backdated == 0
+    assert trusted.signals.conversions == 30
+    assert trusted.signals.backdated == 0
     assert trusted.reasons == []
 
 
@@ -168,7 +171,8 @@ def test_an_alert_rule_on_the_trust_score_fires_when_the_route_starts_lying(cloc
 
     alert = Alert.objects.get()
     assert (alert.rule, alert.state) == (rule, "open")
-    assert alert.value is not None and alert.value < 50
+    assert alert.value is not None
+    assert alert.value < 50
     assert rule.get_metric_display().startswith("Route trust score")
 
 
