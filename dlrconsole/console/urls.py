@@ -1,6 +1,18 @@
 from django.urls import path
 
-from dlrconsole.console import alerts, channels, export, message, overview, policies, reports, resend, routes, search
+from dlrconsole.console import (
+    alerts,
+    channels,
+    export,
+    message,
+    overview,
+    pilots,
+    policies,
+    reports,
+    resend,
+    routes,
+    search,
+)
 
 app_name = "console"
 
@@ -8,10 +20,14 @@ urlpatterns = [
     path("", overview.overview, name="overview"),
     path("messages/", search.search, name="search"),
     path("routes/", routes.routes, name="routes"),
+    path("routes/trust/", routes.route_trust, name="route-trust"),
     path("flows/", routes.flows, name="flows"),
     path("messages/export.csv", export.export, name="export"),
     path("messages/<int:pk>/", message.message, name="message"),
     path("messages/<int:pk>/resend/", resend.resend, name="resend"),
+    path("pilots/", pilots.pilots, name="pilots"),
+    path("pilots/<int:pk>/", pilots.pilot, name="pilot"),
+    path("pilots/<int:pk>/cancel/", pilots.pilot_cancel_view, name="pilot-cancel"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/new/", reports.report_edit, name="report-new"),
     path("reports/<int:pk>/", reports.report_edit, name="report"),
