@@ -72,8 +72,8 @@ def pilots(request: HtmxHttpRequest) -> HttpResponse:
         try:
             pilot = create_pilot(
                 name=data["name"], flow=data["flow"], countries=data["countries"],
-                connections=list(data["connections"]), messages_per_route=data["messages_per_route"], test_numbers=data["test_numbers"],
-                simulated=data["simulated"], body=data["body"], user=request.user,
+                connections=list(data["connections"]), messages_per_route=data["messages_per_route"],
+                test_numbers=data["test_numbers"], simulated=data["simulated"], body=data["body"], user=request.user,
             )  # fmt: skip
         except PilotInvalid as exc:
             for name, why in exc.errors.items():
