@@ -11,9 +11,9 @@ farms, a provider padding its figures). No receipt says so; what gives them away
 - no failure at all over a large volume: every real network has phones off and numbers gone.
 
 What is read, so the score costs the same at any volume: the rollups (delivered, finished and
-failed messages, deliveries within a second, per route and flow) over the period; conversions
-of the period's messages (one GROUP BY; the product reports a fraction of its messages); the
-delivered receipts of at most the last RECEIPT_LOOKBACK of the period (the received_at index).
+failed messages per route and flow) over the period; conversions of the period's messages (one
+GROUP BY; the product reports a fraction of its messages); the delivered receipts of at most the
+last RECEIPT_LOOKBACK of the period (the received_at index) for their arrival and done dates.
 """
 
 from __future__ import annotations
@@ -27,18 +27,21 @@ from typing import Any
 from django.db.models import Count, F, Q
 
 from receipts.models import Conversion, Receipt
-from receipts.rollups.figures import HISTOGRAM_BOUNDS, STATUS_COLUMNS, TTD_COLUMNS
+from receipts.rollups.figures import STATUS_COLUMNS
 from receipts.rollups.selectors import GROUP_COLUMNS, Figures, Period, Scope, rollup_figures
 from receipts.statuses import Status
 
 ROUTE: tuple[str, ...] = ("connection", "country", "network")
-# Deliveries acknowledged within the histogram's first bucket (1 s) of the submission. A real
-# handset takes seconds (the network pages it, it answers, the SMSC reports); some gateways
-# report fast, so a share of them is allowed before it counts against the route.
-FAST_SECONDS = HISTOGRAM_BOUNDS[0]
+# A delivered receipt that reached us within this long of the submission (both by our clock). A
+# real handset takes seconds (the network pages it, it answers, the SMSC reports); some gateways
+# report fast, so a share of them is allowed before it counts against the route. Measured on
+# arrival, not on the done date: SMPP done dates and Twilio's RawDlrDoneDate are to the minute,
+# which puts an honest delivery's done date up to a minute before its submission.
+FAST_SECONDS = 1.0
 FAST_ALLOWED = 0.2
-# Clocks differ: a done date this little before the submission is not held against a route.
-BACKDATE_TOLERANCE = timedelta(seconds=5)
+# A done date this far before the submission is made up: more than the minute those dates are
+# rounded down to, plus clocks that differ by half a minute.
+BACKDATE_TOLERANCE = timedelta(seconds=90)
 # The receipts read for done dates: the latest day of the period at most (bounded scan).
 RECEIPT_LOOKBACK = timedelta(hours=24)
 # Below this many delivered messages a route is not judged at all.
@@ -54,9 +57,7 @@ FULL_CONFIDENCE_DELIVERED = 500
 TIMING_ONLY_CONFIDENCE = 0.6
 TRUSTED, DOUBTFUL = 80.0, 50.0
 
-DELIVERED_COLUMN = STATUS_COLUMNS[Status.DELIVERED]
-FAST_COLUMN = TTD_COLUMNS[0]
-COLUMNS: tuple[str, ...] = ("messages", *STATUS_COLUMNS.values(), FAST_COLUMN)
+COLUMNS: tuple[str, ...] = ("messages", *STATUS_COLUMNS.values())
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,9 @@ class Signals:
     delivered: int
     finished: int
     failed: int
-    fast: int  # delivered within FAST_SECONDS of submission (or with a done date before it)
-    backdated: int = 0  # delivered receipts with a done date before the submission
-    receipts_checked: int = 0  # delivered receipts looked at for done dates
+    fast: int = 0  # delivered receipts that reached us within FAST_SECONDS of the submission
+    backdated: int = 0  # delivered receipts with a done date well before the submission
+    receipts_checked: int = 0  # delivered receipts looked at for both
     conversions: int = 0  # delivered messages the product reported a conversion for
     # What the flows' conversion rates on all routes predict for this route's delivered
     # messages; None when none of its flows reports conversions.
@@ -116,14 +117,14 @@ def trust_score(route: Mapping[str, Any], signals: Signals, *, min_delivered: in
                 f"Conversions: {s.conversions} of the {s.expected_conversions:.0f} expected from the same flows on "
                 f"other routes ({ratio:.0%}); recipients act on far fewer of the messages this route calls delivered."
             )
-    fast_share = s.fast / s.delivered
-    factors.append(1 - max(0.0, fast_share - FAST_ALLOWED) / (1 - FAST_ALLOWED))
-    if fast_share > FAST_ALLOWED:
-        reasons.append(
-            f"{fast_share:.0%} of deliveries were reported within {FAST_SECONDS} s of submission; "
-            "a handset rarely acknowledges that fast."
-        )
     if s.receipts_checked:
+        fast_share = s.fast / s.receipts_checked
+        factors.append(1 - max(0.0, fast_share - FAST_ALLOWED) / (1 - FAST_ALLOWED))
+        if fast_share > FAST_ALLOWED:
+            reasons.append(
+                f"{fast_share:.0%} of deliveries were reported within {FAST_SECONDS:g} s of submission; "
+                "a handset rarely acknowledges that fast."
+            )
         backdated_share = s.backdated / s.receipts_checked
         factors.append(max(0.0, 1 - 2 * backdated_share))
         if s.backdated:
@@ -173,7 +174,7 @@ def _signals(
     cells: list[Figures],
     flow_rates: Mapping[str, float],
     converted: Mapping[tuple[Any, ...], int],
-    receipts: Mapping[tuple[Any, ...], tuple[int, int]],
+    receipts: Mapping[tuple[Any, ...], tuple[int, int, int]],
 ) -> Signals:
     delivered = sum(cell.delivered for cell in cells)
     expected: float | None = None
@@ -184,12 +185,12 @@ def _signals(
             continue
         expected = (expected or 0.0) + cell.delivered * rate
         conversions += converted.get((*key, cell.group["flow"]), 0)
-    checked, backdated = receipts.get(key, (0, 0))
+    checked, fast, backdated = receipts.get(key, (0, 0, 0))
     return Signals(
         delivered=delivered,
         finished=sum(cell.final for cell in cells),
         failed=sum(cell.failed for cell in cells),
-        fast=sum(cell.counts[FAST_COLUMN] for cell in cells),
+        fast=fast,
         backdated=backdated,
         receipts_checked=checked,
         conversions=conversions,
@@ -242,9 +243,9 @@ def _flow_conversion_rates(period: Period, scope: Scope) -> dict[str, float]:
     }
 
 
-def _done_dates(period: Period, scope: Scope, group_by: Sequence[str]) -> dict[tuple[Any, ...], tuple[int, int]]:
+def _done_dates(period: Period, scope: Scope, group_by: Sequence[str]) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     """Per route: (delivered receipts of the period's latest RECEIPT_LOOKBACK, those among them
-    with a done date before their message's submission)."""
+    that arrived within FAST_SECONDS of the submission, those with a done date well before it)."""
     since = max(period.since, period.until - RECEIPT_LOOKBACK)
     columns = _message_columns(group_by, "message__")
     rows = (
@@ -258,8 +259,9 @@ def _done_dates(period: Period, scope: Scope, group_by: Sequence[str]) -> dict[t
         .values(*columns)
         .annotate(
             checked=Count("id"),
+            fast=Count("id", filter=Q(received_at__lte=F("message__submitted_at") + timedelta(seconds=FAST_SECONDS))),
             backdated=Count("id", filter=Q(provider_timestamp__lt=F("message__submitted_at") - BACKDATE_TOLERANCE)),
         )
         .order_by()
     )
-    return {tuple(row[column] for column in columns): (row["checked"], row["backdated"]) for row in rows}
+    return {tuple(row[c] for c in columns): (row["checked"], row["fast"], row["backdated"]) for row in rows}

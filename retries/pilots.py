@@ -19,7 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from dlrconsole.lib.tasks import task_by_name
 from receipts.honesty import BACKDATE_TOLERANCE, FAST_SECONDS, Signals, TrustScore, trust_score
-from receipts.models import Connection, Message
+from receipts.models import Connection, Message, Receipt
 from receipts.phones import InvalidNumber, parse_number
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 from receipts.statuses import FINAL_STATUSES, Status
@@ -148,11 +148,14 @@ def pilot_create(
         simulated=simulated,
     )
     with transaction.atomic():
-        pilot = Pilot.objects.create(
+        person = user if getattr(user, "pk", None) else None
+        pilot = Pilot(
             name=name, flow=flow, countries=countries, messages_per_route=messages_per_route,
-            test_numbers=list(test_numbers), simulated=simulated, body=body or DEFAULT_BODY,
-            created_by=user if getattr(user, "pk", None) else None,
+            test_numbers=list(test_numbers), simulated=simulated, body=body or DEFAULT_BODY, created_by=person,
         )  # fmt: skip
+        # Who, in the audit log, when no request says it (a command, a test).
+        pilot._history_user = person  # type: ignore[attr-defined]
+        pilot.save()
         pilot.connections.set(connections)
         PilotSend.objects.bulk_create(
             PilotSend(
@@ -175,7 +178,7 @@ def pilot_kick(pilot_id: int) -> None:
         logger.warning("could not queue pilot %s; it is sent when kicked again", pilot_id, exc_info=True)
 
 
-def pilot_cancel(pilot: Pilot) -> int:
+def pilot_cancel(pilot: Pilot, *, user: Any = None) -> int:
     """Stop sending: the sends not yet made are dropped. Returns how many."""
     with transaction.atomic():
         dropped = PilotSend.objects.filter(pilot=pilot, outcome=PilotSend.Outcome.PENDING).update(
@@ -184,6 +187,7 @@ def pilot_cancel(pilot: Pilot) -> int:
         if pilot.state == Pilot.State.SENDING:
             pilot.state = Pilot.State.CANCELLED
             pilot.finished_at = timezone.now()
+            pilot._history_user = user if getattr(user, "pk", None) else None  # type: ignore[attr-defined]
             pilot.save(update_fields=["state", "finished_at"])
     return dropped
 
@@ -263,6 +267,7 @@ class RouteResult:
     failed: int = 0
     fast: int = 0
     backdated: int = 0
+    receipts_checked: int = 0
     delivery_seconds: list[float] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     costs: dict[str, Decimal] = field(default_factory=dict)
@@ -300,6 +305,10 @@ class RouteResult:
             currency: (cost / self.delivered).quantize(Decimal("0.000001")) if self.delivered else None
             for currency, cost in sorted(self.costs.items())
         }
+
+    @property
+    def top_reasons(self) -> list[tuple[str, int]]:
+        return self.reasons.most_common(3)
 
     @property
     def enough_data(self) -> bool:
@@ -381,12 +390,11 @@ def pilot_comparison(pilot: Pilot) -> list[CountryComparison]:
     pilot's own sends and messages only (at most MAX_SENDS rows)."""
     results: dict[tuple[int, str], RouteResult] = {}
     sends = PilotSend.objects.filter(pilot=pilot).select_related("connection").order_by("connection__slug", "country")
+    ids = [s.message_id for s in sends if s.message_id]
     messages = {
-        m.pk: m
-        for m in Message.objects.filter(pk__in=[s.message_id for s in sends if s.message_id]).only(
-            "status", "reason", "submitted_at", "final_at", "cost", "currency"
-        )
+        m.pk: m for m in Message.objects.filter(pk__in=ids).only("status", "reason", "submitted_at", "cost", "currency")
     }
+    delivered = _first_delivered_receipts(ids)
     for send in sends:
         result = results.setdefault(
             (send.connection_id, send.country), RouteResult(send.connection.slug, send.country, 0)
@@ -397,11 +405,11 @@ def pilot_comparison(pilot: Pilot) -> list[CountryComparison]:
         message = messages.get(send.message_id or 0)
         if message is not None:
             result.sent += 1
-            _count_message(result, message)
+            _count_message(result, message, delivered.get(message.pk))
     for result in results.values():
         signals = Signals(
             delivered=result.delivered, finished=result.finished, failed=result.failed,
-            fast=result.fast, backdated=result.backdated, receipts_checked=result.delivered,
+            fast=result.fast, backdated=result.backdated, receipts_checked=result.receipts_checked,
         )  # fmt: skip
         result.trust = trust_score({"connection": result.connection}, signals, min_delivered=PILOT_MIN_DELIVERED)
     by_country: dict[str, list[RouteResult]] = {}
@@ -410,7 +418,22 @@ def pilot_comparison(pilot: Pilot) -> list[CountryComparison]:
     return [CountryComparison(country, routes, recommend(routes)) for country, routes in sorted(by_country.items())]
 
 
-def _count_message(result: RouteResult, message: Message) -> None:
+def _first_delivered_receipts(message_ids: Sequence[int]) -> dict[int, tuple[datetime, datetime | None]]:
+    """Per message, when its first "delivered" receipt reached us and the done date it gave.
+    Times to delivery are read from our clock: done dates are often to the minute only."""
+    first: dict[int, tuple[datetime, datetime | None]] = {}
+    rows = (
+        Receipt.objects.filter(message_id__in=message_ids, status=Status.DELIVERED)
+        .order_by("received_at", "id")
+        .values_list("message_id", "received_at", "provider_timestamp")
+    )
+    for message_id, received_at, done in rows:
+        if message_id is not None:
+            first.setdefault(message_id, (received_at, done))
+    return first
+
+
+def _count_message(result: RouteResult, message: Message, receipt: tuple[datetime, datetime | None] | None) -> None:
     # What every message sent cost, delivered or not, is what a delivered one comes to.
     if message.cost is not None and message.currency:
         result.costs[message.currency] = result.costs.get(message.currency, Decimal(0)) + message.cost
@@ -421,11 +444,13 @@ def _count_message(result: RouteResult, message: Message) -> None:
         result.reasons[message.reason or message.status] += 1
         return
     result.delivered += 1
-    if message.final_at is None:
+    if receipt is None:
         return
-    seconds = (message.final_at - message.submitted_at) / timedelta(seconds=1)
+    received_at, done = receipt
+    seconds = (received_at - message.submitted_at) / timedelta(seconds=1)
     result.delivery_seconds.append(max(seconds, 0.0))
+    result.receipts_checked += 1
     if seconds <= FAST_SECONDS:
         result.fast += 1
-    if message.final_at < message.submitted_at - BACKDATE_TOLERANCE:
+    if done is not None and done < message.submitted_at - BACKDATE_TOLERANCE:
         result.backdated += 1

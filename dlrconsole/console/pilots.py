@@ -112,6 +112,6 @@ def pilot(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @console_view(MANAGE_PILOTS)
 def pilot_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     found = get_object_or_404(Pilot, pk=pk)
-    dropped = pilot_cancel(found)
+    dropped = pilot_cancel(found, user=request.user)
     flash.success(request, f"Pilot cancelled: {dropped} test messages not sent.")
     return HttpResponseRedirect(reverse("console:pilot", args=[found.pk]))

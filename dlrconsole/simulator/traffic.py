@@ -381,9 +381,10 @@ def _plan_requests(
 
 
 # How a lying route answers: "delivered" posted within a fraction of a second, whatever the run's
-# time scale (it never waited for a handset), dated up to two minutes before the submission.
+# time scale (it never waited for a handset), dated 3 to 15 minutes before the submission (well
+# past the minute that honest done dates are rounded down to).
 FAKED_POST_DELAY = (0.05, 0.4)
-FAKED_BACKDATE = (10.0, 120.0)
+FAKED_BACKDATE = (180.0, 900.0)
 
 
 def _faked_delivery(rng: random.Random, player: Player, *, now: datetime) -> tuple[list[Event], list[Post], list[str]]:
