@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.urls import reverse
 from django.utils import timezone
 
 from alerts import evaluation
 from alerts.models import Alert, AlertRule, Metric
+from dlrconsole import roles
 from receipts.conversions import conversion_record
 from receipts.honesty import Signals, route_trust_scores, trust_score
 from receipts.ingestion import ingest
@@ -24,7 +26,7 @@ from receipts.rollups import maintain
 from receipts.rollups.selectors import Period, Scope
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
-from tests.factories import ConnectionFactory
+from tests.factories import ConnectionFactory, user_in_role
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +190,20 @@ def test_trust_scores_cover_the_scope_asked_for(clock: Any) -> None:
     assert only.signals.delivered == 25
     # The flow's conversion rate comes from every route, so the liar's silence stands out.
     assert only.signals.expected_conversions == pytest.approx(25 * 15 / 45)
+
+
+def test_the_routes_page_shows_each_routes_trust_and_its_page_says_why(clock: Any, client: Any) -> None:
+    honest, liar = ConnectionFactory(slug="honest"), ConnectionFactory(slug="grey")
+    traffic(clock, honest, liar)
+    client.force_login(user_in_role(roles.VIEWER, "viewer"))
+
+    page = client.get(reverse("console:routes"), {"window": "1h"}).content.decode()
+    assert page.count('data-testid="trust-untrusted"') == 1
+    assert page.count('data-testid="trust-trusted"') == 1
+
+    detail = client.get(reverse("console:route-trust"), {"window": "1h", "connection": "grey", "country": "FR"})
+    assert detail.status_code == 200
+    text = detail.content.decode()
+    assert "done date before the message was submitted" in text
+    assert 'data-testid="trust-score">0 / 100' in text
+    assert client.get(reverse("console:route-trust"), {"connection": "nowhere"}).status_code == 400
