@@ -13,7 +13,7 @@ farms, a provider padding its figures). No receipt says so; what gives them away
 What is read, so the score costs the same at any volume: the rollups (delivered, finished and
 failed messages per route and flow) over the period; conversions of the period's messages (one
 GROUP BY; the product reports a fraction of its messages); the delivered receipts of at most the
-last RECEIPT_LOOKBACK of the period (the received_at index) for their arrival and done dates.
+last RECEIPT_LOOKBACK of the period, RECEIPT_SAMPLE at most, for their arrival and done dates.
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ FAST_ALLOWED = 0.2
 # A done date this far before the submission is made up: more than the minute those dates are
 # rounded down to, plus clocks that differ by half a minute.
 BACKDATE_TOLERANCE = timedelta(seconds=90)
-# The receipts read for done dates: the latest day of the period at most (bounded scan).
+# The receipts read for arrival and done dates: the latest delivered ones of the period's last
+# day, at most RECEIPT_SAMPLE of them (newest first on the received_at index), so the cost is
+# bounded at any volume; a busy route is judged on its most recent receipts.
 RECEIPT_LOOKBACK = timedelta(hours=24)
+RECEIPT_SAMPLE = 20_000
 # Below this many delivered messages a route is not judged at all.
 MIN_DELIVERED = 20
 # The conversion signal counts when the flows' rates elsewhere predict at least this many.
@@ -244,11 +247,11 @@ def _flow_conversion_rates(period: Period, scope: Scope) -> dict[str, float]:
 
 
 def _done_dates(period: Period, scope: Scope, group_by: Sequence[str]) -> dict[tuple[Any, ...], tuple[int, int, int]]:
-    """Per route: (delivered receipts of the period's latest RECEIPT_LOOKBACK, those among them
+    """Per route: (the latest delivered receipts of the period's last RECEIPT_LOOKBACK, those among them
     that arrived within FAST_SECONDS of the submission, those with a done date well before it)."""
     since = max(period.since, period.until - RECEIPT_LOOKBACK)
     columns = _message_columns(group_by, "message__")
-    rows = (
+    latest = (
         Receipt.objects.filter(
             _message_scope(scope, "message__"),
             received_at__gte=since,
@@ -256,6 +259,11 @@ def _done_dates(period: Period, scope: Scope, group_by: Sequence[str]) -> dict[t
             status=Status.DELIVERED,
             message__isnull=False,
         )
+        .order_by("-received_at")
+        .values("pk")[:RECEIPT_SAMPLE]
+    )
+    rows = (
+        Receipt.objects.filter(pk__in=latest)
         .values(*columns)
         .annotate(
             checked=Count("id"),

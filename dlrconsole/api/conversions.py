@@ -69,9 +69,14 @@ class ConversionActions:
     """Mixed into the messages' viewset: POST …/messages/<id>/conversions/ and
     POST …/messages/conversions/ (by connection and provider message id)."""
 
-    @extend_schema(request=ConversionReportSerializer, responses=REPORTED, summary="Report a conversion")
+    @extend_schema(
+        request=ConversionReportSerializer,
+        responses=REPORTED,
+        summary="Report a conversion",
+        operation_id="api_v1_messages_conversions_create",
+    )
     @action(detail=True, methods=["post"], url_path="conversions")
-    def conversions(self, request: Request, pk: str | None = None) -> Response:
+    def conversions(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:  # `format`
         incoming = ConversionReportSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         message = self.get_object()  # type: ignore[attr-defined]
@@ -81,9 +86,10 @@ class ConversionActions:
         request=ConversionByReferenceSerializer,
         responses={**REPORTED, 404: OpenApiResponse(Detail, description="No such message on that connection.")},
         summary="Report a conversion by connection and provider message id",
+        operation_id="api_v1_messages_conversions_by_reference_create",
     )
     @action(detail=False, methods=["post"], url_path="conversions")
-    def conversions_by_reference(self, request: Request) -> Response:
+    def conversions_by_reference(self, request: Request, **kwargs: Any) -> Response:  # `format`
         incoming = ConversionByReferenceSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
