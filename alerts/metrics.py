@@ -26,12 +26,13 @@ from django.db import connection as db
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from receipts.honesty import route_trust_scores
 from receipts.models import OutboxEvent, WebhookRefusal
 from receipts.refusals import refusals_by_connection, refusals_per_minute
 from receipts.rollups.figures import CLASS_COLUMNS, STATUS_COLUMNS, TTD_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start
 from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Grain, Rollup, RollupReason
-from receipts.rollups.selectors import level_for
+from receipts.rollups.selectors import Period, Scope, level_for
 from receipts.statuses import FINAL_STATUSES, Status
 from retries.feed.models import FeedDelivery
 from retries.models import Attempt
@@ -142,6 +143,7 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "p95_delivery": TTD_COLUMNS,
     "volume_week": (),
     "signature_failures": (),
+    "trust_score": (),  # read by receipts/honesty.py, not from these sums
 }
 REFUSAL_METRICS = {"signature_failures": WebhookRefusal.Reason.SIGNATURE}
 
@@ -257,6 +259,19 @@ def volume_week(sums: Sums, last_week: float) -> Reading:
     return Reading(100.0 * sums.get("messages", 0) / last_week if last_week else None, round(last_week))
 
 
+def trust_score(window: Window, scope: ScopeKey) -> Reading:
+    """The trust score of the rule's scope over the window (receipts/honesty.py: the rollups,
+    the conversions, the day's delivered receipts); its volume the delivered messages judged.
+    A few queries per rule: rules on it are few (one per important route)."""
+    connection_id, country, network, flow = scope
+    judged = route_trust_scores(
+        period=Period(window.start, window.end, window.grain),
+        scope=Scope(connection_id=connection_id, country=country, network=network, flow=flow),
+        group_by=(),
+    )[0]
+    return Reading(judged.score, judged.signals.delivered)
+
+
 def outbox_lag(now: datetime) -> Reading:
     """Seconds since the oldest change still waiting for the apps above (0 when none waits)."""
     oldest = OutboxEvent.objects.filter(processed_at__isnull=True, failed_at__isnull=True).aggregate(
@@ -339,7 +354,10 @@ def read_all(watches: Sequence[Watch], now: datetime | None = None) -> dict[int,
         weeks = [w for w in group if w.metric == "volume_week"]
         last_week = volume_last_week(window, (w.scope for w in weeks)) if weeks else {}
         for watch in group:
-            readings[watch.pk] = _reading(watch, sums.get(watch.scope, {}), reasons, last_week)
+            if watch.metric == "trust_score":
+                readings[watch.pk] = trust_score(window, watch.scope)
+            else:
+                readings[watch.pk] = _reading(watch, sums.get(watch.scope, {}), reasons, last_week)
     return readings
 
 
@@ -374,8 +392,9 @@ def _reading(
 
 def series(watch: Watch, *, start: datetime, end: datetime, grain: str) -> list[tuple[datetime, Reading]]:
     """The metric per bucket between start and end (the console's chart around a firing); the
-    volume metric is shown as messages per bucket. Empty for system metrics (not kept over time)."""
-    if watch.metric in SYSTEM_READERS:
+    volume metric is shown as messages per bucket. Empty for system metrics (not kept over time)
+    and the trust score (a judgement over a whole window, not a sum of buckets)."""
+    if watch.metric in SYSTEM_READERS or watch.metric == "trust_score":
         return []
     if watch.metric in REFUSAL_METRICS:
         return _refusal_series(watch, start=start, end=end, grain=grain)

@@ -38,6 +38,7 @@ class Metric(models.TextChoices):
     P95_DELIVERY = "p95_delivery", _("95th percentile time to delivery (seconds)")
     VOLUME_WEEK = "volume_week", _("Volume against the same time last week (%)")
     SIGNATURE_FAILURES = "signature_failures", _("Webhooks refused for a wrong signature or token (count)")
+    TRUST_SCORE = "trust_score", _('Route trust score (0-100: how far its "delivered" can be trusted)')
     OUTBOX_LAG = "outbox_lag", _("System: outbox lag (seconds of the oldest unprocessed change)")
     FEED_BACKLOG = "feed_backlog", _("System: product feed backlog (deliveries due)")
     OVERDUE_ATTEMPTS = "overdue_attempts", _("System: overdue resends and fallbacks")
@@ -51,6 +52,7 @@ METRIC_UNITS: dict[str, str] = {
     Metric.DELIVERY_RATE: "%", Metric.CLASS_RATE: "%", Metric.REASON_RATE: "%", Metric.MISSING_RATE: "%",
     Metric.P95_DELIVERY: "s", Metric.VOLUME_WEEK: "%", Metric.OUTBOX_LAG: "s", Metric.FEED_BACKLOG: "",
     Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s", Metric.SIGNATURE_FAILURES: "",
+    Metric.OVERDUE_ATTEMPTS: "", Metric.BEAT_LATE: "s", Metric.TRUST_SCORE: "",
 }  # fmt: skip
 THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.DELIVERY_RATE: (Decimal(0), Decimal(100)),
@@ -64,6 +66,7 @@ THRESHOLD_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     Metric.OVERDUE_ATTEMPTS: (Decimal(0), Decimal(10_000_000)),
     Metric.BEAT_LATE: (Decimal(0), Decimal(86400)),
     Metric.SIGNATURE_FAILURES: (Decimal(0), Decimal(10_000_000)),
+    Metric.TRUST_SCORE: (Decimal(0), Decimal(100)),
 }
 # Counts with no messages under them: the minimum volume does not apply.
 COUNT_METRICS = frozenset({*SYSTEM_METRICS, Metric.SIGNATURE_FAILURES})

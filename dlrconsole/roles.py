@@ -52,6 +52,7 @@ CONFIGURATION_MODELS = (
     "feed.productendpoint",
     "retries.connectionsender",
     "retries.fallbackchannel",
+    "retries.pilot",
     "reports.reportschedule",
     "alerts.alertrule",
     "alerts.alertchannel",

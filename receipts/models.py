@@ -428,3 +428,31 @@ class WebhookRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} {self.minute:%Y-%m-%d %H:%M} {self.reason} x{self.count}"
+
+
+class Conversion(models.Model):
+    """What the product saw the recipient do with a message (an OTP entered, a link opened),
+    reported through the API: the one proof that a "delivered" reached a person. Read by the
+    route trust score (receipts/honesty.py); one per message and kind, so a report sent twice
+    counts once."""
+
+    class Kind(models.TextChoices):
+        OTP_ENTERED = "otp_entered", _("Code entered")
+        LINK_OPENED = "link_opened", _("Link opened")
+        REPLIED = "replied", _("Replied")
+        ACTION_COMPLETED = "action_completed", _("Action completed")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="conversions")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    # When the product saw it (its clock), and when we were told (ours).
+    converted_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Idempotent reports: the API answers the first one when the same kind comes again.
+            models.UniqueConstraint(fields=["message", "kind"], name="conversion_unique_message_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} {self.kind}"

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from receipts.errors import describe_reason, provider_disagrees
-from receipts.models import Message, Receipt
+from receipts.models import Conversion, Message, Receipt
 from receipts.phones import mask_number_in
 
 
@@ -25,7 +25,9 @@ def message_list() -> QuerySet[Message]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # "registered" | "receipt", and from the apps above "decision" | "attempt" | "notification"
+    kind: (
+        str  # "registered" | "receipt" | "conversion", and from the apps above "decision" | "attempt" | "notification"
+    )
     summary: str
     detail: dict[str, Any]
 
@@ -62,6 +64,20 @@ def receipt_entries(message: Message) -> list[TimelineEntry]:
             )
         )
     return entries
+
+
+def conversion_entries(message: Message) -> list[TimelineEntry]:
+    """What the product reported the recipient did with the message (receipts/conversions.py)."""
+    conversions = Conversion.objects.filter(message=message).order_by("converted_at", "id")
+    return [
+        TimelineEntry(
+            at=conversion.converted_at,
+            kind="conversion",
+            summary=f"Conversion reported: {conversion.get_kind_display().lower()}",
+            detail={"kind": conversion.kind, "received_at": conversion.received_at},
+        )
+        for conversion in conversions
+    ]
 
 
 def mask_entries(entries: list[TimelineEntry], recipient: str) -> list[TimelineEntry]:

@@ -302,3 +302,84 @@ def validate_sender_config(kind: str, config: object) -> None:
     except ValueError as exc:
         # The reason only: a configuration holds credentials, never echoed back.
         raise ValidationError(f"Sender settings: {exc}.") from None
+
+
+class Pilot(models.Model):
+    """A pilot: a few test messages through each of its connections to each of its countries,
+    so the routes can be compared side by side before one is chosen (retries/pilots.py)."""
+
+    class State(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "All sent"
+        CANCELLED = "cancelled", "Cancelled"
+
+    name = models.CharField(max_length=120)
+    # The product flow (Message.flow) the routes are piloted for; its own messages are registered
+    # under `message_flow` so that test traffic stays out of the flow's figures.
+    flow = models.SlugField(max_length=48, blank=True)
+    countries = models.JSONField(default=list)
+    connections = models.ManyToManyField("receipts.Connection", related_name="+")
+    messages_per_route = models.PositiveSmallIntegerField()
+    # E.164 numbers that receive the test messages, each used for its own country; shown masked
+    # to people who may not see numbers.
+    test_numbers = models.JSONField(default=list, blank=True)
+    # Through simulated connections (the demo's send API): a country without a test number gets
+    # phonenumbers' example mobile number, which no real handset has.
+    simulated = models.BooleanField(default=False)
+    body = models.CharField(max_length=160)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SENDING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Who started, changed or cancelled which pilot (the audit log).
+    history = AuditedHistory(m2m_fields=["connections"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def message_flow(self) -> str:
+        return f"pilot-{self.pk}"
+
+
+class PilotSend(models.Model):
+    """One test message of a pilot: to whom, through which connection; the message once sent."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Not sent"
+
+    pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="sends")
+    connection = models.ForeignKey("receipts.Connection", on_delete=models.PROTECT, related_name="+")
+    country = models.CharField(max_length=2)
+    recipient = models.CharField(max_length=16)
+    sequence = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.PENDING)
+    tries = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=255, blank=True)
+    message = models.ForeignKey("receipts.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One row per test message: creating a pilot twice over cannot double its sends.
+            models.UniqueConstraint(
+                fields=["pilot", "connection", "country", "sequence"], name="pilot_send_unique_message"
+            ),
+        ]
+        # The sending pass takes a pilot's pending sends.
+        indexes = [models.Index(fields=["pilot", "outcome"], name="pilot_send_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"pilot {self.pilot_id} {self.connection_id} {self.country} #{self.sequence}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every try of this send: a provider that took it once sends it once."""
+        return f"pilot-{self.pilot_id}-{self.connection_id}-{self.country}-{self.sequence}"

@@ -1,4 +1,4 @@
-"""Celery tasks of retries: thin, idempotent; the work is in retries.attempts and retries.bodies."""
+"""Celery tasks of retries: thin, idempotent; the work is in retries.attempts, retries.bodies and retries.pilots."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from celery import shared_task
 
 from retries.attempts import attempts_run_due
 from retries.bodies import message_bodies_erase
+from retries.pilots import PASS_INTERVAL_SECONDS, pilot_send_due
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -17,3 +18,13 @@ def run_due_attempts() -> int:
 @shared_task(acks_late=True)
 def erase_message_bodies() -> int:
     return message_bodies_erase()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_pilot(pilot_id: int) -> int:
+    """One pass of a pilot's sends, then the next a second later while any is pending: the
+    pilot's rate limit (retries/pilots.py). Idempotent: sends are claimed under a lock."""
+    remaining = pilot_send_due(pilot_id)
+    if remaining:
+        send_pilot.apply_async((pilot_id,), countdown=PASS_INTERVAL_SECONDS)
+    return remaining

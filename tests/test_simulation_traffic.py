@@ -153,3 +153,31 @@ def test_a_resend_plan_keeps_the_given_id_and_is_never_registered() -> None:
     assert resend.resend
     assert resend.traits[0] == "resend"
     assert "receipt before registration" not in resend.traits
+
+
+def test_a_lying_route_reports_every_message_delivered_at_once_dated_before_its_submission() -> None:
+    rng = random.Random(6)
+    run = config(lying=frozenset({"gw"}), missing_rate=0.0, duplicate_rate=0.0, time_scale=5.0)
+    now = datetime.now(UTC)
+    for _ in range(50):
+        plan = plan_message(rng, run, now=now)
+        [event] = plan.events
+        assert plan.expected_status() == "delivered"
+        assert "faked delivered" in plan.traits
+        assert (now - event.at).total_seconds() >= 180  # well before the submission
+        assert min(post.due for post in plan.posts) < 0.5  # whatever the time scale
+
+
+def test_only_a_connection_of_the_run_can_be_played_as_lying() -> None:
+    with pytest.raises(SimulatorError, match="--lying names connections the run does not play: other"):
+        config(lying=frozenset({"other"}))
+
+
+@pytest.mark.django_db
+def test_the_demo_has_one_grey_route() -> None:
+    from dlrconsole.demo.management.commands.demo import GREY_ROUTE, ensure_demo_grey_route
+    from receipts.models import Connection
+
+    assert ensure_demo_grey_route()
+    assert not ensure_demo_grey_route()
+    assert Connection.objects.get(slug=GREY_ROUTE).provider == "standard-webhooks"

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dlrconsole import roles
+from dlrconsole.api.conversions import ConversionActions
 from dlrconsole.api.fields import (
     NOT_BLANK,
     NOT_BLANK_REFUSAL,
@@ -213,8 +214,11 @@ class MessageRegisterSerializer(serializers.Serializer):
         return attrs
 
 
-class MessageViewSet(RefusesEmptyParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Messages: register (POST), search (GET list), one message with its timeline (GET detail).
+class MessageViewSet(
+    ConversionActions, RefusesEmptyParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Messages: register (POST), search (GET list), one message with its timeline (GET detail),
+    report a conversion (POST …/conversions/, dlrconsole/api/conversions.py).
 
     Search is what the console's search page does (viewers too, numbers masked); a timeline
     is a message page's; registering is the sending product's (dlrconsole/roles.py, PRODUCT).
@@ -226,6 +230,9 @@ class MessageViewSet(RefusesEmptyParameters, mixins.ListModelMixin, mixins.Retri
         "list": (roles.USE_CONSOLE,),
         "retrieve": (roles.VIEW_TIMELINE,),
         "create": (roles.REGISTER_MESSAGES,),
+        # What the recipient did: the product reports it, as it registers messages.
+        "conversions": (roles.REGISTER_MESSAGES,),
+        "conversions_by_reference": (roles.REGISTER_MESSAGES,),
     }
     filter_backends = [MessageFilterBackend]
     filterset_class = MessageFilter

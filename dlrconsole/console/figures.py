@@ -190,6 +190,9 @@ class Row:
     labels: dict[str, str]
     links: Links
     reasons: list[tuple[str, int, str]] = field(default_factory=list)  # (reason, messages, link)
+    # The routes page's trust score of this route (receipts/honesty.py), with its detail link.
+    trust: Any = None
+    trust_link: str = ""
 
     @property
     def figures(self) -> Figures:

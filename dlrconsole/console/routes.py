@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -17,13 +19,15 @@ from dlrconsole.console.figures import (
     SORTS,
     Column,
     FiguresForm,
+    Row,
     form_problems,
     rows_of,
     slug_map,
     sort_link,
     sort_rows,
 )
-from receipts.rollups.selectors import WINDOWS, rollup_comparison, window_period
+from receipts.honesty import route_trust_scores
+from receipts.rollups.selectors import WINDOWS, Period, Scope, rollup_comparison, window_period
 
 FIGURE_COLUMNS = (
     Column("volume", "Messages"),
@@ -58,6 +62,8 @@ def _table_page(
     comparisons = rollup_comparison(period=period, scope=scope, group_by=group_by)
     slugs = slug_map({c.current.group.get("connection", 0) for c in comparisons})
     rows = sort_rows(rows_of(comparisons, period=period, scope=scope, slugs=slugs), sort, default_sort)
+    if nav == "routes":
+        _add_trust(rows, period=period, scope=scope, group_by=group_by, window=window, slugs=slugs)
     columns = [Column(name, name.capitalize(), numeric=False) for name in group_by] + list(FIGURE_COLUMNS)
     headers = [(column, *sort_link(column, sort)) for column in columns]
     context |= {
@@ -70,6 +76,41 @@ def _table_page(
     }
     with timezone.override(form.zone()):
         return render_page(request, template, "table", context)
+
+
+def _add_trust(
+    rows: list[Row], *, period: Period, scope: Scope, group_by: Sequence[str], window: str, slugs: dict[int, str]
+) -> None:
+    """Each route's trust score (receipts/honesty.py) and the link to why."""
+    scores = {
+        tuple(t.route[name] for name in group_by): t
+        for t in route_trust_scores(period=period, scope=scope, group_by=group_by)
+    }
+    detail = reverse("console:route-trust")
+    for row in rows:
+        group = row.figures.group
+        row.trust = scores.get(tuple(group[name] for name in group_by))
+        query = {"window": window, "connection": slugs.get(group["connection"], ""), "country": group["country"]}
+        if "network" in group:
+            query["network"] = group["network"]
+        row.trust_link = f"{detail}?{urlencode(query)}"
+
+
+@require_GET
+@console_view(roles.USE_CONSOLE)
+def route_trust(request: HtmxHttpRequest) -> HttpResponse:
+    """One route's trust score: the signals it stands on and why it is low, in words."""
+    form = FiguresForm(request.GET, sort_keys=())
+    context: dict[str, Any] = {"nav": "routes", "form": form}
+    if not form.is_valid() or not form.cleaned_data["connection"]:
+        context["problems"] = form_problems(form) if form.errors else ["Choose a route: a connection and a country."]
+        return render_page(request, "console/route_trust.html", "trust", context, status=400)
+    window = form.cleaned_data["window"]
+    period = window_period(window)
+    [judged] = route_trust_scores(period=period, scope=form.scope(), group_by=())
+    context |= {"trust": judged, "window": window, "period": period, "data": form.cleaned_data}
+    with timezone.override(form.zone()):
+        return render_page(request, "console/route_trust.html", "trust", context)
 
 
 @require_GET

@@ -145,6 +145,9 @@ class SimulatorConfig:
     bad_signature_rate: float = 0.0  # deliberately forged posts, expected to get 401
     # Country → fate weights, replacing DEFAULT_MIXES for the countries named.
     country_mixes: Mapping[str, Mix] = field(default_factory=dict)
+    # Slugs of connections played as a lying route: every message "delivered", at once, with a
+    # done date before its submission (traffic.py); the trust score's demo and tests.
+    lying: frozenset[str] = frozenset()
     time_scale: float = 1.0  # multiplies the delays between a message's events
     allow_remote: bool = False
     request_timeout: float = 10.0
@@ -173,6 +176,9 @@ class SimulatorConfig:
         for name in RATES:
             if not 0 <= getattr(self, name) <= 1:
                 raise SimulatorError(f"{name.replace('_', '-')} must be between 0 and 1")
+        unknown = set(self.lying) - {target.slug for target in self.targets}
+        if unknown:
+            raise SimulatorError(f"--lying names connections the run does not play: {', '.join(sorted(unknown))}")
         for target in self.targets:
             if target.provider not in player_kinds():
                 raise SimulatorError(f"no simulator player for provider {target.provider!r}")

@@ -6,6 +6,11 @@ the player turns the fate into the provider's own statuses and error codes. Tran
 anomalies (duplicates, out of order, late, missing, before registration, forged) are drawn
 from the run's rates, independently of the country.
 
+A lying route (a connection named in the run's `lying`) reports every message `delivered`
+whatever happened: at once, well under the second a handset needs, with a done date before the
+message was even submitted. Its receipts look perfect; the route trust score must catch it
+(receipts/honesty.py).
+
 A resend (the console retrying a failed message through the simulated send API) is planned
 the same way, except its fate: a temporary condition has often cleared by then (RESEND_RECOVERY).
 """
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from dlrconsole.simulator.base import FATES, Event, SimulatorError, Target
+from dlrconsole.simulator.base import FATES, Event, Player, SimulatorError, Target
 from dlrconsole.simulator.players.registry import get_player
 from receipts.providers.registry import get_adapter
 from receipts.statuses import resolve
@@ -280,7 +285,7 @@ def plan_message(rng: random.Random, config: SimulatorConfig, *, now: datetime) 
     player = get_player(target.provider)
     recipient, country = random_number(rng)
     flow = rng.choices(FLOWS, weights=[f[1] for f in FLOWS])[0][0]
-    fate = choose_fate(rng, config.mix_for(country))
+    fate = "delivered" if target.slug in config.lying else choose_fate(rng, config.mix_for(country))
     message_id = player.message_id(rng)
     events, posts, traits = _plan_requests(rng, config, target, fate, now=now)
 
@@ -322,7 +327,10 @@ def plan_resend(
 ) -> MessagePlan:
     """A message the console resent through the simulated send API, under the id the API gave
     it: its receipts as for any message, its fate after RESEND_RECOVERY; no registration."""
-    fate = resend_fate(rng, config, country=country, previous_fate=original.fate if original else "")
+    if target.slug in config.lying:
+        fate = "delivered"
+    else:
+        fate = resend_fate(rng, config, country=country, previous_fate=original.fate if original else "")
     events, posts, traits = _plan_requests(rng, config, target, fate, now=now)
     posts += _extra_posts(rng, config, target, posts, traits)
     return MessagePlan(
@@ -348,6 +356,8 @@ def _plan_requests(
 ) -> tuple[list[Event], list[Post], list[str]]:
     """The provider's events for `fate` and the webhook posts that report them, in disorder."""
     player = get_player(target.provider)
+    if target.slug in config.lying:
+        return _faked_delivery(rng, player, now=now)
     scale = config.time_scale
     events: list[Event] = []
     offset = 0.0
@@ -368,6 +378,19 @@ def _plan_requests(
     posts = [Post(events[g[-1]].offset + rng.uniform(0.02, 0.2) * scale, g, player.delivery_id(rng)) for g in groups]
     _disorder(rng, config, posts, traits)
     return events, posts, traits
+
+
+# How a lying route answers: "delivered" posted within a fraction of a second, whatever the run's
+# time scale (it never waited for a handset), dated 3 to 15 minutes before the submission (well
+# past the minute that honest done dates are rounded down to).
+FAKED_POST_DELAY = (0.05, 0.4)
+FAKED_BACKDATE = (180.0, 900.0)
+
+
+def _faked_delivery(rng: random.Random, player: Player, *, now: datetime) -> tuple[list[Event], list[Post], list[str]]:
+    offset = rng.uniform(*FAKED_POST_DELAY)
+    done = now - timedelta(seconds=rng.uniform(*FAKED_BACKDATE))
+    return [Event(player.delivered, done, offset)], [Post(offset, (0,), player.delivery_id(rng))], ["faked delivered"]
 
 
 def _extra_posts(

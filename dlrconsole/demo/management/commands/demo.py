@@ -69,6 +69,9 @@ from retries.models import Attempt, ConnectionSender, Decision
 DEMO_USER = "demo"
 # The demo connection of a provider is "<kind>-demo", except these (kept from earlier demos).
 DEMO_SLUGS = {"standard-webhooks": "generic-demo"}
+# A generic gateway played as a lying route (every message "delivered" at once, dated before its
+# submission): the Routes page's trust score and the pilots show it being caught.
+GREY_ROUTE = "grey-route-demo"
 HOST = "127.0.0.1"
 # A message still pending this long is swept as "no receipt". The simulated providers report
 # within ~30 s (late receipts included), so a minute is overdue here; production keeps 6 h.
@@ -121,10 +124,13 @@ class Command(BaseCommand):
         for slug in created:
             self.stdout.write(f"Created connection {slug}.")
         try:
-            targets = load_targets([demo_slug(kind) for kind in demo_kinds()], private_keys=private_keys)
+            if ensure_demo_grey_route():
+                self.stdout.write(f"Created connection {GREY_ROUTE} (a route that fakes delivered).")
+            slugs = [*(demo_slug(kind) for kind in demo_kinds()), GREY_ROUTE]
+            targets = load_targets(slugs, private_keys=private_keys)
             config = SimulatorConfig(
                 base_url=base_url, token=token, targets=targets, rate=options["rate"], duration=options["duration"],
-                resend_wait=RESEND_WAIT_SECONDS,
+                resend_wait=RESEND_WAIT_SECONDS, lying=frozenset({GREY_ROUTE}),
             )  # fmt: skip
         except SimulatorError as exc:
             raise CommandError(str(exc)) from None
@@ -284,6 +290,16 @@ def ensure_demo_connections() -> tuple[list[str], dict[str, str]]:
         if key != secret:
             private_keys[kind] = key
     return created, private_keys
+
+
+def ensure_demo_grey_route() -> bool:
+    """The demo's lying route, created when missing; whether it was."""
+    if Connection.objects.filter(slug=GREY_ROUTE).exists():
+        return False
+    kind = "standard-webhooks"
+    secret, _key = get_player(kind).demo_keys()
+    connection_create(slug=GREY_ROUTE, provider=kind, name="Grey route (simulated, fakes delivered)", secrets=[secret])
+    return True
 
 
 def use_demo_receipt_sla() -> int:

@@ -62,6 +62,13 @@ class Command(BaseCommand):
             "replaces the default mix of the countries it names.",
         )
         parser.add_argument(
+            "--lying",
+            action="append",
+            default=[],
+            help="Play this connection (slug; repeat or comma-separate) as a lying route: every message "
+            '"delivered" at once, dated before its submission. The route trust score should catch it.',
+        )
+        parser.add_argument(
             "--telnyx-private-key",
             default="",
             help="Base64 32-byte Ed25519 seed whose public key is a secret of the Telnyx connection(s).",
@@ -92,6 +99,9 @@ class Command(BaseCommand):
                 missing_rate=options["missing_rate"],
                 bad_signature_rate=options["bad_signature_rate"],
                 country_mixes=read_mixes(options["country_mix"]),
+                lying=frozenset(
+                    slug.strip() for value in options["lying"] for slug in value.split(",") if slug.strip()
+                ),
                 time_scale=options["time_scale"],
                 allow_remote=options["allow_remote"],
             )

@@ -1,0 +1,117 @@
+"""Pilots, for admins: send a few test messages through several connections to some countries,
+watch them come back, and read the routes side by side with a recommended primary and fallback
+(retries/pilots.py). Creating and cancelling a pilot are in the audit log (its history)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django import forms
+from django.contrib import messages as flash
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dlrconsole import roles
+from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
+from receipts.countries import country_name
+from receipts.models import Connection
+from receipts.phones import mask_number
+from retries.models import Pilot, PilotSend
+from retries.pilots import DEFAULT_BODY, MAX_PER_ROUTE, MAX_TEST_NUMBERS, PilotInvalid, pilot_cancel, pilot_comparison
+from retries.pilots import pilot_create as create_pilot
+
+MANAGE_PILOTS = "retries.add_pilot"
+COUNTRY_CHOICES = sorted(
+    ((code, f"{country_name(code)} ({code})") for code in phonenumbers.SUPPORTED_REGIONS if code != "001"),
+    key=lambda c: c[1],
+)
+
+
+class PilotForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    flow = forms.SlugField(max_length=48, required=False, help_text="The product flow the routes are piloted for.")
+    countries = forms.MultipleChoiceField(choices=COUNTRY_CHOICES, widget=forms.SelectMultiple(attrs={"size": 6}))
+    connections = forms.ModelMultipleChoiceField(
+        queryset=Connection.objects.filter(enabled=True, sender__enabled=True).defer("secrets"),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Connections with a send API.",
+    )
+    messages_per_route = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_PER_ROUTE,
+        initial=10,
+        help_text=f"Test messages per connection and country, at most {MAX_PER_ROUTE}.",
+    )
+    test_numbers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text=f"Phones that receive the tests, in E.164 (+33612345678), one per line; at least one per "
+        f"country, at most {MAX_TEST_NUMBERS}.",
+    )
+    simulated = forms.BooleanField(
+        required=False,
+        label="Simulated connections",
+        help_text="The demo's simulated providers: no test number needed.",
+    )
+    body = forms.CharField(max_length=160, initial=DEFAULT_BODY, label="Text")
+
+    def clean_test_numbers(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["test_numbers"].splitlines()]
+        return [line for line in lines if line]
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(MANAGE_PILOTS)
+def pilots(request: HtmxHttpRequest) -> HttpResponse:
+    form = PilotForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            pilot = create_pilot(
+                name=data["name"], flow=data["flow"], countries=data["countries"],
+                connections=list(data["connections"]), messages_per_route=data["messages_per_route"],
+                test_numbers=data["test_numbers"], simulated=data["simulated"], body=data["body"], user=request.user,
+            )  # fmt: skip
+        except PilotInvalid as exc:
+            for name, why in exc.errors.items():
+                form.add_error(name if name in form.fields else None, why)
+        else:
+            flash.success(request, f"Pilot “{pilot.name}” started.")
+            return HttpResponseRedirect(reverse("console:pilot", args=[pilot.pk]))
+    context = {"nav": "pilots", "form": form, "pilots": Pilot.objects.prefetch_related("connections")[:50]}
+    return render(request, "console/pilots.html", context, status=400 if form.errors else 200)
+
+
+def _progress(pilot: Pilot) -> dict[str, int]:
+    counts = {outcome: 0 for outcome in PilotSend.Outcome.values}
+    for row in PilotSend.objects.filter(pilot=pilot).values("outcome").order_by():
+        counts[row["outcome"]] += 1
+    return counts
+
+
+@require_http_methods(["GET"])
+@console_view(MANAGE_PILOTS)
+def pilot(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    found = get_object_or_404(Pilot.objects.prefetch_related("connections"), pk=pk)
+    numbers = (
+        found.test_numbers if roles.can_see_numbers(request.user) else [mask_number(n) for n in found.test_numbers]
+    )
+    comparison = pilot_comparison(found)
+    watching = found.state == Pilot.State.SENDING or any(r.pending for c in comparison for r in c.routes)
+    context: dict[str, Any] = {
+        "nav": "pilots", "pilot": found, "numbers": numbers, "progress": _progress(found),
+        "comparison": comparison, "watching": watching,
+    }  # fmt: skip
+    return render_page(request, "console/pilot.html", "results", context)
+
+
+@require_POST
+@console_view(MANAGE_PILOTS)
+def pilot_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    found = get_object_or_404(Pilot, pk=pk)
+    dropped = pilot_cancel(found, user=request.user)
+    flash.success(request, f"Pilot cancelled: {dropped} test messages not sent.")
+    return HttpResponseRedirect(reverse("console:pilot", args=[found.pk]))

@@ -1,0 +1,456 @@
+"""Pilots: N test messages through each connection to each country, then the routes side by
+side (delivery rate, time to delivery, reasons, cost) and a recommended primary and fallback.
+
+Bounded: at most MAX_PER_ROUTE messages per route and MAX_SENDS per pilot; a pass sends at most
+SENDS_PER_PASS and the task runs one pass a second (retries/tasks.py), so a pilot never floods a
+provider. Idempotent: every send has its own key (PilotSend.idempotency_key), the message is
+registered under it, and a send is claimed under a row lock, so a pass run twice sends once.
+
+The recommendation is a plain rule (`recommend`): among the routes of a country with enough
+finished messages whose receipts are believable (receipts/honesty.py on the pilot's own
+messages), the highest delivery rate in whole points, then the lowest p95 time to delivery,
+then the lowest cost per delivered message. The first is the primary, the next the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+from django.db import transaction
+from django.utils import timezone
+
+from dlrconsole.lib.tasks import task_by_name
+from receipts.honesty import BACKDATE_TOLERANCE, FAST_SECONDS, Signals, TrustScore, trust_score
+from receipts.models import Connection, Message, Receipt
+from receipts.phones import InvalidNumber, parse_number
+from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from receipts.statuses import FINAL_STATUSES, Status
+from retries.models import ConnectionSender, Pilot, PilotSend
+from retries.senders.base import SendError
+
+logger = logging.getLogger(__name__)
+
+MAX_PER_ROUTE = 50
+MAX_SENDS = 600
+MAX_TEST_NUMBERS = 50
+SENDS_PER_PASS = 10
+PASS_INTERVAL_SECONDS = 1
+# A temporary send error (provider down, rate limited) is tried again on the next passes.
+MAX_TRIES = 3
+SEND_TASK = "retries.tasks.send_pilot"
+# A route is compared once this share of its sent messages has a final status, and at least
+# MIN_FINISHED of them: below that a rate says more about chance than about the route.
+FINISHED_SHARE = 0.8
+MIN_FINISHED = 5
+# A pilot's few messages are judged for believable receipts from this many delivered on.
+PILOT_MIN_DELIVERED = 5
+DEFAULT_BODY = "DLR Console route test. No action needed."
+
+
+class PilotInvalid(ValueError):
+    """The pilot cannot be run as asked; `errors` maps each field to why."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {why}" for name, why in errors.items()))
+        self.errors = errors
+
+
+def _numbers_by_country(numbers: Iterable[str], errors: dict[str, str]) -> dict[str, list[str]]:
+    by_country: dict[str, list[str]] = {}
+    for text in numbers:
+        try:
+            number = parse_number(text)
+        except InvalidNumber as exc:
+            errors["test_numbers"] = f"{text[:20]!r}: {exc}"
+            continue
+        if not text.strip().startswith("+"):
+            errors["test_numbers"] = f"{text[:20]!r}: write test numbers in E.164, e.g. +33612345678"
+            continue
+        by_country.setdefault(number.country, []).append(number.e164)
+    return by_country
+
+
+def _example_number(country: str) -> str | None:
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else None
+
+
+def pilot_validate(
+    *,
+    countries: Sequence[str],
+    connections: Sequence[Connection],
+    messages_per_route: int,
+    test_numbers: Sequence[str],
+    simulated: bool,
+) -> dict[str, list[str]]:
+    """Each country's recipients, or PilotInvalid with every reason."""
+    errors: dict[str, str] = {}
+    if not countries:
+        errors["countries"] = "name at least one country"
+    unknown = [c for c in countries if c not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        errors["countries"] = f"not ISO 3166 country codes: {', '.join(unknown)}"
+    if not connections:
+        errors["connections"] = "choose at least one connection"
+    if not 1 <= messages_per_route <= MAX_PER_ROUTE:
+        errors["messages_per_route"] = f"between 1 and {MAX_PER_ROUTE}"
+    elif len(countries) * len(connections) * messages_per_route > MAX_SENDS:
+        errors["messages_per_route"] = f"a pilot sends at most {MAX_SENDS} messages in all (routes times messages)"
+    if len(test_numbers) > MAX_TEST_NUMBERS:
+        errors["test_numbers"] = f"at most {MAX_TEST_NUMBERS} test numbers"
+    by_country = _numbers_by_country(test_numbers[:MAX_TEST_NUMBERS], errors)
+    recipients: dict[str, list[str]] = {}
+    for country in countries:
+        numbers = by_country.get(country, [])
+        if not numbers and simulated:
+            example = _example_number(country)
+            numbers = [example] if example else []
+        if not numbers and "countries" not in errors:
+            errors["test_numbers"] = f"no test number in {country}: give one per country (E.164)"
+        recipients[country] = numbers
+    without_sender = [
+        c.slug for c in connections if not ConnectionSender.objects.filter(connection=c, enabled=True).exists()
+    ]
+    if without_sender:
+        errors["connections"] = f"no enabled send API on {', '.join(without_sender)}: configure one first"
+    if errors:
+        raise PilotInvalid(errors)
+    return recipients
+
+
+def pilot_create(
+    *,
+    name: str,
+    countries: Sequence[str],
+    connections: Sequence[Connection],
+    messages_per_route: int,
+    test_numbers: Sequence[str] = (),
+    simulated: bool = False,
+    flow: str = "",
+    body: str = DEFAULT_BODY,
+    user: Any = None,
+) -> Pilot:
+    """Create the pilot and all its sends, then start sending (after commit)."""
+    countries = sorted({c.strip().upper() for c in countries if c.strip()})
+    recipients = pilot_validate(
+        countries=countries,
+        connections=connections,
+        messages_per_route=messages_per_route,
+        test_numbers=test_numbers,
+        simulated=simulated,
+    )
+    with transaction.atomic():
+        person = user if getattr(user, "pk", None) else None
+        pilot = Pilot(
+            name=name, flow=flow, countries=countries, messages_per_route=messages_per_route,
+            test_numbers=list(test_numbers), simulated=simulated, body=body or DEFAULT_BODY, created_by=person,
+        )  # fmt: skip
+        # Who, in the audit log, when no request says it (a command, a test).
+        pilot._history_user = person  # type: ignore[attr-defined]
+        pilot.save()
+        pilot.connections.set(connections)
+        PilotSend.objects.bulk_create(
+            PilotSend(
+                pilot=pilot, connection=connection, country=country, sequence=n,
+                recipient=recipients[country][n % len(recipients[country])],
+            )
+            for connection in connections
+            for country in countries
+            for n in range(messages_per_route)
+        )  # fmt: skip
+        transaction.on_commit(lambda: pilot_kick(pilot.pk))
+    return pilot
+
+
+def pilot_kick(pilot_id: int) -> None:
+    """Ask a worker to send the pilot's next pass now; best effort (the page can kick again)."""
+    try:
+        task_by_name(SEND_TASK).delay(pilot_id)
+    except Exception:  # a broker down must not fail the request that created the pilot
+        logger.warning("could not queue pilot %s; it is sent when kicked again", pilot_id, exc_info=True)
+
+
+def pilot_cancel(pilot: Pilot, *, user: Any = None) -> int:
+    """Stop sending: the sends not yet made are dropped. Returns how many."""
+    with transaction.atomic():
+        dropped = PilotSend.objects.filter(pilot=pilot, outcome=PilotSend.Outcome.PENDING).update(
+            outcome=PilotSend.Outcome.FAILED, error="cancelled"
+        )
+        if pilot.state == Pilot.State.SENDING:
+            pilot.state = Pilot.State.CANCELLED
+            pilot.finished_at = timezone.now()
+            pilot._history_user = user if getattr(user, "pk", None) else None  # type: ignore[attr-defined]
+            pilot.save(update_fields=["state", "finished_at"])
+    return dropped
+
+
+def pilot_send_due(pilot_id: int, *, limit: int = SENDS_PER_PASS) -> int:
+    """Send up to `limit` of the pilot's pending messages; returns how many are still pending."""
+    pending = list(
+        PilotSend.objects.filter(pilot_id=pilot_id, outcome=PilotSend.Outcome.PENDING)
+        .order_by("sequence", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for send_id in pending:
+        _send_one(send_id)
+    remaining = PilotSend.objects.filter(pilot_id=pilot_id, outcome=PilotSend.Outcome.PENDING).count()
+    if not remaining:
+        Pilot.objects.filter(pk=pilot_id, state=Pilot.State.SENDING).update(
+            state=Pilot.State.SENT, finished_at=timezone.now()
+        )
+    return remaining
+
+
+def _send_one(send_id: int) -> None:
+    with transaction.atomic():
+        # Claimed under a lock, skipped if another pass holds it: each send is made once.
+        send = (
+            PilotSend.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("pilot", "connection")
+            .filter(pk=send_id, outcome=PilotSend.Outcome.PENDING)
+            .first()
+        )
+        if send is None:
+            return
+        send.tries += 1
+        try:
+            _send_and_register(send)
+        except SendError as exc:
+            send.error = exc.reason[:255]
+            if exc.permanent or send.tries >= MAX_TRIES:
+                send.outcome = PilotSend.Outcome.FAILED
+        send.save(update_fields=["tries", "error", "outcome", "message", "sent_at"])
+
+
+def _send_and_register(send: PilotSend) -> None:
+    config = ConnectionSender.objects.filter(connection=send.connection, enabled=True).first()
+    if config is None:
+        raise SendError("no enabled send API on this connection", permanent=True)
+    result = config.build().send(
+        to=send.recipient, body=send.pilot.body, sender_id=config.sender_id, options={},
+        idempotency_key=send.idempotency_key,
+    )  # fmt: skip
+    try:
+        message, _created = message_register(
+            MessageRegistration(
+                connection=send.connection, provider_message_id=result.provider_message_id,
+                recipient=parse_number(send.recipient), flow=send.pilot.message_flow,
+                client_reference=send.idempotency_key,
+            )
+        )  # fmt: skip
+    except (RegistrationConflict, InvalidNumber) as exc:
+        raise SendError(f"sent, but not registered: {exc}"[:255], permanent=True) from None
+    send.message = message
+    send.outcome = PilotSend.Outcome.SENT
+    send.sent_at = timezone.now()
+    send.error = ""
+
+
+@dataclass
+class RouteResult:
+    """One route's (connection, country) figures in a pilot."""
+
+    connection: str
+    country: str
+    planned: int
+    sent: int = 0
+    not_sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    fast: int = 0
+    backdated: int = 0
+    receipts_checked: int = 0
+    delivery_seconds: list[float] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    costs: dict[str, Decimal] = field(default_factory=dict)
+    trust: TrustScore | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.delivered + self.failed
+
+    @property
+    def pending(self) -> int:
+        return self.sent - self.finished
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.delivered / self.finished if self.finished else None
+
+    def _percentile(self, fraction: float) -> float | None:
+        if not self.delivery_seconds:
+            return None
+        ordered = sorted(self.delivery_seconds)
+        return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+    @property
+    def ttd_p50(self) -> float | None:
+        return self._percentile(0.5)
+
+    @property
+    def ttd_p95(self) -> float | None:
+        return self._percentile(0.95)
+
+    @property
+    def cost_per_delivered(self) -> dict[str, Decimal | None]:
+        return {
+            currency: (cost / self.delivered).quantize(Decimal("0.000001")) if self.delivered else None
+            for currency, cost in sorted(self.costs.items())
+        }
+
+    @property
+    def top_reasons(self) -> list[tuple[str, int]]:
+        return self.reasons.most_common(3)
+
+    @property
+    def enough_data(self) -> bool:
+        return self.finished >= max(MIN_FINISHED, math.ceil(FINISHED_SHARE * self.sent))
+
+    @property
+    def believable(self) -> bool:
+        return self.trust is None or self.trust.level != "untrusted"
+
+    def summary(self) -> str:
+        rate = "no finished message" if self.delivery_rate is None else f"{self.delivery_rate:.0%} delivered"
+        p95 = "" if self.ttd_p95 is None else f", p95 {self.ttd_p95:.1f} s"
+        costs = "".join(f", {v} {c} per delivered" for c, v in self.cost_per_delivered.items() if v is not None)
+        return f"{self.connection}: {rate} ({self.delivered} of {self.finished} finished){p95}{costs}"
+
+
+@dataclass
+class Recommendation:
+    primary: RouteResult | None
+    fallback: RouteResult | None
+    why: list[str]
+    enough_data: bool
+
+
+@dataclass
+class CountryComparison:
+    country: str
+    routes: list[RouteResult]
+    recommendation: Recommendation
+
+
+def _rank_key(route: RouteResult) -> tuple[float, float, float]:
+    rate = math.floor((route.delivery_rate or 0.0) * 100)
+    p95 = route.ttd_p95 if route.ttd_p95 is not None else math.inf
+    # Costs compare only in one currency; a route without a price (or in several) ranks last on cost.
+    prices = [v for v in route.cost_per_delivered.values() if v is not None]
+    cost = float(prices[0]) if len(prices) == 1 else math.inf
+    return (-rate, p95, cost)
+
+
+def recommend(routes: Sequence[RouteResult]) -> Recommendation:
+    """Primary and fallback among one country's routes, and why, in words with the figures."""
+    why: list[str] = []
+    candidates: list[RouteResult] = []
+    for route in routes:
+        if not route.enough_data:
+            why.append(
+                f"Not enough data yet for {route.connection}: {route.finished} of {route.sent} sent messages finished "
+                f"(needs {max(MIN_FINISHED, math.ceil(FINISHED_SHARE * route.sent))})."
+            )
+        elif not route.believable and route.trust is not None:
+            why.append(
+                f"Left out {route.connection}: its receipts are not believable (trust {route.trust.score:.0f}/100). "
+                + " ".join(route.trust.reasons)
+            )
+        else:
+            candidates.append(route)
+    ranked = sorted(candidates, key=lambda r: (*_rank_key(r), r.connection))
+    primary = ranked[0] if ranked else None
+    fallback = ranked[1] if len(ranked) > 1 else None
+    if primary is None:
+        why.insert(0, "No route can be recommended yet.")
+    else:
+        why.insert(0, f"Primary: {primary.summary()}.")
+        if fallback is None:
+            why.insert(1, "No fallback: no second route with enough believable data.")
+        else:
+            why.insert(1, f"Fallback: {fallback.summary()}.")
+        why.insert(
+            2,
+            "Rule: highest delivery rate (whole points), then lowest p95 time to delivery, then lowest cost "
+            "per delivered message.",
+        )
+    return Recommendation(primary, fallback, why, enough_data=primary is not None)
+
+
+def pilot_comparison(pilot: Pilot) -> list[CountryComparison]:
+    """The pilot's routes per country with their figures and the recommendation. Reads the
+    pilot's own sends and messages only (at most MAX_SENDS rows)."""
+    results: dict[tuple[int, str], RouteResult] = {}
+    sends = PilotSend.objects.filter(pilot=pilot).select_related("connection").order_by("connection__slug", "country")
+    ids = [s.message_id for s in sends if s.message_id]
+    messages = {
+        m.pk: m for m in Message.objects.filter(pk__in=ids).only("status", "reason", "submitted_at", "cost", "currency")
+    }
+    delivered = _first_delivered_receipts(ids)
+    for send in sends:
+        result = results.setdefault(
+            (send.connection_id, send.country), RouteResult(send.connection.slug, send.country, 0)
+        )
+        result.planned += 1
+        if send.outcome == PilotSend.Outcome.FAILED:
+            result.not_sent += 1
+        message = messages.get(send.message_id or 0)
+        if message is not None:
+            result.sent += 1
+            _count_message(result, message, delivered.get(message.pk))
+    for result in results.values():
+        signals = Signals(
+            delivered=result.delivered, finished=result.finished, failed=result.failed,
+            fast=result.fast, backdated=result.backdated, receipts_checked=result.receipts_checked,
+        )  # fmt: skip
+        result.trust = trust_score({"connection": result.connection}, signals, min_delivered=PILOT_MIN_DELIVERED)
+    by_country: dict[str, list[RouteResult]] = {}
+    for result in results.values():
+        by_country.setdefault(result.country, []).append(result)
+    return [CountryComparison(country, routes, recommend(routes)) for country, routes in sorted(by_country.items())]
+
+
+def _first_delivered_receipts(message_ids: Sequence[int]) -> dict[int, tuple[datetime, datetime | None]]:
+    """Per message, when its first "delivered" receipt reached us and the done date it gave.
+    Times to delivery are read from our clock: done dates are often to the minute only."""
+    first: dict[int, tuple[datetime, datetime | None]] = {}
+    rows = (
+        Receipt.objects.filter(message_id__in=message_ids, status=Status.DELIVERED)
+        .order_by("received_at", "id")
+        .values_list("message_id", "received_at", "provider_timestamp")
+    )
+    for message_id, received_at, done in rows:
+        if message_id is not None:
+            first.setdefault(message_id, (received_at, done))
+    return first
+
+
+def _count_message(result: RouteResult, message: Message, receipt: tuple[datetime, datetime | None] | None) -> None:
+    # What every message sent cost, delivered or not, is what a delivered one comes to.
+    if message.cost is not None and message.currency:
+        result.costs[message.currency] = result.costs.get(message.currency, Decimal(0)) + message.cost
+    if message.status not in FINAL_STATUSES:
+        return
+    if message.status != Status.DELIVERED:
+        result.failed += 1
+        result.reasons[message.reason or message.status] += 1
+        return
+    result.delivered += 1
+    if receipt is None:
+        return
+    received_at, done = receipt
+    seconds = (received_at - message.submitted_at) / timedelta(seconds=1)
+    result.delivery_seconds.append(max(seconds, 0.0))
+    result.receipts_checked += 1
+    if seconds <= FAST_SECONDS:
+        result.fast += 1
+    if done is not None and done < message.submitted_at - BACKDATE_TOLERANCE:
+        result.backdated += 1
