@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection as db
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
@@ -21,7 +22,8 @@ from dlrconsole.audit.models import AuditEntry
 from dlrconsole.lib import standard_webhooks
 from receipts.rollups.figures import STATUS_COLUMNS
 from receipts.rollups.maintain import bucket_start
-from receipts.rollups.models import Grain, Rollup
+from receipts.rollups.models import LEVEL_DIMENSIONS, CoarseRollup, Grain, Rollup
+from receipts.rollups.rebuild import coarse_sql
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory, MessageFactory, user_in_role
 from tests.product_endpoint import ProductEndpointServer
@@ -76,13 +78,18 @@ def test_support_sees_alerts_but_does_not_edit_rules() -> None:
 
 
 def rolled_up(grain: str, moment: datetime, **cell: Any) -> None:
-    """One rollup cell: 10 messages, 4 delivered, 6 undelivered."""
+    """One rollup cell: 10 messages, 4 delivered, 6 undelivered; and the coarse levels made
+    again from the fine rows, as the passes keep them."""
     cell = {"connection": ConnectionFactory(), "country": "FR", "network": "", "flow": "login-otp"} | cell
     Rollup.objects.create(
         grain=grain, bucket=bucket_start(moment, grain), connection_id=cell["connection"].pk, country=cell["country"],
         network=cell["network"], flow=cell["flow"], currency="", messages=10,
         **{STATUS_COLUMNS[Status.DELIVERED]: 4, STATUS_COLUMNS[Status.UNDELIVERED]: 6},
     )  # fmt: skip
+    CoarseRollup.objects.all().delete()
+    with db.cursor() as cursor:
+        for level in LEVEL_DIMENSIONS:
+            cursor.execute(coarse_sql(level))
 
 
 def fired(name: str, severity: str, **rule_fields: object) -> Alert:
