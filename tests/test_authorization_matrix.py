@@ -92,6 +92,11 @@ PAGES: dict[str, tuple[Spec, Spec]] = {
     "console:pilots": (allow(ADMIN, ROOT), allow(ADMIN, ROOT)),
     "console:pilot": (allow(ADMIN, ROOT), no_method()),
     "console:pilot-cancel": (no_method(), allow(ADMIN, ROOT)),
+    # The price list: admins (receipts.change_connectionprice).
+    "console:prices": (allow(STAFF), no_method()),
+    "console:price-new": (allow(STAFF), allow(STAFF)),
+    "console:price": (allow(STAFF), allow(STAFF)),
+    "console:price-delete": (no_method(), allow(STAFF)),
     "console:export": (allow(PEOPLE), no_method()),
     "console:message": (allow(SUPPORT, ADMIN, ROOT), no_method()),
     "console:resend": (allow(SUPPORT, ADMIN, ROOT), allow(SUPPORT, ADMIN, ROOT)),

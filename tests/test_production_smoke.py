@@ -32,7 +32,7 @@ from retries.models import Decision
 from tests.factories import GENERIC_SECRET, MessageFactory
 from tests.product_endpoint import ProductEndpointServer
 from tests.webhooks import generic_body, generic_headers
-from tests.worker import _database_url, wait_until
+from tests.worker import database_url, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -70,7 +70,7 @@ def _production_environment(static_root: str, port: int, queue: str) -> dict[str
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
         "DEBUG": "0",
-        "DATABASE_URL": _database_url(),  # the test database pytest-django made
+        "DATABASE_URL": database_url(),  # the test database pytest-django made
         "REDIS_URL": os.environ["REDIS_URL"],
         "ALLOWED_HOSTS": "127.0.0.1",
         "BEHIND_TLS_PROXY": "1",

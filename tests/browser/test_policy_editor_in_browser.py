@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from receipts.rollups import rebuild
 from retries.models import FallbackChannel, Rule
 from tests.browser.conftest import screenshot, sign_in
 from tests.factories import MessageFactory
@@ -23,6 +24,7 @@ def empty_editor(roles: None) -> FallbackChannel:
     """No rules, a login-otp message seen recently, and a tested e-mail channel."""
     Rule.objects.all().delete()
     MessageFactory(flow="login-otp", fallback_email="user@example.com")
+    rebuild.rebuild()  # the editor offers the flows of the last week's day rollups
     return FallbackChannel.objects.create(
         slug="mail", kind="email", config={"from_email": "otp@example.com"},
         tested_at=timezone.now(), test_ok=True, test_summary="sent",
