@@ -121,10 +121,11 @@ def test_the_page_costs_a_fixed_number_of_queries_whatever_the_timeline(support:
         feed_publish(message=message, event_type="message.failed")
     for _ in range(5):
         MessageFactory(recipient=message.recipient)
-    # session, user, permissions, role badge; message; receipts; decisions; attempts; feed events and
-    # their deliveries and endpoints; the chain's resends and attempts; the recipient's others; the
-    # escalation's decisions, attempts and delivered check; whether a resend is possible.
-    with django_assert_max_num_queries(22):
+    # session, user, permissions, role badge; message; receipts; conversions; decisions; attempts;
+    # feed events and their deliveries and endpoints; the chain's resends and attempts; the
+    # recipient's others; the escalation's decisions, attempts and delivered check; whether a resend
+    # is possible; the flows' receipt SLAs (read once per process, then cached).
+    with django_assert_max_num_queries(23):
         support.get(reverse("console:message", args=[message.pk]))
 
 
