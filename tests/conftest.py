@@ -28,6 +28,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With the clock shifted, only modules that write a fixed time run (tests/dated.py)."""
+    if not config.getoption("clock_shift_days"):
+        return
+    from tests.dated import is_dated
+
+    kept = [item for item in items if is_dated(item.path.resolve())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     days = request.config.getoption("clock_shift_days")
