@@ -1,8 +1,9 @@
 """Which test modules can mix a fixed date with the real clock: those that write a date, a Unix
 time or a frozen clock themselves, read recorded payloads (fixture files carry their providers'
-dates), or import a test helper that does. CI's clock-shifted pass (`--clock-shift-days`) runs
-only these: a test that computes every time from now cannot be broken by the day it runs on, and
-running the whole suite twice no longer fits CI's ten minutes."""
+dates), or import a test helper that does. `make test` (and so CI) runs these a year ahead
+(`--clock-shift-days=365 --clock-shift-dated`) and every other test on today's clock: a test that
+computes every time from now cannot be broken by the day it runs on, and the whole suite twice
+(today, then shifted) no longer fits CI's ten minutes."""
 
 from __future__ import annotations
 
