@@ -15,6 +15,8 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from alerts import selectors
@@ -26,7 +28,10 @@ from dlrconsole import roles
 from dlrconsole.audit.services import audit_action
 from dlrconsole.console.common import HtmxHttpRequest, console_view
 
-SNOOZE_CHOICES = [("1", "1 hour"), ("4", "4 hours"), ("24", "24 hours"), ("0", "Wake it up now")]
+SNOOZE_CHOICES = [
+    ("1", gettext_lazy("1 hour")), ("4", gettext_lazy("4 hours")), ("24", gettext_lazy("24 hours")),
+    ("0", gettext_lazy("Wake it up now")),
+]  # fmt: skip
 # How long a rule must stay quiet before the page warns that evaluation is not running.
 EVALUATION_LATE = timedelta(minutes=3)
 
@@ -51,7 +56,7 @@ class CommentForm(forms.Form):
 
 
 class SnoozeForm(forms.Form):
-    hours = forms.ChoiceField(label="Snooze for", choices=SNOOZE_CHOICES)
+    hours = forms.ChoiceField(label=gettext_lazy("Snooze for"), choices=SNOOZE_CHOICES)
 
 
 @require_http_methods(["GET"])
@@ -96,9 +101,9 @@ def alert_acknowledge_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if done:
             _audit(request, alert, "acknowledged", "Acknowledged", "", "yes")
     if done:
-        flash.success(request, "Alert acknowledged: everyone sees you are on it.")
+        flash.success(request, _("Alert acknowledged: everyone sees you are on it."))
     else:
-        flash.info(request, "This alert was already acknowledged.")
+        flash.info(request, _("This alert was already acknowledged."))
     return _back(pk)
 
 
@@ -112,7 +117,7 @@ def alert_comment_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         event = alert_comment(alert=alert, user=request.user, text=form.cleaned_data["text"])
         _audit(request, alert, "comment", "Comment", "", event.text)
-    flash.success(request, "Comment added.")
+    flash.success(request, _("Comment added."))
     return _back(pk)
 
 
@@ -122,7 +127,7 @@ def alert_snooze_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     alert = get_object_or_404(Alert, pk=pk)
     form = SnoozeForm(request.POST)
     if not form.is_valid():
-        flash.error(request, "Choose how long to snooze the alert.")
+        flash.error(request, _("Choose how long to snooze the alert."))
         return HttpResponse(status=400, content=b"Choose how long to snooze the alert.")
     hours = int(form.cleaned_data["hours"])
     until = timezone.now() + timedelta(hours=hours) if hours else None
@@ -132,9 +137,9 @@ def alert_snooze_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         _audit(request, alert, "snoozed_until", "Snoozed until", _when(before), _when(until) or "woken up")
     flash.success(
         request,
-        "Alert woken up."
+        _("Alert woken up.")
         if until is None
-        else f"Alert snoozed for {hours} hour(s): its channels are not told meanwhile.",
+        else _("Alert snoozed for %(hours)s hour(s): its channels are not told meanwhile.") % {"hours": hours},
     )
     return _back(pk)
 
@@ -146,11 +151,11 @@ def alert_resolve_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     figure is back to normal (resolving it by hand would have it fire again a minute later)."""
     alert = get_object_or_404(Alert, pk=pk)
     if alert.source != Alert.Source.RULE:
-        flash.error(request, "This alert resolves by itself when its figure is back to normal.")
+        flash.error(request, _("This alert resolves by itself when its figure is back to normal."))
         return _back(pk)
     with transaction.atomic():
         done = alert_resolve(alert=alert, now=timezone.now(), why="resolved by hand", user=request.user)
-    flash.success(request, "Alert resolved.") if done else flash.info(request, "This alert was already resolved.")
+    flash.success(request, _("Alert resolved.")) if done else flash.info(request, _("This alert was already resolved."))
     return _back(pk)
 
 
@@ -160,7 +165,7 @@ def alert_resolve_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 class AlertRuleForm(forms.ModelForm[AlertRule]):
     channels = forms.ModelMultipleChoiceField(
         queryset=AlertChannel.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Who is told when it fires and when it resolves.",
+        help_text=gettext_lazy("Who is told when it fires and when it resolves."),
     )  # fmt: skip
 
     class Meta:
@@ -171,10 +176,14 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
             "enabled",
         ]  # fmt: skip
         labels = {
-            "window_minutes": "Window", "min_volume": "Minimum volume", "hold_minutes": "Fires after holding for",
-            "cooldown_minutes": "Resolves after normal for", "comparison": "Fires when the figure",
+            "window_minutes": gettext_lazy("Window"), "min_volume": gettext_lazy("Minimum volume"),
+            "hold_minutes": gettext_lazy("Fires after holding for"),
+            "cooldown_minutes": gettext_lazy("Resolves after normal for"),
+            "comparison": gettext_lazy("Fires when the figure"),
         }  # fmt: skip
-        help_texts = {"threshold": "In the metric's unit: % for rates, seconds for times, a count for backlogs."}
+        help_texts = {
+            "threshold": gettext_lazy("In the metric's unit: % for rates, seconds for times, a count for backlogs.")
+        }
 
 
 @require_http_methods(["GET"])
@@ -195,7 +204,7 @@ def rule_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
             saved.created_by_id = request.user.pk
         saved.save()
         form.save_m2m()
-        flash.success(request, f"Alert rule “{saved.name}” saved; it is evaluated every minute.")
+        flash.success(request, _("Alert rule “%(name)s” saved; it is evaluated every minute.") % {"name": saved.name})
         return HttpResponseRedirect(reverse("console:alert-rules"))
     context = {"nav": "alerts", "form": form, "rule": rule}
     return render(request, "console/alert_rule_form.html", context, status=400 if form.errors else 200)
@@ -210,7 +219,7 @@ def rule_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         for alert in Alert.objects.filter(rule=rule, state=Alert.State.OPEN):
             alert_resolve(alert=alert, now=timezone.now(), why="its rule was deleted", user=request.user)
         rule.delete()
-    flash.success(request, f"Alert rule “{name}” deleted.")
+    flash.success(request, _("Alert rule “%(name)s” deleted.") % {"name": name})
     return HttpResponseRedirect(reverse("console:alert-rules"))
 
 
@@ -236,7 +245,7 @@ class AlertChannelForm(forms.ModelForm[AlertChannel]):
                 self.fields[f"config_{key}"] = forms.CharField(
                     label=label, required=not keep,
                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-                    help_text="Stored; leave empty to keep it." if keep else "Write-only: never shown again.",
+                    help_text=_("Stored; leave empty to keep it.") if keep else _("Write-only: never shown again."),
                 )  # fmt: skip
             elif key == "to":
                 self.fields["config_to"] = forms.CharField(
@@ -294,7 +303,7 @@ def channel_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpRespons
     form = AlertChannelForm(request.POST or None, instance=channel, kind=kind)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
-        flash.success(request, f"Channel “{saved.name}” saved. Send a test to check it.")
+        flash.success(request, _("Channel “%(name)s” saved. Send a test to check it.") % {"name": saved.name})
         return HttpResponseRedirect(reverse("console:alert-channel", args=[saved.pk]))
     context: dict[str, Any] = {"nav": "alerts", "form": form, "channel": channel, "kind_label": CHANNELS[kind].label}
     if channel is not None:
@@ -313,7 +322,7 @@ def channel_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     notification = notification_send_test(channel, user=request.user)
     attempt = notification.attempts.last()
     if notification.state == Notification.State.SENT:
-        flash.success(request, f"Test sent to “{channel.name}”: the service took it.")
+        flash.success(request, _("Test sent to “%(name)s”: the service took it.") % {"name": channel.name})
     else:
         flash.error(request, f"Test not sent: {attempt.error if attempt else 'unknown error'}.")
     return HttpResponseRedirect(reverse("console:alert-channel", args=[pk]))
@@ -325,5 +334,5 @@ def channel_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(AlertChannel, pk=pk)
     name = channel.name
     channel.delete()
-    flash.success(request, f"Channel “{name}” deleted.")
+    flash.success(request, _("Channel “%(name)s” deleted.") % {"name": name})
     return HttpResponseRedirect(reverse("console:alert-channels"))

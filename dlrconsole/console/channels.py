@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
@@ -58,7 +59,9 @@ def channel_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpRespons
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                flash.success(request, f"Channel {saved.slug} saved. Send a test to check it reaches people.")
+                flash.success(
+                    request, _("Channel %(slug)s saved. Send a test to check it reaches people.") % {"slug": saved.slug}
+                )
                 return redirect("console:channel-edit", pk=saved.pk)
         return render(request, "console/policies/channel_form.html", context, status=400)
     return render(request, "console/policies/channel_form.html", context)

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from receipts.filters import two_letters
 from receipts.models import Connection
@@ -46,9 +47,9 @@ class FiguresForm(forms.Form):
     country = forms.CharField(max_length=2, required=False, validators=[two_letters])
     network = forms.CharField(max_length=64, required=False)
     flow = forms.SlugField(max_length=64, required=False)
-    tz = forms.CharField(max_length=64, required=False, label="Time zone")
+    tz = forms.CharField(max_length=64, required=False, label=_("Time zone"))
     sort = forms.CharField(max_length=32, required=False)
-    by_network = forms.BooleanField(required=False, label="Split by network")
+    by_network = forms.BooleanField(required=False, label=_("Split by network"))
 
     def __init__(self, *args: Any, sort_keys: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

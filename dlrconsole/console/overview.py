@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from dlrconsole import roles
@@ -60,7 +61,11 @@ def overview_context(form: FiguresForm) -> dict[str, Any]:
         "links": links,
         "updated": timezone.now(),
         "points": points,
-        "chart": trend_chart(points, label=f"Messages and delivery rate per {period.grain_name}, last {window}"),
+        "chart": trend_chart(
+            points,
+            label=_("Messages and delivery rate per %(grain)s, last %(window)s")
+            % {"grain": period.grain_name, "window": window},
+        ),
         "reasons": [
             (r, str(REASONS[r.reason].explanation) if r.reason in REASONS else "", links.reason(r.reason))
             for r in totals.current.reasons[:5]

@@ -13,6 +13,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dlrconsole.console.common import HtmxHttpRequest, console_view
@@ -70,7 +71,7 @@ def rules_list(request: HtmxHttpRequest) -> HttpResponse:
 def rule_move_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     offset = {"up": -1, "down": 1}.get(request.POST.get("direction", ""))
     if offset is None:
-        return HttpResponseBadRequest("direction must be up or down")
+        return HttpResponseBadRequest(_("direction must be up or down"))
     rule_move(rule=get_object_or_404(Rule, pk=pk), offset=offset)
     return redirect("console:policies")
 
@@ -81,7 +82,9 @@ def rule_enabled_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(Rule, pk=pk)
     enabled = request.POST.get("enabled") == "1"
     rule_set_enabled(rule=rule, enabled=enabled)
-    flash.success(request, f"Rule “{rule.name}” {'enabled' if enabled else 'disabled'}.")
+    flash.success(
+        request, (_("Rule “%(name)s” enabled.") if enabled else _("Rule “%(name)s” disabled.")) % {"name": rule.name}
+    )
     return redirect("console:policies")
 
 
@@ -94,7 +97,7 @@ def rule_delete_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         name = rule.name
         rule_delete(rule=rule)
-        flash.success(request, f"Rule “{name}” deleted.")
+        flash.success(request, _("Rule “%(name)s” deleted.") % {"name": name})
         return redirect("console:policies")
     context = {
         "nav": "policies", "rule": rule, "impact": rule_deletion(rule),
@@ -217,7 +220,7 @@ def rule_edit(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     except ValidationError as exc:
         form.add_error(None, exc)
         return _form_page(request, context, form, steps, status=400)
-    flash.success(request, f"Rule “{saved.name}” saved.")
+    flash.success(request, _("Rule “%(name)s” saved.") % {"name": saved.name})
     return redirect("console:policies")
 
 
@@ -241,11 +244,11 @@ def tester(request: HtmxHttpRequest) -> HttpResponse:
     if (message_id := data.get("message", "").strip()) and data.get("by") != "fields":
         if not message_id.isdigit():
             return render(
-                request, "console/policies/tester.html", context | {"error": "a message id is a number"}, status=400
+                request, "console/policies/tester.html", context | {"error": _("a message id is a number")}, status=400
             )
         message = Message.objects.select_related("connection").filter(pk=int(message_id)).first()
         if message is None:
-            context["error"] = f"no message {message_id}"
+            context["error"] = _("no message %(id)s") % {"id": message_id}
             return render(request, "console/policies/tester.html", context, status=404)
     elif data.get("by") == "fields":
         message, error = _described(data)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from receipts.models import Connection
 from retries.actions.registry import action_choices, get_action
@@ -43,7 +44,7 @@ class CountriesField(forms.MultipleChoiceField):
     def __init__(self) -> None:
         super().__init__(
             choices=_choices(country_choices()), required=False, widget=forms.CheckboxSelectMultiple,
-            error_messages={"invalid_choice": "unknown country “%(value)s”: choose one of the listed countries"},
+            error_messages={"invalid_choice": _("unknown country “%(value)s”: choose one of the listed countries")},
         )  # fmt: skip
 
     def to_python(self, value: Any) -> list[str]:
@@ -58,10 +59,12 @@ class RuleForm(forms.Form):
     enabled = forms.BooleanField(required=False, initial=True)
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.order_by("slug"), required=False, widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "unknown connection “%(value)s”", "invalid_pk_value": "unknown connection"},
+        error_messages={
+            "invalid_choice": _("unknown connection “%(value)s”"), "invalid_pk_value": _("unknown connection"),
+        },
     )  # fmt: skip
     deadline = forms.CharField(
-        required=False, max_length=20, help_text="Nothing more is sent this long after the original, e.g. 5m."
+        required=False, max_length=20, help_text=_("Nothing more is sent this long after the original, e.g. 5m.")
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -89,14 +92,19 @@ class RuleForm(forms.Form):
 class StepForm(forms.Form):
     id = forms.IntegerField(required=False, widget=forms.HiddenInput)
     action = forms.ChoiceField(choices=action_choices)
-    count = forms.IntegerField(min_value=1, max_value=MAX_STEP_COUNT, initial=1, label="Attempts")
+    count = forms.IntegerField(min_value=1, max_value=MAX_STEP_COUNT, initial=1, label=_("Attempts"))
     delays = forms.CharField(
-        required=False, max_length=200, label="Waits", help_text="Before each attempt, e.g. 30s, 2m (the last repeats)."
+        required=False,
+        max_length=200,
+        label=_("Waits"),
+        help_text=_("Before each attempt, e.g. 30s, 2m (the last repeats)."),
     )
     target_connection = forms.ModelChoiceField(
-        queryset=Connection.objects.order_by("slug"), required=False, label="Connection"
+        queryset=Connection.objects.order_by("slug"), required=False, label=_("Connection")
     )
-    fallback_channel = forms.ModelChoiceField(queryset=FallbackChannel.objects.all(), required=False, label="Channel")
+    fallback_channel = forms.ModelChoiceField(
+        queryset=FallbackChannel.objects.all(), required=False, label=_("Channel")
+    )
 
     def clean_delays(self) -> list[int]:
         try:
@@ -106,16 +114,16 @@ class StepForm(forms.Form):
         if len(delays) > MAX_STEP_COUNT:
             raise ValidationError(f"at most {MAX_STEP_COUNT} waits")
         if any(d > 7 * 24 * 3600 for d in delays):
-            raise ValidationError("a wait may be at most 7 days")
+            raise ValidationError(_("a wait may be at most 7 days"))
         return delays
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         action = cleaned.get("action")
         if action == "retry_other" and not cleaned.get("target_connection"):
-            self.add_error("target_connection", "choose the connection to retry on")
+            self.add_error("target_connection", _("choose the connection to retry on"))
         if action == "fallback" and not cleaned.get("fallback_channel"):
-            self.add_error("fallback_channel", "choose the channel to fall back to")
+            self.add_error("fallback_channel", _("choose the channel to fall back to"))
         if action and not get_action(action).attempts:
             cleaned["count"], cleaned["delays"] = 1, []
         return cleaned
@@ -162,12 +170,12 @@ def kind_fields(kind: str) -> tuple[str, ...]:
 class ChannelForm(forms.Form):
     slug = forms.SlugField(max_length=64)
     kind = forms.ChoiceField(choices=sender_choices)
-    sender_id = forms.CharField(max_length=254, required=False, label="Sender (From)")
+    sender_id = forms.CharField(max_length=254, required=False, label=_("Sender (From)"))
     enabled = forms.BooleanField(required=False, initial=True)
     secret = forms.CharField(
-        required=False, max_length=500, label="Credential",
+        required=False, max_length=500, label=_("Credential"),
         widget=forms.PasswordInput(render_value=False),
-        help_text="Password, secret or token. Never shown again; leave blank to keep the stored one.",
+        help_text=_("Password, secret or token. Never shown again; leave blank to keep the stored one."),
     )  # fmt: skip
 
     def __init__(self, *args: Any, channel: FallbackChannel | None = None, **kwargs: Any) -> None:
@@ -203,4 +211,4 @@ class ChannelForm(forms.Form):
 
 
 class TestSendForm(forms.Form):
-    to = forms.CharField(max_length=254, label="Send a test to", help_text="An e-mail address or a phone number.")
+    to = forms.CharField(max_length=254, label=_("Send a test to"), help_text=_("An e-mail address or a phone number."))

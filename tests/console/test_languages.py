@@ -83,3 +83,20 @@ def test_a_person_chooses_their_language_beside_their_time_zone(support: Client)
     # Back to the browser's language: an English browser reads English again.
     support.post(url, {"time_zone": "Europe/Madrid", "language": ""})
     assert "Your time zone and language" in support.get(url, headers={"accept-language": "en"}).content.decode()
+
+
+def test_a_french_speaking_admin_edits_policies_and_reads_alerts_in_french(admin_client_role: Client) -> None:
+    user = get_user_model().objects.get(username="admin-user")
+    Profile.objects.create(user=user, time_zone="Europe/Paris", language="fr")
+    client = _signed_in("admin-user")
+    rules = html.unescape(client.get(reverse("console:policies")).content.decode())
+    assert "<h1>Politiques de relance</h1>" in rules
+    assert "Quelle règle s'applique\u00a0?" in rules
+    assert "Les règles sont essayées de haut en bas\u00a0;" in rules
+    new_rule = html.unescape(client.get(reverse("console:rule-new")).content.decode())
+    assert "Quels échecs (vide = tous)" in new_rule
+    assert "Enregistrer la règle" in new_rule
+    alerts = html.unescape(client.get(reverse("console:alerts")).content.decode())
+    assert "<h1>Alertes</h1>" in alerts
+    assert "Aucune alerte. Les règles d'alerte surveillent les taux de délivrance" in alerts
+    assert "configurez-les" in alerts
