@@ -81,7 +81,9 @@ class PgBouncer:
             f"auth_type = trust\nauth_file = {directory / 'users.txt'}\nadmin_users = {self.user}\n"
             "pool_mode = transaction\ndefault_pool_size = 4\nmax_client_conn = 200\n"
             f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
-            "ignore_startup_parameters = extra_float_digits\n"
+            # The test settings pass synchronous_commit=off as a startup option, which PgBouncer
+            # cannot forward: it is dropped here (the pooled sessions keep the server default).
+            "ignore_startup_parameters = extra_float_digits,options\n"
         )
         self.config = config
 
