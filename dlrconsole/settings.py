@@ -387,6 +387,9 @@ DLR_OUTBOX_CLAIM_BATCH = env_int("DLR_OUTBOX_CLAIM_BATCH", 50, minimum=1, maximu
 # Flows (receipts/flows): their receipt SLAs, launch states and routes' learned timings, read by
 # every page that shows a status and by registration; kept per process this long.
 DLR_FLOWS_CACHE_SECONDS = env_int("DLR_FLOWS_CACHE_SECONDS", 5)
+# How long the Routes page reuses its routes' trust scores (dlrconsole/console/routes.py): each
+# reads the window's latest delivered receipts, ~300 ms at 10 million messages.
+DLR_TRUST_CACHE_SECONDS = env_int("DLR_TRUST_CACHE_SECONDS", 120, minimum=0, maximum=3600)
 # A claimed attempt is taken over by another runner after this long without a result (its
 # worker died mid-send). Well above the senders' timeouts, so a slow send is never run twice.
 DLR_ATTEMPT_LEASE_SECONDS = env_int("DLR_ATTEMPT_LEASE_SECONDS", 120)

@@ -50,6 +50,8 @@ CELERY_BEAT_SCHEDULE = {name: {**entry, "schedule": 1.0} for name, entry in CELE
 # Tests change rules with queryset updates too (no signals): every decision reads them afresh;
 # tests/test_rule_cache.py covers the cache itself.
 DLR_RULES_CACHE_SECONDS = 0
+# Tests change receipts between page loads; tests/test_route_honesty.py covers the trust cache.
+DLR_TRUST_CACHE_SECONDS = 0
 # Kept for the test (a page costs a fixed number of queries); tests/conftest.py clears them
 # before each test, and saving a flow clears them (receipts/flows/apps.py).
 DLR_FLOWS_CACHE_SECONDS = 3600

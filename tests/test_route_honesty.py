@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts import evaluation
 from alerts.models import Alert, AlertRule, Metric
 from dlrconsole import roles
+from dlrconsole.console.routes import trust_scores
 from receipts.conversions import conversion_record
-from receipts.honesty import Signals, route_trust_scores, trust_score
+from receipts.honesty import ROUTE, Signals, route_trust_scores, trust_score
 from receipts.ingestion import ingest
-from receipts.models import Connection, Conversion
+from receipts.models import Connection, Conversion, Receipt
 from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.rollups import maintain
@@ -207,3 +209,16 @@ def test_the_routes_page_shows_each_routes_trust_and_its_page_says_why(clock: An
     assert "done date before the message was submitted" in text
     assert 'data-testid="trust-score">0 / 100' in text
     assert client.get(reverse("console:route-trust"), {"connection": "nowhere"}).status_code == 400
+
+
+def test_the_routes_page_reuses_its_trust_scores_for_a_while(clock: Any, settings: Any) -> None:
+    settings.DLR_TRUST_CACHE_SECONDS = 60
+    cache.clear()
+    honest, liar = ConnectionFactory(slug="honest"), ConnectionFactory(slug="grey")
+    traffic(clock, honest, liar, minutes=5)
+    first = trust_scores(period=hour_period(), scope=Scope(), group_by=ROUTE)
+    Receipt.objects.update(provider_timestamp=None)  # what the scores read changes...
+    again = trust_scores(period=hour_period(), scope=Scope(), group_by=ROUTE)
+    assert again == first  # ...but the page shows the scores it computed a moment ago
+    settings.DLR_TRUST_CACHE_SECONDS = 0
+    assert trust_scores(period=hour_period(), scope=Scope(), group_by=ROUTE) != first

@@ -3,10 +3,14 @@ or per flow, sortable by any column, each figure linking to the messages behind 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +32,7 @@ from dlrconsole.console.figures import (
     sort_link,
     sort_rows,
 )
-from receipts.honesty import route_trust_scores
+from receipts.honesty import TrustScore, route_trust_scores
 from receipts.rollups.selectors import WINDOWS, Period, Scope, rollup_comparison, window_period
 
 # Labels marked for the catalog here and translated where the table is drawn ({% translate column.label %}).
@@ -81,14 +85,34 @@ def _table_page(
         return render_page(request, template, "table", context)
 
 
+def trust_scores(*, period: Period, scope: Scope, group_by: Sequence[str]) -> list[TrustScore]:
+    """The routes' trust scores, reused for DLR_TRUST_CACHE_SECONDS: they read the window's latest
+    20,000 delivered receipts (receipts/honesty.py), about 300 ms at 10 million messages where
+    the rest of the page reads the rollups in tens of milliseconds (bench/monitoring_scale.py),
+    and a score judges the whole window, so a minute or two of age changes nothing it says. A
+    cache that cannot be reached is skipped."""
+    seconds = settings.DLR_TRUST_CACHE_SECONDS
+    key = "routes:trust:" + hashlib.sha256(repr((period, scope, tuple(group_by))).encode()).hexdigest()
+    if seconds:
+        try:
+            cached = cache.get(key)
+        except Exception:
+            cached = None
+        if cached is not None:
+            return list(cached)
+    scores = route_trust_scores(period=period, scope=scope, group_by=group_by)
+    if seconds:
+        with contextlib.suppress(Exception):
+            cache.set(key, scores, seconds)
+    return scores
+
+
 def _add_trust(
     rows: list[Row], *, period: Period, scope: Scope, group_by: Sequence[str], window: str, slugs: dict[int, str]
 ) -> None:
     """Each route's trust score (receipts/honesty.py) and the link to why."""
-    scores = {
-        tuple(t.route[name] for name in group_by): t
-        for t in route_trust_scores(period=period, scope=scope, group_by=group_by)
-    }
+    found = trust_scores(period=period, scope=scope, group_by=group_by)
+    scores = {tuple(t.route[name] for name in group_by): t for t in found}
     detail = reverse("console:route-trust")
     for row in rows:
         group = row.figures.group
