@@ -14,8 +14,9 @@ import time_machine
 FIXTURES_RECORDED = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fixtures_recorded() -> Iterator[None]:
-    """The clock set just after the fixtures were recorded, ticking."""
+    """The clock set just after the fixtures were recorded, ticking, for every provider test:
+    each one posts or parses recorded payloads whose times must read back as recorded."""
     with time_machine.travel(FIXTURES_RECORDED, tick=True):
         yield

@@ -688,7 +688,6 @@ def test_registry_serves_this_adapter() -> None:
         ),
     ],
 )
-@pytest.mark.usefixtures("fixtures_recorded")  # the fixtures' times read back as recorded
 def test_event_fixture_parses_to_one_event_with_every_field(
     cert_server: LoopbackServer, name: str, expected: ReceiptEvent
 ) -> None:
@@ -849,7 +848,6 @@ def post(client: Any, connection: Any, body: bytes, *, token: str = TOKEN) -> An
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("fixtures_recorded")
 def test_notification_is_stored_and_moves_its_message(client: Any, sns_connection: Any, cert_server: Any) -> None:
     message = MessageFactory(connection=sns_connection, provider_message_id="b3e1f7a2-9c4d-4e8b-a6f5-1d2c3b4a5e03")
     body = signed(

@@ -26,9 +26,6 @@ from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
 URL = "https://dlr.example/hooks/infobip-eu/"
 
-# The fixtures carry fixed times that must read back as recorded (tests/providers/conftest.py).
-pytestmark = pytest.mark.usefixtures("fixtures_recorded")
-
 
 def infobip_request(body: bytes) -> WebhookRequest:
     return WebhookRequest(method="POST", url=URL, headers={"content-type": "application/json"}, body=body)

@@ -22,9 +22,6 @@ from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
 URL = "https://dlr.example/hooks/kannel-eu/"
 
-# The fixtures carry fixed times that must read back as recorded (tests/providers/conftest.py).
-pytestmark = pytest.mark.usefixtures("fixtures_recorded")
-
 
 def kannel_request(query: bytes | str, *, method: str = "GET") -> WebhookRequest:
     query = query.decode() if isinstance(query, bytes) else query
