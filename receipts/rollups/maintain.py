@@ -5,6 +5,9 @@ receipts/store.py). A pass takes a batch of queued ids, deletes them, and in the
 transaction replaces each message's snapshot contribution with its current one in every grain's
 row: a change is counted exactly once, whatever happens to the process. Passes serialize on a
 transaction-scoped advisory lock; a second pass started meanwhile returns at once.
+
+On PostgreSQL a pass is one statement (sql.PASS_SQL); on SQLite (the demo) the same arithmetic
+runs here in Python (recount_messages). tests/rollups runs both against random streams.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from django.utils import timezone
 
 from receipts.models import Message
 from receipts.refusals import refusals_prune
-from receipts.rollups.figures import COUNT_COLUMNS, DIMENSIONS, MESSAGE_FIELDS, Contribution, contribution
+from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
 from receipts.rollups.models import (
     BLANK,
     COARSE_DIMENSIONS,
@@ -36,9 +39,17 @@ from receipts.rollups.models import (
     RollupReason,
     Snapshot,
 )
+from receipts.rollups.sql import (
+    CELL,
+    COARSE_CELL,
+    COARSE_REASON_CELL,
+    PASS_SQL,
+    REASON_CELL,
+    SNAPSHOT_FIELDS,
+    upsert_clause,
+)
 
 PASS_LOCK = int.from_bytes(hashlib.blake2b(b"rollups-pass", digest_size=8).digest(), "big", signed=True)
-SNAPSHOT_FIELDS: tuple[str, ...] = tuple(f.name for f in Contribution.__dataclass_fields__.values())
 
 
 def bucket_start(moment: datetime, grain: str) -> datetime:
@@ -118,7 +129,7 @@ class Deltas:
         reasons: dict[tuple[Any, ...], int] = defaultdict(int)
         for level in LEVEL_DIMENSIONS:
             for cell, count in self.reasons.items():
-                reasons[coarse_cell(cell, level, fine=_REASON_CELL)] += count
+                reasons[coarse_cell(cell, level, fine=REASON_CELL)] += count
         return [(*cell, count) for cell, count in reasons.items() if count]
 
 
@@ -135,14 +146,8 @@ def _rows(
     return rows
 
 
-_CELL = ("grain", "bucket", *DIMENSIONS)
-_REASON_CELL = ("grain", "bucket", *DIMENSIONS[:-1], "reason", "error_class")
-_COARSE_CELL = ("grain", "level", "bucket", *COARSE_DIMENSIONS, "currency")
-_COARSE_REASON_CELL = ("grain", "level", "bucket", *COARSE_DIMENSIONS, "reason", "error_class")
-
-
-def coarse_cell(cell: Sequence[Any], level: str, *, fine: Sequence[str] = _CELL) -> tuple[Any, ...]:
-    """The cell of `level` a fine cell (named by `fine`: _CELL or _REASON_CELL) adds up into:
+def coarse_cell(cell: Sequence[Any], level: str, *, fine: Sequence[str] = CELL) -> tuple[Any, ...]:
+    """The cell of `level` a fine cell (named by `fine`: CELL or REASON_CELL) adds up into:
     the level's dimensions kept, the other coarse ones blank, what follows them (currency, or
     reason and class) kept."""
     named = dict(zip(fine, cell, strict=True))
@@ -154,17 +159,15 @@ def coarse_cell(cell: Sequence[Any], level: str, *, fine: Sequence[str] = _CELL)
 
 def _upsert_sql(table: str, cell: Sequence[str], added: Sequence[str]) -> str:
     columns = [*cell, *added]
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(cell)}) DO UPDATE SET "
-        + ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in added)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) " + upsert_clause(
+        table, cell, added
     )
 
 
-UPSERT_ROLLUP_SQL = _upsert_sql(Rollup._meta.db_table, _CELL, ("cost", *COUNT_COLUMNS))
-UPSERT_REASON_SQL = _upsert_sql(RollupReason._meta.db_table, _REASON_CELL, ("count",))
-UPSERT_COARSE_SQL = _upsert_sql(CoarseRollup._meta.db_table, _COARSE_CELL, ("cost", *COUNT_COLUMNS))
-UPSERT_COARSE_REASON_SQL = _upsert_sql(CoarseRollupReason._meta.db_table, _COARSE_REASON_CELL, ("count",))
+UPSERT_ROLLUP_SQL = _upsert_sql(Rollup._meta.db_table, CELL, ("cost", *COUNT_COLUMNS))
+UPSERT_REASON_SQL = _upsert_sql(RollupReason._meta.db_table, REASON_CELL, ("count",))
+UPSERT_COARSE_SQL = _upsert_sql(CoarseRollup._meta.db_table, COARSE_CELL, ("cost", *COUNT_COLUMNS))
+UPSERT_COARSE_REASON_SQL = _upsert_sql(CoarseRollupReason._meta.db_table, COARSE_REASON_CELL, ("count",))
 
 
 def apply(deltas: Deltas) -> None:
@@ -190,6 +193,9 @@ def take_pass_lock() -> bool:
         return bool(cursor.fetchone()[0])
 
 
+# Whether a pass runs as one statement (sql.PASS_SQL) rather than in Python: on PostgreSQL.
+COUNT_IN_DATABASE = db.vendor == "postgresql"
+
 CLAIM_SQL = (
     "DELETE FROM receipts_rolluppending WHERE id IN "
     "(SELECT id FROM receipts_rolluppending ORDER BY id LIMIT %s) RETURNING message_id"
@@ -201,8 +207,9 @@ def _snapshot(item: Contribution) -> dict[str, Any]:
 
 
 def recount_messages(message_ids: Iterable[int], *, now: datetime) -> None:
-    """Replace the contributions of these messages with their current ones. Runs inside the
-    caller's transaction, holding the pass lock."""
+    """Replace the contributions of these messages with their current ones, in Python (what
+    sql.PASS_SQL does in the database). Runs inside the caller's transaction, holding the pass
+    lock."""
     ids = sorted(set(message_ids))
     if not ids:
         return
@@ -233,11 +240,16 @@ def roll_up(*, limit: int | None = None, now: datetime | None = None) -> int | N
     """One pass over up to `limit` queued messages; how many queue entries it took, or None
     when another pass holds the lock."""
     now = now or timezone.now()
+    limit = limit or settings.DLR_ROLLUP_BATCH
     with transaction.atomic():
         if not take_pass_lock():
             return None
         with db.cursor() as cursor:
-            cursor.execute(CLAIM_SQL, [limit or settings.DLR_ROLLUP_BATCH])
+            if COUNT_IN_DATABASE:
+                oldest = {f"oldest_{grain}": kept_since(grain, now) for grain in Grain.values}
+                cursor.execute(PASS_SQL, {"limit": limit, **oldest})
+                return int(cursor.fetchone()[0])
+            cursor.execute(CLAIM_SQL, [limit])
             claimed = [row[0] for row in cursor.fetchall()]
         recount_messages(claimed, now=now)
     return len(claimed)

@@ -1,8 +1,8 @@
 """Counting every message again, in the database: what an upgrade or a repair runs.
 
-Passes (maintain.py) recount messages in Python, a batch at a time: right for the few messages
-a few seconds of receipts change, far too slow for millions. The rebuild computes every
-message's contribution (figures.contribution) in one INSERT … SELECT into the snapshots, then
+Passes (maintain.py) recount the messages that changed, a batch at a time: right for the few
+messages a few seconds of receipts change, far too slow for millions. The rebuild computes every
+message's contribution (sql.CONTRIBUTION_COLUMNS) in one INSERT … SELECT into the snapshots, then
 each grain's rows as GROUP BYs of the snapshots, so the rollups are exactly the sum of the
 snapshots as a pass leaves them; the coarse rows are then GROUP BYs of the fine ones.
 
@@ -22,27 +22,9 @@ from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups import maintain
-from receipts.rollups.figures import (
-    CLASS_COLUMNS,
-    COUNT_COLUMNS,
-    HISTOGRAM_BOUNDS,
-    STATUS_COLUMNS,
-    TTD_COLUMNS,
-    TTFR_COLUMNS,
-)
-from receipts.rollups.maintain import (
-    _CELL,
-    _COARSE_CELL,
-    _COARSE_REASON_CELL,
-    _REASON_CELL,
-    SNAPSHOT_FIELDS,
-    kept_since,
-    settled_before,
-    take_pass_lock,
-)
+from receipts.rollups.figures import COUNT_COLUMNS
+from receipts.rollups.maintain import kept_since, settled_before, take_pass_lock
 from receipts.rollups.models import (
-    BLANK,
-    COARSE_DIMENSIONS,
     LEVEL_DIMENSIONS,
     CoarseRollup,
     CoarseRollupReason,
@@ -51,113 +33,61 @@ from receipts.rollups.models import (
     RollupReason,
     Snapshot,
 )
-from receipts.statuses import FINAL_STATUSES, Status
+from receipts.rollups.sql import (
+    CELL,
+    COARSE_CELL,
+    COARSE_REASON_CELL,
+    CONTRIBUTION_COLUMNS,
+    REASON_CELL,
+    SNAPSHOT_FIELDS,
+    bucket,
+    coarse_dimensions,
+    count_expressions,
+)
 
 
 class PassRunning(RuntimeError):
     """Another pass holds the lock."""
 
 
-def _literal(value: str) -> str:
-    # Only ever the project's own constants (statuses, classes), never outside input.
-    assert value.replace("_", "").isalnum(), value
-    return f"'{value}'"
-
-
-def _bucket_sql(seconds: str) -> str:
-    """figures.histogram_bucket in SQL: how many bounds are below the duration (bisect_left: a
-    duration equal to a bound is in that bound's bucket; a negative one in the first).
-    width_bucket counts the thresholds <= its operand, so it is given the negated bounds:
-    #bounds < s = #bounds - #(-bound <= -s)."""
-    negated = ", ".join(str(-bound) for bound in reversed(HISTOGRAM_BOUNDS))
-    return f"{len(HISTOGRAM_BOUNDS)} - width_bucket(-greatest({seconds}, 0), ARRAY[{negated}]::numeric[])"
-
-
-_SECONDS_TO_FIRST = "extract(epoch FROM first_receipt_at - submitted_at)"
-_SECONDS_TO_FINAL = "extract(epoch FROM final_at - submitted_at)"
-_FINAL = ", ".join(_literal(status) for status in sorted(FINAL_STATUSES))
-
 # One snapshot per message: figures.contribution, column for column.
-SNAPSHOT_SQL = f"""
-INSERT INTO {Snapshot._meta.db_table} (message_id, {", ".join(SNAPSHOT_FIELDS)})
-SELECT
-    id,
-    date_trunc('minute', submitted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-    connection_id, country, network, flow, currency, status,
-    coalesce(error_class, ''),
-    coalesce(reason, ''),
-    CASE WHEN first_receipt_at IS NOT NULL THEN {_bucket_sql(_SECONDS_TO_FIRST)} END,
-    CASE WHEN status = {_literal(Status.DELIVERED)} AND final_at IS NOT NULL THEN {_bucket_sql(_SECONDS_TO_FINAL)} END,
-    no_receipt_at IS NOT NULL AND status NOT IN ({_FINAL}),
-    chain_root_id IS NOT NULL,
-    fallbacks,
-    cost
-FROM receipts_message
-"""
-
-
-def _count_expressions() -> list[str]:
-    """Each COUNT_COLUMNS figure of a cell, from its snapshots (figures.Contribution.counts)."""
-    by_column = {"messages": "count(*)", "missing": "count(*) FILTER (WHERE missing)"}
-    by_column |= {"resends": "count(*) FILTER (WHERE resend)", "fallbacks": "coalesce(sum(fallbacks), 0)"}
-    by_column["costed"] = "count(*) FILTER (WHERE cost IS NOT NULL)"
-    for status, column in STATUS_COLUMNS.items():
-        by_column[column] = f"count(*) FILTER (WHERE status = {_literal(status)})"
-    for error_class, column in CLASS_COLUMNS.items():
-        by_column[column] = f"count(*) FILTER (WHERE error_class = {_literal(error_class)})"
-    for index, column in enumerate(TTFR_COLUMNS):
-        by_column[column] = f"count(*) FILTER (WHERE ttfr_bucket = {index})"
-    for index, column in enumerate(TTD_COLUMNS):
-        by_column[column] = f"count(*) FILTER (WHERE ttd_bucket = {index})"
-    return [by_column[column] for column in COUNT_COLUMNS]
-
-
-_TRUNCATE_TO = {Grain.MINUTE: "minute", Grain.HOUR: "hour", Grain.DAY: "day"}
-
-
-def _bucket(grain: str) -> str:
-    # As maintain.bucket_start: the submission's minute, hour or day in UTC.
-    return f"date_trunc('{_TRUNCATE_TO[Grain(grain)]}', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+SNAPSHOT_SQL = (
+    f"INSERT INTO {Snapshot._meta.db_table} (message_id, {', '.join(SNAPSHOT_FIELDS)}) "
+    f"SELECT {CONTRIBUTION_COLUMNS} FROM receipts_message"
+)
 
 
 def _rollup_sql(grain: str) -> str:
-    dimensions = ", ".join(_CELL[2:])
+    dimensions = ", ".join(CELL[2:])
     return (
-        f"INSERT INTO {Rollup._meta.db_table} ({', '.join(_CELL)}, cost, {', '.join(COUNT_COLUMNS)}) "
-        f"SELECT %(grain)s, {_bucket(grain)} AS cell_bucket, {dimensions}, coalesce(sum(cost), 0), "
-        f"{', '.join(_count_expressions())} "
+        f"INSERT INTO {Rollup._meta.db_table} ({', '.join(CELL)}, cost, {', '.join(COUNT_COLUMNS)}) "
+        f"SELECT %(grain)s, {bucket(grain)} AS cell_bucket, {dimensions}, coalesce(sum(cost), 0), "
+        f"{', '.join(count_expressions())} "
         f"FROM {Snapshot._meta.db_table} WHERE %(oldest)s::timestamptz IS NULL OR minute >= %(oldest)s "
         f"GROUP BY cell_bucket, {dimensions}"
     )
 
 
 def _reason_sql(grain: str) -> str:
-    dimensions = ", ".join(_REASON_CELL[2:])
+    dimensions = ", ".join(REASON_CELL[2:])
     return (
-        f"INSERT INTO {RollupReason._meta.db_table} ({', '.join(_REASON_CELL)}, count) "
-        f"SELECT %(grain)s, {_bucket(grain)} AS cell_bucket, {dimensions}, count(*) "
+        f"INSERT INTO {RollupReason._meta.db_table} ({', '.join(REASON_CELL)}, count) "
+        f"SELECT %(grain)s, {bucket(grain)} AS cell_bucket, {dimensions}, count(*) "
         f"FROM {Snapshot._meta.db_table} "
         f"WHERE reason <> '' AND (%(oldest)s::timestamptz IS NULL OR minute >= %(oldest)s) "
         f"GROUP BY cell_bucket, {dimensions}"
     )
 
 
-def _coarse_dimensions(level: str) -> tuple[list[str], list[str]]:
-    """(what to select, what to group by) for a level's coarse dimensions from the fine rows."""
-    kept = LEVEL_DIMENSIONS[level]
-    selected = [name if name in kept else ("0" if BLANK[name] == 0 else "''") for name in COARSE_DIMENSIONS]
-    return selected, [name for name in COARSE_DIMENSIONS if name in kept]
-
-
 def coarse_sql(level: str, *, columns: list[str] | None = None) -> str:
     """The coarse rows of `level` as GROUP BYs of the fine rows (maintain.coarse_cell in SQL):
     the rebuild fills them after the fine rows, so they are those rows' sums by construction.
     `columns`: the count columns, when the caller knows them (a migration's historical model)."""
-    selected, grouped = _coarse_dimensions(level)
+    selected, grouped = coarse_dimensions(level)
     counts = columns if columns is not None else list(COUNT_COLUMNS)
     by = ", ".join(["grain", "bucket", *grouped, "currency"])
     return (
-        f"INSERT INTO {CoarseRollup._meta.db_table} ({', '.join(_COARSE_CELL)}, cost, {', '.join(counts)}) "
+        f"INSERT INTO {CoarseRollup._meta.db_table} ({', '.join(COARSE_CELL)}, cost, {', '.join(counts)}) "
         f"SELECT grain, '{level}', bucket, {', '.join(selected)}, currency, sum(cost), "
         + ", ".join(f"sum({column})" for column in counts)
         + f" FROM {Rollup._meta.db_table} GROUP BY {by}"
@@ -165,10 +95,10 @@ def coarse_sql(level: str, *, columns: list[str] | None = None) -> str:
 
 
 def coarse_reason_sql(level: str) -> str:
-    selected, grouped = _coarse_dimensions(level)
+    selected, grouped = coarse_dimensions(level)
     by = ", ".join(["grain", "bucket", *grouped, "reason", "error_class"])
     return (
-        f"INSERT INTO {CoarseRollupReason._meta.db_table} ({', '.join(_COARSE_REASON_CELL)}, count) "
+        f"INSERT INTO {CoarseRollupReason._meta.db_table} ({', '.join(COARSE_REASON_CELL)}, count) "
         f"SELECT grain, '{level}', bucket, {', '.join(selected)}, reason, error_class, sum(count) "
         f"FROM {RollupReason._meta.db_table} GROUP BY {by}"
     )

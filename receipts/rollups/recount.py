@@ -20,16 +20,9 @@ from django.utils import timezone
 
 from receipts.models import Message, RollupPending
 from receipts.rollups.figures import COUNT_COLUMNS, MESSAGE_FIELDS, Contribution, contribution
-from receipts.rollups.maintain import (
-    _CELL,
-    _COARSE_CELL,
-    _COARSE_REASON_CELL,
-    _REASON_CELL,
-    SNAPSHOT_FIELDS,
-    Deltas,
-    settled_before,
-)
+from receipts.rollups.maintain import Deltas, settled_before
 from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Rollup, RollupReason, Snapshot
+from receipts.rollups.sql import CELL, COARSE_CELL, COARSE_REASON_CELL, REASON_CELL, SNAPSHOT_FIELDS
 
 CHUNK = 5000
 
@@ -118,15 +111,15 @@ def _compare(expected: Deltas) -> list[Difference]:
     per level: both must equal what every message contributes."""
     now = expected.now
     return [
-        *_compare_rows("rollup", _CELL, expected.rows(), _found_rows(Rollup, _CELL, now)),
-        *_compare_reasons("reason", expected.reason_rows(), _found_reasons(RollupReason, _REASON_CELL, now)),
+        *_compare_rows("rollup", CELL, expected.rows(), _found_rows(Rollup, CELL, now)),
+        *_compare_reasons("reason", expected.reason_rows(), _found_reasons(RollupReason, REASON_CELL, now)),
         *_compare_rows(
-            "coarse rollup", _COARSE_CELL, expected.coarse_rows(), _found_rows(CoarseRollup, _COARSE_CELL, now)
+            "coarse rollup", COARSE_CELL, expected.coarse_rows(), _found_rows(CoarseRollup, COARSE_CELL, now)
         ),
         *_compare_reasons(
             "coarse reason",
             expected.coarse_reason_rows(),
-            _found_reasons(CoarseRollupReason, _COARSE_REASON_CELL, now),
+            _found_reasons(CoarseRollupReason, COARSE_REASON_CELL, now),
         ),
     ]
 

@@ -21,8 +21,8 @@ from receipts.models import Connection, ConnectionPrice, Message, Receipt, Rollu
 from receipts.phones import parse_number
 from receipts.rollups import maintain, rebuild, recount
 from receipts.rollups.figures import HISTOGRAM_BOUNDS, MESSAGE_FIELDS, contribution
-from receipts.rollups.maintain import SNAPSHOT_FIELDS
 from receipts.rollups.models import CoarseRollup, CoarseRollupReason, Grain, Rollup, RollupReason, Snapshot
+from receipts.rollups.sql import SNAPSHOT_FIELDS
 from receipts.services import MessageRegistration, message_register
 from receipts.statuses import Status
 from tests.factories import ConnectionFactory
