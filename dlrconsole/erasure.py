@@ -6,7 +6,9 @@ Anonymized rather than deleted: the messages keep their connection, country, sta
 times, so the rollups and every figure stay right, and nothing identifies the person any more:
 the number, the text, the fallback address, the receipts' raw payloads and headers are emptied;
 the number is cut out of what quotes it (decisions' and attempts' texts, the product feed's
-payloads and errors, per-message alerts); resends still waiting are cancelled.
+payloads and errors, per-message alerts, and what people typed: alert comments and launch
+rationales, in any spelling of the number); it leaves the pilots' test numbers; resends still
+waiting are cancelled.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from typing import Any
 
 import phonenumbers
 from django.db import models, transaction
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from alerts.models import Alert, AlertEvent, NotificationAttempt
 from dlrconsole.audit.models import AuditEntry, ErasureRequest
 from dlrconsole.audit.services import audit_action
+from receipts.flows.models import LaunchDecision
 from receipts.models import Message, Receipt
 from receipts.phones import mask_number
 from retries.feed.models import FeedAttempt, FeedDelivery, FeedEvent
-from retries.models import Attempt, Decision
+from retries.models import Attempt, Decision, Pilot
 
 ERASED = "[erased]"
 CANCELLED_DETAIL = "Not sent: the recipient's number was erased (data-protection request)."
@@ -39,13 +43,27 @@ def number_hash(e164: str) -> str:
     return salted_hmac("dlrconsole.erasure.number", e164, algorithm="sha256").hexdigest()
 
 
+# What people and forms put between a number's digits: spaces (also URL-encoded, or `+` in a
+# form body), dots, dashes, slashes and brackets ("+41 (0)79 302-67-27").
+_SEPARATORS = r"(?:[\s.\-/()]|%20|\+)*"
+
+
 class Scrubber:
     """Cuts every spelling of one number out of text and JSON: E.164, without the +, with 00
-    or URL-encoded, and the national form, as providers write it (receipts/phones.py)."""
+    or URL-encoded, and the national form, as providers write it (receipts/phones.py), and as
+    people type it in comments and rationales: digits grouped by spaces, dots, dashes or
+    brackets, with or without the country code and the trunk 0."""
 
     def __init__(self, e164: str) -> None:
-        national = str(phonenumbers.parse(e164, None).national_number)
-        self.pattern = re.compile(rf"(\+|%2[Bb]|00)?\d*{re.escape(national)}")
+        parsed = phonenumbers.parse(e164, None)
+        national = str(parsed.national_number)
+        if parsed.italian_leading_zero:
+            national = "0" * (parsed.number_of_leading_zeros or 1) + national
+        spaced = _SEPARATORS.join(re.escape(digit) for digit in national)
+        prefix = rf"(?:(?:\+|%2[Bb]|00){_SEPARATORS})?(?:{parsed.country_code}{_SEPARATORS})?(?:\(?0\)?{_SEPARATORS})?"
+        # Any digits right before the national number went with it (a country code we did not
+        # foresee): cut them too rather than leave part of a number behind.
+        self.pattern = re.compile(rf"(?:\+|%2[Bb]|00)?\d*{re.escape(national)}|{prefix}{spaced}")
         self.digits = e164.lstrip("+")
 
     def text(self, value: str) -> str:
@@ -123,7 +141,41 @@ def _erase(e164: str, scrub: Scrubber) -> dict[str, int]:
     counts["alert notification tries"] = _scrub_rows(
         NotificationAttempt.objects.filter(notification__alert__in=alerts), scrub, "error"
     )
+    # What people typed about any alert or launch may quote the number, in any spelling.
+    comments = AlertEvent.objects.filter(kind=AlertEvent.Kind.COMMENTED).exclude(alert__in=alerts)
+    counts["alert comments"] = _scrub_quoting(comments, scrub, "text")
+    counts["launch decisions"] = _scrub_quoting(LaunchDecision.objects.all(), scrub, "rationale")
+    counts["pilots' test numbers"] = _drop_test_number(Pilot, e164)
+    counts["pilots' history"] = _drop_test_number(Pilot.history.model, e164)
+    # The audit log keeps the changes people made, rationales and test numbers included.
+    counts["audit log entries"] = _scrub_quoting(AuditEntry.objects.all(), scrub, "changes", json=True)
     return {name: number for name, number in counts.items() if number}
+
+
+def _scrub_quoting(rows: models.QuerySet[Any], scrub: Scrubber, field: str, *, json: bool = False) -> int:
+    """Cut the number out of a free-text (or JSON) field wherever it appears; how many rows
+    quoted it. Any row may: the database finds them by the scrubber's own pattern (one scan of
+    a small table: comments, rationales, the audit log), and only they are written."""
+    as_text = Cast(field, models.TextField()) if json else models.F(field)
+    changed = 0
+    quoting = rows.annotate(erasure_text=as_text).filter(erasure_text__regex=scrub.pattern.pattern)
+    for pk, value in quoting.values_list("pk", field).iterator(chunk_size=500):
+        scrubbed = scrub.json(value) if json else scrub.text(value)
+        if scrubbed != value:
+            rows.model._default_manager.filter(pk=pk).update(**{field: scrubbed})
+            changed += 1
+    return changed
+
+
+def _drop_test_number(model: type[models.Model], e164: str) -> int:
+    """Test numbers are people's phones too: the erased one leaves the lists."""
+    changed = 0
+    for pk, numbers in model._default_manager.values_list("pk", "test_numbers").iterator(chunk_size=500):
+        if e164 in numbers:
+            kept = [number for number in numbers if number != e164]
+            model._default_manager.filter(pk=pk).update(test_numbers=kept)
+            changed += 1
+    return changed
 
 
 def _scrub_rows(rows: models.QuerySet[Any], scrub: Scrubber, *texts: str, json: tuple[str, ...] = ()) -> int:

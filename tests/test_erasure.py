@@ -13,11 +13,13 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from alerts.models import Alert, AlertEvent
 from dlrconsole.audit.models import AuditEntry, ErasureRequest
-from dlrconsole.erasure import number_hash
+from dlrconsole.erasure import Scrubber, number_erase, number_hash
+from receipts.flows.models import Flow, Launch, LaunchDecision
 from receipts.models import Message, Receipt
 from retries.feed.models import FeedEvent, ProductEndpoint
-from retries.models import Attempt
+from retries.models import Attempt, Pilot
 from tests.factories import GENERIC_SECRET, ConnectionFactory, user_in_role
 from tests.retention_world import NUMBER, message_life
 
@@ -129,3 +131,55 @@ def test_only_admins_may_erase_a_number(role):
     client = Client()
     client.force_login(user_in_role(role))
     assert client.post(reverse("console:erase-number"), {"number": NUMBER, "confirm": NUMBER}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "+41 79 302 67 27",
+        "0041 79 302 67 27",
+        "079 302 67 27",
+        "+41 (0)79 302-67-27",
+        "079.302.67.27",
+        "41793026727",
+        "%2B41%2079%20302%2067%2027",
+    ],
+)
+def test_every_spelling_of_the_number_is_cut_out_of_text_and_nothing_else(typed):
+    scrub = Scrubber(NUMBER)
+    assert scrub.text(f"called {typed} twice; ticket 4711, other 079 123 45 67") == (
+        "called [erased] twice; ticket 4711, other 079 123 45 67"
+    )
+
+
+def test_what_people_typed_about_any_alert_or_launch_loses_the_number(world):
+    now = NOW
+    rule_alert = Alert.objects.create(source="rule", title="Delivery rate low in CH", created_at=now)
+    quoting = AlertEvent.objects.create(
+        alert=rule_alert, kind=AlertEvent.Kind.COMMENTED, at=now, text="Customer on +41 79 302 67 27 got nothing"
+    )
+    unrelated = AlertEvent.objects.create(
+        alert=rule_alert, kind=AlertEvent.Kind.COMMENTED, at=now, text="Swisscom says fixed at 10:40"
+    )
+    flow = Flow.objects.create(slug="login-otp", name="OTP", countries=["CH"], monthly_volume=1, sla_seconds=60)
+    decision = LaunchDecision.objects.create(
+        flow=flow, decision=Launch.GO, decided_at=now, ready=True, rationale="Tested on 079 302 67 27 and 079 123 45 67"
+    )
+    pilot = Pilot.objects.create(
+        name="CH routes", countries=["CH"], messages_per_route=1, body="test", test_numbers=[NUMBER, OTHER]
+    )
+
+    request = number_erase(e164=NUMBER)
+
+    quoting.refresh_from_db()
+    unrelated.refresh_from_db()
+    decision.refresh_from_db()
+    pilot.refresh_from_db()
+    assert quoting.text == "Customer on [erased] got nothing"
+    assert unrelated.text == "Swisscom says fixed at 10:40"
+    assert decision.rationale == "Tested on [erased] and 079 123 45 67"
+    assert pilot.test_numbers == [OTHER]
+    assert request.counts["alert comments"] == 1
+    assert request.counts["launch decisions"] == 1
+    assert request.counts["pilots' test numbers"] == 1
+    assert tables_holding(NATIONAL) == []
