@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import cProfile
 import io
 import os
+import pstats
 import secrets
 import sys
 import time
@@ -192,6 +195,9 @@ def main() -> int:
     parser.add_argument(
         "--rate-limit", type=int, help="give the connection this rate limit (requests/s; never reached if high)"
     )
+    parser.add_argument(
+        "--cprofile", type=int, default=0, metavar="N", help="also print each target's N costliest functions (cProfile)"
+    )
     args = parser.parse_args()
     n = args.receipts
     db_url = database_url(args.pg_url, args.database)
@@ -231,8 +237,15 @@ def main() -> int:
                 reset_data(db_url, connection_id, n, 1)
                 timings.clear()
                 statements.clear()
-                elapsed, codes = replay(handler, build_hooks(secret, n, 1, label))
+                hooks = build_hooks(secret, n, 1, label)
+                profiler = cProfile.Profile() if args.cprofile else None
+                with profiler or contextlib.nullcontext():
+                    elapsed, codes = replay(handler, hooks)
             report(label, n, elapsed, codes, db_url)
+            if profiler is not None:
+                # Own time per function: where the Python of a request goes, the database's
+                # waits showing as psycopg's `wait`.
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.cprofile)
     finally:
         from django.db import connections
 
