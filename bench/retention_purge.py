@@ -18,7 +18,12 @@ each). Then, in this order:
     .venv/bin/python bench/retention_purge.py --keep              # generate 4 M messages (~10 M receipts), measure
     .venv/bin/python bench/retention_purge.py --reuse             # measure again on the kept database (regenerates
                                                                   # nothing: purges the next --purge oldest)
-    .venv/bin/python bench/retention_purge.py --messages 200000 --purge 50000   # a small run, dropped afterwards
+    .venv/bin/python bench/retention_purge.py --messages 200000 --purge 50000 --purge-messages 20000  # small, dropped
+
+4. last, the --purge-messages oldest messages are purged alone by the same task (each batch
+   with what hangs on them: receipts, decisions, attempts, rollup snapshots), the first half
+   with each batch deleted by the ORM's collector (the baseline), the second half set-based as
+   the task does (dlrconsole/ops/cascade.py): messages/s, each batch's time, the WAL, the ratio.
 
 This is a benchmark, not a test: pytest does not collect it.
 """
@@ -53,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--messages", type=int, default=4_000_000)
     parser.add_argument("--purge", type=int, default=1_000_000, help="receipts to purge (the oldest)")
+    parser.add_argument(
+        "--purge-messages", type=int, default=500_000, help="then messages to purge (oldest first), with their rows"
+    )
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the baseline insert run")
     parser.add_argument("--writers", type=int, default=8, help="concurrent insert loops (the webhook's workers)")
@@ -69,6 +77,8 @@ def main() -> int:
         sys.exit("refusing a non-loopback PostgreSQL URL")
     if not 1000 <= args.purge <= 50_000_000 or not 100 <= args.batch <= 50_000 or not 1 <= args.seconds <= 300:
         sys.exit("--purge, --batch or --seconds out of range")
+    if not 0 <= args.purge_messages <= 50_000_000:
+        sys.exit("--purge-messages out of range")
     if not 1 <= args.writers <= 32:
         sys.exit("--writers must be between 1 and 32")
     os.environ.pop("REDIS_URL", None)
@@ -208,6 +218,67 @@ def purge(args: argparse.Namespace, before: Any) -> dict[str, Any]:
     }
 
 
+def purge_messages(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The daily task's message purge (each batch with its receipts, decisions, attempts and
+    rollup snapshots) over the --purge-messages oldest messages, alone, timed, with its WAL.
+    Batches alternate between the ORM's collector deleting the messages (the baseline: as before
+    dlrconsole/ops/cascade.py) and the set-based deletes the task uses, so both meet the same
+    data in the same run."""
+    from collections import Counter
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from dlrconsole.ops import retention
+
+    row = conn.execute(
+        "SELECT submitted_at FROM receipts_message ORDER BY submitted_at OFFSET %s LIMIT 1", [args.purge_messages]
+    ).fetchone()
+    if row is None:
+        return {}
+    before = row[0]
+    run = retention.Run(now=timezone.now(), batch=args.batch, deadline=time.monotonic() + args.max_purge_seconds)
+    original = retention.delete_cascading
+    ways: dict[str, dict[str, Any]] = {
+        way: {"times": [], "messages": 0, "with_them": Counter()} for way in ("ORM collector", "set-based")
+    }
+    last = [time.perf_counter()]
+
+    def orm_delete(model: Any, ids: Any) -> Counter[str]:
+        deleted = model._default_manager.filter(pk__in=ids).only("pk").delete()[1]
+        return Counter({apps.get_model(label)._meta.db_table: n for label, n in deleted.items()})
+
+    def timed(model: Any, ids: Any) -> Any:  # the last step of each batch
+        way = "ORM collector" if sum(len(w["times"]) for w in ways.values()) % 2 == 0 else "set-based"
+        deleted = (orm_delete if way == "ORM collector" else original)(model, ids)
+        now = time.perf_counter()
+        ways[way]["times"].append(now - last[0])
+        ways[way]["messages"] += len(ids)
+        last[0] = now
+        return deleted
+
+    retention.delete_cascading = timed
+    conn.execute("CHECKPOINT")
+    lsn = wal_lsn(conn)
+    try:
+        last[0] = time.perf_counter()
+        retention._purge_messages(run, before)
+    finally:
+        retention.delete_cascading = original
+    report: dict[str, Any] = {"before": str(before), "with_them": dict(run.deleted), "wal_bytes": wal_since(conn, lsn)}
+    for way, figures in ways.items():
+        times = figures["times"]
+        seconds = sum(times)
+        report[way] = {
+            "messages": figures["messages"],
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(figures["messages"] / seconds) if seconds else None,
+            "batch_p50_ms": round(statistics.median(times) * 1000, 1) if times else None,
+            "batch_max_ms": round(max(times) * 1000, 1) if times else None,
+        }
+    return report
+
+
 def partition_contrast(conn: psycopg.Connection[Any], before: Any, count: int) -> dict[str, Any]:
     """The same number of rows as one partition: DETACH + DROP, timed, with its WAL."""
     bound = _lit(conn, before)  # DDL takes no parameters
@@ -283,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
         state_after = table_state(conn)
         conn.execute("VACUUM receipts_receipt")
         state_vacuumed = table_state(conn)
+        messages_total = conn.execute("SELECT count(*) FROM receipts_message").fetchone()[0]
+        messages = purge_messages(args, conn) if args.purge_messages else {}
 
     report = {
         "receipts": total,
@@ -296,6 +369,8 @@ def run(args: argparse.Namespace) -> int:
         "table_after": state_after,
         "table_after_vacuum": state_vacuumed,
         "partition_drop": contrast,
+        "messages": messages_total,
+        "messages_purge": messages,
     }
     print(json.dumps(report, indent=2, default=str))
     print(
@@ -313,6 +388,17 @@ def run(args: argparse.Namespace) -> int:
         f"partition drop of the same rows: {contrast['seconds']} s, WAL {mb(contrast['wal_bytes'])}",
         flush=True,
     )
+    if messages:
+        orm, sets = messages["ORM collector"], messages["set-based"]
+        print(
+            f"messages purge (of {messages_total:,}), batches of {args.batch} alternating: "
+            f"ORM collector {orm['messages']:,} in {orm['seconds']} s = {orm['rows_per_s']:,}/s "
+            f"(p50 {orm['batch_p50_ms']} ms, max {orm['batch_max_ms']} ms); set-based {sets['messages']:,} in "
+            f"{sets['seconds']} s = {sets['rows_per_s']:,}/s (p50 {sets['batch_p50_ms']} ms, max "
+            f"{sets['batch_max_ms']} ms); with them {messages['with_them']}; WAL {mb(messages['wal_bytes'])}\n"
+            f"set-based / ORM: {sets['rows_per_s'] / orm['rows_per_s']:.1f}x the messages/s",
+            flush=True,
+        )
     return 0
 
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection as db
 from django.db import models, transaction
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, Notification
 from dlrconsole.lib.purge_export import PurgeExport
+from dlrconsole.ops.cascade import delete_cascading
 from receipts.models import Message, OutboxEvent, Receipt, RollupPending
 from receipts.rollups.models import Snapshot
 from retries.feed.models import FeedDelivery, FeedEvent
@@ -70,16 +70,6 @@ class Run:
         skipped = NOT_EXPORTED.get(model, set())
         names = [f.attname for f in model._meta.concrete_fields if f.name not in skipped]
         self.export.write(model._meta.db_table, model._default_manager.filter(pk__in=ids).order_by("pk").values(*names))
-
-    def count(self, deleted: dict[str, int]) -> None:
-        for label, number in deleted.items():
-            if number:
-                self.deleted[_plain(label)] += number
-
-
-def _plain(label: str) -> str:
-    """A model's table: the name the export files and the command's report use."""
-    return str(apps.get_model(label)._meta.db_table)
 
 
 def retention_apply(
@@ -179,10 +169,10 @@ def _purge_feed(run: Run, before: datetime | None) -> None:
     finished = FeedEvent.objects.filter(created_at__lt=before).exclude(deliveries__status__in=OPEN_DELIVERIES)
 
     def delete(ids: list[int]) -> None:
-        deliveries = list(FeedDelivery.objects.filter(event_id__in=ids).values_list("pk", flat=True))
-        run.save(FeedEvent, ids)
-        run.save(FeedDelivery, deliveries)
-        run.count(FeedEvent.objects.filter(pk__in=ids).delete()[1])
+        if run.export is not None:
+            run.save(FeedEvent, ids)
+            run.save(FeedDelivery, list(FeedDelivery.objects.filter(event_id__in=ids).values_list("pk", flat=True)))
+        run.deleted.update(delete_cascading(FeedEvent, ids))
 
     _batches(run, _keyset(run, finished, "created_at", before), delete)
 
@@ -200,7 +190,7 @@ def _purge_alerts(run: Run, before: datetime | None) -> None:
 def _purge_by_id(run: Run, model: type[models.Model], queryset: models.QuerySet[Any]) -> None:
     def delete(ids: list[int]) -> None:
         run.save(model, ids)
-        run.count(model._default_manager.filter(pk__in=ids).delete()[1])
+        run.deleted.update(delete_cascading(model, ids))
 
     _batches(run, lambda: _ids(queryset, run, "pk"), delete)
 
@@ -216,7 +206,7 @@ def _purge_outbox(run: Run, before: datetime | None) -> None:
 
     def delete(ids: list[int]) -> None:
         run.save(OutboxEvent, ids)
-        run.count(OutboxEvent.objects.filter(pk__in=ids).delete()[1])
+        run.deleted.update(delete_cascading(OutboxEvent, ids))
 
     _batches(run, _keyset(run, seen, "created_at", before), delete)
 
@@ -233,6 +223,8 @@ def _delete_receipts(run: Run, ids: list[int]) -> None:
 
 UNLINK_RECEIPTS_SQL = f"UPDATE {OutboxEvent._meta.db_table} SET receipt_id = NULL WHERE receipt_id = ANY(%s)"  # noqa: S608 - constants
 DELETE_RECEIPTS_SQL = f"DELETE FROM {Receipt._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608 - constants
+MESSAGES_RECEIPTS_SQL = f"SELECT id FROM {Receipt._meta.db_table} WHERE message_id = ANY(%s)"  # noqa: S608 - constants
+DELETE_SNAPSHOTS_SQL = f"DELETE FROM {Snapshot._meta.db_table} WHERE message_id = ANY(%s)"  # noqa: S608 - constants
 
 
 def _purge_parked_receipts(run: Run, before: datetime | None) -> None:
@@ -265,13 +257,16 @@ def _purge_messages(run: Run, before: datetime | None) -> None:
     old = Message.objects.filter(submitted_at__lt=before).exclude(pk__in=RollupPending.objects.values("message_id"))
 
     def delete(ids: list[int]) -> None:
-        receipts = list(Receipt.objects.filter(message_id__in=ids).values_list("pk", flat=True))
-        decisions = list(Decision.objects.filter(message_id__in=ids).values_list("pk", flat=True))
-        run.save(Message, ids)
-        run.save(Decision, decisions)
-        run.save(Attempt, list(Attempt.objects.filter(chain_root_id__in=ids).values_list("pk", flat=True)))
+        with db.cursor() as cursor:
+            cursor.execute(MESSAGES_RECEIPTS_SQL, [ids])
+            receipts = [row[0] for row in cursor.fetchall()]
+        if run.export is not None:
+            run.save(Message, ids)
+            run.save(Decision, list(Decision.objects.filter(message_id__in=ids).values_list("pk", flat=True)))
+            run.save(Attempt, list(Attempt.objects.filter(chain_root_id__in=ids).values_list("pk", flat=True)))
         _delete_receipts(run, receipts)
-        Snapshot.objects.filter(message_id__in=ids).delete()
-        run.count(Message.objects.filter(pk__in=ids).only("pk").delete()[1])
+        with db.cursor() as cursor:
+            cursor.execute(DELETE_SNAPSHOTS_SQL, [ids])
+        run.deleted.update(delete_cascading(Message, ids))
 
     _batches(run, lambda: _ids(old, run, "submitted_at", "pk"), delete)
