@@ -8,12 +8,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from alerts.models import AlertChannel, AlertRule, Severity
 from receipts.flows.models import Flow, FlowKpi, Priority
 
 # A critical flow pages; the others warn.
 SEVERITY_OF_PRIORITY: dict[str, str] = {Priority.CRITICAL: Severity.CRITICAL}
+
+# The rule's fields a KPI sets, as readiness names them when they differ.
+RULE_FIELD_WORDS = {
+    "metric": gettext_lazy("the figure"),
+    "flow": gettext_lazy("the flow"),
+    "comparison": gettext_lazy("the direction"),
+    "threshold": gettext_lazy("the threshold"),
+    "window_minutes": gettext_lazy("the window (minutes)"),
+    "enabled": gettext_lazy("enabled"),
+}
 
 
 def kpi_rule_fields(kpi: FlowKpi, flow: Flow) -> dict[str, Any]:
@@ -33,7 +45,9 @@ def rule_matches_kpi(rule: AlertRule, kpi: FlowKpi, flow: Flow) -> list[str]:
     differs = []
     for name, wanted in kpi_rule_fields(kpi, flow).items():
         if getattr(rule, name) != wanted:
-            differs.append(f"{name.replace('_', ' ')} is {getattr(rule, name)}, the KPI says {wanted}")
+            field = str(RULE_FIELD_WORDS.get(name, name))
+            text = _("%(field)s is %(actual)s, the KPI says %(wanted)s")
+            differs.append(text % {"field": field, "actual": getattr(rule, name), "wanted": wanted})
     return differs
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from alerts.flow_kpis import rule_matches_kpi
 from alerts.models import AlertRule
@@ -62,27 +63,37 @@ def _flow_url(flow: Flow, name: str = "flow-edit") -> str:
 
 def owners_item(flow: Flow) -> ReadinessItem:
     missing = []
-    for label, user in (("technical", flow.technical_owner), ("business", flow.business_owner)):
+    owners = (
+        (flow.technical_owner, _("No technical owner."), _("The technical owner (%(user)s) can no longer sign in.")),
+        (flow.business_owner, _("No business owner."), _("The business owner (%(user)s) can no longer sign in.")),
+    )
+    for user, none, inactive in owners:
         if user is None:
-            missing.append(f"No {label} owner.")
+            missing.append(none)
         elif not user.is_active:
-            missing.append(f"The {label} owner ({user.get_username()}) can no longer sign in.")
-    return _item("owners", "Owners set", missing, _flow_url(flow), "Edit the flow")
+            missing.append(inactive % {"user": user.get_username()})
+    return _item("owners", _("Owners set"), missing, _flow_url(flow), _("Edit the flow"))
 
 
 def kpis_item(flow: Flow) -> ReadinessItem:
     kpis = list(flow.kpis.all())
-    missing = [] if kpis else ["No KPI: add at least one (delivery rate, missing receipts, time to delivery)."]
+    missing = [] if kpis else [_("No KPI: add at least one (delivery rate, missing receipts, time to delivery).")]
     rules = {rule.kpi_id: rule for rule in AlertRule.objects.filter(kpi__in=kpis)}
     for kpi in kpis:
         rule = rules.get(kpi.pk)
+        metric = kpi.get_metric_display()
         if rule is None:
-            missing.append(f"{kpi.get_metric_display()}: no alert rule yet.")
+            missing.append(_("%(metric)s: no alert rule yet.") % {"metric": metric})
         elif not rule.enabled:
-            missing.append(f"{kpi.get_metric_display()}: its alert rule “{rule.name}” is disabled.")
+            missing.append(
+                _("%(metric)s: its alert rule “%(rule)s” is disabled.") % {"metric": metric, "rule": rule.name}
+            )
         elif differs := rule_matches_kpi(rule, kpi, flow):
-            missing.append(f"{kpi.get_metric_display()}: its alert rule differs ({'; '.join(differs)}).")
-    return _item("kpis", "KPIs with enabled alert rules", missing, _flow_url(flow), "Turn the KPIs into alert rules")
+            text = _("%(metric)s: its alert rule differs (%(differences)s).")
+            missing.append(text % {"metric": metric, "differences": "; ".join(differs)})
+    return _item(
+        "kpis", _("KPIs with enabled alert rules"), missing, _flow_url(flow), _("Turn the KPIs into alert rules")
+    )
 
 
 def _routes(flow: Flow) -> list[tuple[str, Connection]]:
@@ -90,18 +101,22 @@ def _routes(flow: Flow) -> list[tuple[str, Connection]]:
 
 
 def policy_item(flow: Flow) -> ReadinessItem:
-    missing = [] if flow.connections.exists() else ["No connection chosen: name the routes the flow is sent through."]
+    missing = (
+        [] if flow.connections.exists() else [_("No connection chosen: name the routes the flow is sent through.")]
+    )
     for country, connection in _routes(flow):
         probe = probe_message(
             flow=flow.slug, country=country, connection=connection, status=PROBE_STATUS, reason=PROBE_REASON
         )
         rule = first_rule(probe, PROBE_STATUS)
+        route = {"country": country, "connection": connection.slug}
         if rule is None:
-            missing.append(f"{country} through {connection.slug}: no enabled rule takes a temporary failure.")
+            missing.append(_("%(country)s through %(connection)s: no enabled rule takes a temporary failure.") % route)
         elif flow.channel == Channel.SMS_FALLBACK and not any(s.action == "fallback" for s in rule.step_list()):
-            missing.append(f"{country} through {connection.slug}: rule “{rule.name}” has no fallback step.")
-    return _item("policy", "A policy covers every country and connection", missing,
-                 reverse("console:policies"), "Edit the policies")  # fmt: skip
+            text = _("%(country)s through %(connection)s: rule “%(rule)s” has no fallback step.")
+            missing.append(text % {**route, "rule": rule.name})
+    return _item("policy", _("A policy covers every country and connection"), missing,
+                 reverse("console:policies"), _("Edit the policies"))  # fmt: skip
 
 
 def fallback_item(flow: Flow) -> ReadinessItem:
@@ -109,27 +124,29 @@ def fallback_item(flow: Flow) -> ReadinessItem:
     missing = []
     for country, connection in _routes(flow):
         test = tests.get((country, connection.pk))
+        route = {"country": country, "connection": connection.slug}
         if test is None:
-            missing.append(f"{country} through {connection.slug}: never tested.")
+            missing.append(_("%(country)s through %(connection)s: never tested.") % route)
         elif test.outcome != FallbackTest.Outcome.PASSED:
-            missing.append(f"{country} through {connection.slug}: the last test failed ({test.summary})")
+            text = _("%(country)s through %(connection)s: the last test failed (%(summary)s)")
+            missing.append(text % {**route, "summary": test.summary})
     if not flow.connections.exists():
-        missing.append("No route to test: choose the flow's connections.")
-    return _item("fallback", "The fallback was tested", missing, _flow_url(flow, "flow"), "Test the fallback")
+        missing.append(_("No route to test: choose the flow's connections."))
+    return _item("fallback", _("The fallback was tested"), missing, _flow_url(flow, "flow"), _("Test the fallback"))
 
 
 def support_item(flow: Flow) -> ReadinessItem:
     rules = AlertRule.objects.filter(flow=flow.slug, enabled=True, channels__enabled=True).distinct()
-    missing = [] if rules.exists() else ["No enabled alert rule of this flow notifies an enabled channel."]
-    return _item("support", "Support alerts configured", missing, reverse("console:alert-rules"), "Alert rules")
+    missing = [] if rules.exists() else [_("No enabled alert rule of this flow notifies an enabled channel.")]
+    return _item("support", _("Support alerts configured"), missing, reverse("console:alert-rules"), _("Alert rules"))
 
 
 def reports_item(flow: Flow) -> ReadinessItem:
     covering = Q(flow=flow.slug) | Q(flow="", group_by=ReportSchedule.GroupBy.FLOW)
     missing = [] if ReportSchedule.objects.filter(covering, enabled=True).exists() else [
-        "No enabled scheduled report covers this flow (its own, or one grouped by flow)."
+        _("No enabled scheduled report covers this flow (its own, or one grouped by flow).")
     ]  # fmt: skip
-    return _item("reports", "Reports configured", missing, reverse("console:reports"), "Scheduled reports")
+    return _item("reports", _("Reports configured"), missing, reverse("console:reports"), _("Scheduled reports"))
 
 
 ITEMS = (owners_item, kpis_item, policy_item, fallback_item, support_item, reports_item)

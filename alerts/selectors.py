@@ -14,6 +14,7 @@ from alerts import metrics, notify
 from alerts.models import SEVERITY_ORDER, Alert, AlertRule, Metric
 from receipts.rollups.maintain import bucket_start, kept_since
 from receipts.rollups.models import Grain
+from receipts.rollups.selectors import GRAIN_NAMES
 from receipts.statuses import FAILURE_STATUSES
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 160, 4
@@ -60,6 +61,11 @@ class Chart:
     unit: str
     empty: bool
     grain: str  # "minute" or "hour": what one point is
+
+    @property
+    def grain_name(self) -> str:
+        """What one point is, in the reader's language."""
+        return str(GRAIN_NAMES[Grain.MINUTE if self.grain == "minute" else Grain.HOUR])
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db.models import F, Q
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
@@ -39,7 +40,7 @@ def check_offset(value: datetime) -> None:
     """ValueError, saying why, for an offset PostgreSQL refuses."""
     offset = value.utcoffset()
     if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-        raise ValueError("the time zone offset must be between -15:59 and +15:59")
+        raise ValueError(gettext("the time zone offset must be between -15:59 and +15:59"))
 
 
 class InstantField(IsoDateTimeField):
@@ -69,7 +70,7 @@ class StrictBooleanField(forms.Field):
             return None
         if value in ("true", "false"):
             return value == "true"
-        raise ValidationError("must be true or false", code="invalid")
+        raise ValidationError(_("must be true or false"), code="invalid")
 
 
 @extend_schema_field({"type": "boolean"})
@@ -78,11 +79,11 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 
 
 # A column of two-letter codes can only match two letters; anything else is a mistake to report.
-two_letters = RegexValidator(r"^[A-Za-z]{2}\Z", "must be a two-letter ISO 3166 code, e.g. FR")
+two_letters = RegexValidator(r"^[A-Za-z]{2}\Z", _("must be a two-letter ISO 3166 code, e.g. FR"))
 
 # Callers who may not see full numbers may not search by one either: each answer would say
 # whether a guessed number was sent to, and 10^5 guesses unmask the 5 hidden digits.
-NUMBER_SEARCH_REFUSED = (
+NUMBER_SEARCH_REFUSED = _(
     "Searching by phone number needs the permission to see full numbers; "
     "search by provider message id or client reference instead."
 )

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, F, Q
+from django.utils.translation import gettext, pgettext
 
 from receipts.models import Conversion, Receipt
 from receipts.rollups.figures import STATUS_COLUMNS
@@ -63,6 +64,10 @@ TRUSTED, DOUBTFUL = 80.0, 50.0
 COLUMNS: tuple[str, ...] = ("messages", *STATUS_COLUMNS.values())
 
 
+def _percent(share: float) -> str:
+    return f"{share:.0%}"
+
+
 @dataclass(frozen=True)
 class Signals:
     """What a route's score is computed from."""
@@ -85,7 +90,7 @@ class TrustScore:
     signals: Signals
     score: float | None  # 0-100; None: not enough data to judge
     confidence: float  # 0-1
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # in the language of the request that judged
 
     @property
     def confidence_label(self) -> str:
@@ -100,6 +105,25 @@ class TrustScore:
             return "unknown"
         return "trusted" if self.score >= TRUSTED else "doubtful" if self.score >= DOUBTFUL else "untrusted"
 
+    @property
+    def level_label(self) -> str:
+        """The level in the reader's language, for a badge's caption."""
+        labels = {
+            "trusted": pgettext("route trust", "trusted"),
+            "doubtful": pgettext("route trust", "doubtful"),
+            "untrusted": pgettext("route trust", "untrusted"),
+        }
+        return labels.get(self.level, pgettext("route trust", "not judged"))
+
+    @property
+    def confidence_text(self) -> str:
+        texts = {
+            "high": gettext("high confidence"),
+            "medium": gettext("medium confidence"),
+            "low": gettext("low confidence"),
+        }
+        return texts.get(self.confidence_label, gettext("no confidence"))
+
 
 def trust_score(route: Mapping[str, Any], signals: Signals, *, min_delivered: int = MIN_DELIVERED) -> TrustScore:
     """The score of one route from its signals: 100 times the product of one factor per signal
@@ -107,7 +131,10 @@ def trust_score(route: Mapping[str, Any], signals: Signals, *, min_delivered: in
     `min_delivered`: fewer delivered messages are not judged (a pilot judges its few)."""
     s = signals
     if s.delivered < min_delivered:
-        why = f"Not enough delivered messages to judge: {s.delivered}, at least {min_delivered} are needed."
+        why = gettext("Not enough delivered messages to judge: %(delivered)s, at least %(needed)s are needed.") % {
+            "delivered": s.delivered,
+            "needed": min_delivered,
+        }
         return TrustScore(dict(route), s, None, 0.0, [why])
     factors: list[float] = []
     reasons: list[str] = []
@@ -116,28 +143,37 @@ def trust_score(route: Mapping[str, Any], signals: Signals, *, min_delivered: in
         ratio = min(1.0, s.conversions / s.expected_conversions)
         factors.append(ratio)
         if ratio < 0.8:
-            reasons.append(
-                f"Conversions: {s.conversions} of the {s.expected_conversions:.0f} expected from the same flows on "
-                f"other routes ({ratio:.0%}); recipients act on far fewer of the messages this route calls delivered."
+            text = gettext(
+                "Conversions: %(conversions)s of the %(expected)s expected from the same flows on other routes "
+                "(%(share)s); recipients act on far fewer of the messages this route calls delivered."
             )
+            params = {
+                "conversions": s.conversions,
+                "expected": f"{s.expected_conversions:.0f}",
+                "share": _percent(ratio),
+            }
+            reasons.append(text % params)
     if s.receipts_checked:
         fast_share = s.fast / s.receipts_checked
         factors.append(1 - max(0.0, fast_share - FAST_ALLOWED) / (1 - FAST_ALLOWED))
         if fast_share > FAST_ALLOWED:
-            reasons.append(
-                f"{fast_share:.0%} of deliveries were reported within {FAST_SECONDS:g} s of submission; "
+            text = gettext(
+                "%(share)s of deliveries were reported within %(seconds)s s of submission; "
                 "a handset rarely acknowledges that fast."
             )
+            reasons.append(text % {"share": _percent(fast_share), "seconds": f"{FAST_SECONDS:g}"})
         backdated_share = s.backdated / s.receipts_checked
         factors.append(max(0.0, 1 - 2 * backdated_share))
         if s.backdated:
-            reasons.append(
-                f"{s.backdated} of {s.receipts_checked} delivered receipts give a done date before the message "
-                "was submitted: the provider made the date up."
+            text = gettext(
+                "%(backdated)s of %(checked)s delivered receipts give a done date before the message was "
+                "submitted: the provider made the date up."
             )
+            reasons.append(text % {"backdated": s.backdated, "checked": s.receipts_checked})
     if s.finished >= NO_FAILURE_VOLUME and not s.failed:
         factors.append(NO_FAILURE_FACTOR)
-        reasons.append(f"No failure at all in {s.finished} finished messages; every real network has some.")
+        text = gettext("No failure at all in %(finished)s finished messages; every real network has some.")
+        reasons.append(text % {"finished": s.finished})
     score = 100.0
     for factor in factors:
         score *= factor
@@ -145,7 +181,7 @@ def trust_score(route: Mapping[str, Any], signals: Signals, *, min_delivered: in
         1.0 if uses_conversions else TIMING_ONLY_CONFIDENCE
     )
     if not uses_conversions:
-        reasons.append("No conversions reported for this route's flows: judged on timing alone.")
+        reasons.append(gettext("No conversions reported for this route's flows: judged on timing alone."))
     return TrustScore(dict(route), s, round(score, 1), round(confidence, 2), reasons)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
+from django.utils.translation import gettext
 
 
 class InvalidNumber(ValueError):
@@ -27,15 +28,15 @@ def parse_number(text: str, *, region: str = "") -> PhoneNumber:
     """
     cleaned = text.strip()
     if not cleaned:
-        raise InvalidNumber("empty phone number")
+        raise InvalidNumber(gettext("empty phone number"))
     if cleaned.startswith("00") and not region:
         cleaned = "+" + cleaned[2:]
     try:
         parsed = phonenumbers.parse(cleaned, region.upper() or None)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidNumber(f"not a phone number: {exc._msg}") from None
+        raise InvalidNumber(gettext("not a phone number: %(why)s") % {"why": exc._msg}) from None
     if not phonenumbers.is_possible_number(parsed):
-        raise InvalidNumber("not a possible phone number for its country")
+        raise InvalidNumber(gettext("not a possible phone number for its country"))
     region_code = phonenumbers.region_code_for_number(parsed) or ""
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),

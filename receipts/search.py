@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 from django.db.models import Q, QuerySet, Value
+from django.utils.translation import gettext
 
 from receipts.countries import country_name
 from receipts.models import Message
@@ -105,8 +106,10 @@ def search_interpret(text: str, *, region: str = "", default_region: str = "") -
     try:
         return SearchTerm(text, number=parse_number(text, region=region).e164, assumed_region=assumed)
     except InvalidNumber as exc:
-        hint = "" if region or text.startswith(("+", "00")) else "; add a country hint for a national number"
-        return SearchTerm(text, number_problem=f"{exc}{hint}")
+        if region or text.startswith(("+", "00")):
+            return SearchTerm(text, number_problem=str(exc))
+        problem = gettext("%(problem)s; add a country hint for a national number") % {"problem": exc}
+        return SearchTerm(text, number_problem=problem)
 
 
 class InvalidCursor(ValueError):
@@ -136,11 +139,11 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         match = CURSOR.fullmatch(text)
         if match is None:
-            raise InvalidCursor("not a page position of this console")
+            raise InvalidCursor(gettext("not a page position of this console"))
         try:
             at = EPOCH + timedelta(microseconds=int(match[1]))
         except OverflowError:
-            raise InvalidCursor("a page position out of range") from None
+            raise InvalidCursor(gettext("a page position out of range")) from None
         return cls(at, int(match[2]))
 
 

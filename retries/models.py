@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dlrconsole.lib.history import AuditedHistory
 from dlrconsole.lib.secrets_at_rest import EncryptedJSONField
@@ -137,22 +139,22 @@ class Decision(models.Model):
     message, once per event or ended attempt, however often it is processed."""
 
     class State(models.TextChoices):
-        RECORDED = "recorded", "Recorded"  # notify, alert, nothing: no attempt to run
-        SCHEDULED = "scheduled", "Attempt scheduled"
-        SKIPPED = "skipped", "Not acted on"  # see `skip_reason`
-        CANCELLED = "cancelled", "Cancelled"  # the chain was delivered meanwhile
+        RECORDED = "recorded", pgettext_lazy("decision state", "Recorded")  # notify, alert, nothing: no attempt to run
+        SCHEDULED = "scheduled", pgettext_lazy("decision state", "Attempt scheduled")
+        SKIPPED = "skipped", pgettext_lazy("decision state", "Not acted on")  # see `skip_reason`
+        CANCELLED = "cancelled", pgettext_lazy("decision state", "Cancelled")  # the chain was delivered meanwhile
 
     class SkipReason(models.TextChoices):
         # Nothing more is owed to anybody: the product is not told of these.
-        CHAIN_DELIVERED = "chain_delivered", "The chain was already delivered"
-        ALREADY_RETRIED = "already_retried", "This message was already retried"
+        CHAIN_DELIVERED = "chain_delivered", _("The chain was already delivered")
+        ALREADY_RETRIED = "already_retried", _("This message was already retried")
         # A retry was wanted and cannot happen: the failure is final, and the product is told.
-        MAX_ATTEMPTS = "max_attempts", "Every step of the rule was taken"
-        DEADLINE = "deadline", "Past the rule's deadline"
+        MAX_ATTEMPTS = "max_attempts", _("Every step of the rule was taken")
+        DEADLINE = "deadline", _("Past the rule's deadline")
         # The step cannot run (no target configured; the message lacks its text or a fallback
         # address): the escalation goes on to its next step.
-        NO_TARGET = "no_target", "The step names no connection or channel"
-        MISSING_INPUT = "missing_input", "The message lacks what the step needs"
+        NO_TARGET = "no_target", _("The step names no connection or channel")
+        MISSING_INPUT = "missing_input", _("The message lacks what the step needs")
 
         @property
         def tells_product(self) -> bool:
@@ -189,11 +191,11 @@ class Attempt(models.Model):
     """One execution of a decision (a resend or a fallback), idempotent by its key."""
 
     class Outcome(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        SCHEDULED = "scheduled", pgettext_lazy("attempt outcome", "Scheduled")
+        RUNNING = "running", pgettext_lazy("attempt outcome", "Running")
+        SUCCEEDED = "succeeded", pgettext_lazy("attempt outcome", "Succeeded")
+        FAILED = "failed", pgettext_lazy("attempt outcome", "Failed")
+        CANCELLED = "cancelled", pgettext_lazy("attempt outcome", "Cancelled")
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="attempts")
     # The escalation step it carries out; empty for a resend asked for by a person.
@@ -309,9 +311,9 @@ class Pilot(models.Model):
     so the routes can be compared side by side before one is chosen (retries/pilots.py)."""
 
     class State(models.TextChoices):
-        SENDING = "sending", "Sending"
-        SENT = "sent", "All sent"
-        CANCELLED = "cancelled", "Cancelled"
+        SENDING = "sending", pgettext_lazy("pilot state", "Sending")
+        SENT = "sent", pgettext_lazy("pilot state", "All sent")
+        CANCELLED = "cancelled", pgettext_lazy("pilot state", "Cancelled")
 
     name = models.CharField(max_length=120)
     # The product flow (Message.flow) the routes are piloted for; its own messages are registered
@@ -351,9 +353,9 @@ class PilotSend(models.Model):
     """One test message of a pilot: to whom, through which connection; the message once sent."""
 
     class Outcome(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Not sent"
+        PENDING = "pending", pgettext_lazy("pilot send", "Pending")
+        SENT = "sent", pgettext_lazy("pilot send", "Sent")
+        FAILED = "failed", pgettext_lazy("pilot send", "Not sent")
 
     pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="sends")
     connection = models.ForeignKey("receipts.Connection", on_delete=models.PROTECT, related_name="+")

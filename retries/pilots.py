@@ -26,6 +26,7 @@ from typing import Any
 import phonenumbers
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dlrconsole.lib.tasks import task_by_name
 from receipts.honesty import BACKDATE_TOLERANCE, FAST_SECONDS, Signals, TrustScore, trust_score
@@ -319,10 +320,18 @@ class RouteResult:
         return self.trust is None or self.trust.level != "untrusted"
 
     def summary(self) -> str:
-        rate = "no finished message" if self.delivery_rate is None else f"{self.delivery_rate:.0%} delivered"
-        p95 = "" if self.ttd_p95 is None else f", p95 {self.ttd_p95:.1f} s"
-        costs = "".join(f", {v} {c} per delivered" for c, v in self.cost_per_delivered.items() if v is not None)
-        return f"{self.connection}: {rate} ({self.delivered} of {self.finished} finished){p95}{costs}"
+        """In the reader's language; each part whole, for word orders other than English's."""
+        if self.delivery_rate is None:
+            rate = _("no finished message")
+        else:
+            rate = _("%(share)s delivered") % {"share": f"{self.delivery_rate:.0%}"}
+        parts = [_("%(rate)s (%(delivered)s of %(finished)s finished)")
+                 % {"rate": rate, "delivered": self.delivered, "finished": self.finished}]  # fmt: skip
+        if self.ttd_p95 is not None:
+            parts.append(_("p95 %(seconds)s s") % {"seconds": f"{self.ttd_p95:.1f}"})
+        parts += [_("%(cost)s %(currency)s per delivered") % {"cost": v, "currency": c}
+                  for c, v in self.cost_per_delivered.items() if v is not None]  # fmt: skip
+        return f"{self.connection}: {', '.join(parts)}"
 
 
 @dataclass
@@ -355,32 +364,35 @@ def recommend(routes: Sequence[RouteResult]) -> Recommendation:
     candidates: list[RouteResult] = []
     for route in routes:
         if not route.enough_data:
-            why.append(
-                f"Not enough data yet for {route.connection}: {route.finished} of {route.sent} sent messages finished "
-                f"(needs {max(MIN_FINISHED, math.ceil(FINISHED_SHARE * route.sent))})."
-            )
+            needed = max(MIN_FINISHED, math.ceil(FINISHED_SHARE * route.sent))
+            text = _("Not enough data yet for %(connection)s: %(finished)s of %(sent)s sent messages finished "
+                     "(needs %(needed)s).")  # fmt: skip
+            why.append(text % {"connection": route.connection, "finished": route.finished, "sent": route.sent,
+                               "needed": needed})  # fmt: skip
         elif not route.believable and route.trust is not None:
-            why.append(
-                f"Left out {route.connection}: its receipts are not believable (trust {route.trust.score:.0f}/100). "
-                + " ".join(route.trust.reasons)
-            )
+            text = _("Left out %(connection)s: its receipts are not believable (trust %(score)s/100).") % {
+                "connection": route.connection, "score": f"{route.trust.score:.0f}",
+            }  # fmt: skip
+            why.append(" ".join([text, *(str(reason) for reason in route.trust.reasons)]))
         else:
             candidates.append(route)
     ranked = sorted(candidates, key=lambda r: (*_rank_key(r), r.connection))
     primary = ranked[0] if ranked else None
     fallback = ranked[1] if len(ranked) > 1 else None
     if primary is None:
-        why.insert(0, "No route can be recommended yet.")
+        why.insert(0, _("No route can be recommended yet."))
     else:
-        why.insert(0, f"Primary: {primary.summary()}.")
+        why.insert(0, _("Primary: %(summary)s.") % {"summary": primary.summary()})
         if fallback is None:
-            why.insert(1, "No fallback: no second route with enough believable data.")
+            why.insert(1, _("No fallback: no second route with enough believable data."))
         else:
-            why.insert(1, f"Fallback: {fallback.summary()}.")
+            why.insert(1, _("Fallback: %(summary)s.") % {"summary": fallback.summary()})
         why.insert(
             2,
-            "Rule: highest delivery rate (whole points), then lowest p95 time to delivery, then lowest cost "
-            "per delivered message.",
+            _(
+                "Rule: highest delivery rate (whole points), then lowest p95 time to delivery, then lowest cost "
+                "per delivered message."
+            ),
         )
     return Recommendation(primary, fallback, why, enough_data=primary is not None)
 

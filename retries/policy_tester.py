@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from receipts.models import Connection, Message
 from receipts.reasons import REASONS
@@ -89,32 +91,36 @@ def plan(rule: Rule, message: Message, *, failed_at: datetime) -> list[PlannedSt
         if past_deadline:
             continue
         if why := action.missing_target(step) or action.missing_input(step, message):
-            steps.append(PlannedStep(SKIPPED, f"{label}: skipped, {why}", 0, None))
+            steps.append(PlannedStep(SKIPPED, _("%(step)s: skipped, %(why)s") % {"step": label, "why": why}, 0, None))
             continue
         for number in range(step.count):
             wait = step.delay_before(number)
             at = at + timedelta(seconds=wait)
             if deadline is not None and at > deadline:
-                steps.append(PlannedStep(SKIPPED, f"{label}: not sent, past the deadline", wait, None))
+                text = _("%(step)s: not sent, past the deadline") % {"step": label}
+                steps.append(PlannedStep(SKIPPED, text, wait, None))
                 past_deadline = True
                 break
-            text = f"{label} ({number + 1} of {step.count})"
+            text = _("%(step)s (%(number)s of %(count)s)") % {"step": label, "number": number + 1, "count": step.count}
             steps.append(PlannedStep(KIND_OF_ACTION[step.action], text, wait, at, step.action))
     if sends:
-        steps.append(PlannedStep(NOTICE, "then the product is told the failure is final", 0, at))
+        steps.append(PlannedStep(NOTICE, _("then the product is told the failure is final"), 0, at))
     return steps
 
 
 def _step_label(step: Step) -> str:
     if step.action == "retry_other":
-        target = step.target_connection.slug if step.target_connection else "no connection chosen"
-        return f"retry on {target}"
+        if step.target_connection is None:
+            return _("retry on no connection chosen")
+        return _("retry on %(connection)s") % {"connection": step.target_connection.slug}
     if step.action == "fallback":
         channel = step.fallback_channel
-        return f"fall back to {channel.slug} ({channel.kind})" if channel else "fall back to no channel chosen"
+        if channel is None:
+            return _("fall back to no channel chosen")
+        return _("fall back to %(channel)s (%(kind)s)") % {"channel": channel.slug, "kind": channel.kind}
     if step.action == "retry_same":
-        return "retry on the same route"
-    return get_action(step.action).label.lower()
+        return _("retry on the same route")
+    return get_action(step.action).shown_label.lower()
 
 
 def which_rule(message: Message, *, seen: str | None = None, failed_at: datetime | None = None) -> Applied:
@@ -143,7 +149,7 @@ def describe_conditions(rule: Rule, connection_slugs: dict[int, str]) -> str:
         )
         if values
     ]
-    return " · ".join(parts) or "any message"
+    return " · ".join(parts) or _("any message")
 
 
 def describe_steps(rule: Rule) -> str:
@@ -153,10 +159,16 @@ def describe_steps(rule: Rule) -> str:
     for step in rule.step_list():
         text = _step_label(step)
         if get_action(step.action).attempts:
-            waits = f" ({', '.join(format_duration(int(d)) for d in step.delays)})" if step.delays else ""
-            text += f", {step.count} attempts{waits}" if step.count > 1 else waits
+            if step.count > 1:
+                attempts = ngettext("%(count)s attempt", "%(count)s attempts", step.count) % {"count": step.count}
+                text = f"{text}, {attempts}"
+            if step.delays:
+                text = f"{text} ({', '.join(format_duration(int(d)) for d in step.delays)})"
         parts.append(text)
-    line = " → ".join(parts) or "no steps"
+    line = " → ".join(parts) or _("no steps")
     if rule.deadline_seconds:
-        line += f" · deadline {format_duration(rule.deadline_seconds)}"
+        line = _("%(steps)s · deadline %(deadline)s") % {
+            "steps": line,
+            "deadline": format_duration(rule.deadline_seconds),
+        }
     return line

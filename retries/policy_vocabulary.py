@@ -13,6 +13,7 @@ import phonenumbers
 from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from receipts.countries import country_name
 from receipts.flows.selectors import flow_slas
@@ -97,7 +98,9 @@ def normalize_country(value: str) -> str:
     """'fr' → 'FR'; ValueError with the reason for anything that is not a known region."""
     code = value.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"unknown country “{value.strip()}”: use an ISO 3166 two-letter code such as FR")
+        raise ValueError(
+            _("unknown country “%(value)s”: use an ISO 3166 two-letter code such as FR") % {"value": value.strip()}
+        )
     return code
 
 
@@ -121,7 +124,7 @@ def parse_duration(text: str) -> int:
     """'30s', '2m', '1 h', '45' (seconds) → whole seconds; ValueError says what is wrong."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"“{text.strip()}” is not a duration: write e.g. 30s, 2m or 1h")
+        raise ValueError(_("“%(value)s” is not a duration: write e.g. 30s, 2m or 1h") % {"value": text.strip()})
     return int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s")[0]]
 
 

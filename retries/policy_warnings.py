@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from receipts.models import Message
 from retries.actions.registry import get_action
@@ -53,18 +54,19 @@ def step_warnings(step: Step) -> list[RuleWarning]:
     action = get_action(step.action)
     warnings = []
     if action.attempts and (why := action.missing_target(step)):
-        warnings.append(RuleWarning(f"step {step.position}: {why}: it will always be skipped", step.position))
+        text = _("step %(position)s: %(why)s: it will always be skipped") % {"position": step.position, "why": why}
+        warnings.append(RuleWarning(text, step.position))
     channel = step.fallback_channel if step.action == "fallback" else None
     if channel is not None:
         if channel.tested_at is None:
-            warnings.append(
-                RuleWarning(f"step {step.position}: channel {channel.slug} was never tested", step.position)
-            )
+            text = _("step %(position)s: channel %(channel)s was never tested")
+            warnings.append(RuleWarning(text % {"position": step.position, "channel": channel.slug}, step.position))
         elif not channel.test_ok:
-            text = f"step {step.position}: the last test of channel {channel.slug} failed"
-            warnings.append(RuleWarning(text, step.position))
+            text = _("step %(position)s: the last test of channel %(channel)s failed")
+            warnings.append(RuleWarning(text % {"position": step.position, "channel": channel.slug}, step.position))
         if not channel.enabled:
-            warnings.append(RuleWarning(f"step {step.position}: channel {channel.slug} is disabled", step.position))
+            text = _("step %(position)s: channel %(channel)s is disabled")
+            warnings.append(RuleWarning(text % {"position": step.position, "channel": channel.slug}, step.position))
     return warnings
 
 
@@ -96,10 +98,23 @@ def address_warning(rule: Rule, steps: list[Step], shares: dict[str, tuple[int, 
     total, carried = sum(n for n, _ in counted), sum(a for _, a in counted)
     if total == 0 or carried / total >= FALLBACK_ADDRESS_MIN_SHARE:
         return None
-    text = (
-        f"step {email_step.position}: only {carried} of {total} recent messages of "
-        f"{', '.join(rule.flows) or 'any flow'} carried a fallback e-mail address; the others skip this step"
-    )
+    params = {"position": email_step.position, "carried": carried, "total": total, "flows": ", ".join(rule.flows)}
+    if rule.flows:
+        text = (
+            _(
+                "step %(position)s: only %(carried)s of %(total)s recent messages of %(flows)s carried a fallback "
+                "e-mail address; the others skip this step"
+            )
+            % params
+        )
+    else:
+        text = (
+            _(
+                "step %(position)s: only %(carried)s of %(total)s recent messages of any flow carried a fallback "
+                "e-mail address; the others skip this step"
+            )
+            % params
+        )
     return RuleWarning(text, email_step.position)
 
 
@@ -111,9 +126,8 @@ def rules_warnings(rules: list[Rule]) -> dict[int | None, list[RuleWarning]]:
     for rule in rules:
         warnings = []
         if rule.enabled and (earlier := shadowing_rule(rule, rules)) is not None:
-            warnings.append(
-                RuleWarning(f"never matches: rule “{earlier.name}” is tried first and takes all its messages")
-            )
+            text = _("never matches: rule “%(rule)s” is tried first and takes all its messages")
+            warnings.append(RuleWarning(text % {"rule": earlier.name}))
         steps = rule.step_list()
         for step in steps:
             warnings.extend(step_warnings(step))

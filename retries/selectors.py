@@ -188,7 +188,7 @@ def _decisions_done(decisions: list[Decision]) -> list[Done]:
         if decision.step is not None:
             step = _("step %(position)s (%(action)s)") % {
                 "position": decision.step.position,
-                "action": str(get_action(decision.step.action).label).lower(),
+                "action": get_action(decision.step.action).shown_label.lower(),
             }
         if decision.state == Decision.State.RECORDED and decision.action == "notify":
             done.append(Done(decision.created_at, _("The product was notified of the failure.")))
@@ -253,7 +253,7 @@ def _steps_left(rule: Rule, decisions: list[Decision], attempts: list[Attempt]) 
         remaining = step.count - used.get(step.pk, 0) if action.attempts else 0
         if action.attempts and remaining <= 0:
             continue
-        label = action.label
+        label = action.shown_label
         if target := step.target_connection or step.fallback_channel:
             label += f" ({target})"
         left.append(StepLeft(step=step, label=label, attempts_left=remaining))

@@ -182,6 +182,9 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
             "comparison": gettext_lazy("Fires when the figure"),
         }  # fmt: skip
         help_texts = {
+            # Never %-formatted: without this, xgettext reads "% f" as a placeholder and msgfmt
+            # refuses the translations, whose "%" is followed by another word.
+            # xgettext:no-python-format
             "threshold": gettext_lazy("In the metric's unit: % for rates, seconds for times, a count for backlogs.")
         }
 

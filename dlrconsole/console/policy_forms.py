@@ -30,10 +30,19 @@ def _choices(items: list[Any]) -> list[tuple[str, str]]:
     return [(item.value, item.label) for item in items]
 
 
-def _multiple(what: str, items: list[Any]) -> forms.MultipleChoiceField:
+# Each condition's refusal whole, for languages where the words around the value agree with it.
+UNKNOWN_CHOICE = {
+    "flows": _("unknown flow “%(value)s”: choose one of the listed flows"),
+    "statuses": _("unknown status “%(value)s”: choose one of the listed statuses"),
+    "error_classes": _("unknown error class “%(value)s”: choose one of the listed error classes"),
+    "reasons": _("unknown reason “%(value)s”: choose one of the listed reasons"),
+}
+
+
+def _multiple(name: str, items: list[Any]) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         choices=_choices(items), required=False, widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": f"unknown {what} “%(value)s”: choose one of the listed {what}s"},
+        error_messages={"invalid_choice": UNKNOWN_CHOICE[name]},
     )  # fmt: skip
 
 
@@ -70,11 +79,11 @@ class RuleForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Built per form: flows come from recent messages, which change.
-        self.fields["flows"] = _multiple("flow", flow_choices())
+        self.fields["flows"] = _multiple("flows", flow_choices())
         self.fields["countries"] = CountriesField()
-        self.fields["statuses"] = _multiple("status", status_choices())
-        self.fields["error_classes"] = _multiple("error class", error_class_choices())
-        self.fields["reasons"] = _multiple("reason", reason_choices())
+        self.fields["statuses"] = _multiple("statuses", status_choices())
+        self.fields["error_classes"] = _multiple("error_classes", error_class_choices())
+        self.fields["reasons"] = _multiple("reasons", reason_choices())
 
     def clean_deadline(self) -> int | None:
         text = self.cleaned_data["deadline"].strip()
@@ -85,7 +94,7 @@ class RuleForm(forms.Form):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         if seconds <= 0:
-            raise ValidationError("a deadline must be longer than 0 s (leave it empty for none)")
+            raise ValidationError(_("a deadline must be longer than 0 s (leave it empty for none)"))
         return seconds
 
 
@@ -112,7 +121,7 @@ class StepForm(forms.Form):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         if len(delays) > MAX_STEP_COUNT:
-            raise ValidationError(f"at most {MAX_STEP_COUNT} waits")
+            raise ValidationError(_("at most %(count)s waits") % {"count": MAX_STEP_COUNT})
         if any(d > 7 * 24 * 3600 for d in delays):
             raise ValidationError(_("a wait may be at most 7 days"))
         return delays
@@ -143,7 +152,7 @@ class BaseStepFormSet(forms.BaseFormSet[StepForm]):
         if any(self.errors):
             return
         if not [form for form in self.forms if form.cleaned_data]:
-            raise ValidationError("add at least one step: what the rule does for the messages it takes")
+            raise ValidationError(_("add at least one step: what the rule does for the messages it takes"))
 
 
 StepFormSet = forms.formset_factory(
@@ -206,7 +215,7 @@ class ChannelForm(forms.Form):
     def clean_kind(self) -> str:
         kind = self.cleaned_data["kind"]
         if kind not in SENDERS:
-            raise ValidationError(f"unknown kind “{kind}”")
+            raise ValidationError(_("unknown kind “%(kind)s”") % {"kind": kind})
         return kind
 
 

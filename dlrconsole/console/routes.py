@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET
@@ -92,7 +92,9 @@ def trust_scores(*, period: Period, scope: Scope, group_by: Sequence[str]) -> li
     and a score judges the whole window, so a minute or two of age changes nothing it says. A
     cache that cannot be reached is skipped."""
     seconds = settings.DLR_TRUST_CACHE_SECONDS
-    key = "routes:trust:" + hashlib.sha256(repr((period, scope, tuple(group_by))).encode()).hexdigest()
+    # Per language: a score's reasons are words in the language of the request that judged it.
+    judged = (period, scope, tuple(group_by), translation.get_language())
+    key = "routes:trust:" + hashlib.sha256(repr(judged).encode()).hexdigest()
     if seconds:
         try:
             cached = cache.get(key)

@@ -18,6 +18,8 @@ from typing import Any
 
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
+from django_stubs_ext import StrOrPromise
 
 from receipts.rollups.figures import COUNT_COLUMNS, STATUS_COLUMNS, TTD_COLUMNS, TTFR_COLUMNS, percentile
 from receipts.rollups.maintain import bucket_start, kept_since
@@ -49,6 +51,14 @@ FAILED_COLUMNS: tuple[str, ...] = tuple(STATUS_COLUMNS[s] for s in STATUS_COLUMN
 FINAL_COLUMNS: tuple[str, ...] = tuple(STATUS_COLUMNS[s] for s in STATUS_COLUMNS if s in FINAL_STATUSES)
 
 
+# A bucket's size in words for the pages; Grain's labels are codes the API answers with.
+GRAIN_NAMES: dict[str, StrOrPromise] = {
+    Grain.MINUTE: pgettext_lazy("rollup bucket", "minute"),
+    Grain.HOUR: pgettext_lazy("rollup bucket", "hour"),
+    Grain.DAY: pgettext_lazy("rollup bucket", "day"),
+}
+
+
 @dataclass(frozen=True)
 class Period:
     """[since, until) read from `grain` buckets; both bounds are bucket starts."""
@@ -68,7 +78,8 @@ class Period:
 
     @property
     def grain_name(self) -> str:
-        return Grain(self.grain).label
+        """The bucket size in the reader's language ("hour", "heure"); the API keeps the codes."""
+        return str(GRAIN_NAMES.get(self.grain, self.grain))
 
     def buckets(self) -> list[datetime]:
         step = STEPS[self.grain]

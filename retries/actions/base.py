@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from django.utils.translation import gettext
+
 from retries.senders.base import Sender
 
 # Actions are handed the records they act on and never import the models (which take their
@@ -45,10 +47,15 @@ def build_sender(configured: ConnectionSender | FallbackChannel) -> Sender:
 
 class Action:
     slug: ClassVar[str]
-    label: ClassVar[str]
+    label: ClassVar[str]  # in English, marked with gettext_noop; `shown_label` reads it translated
     # Sends something again through an Attempt (retries/attempts.py runs it): such actions are
     # counted against their step's count, delayed by its waits and bounded by the rule's deadline.
     attempts: ClassVar[bool] = False
+
+    @property
+    def shown_label(self) -> str:
+        """The label in the reader's language (the stored records, e.g. a decision's why, keep the English)."""
+        return gettext(self.label)
 
     def missing_target(self, step: Step) -> str:
         """Why `step` cannot run this action (its target is not configured), or ""."""

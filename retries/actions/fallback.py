@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from retries.actions.base import Action, NotSendable, Plan, build_sender
 from retries.notifications import notify_fallback_sent
 
@@ -17,16 +20,18 @@ if TYPE_CHECKING:
 
 class Fallback(Action):
     slug = "fallback"
-    label = "Send through a fallback channel"
+    label = gettext_noop("Send through a fallback channel")
     attempts: ClassVar[bool] = True
 
     def missing_target(self, step: Step) -> str:
-        return "" if step.fallback_channel_id else "no fallback channel configured on the step"
+        return "" if step.fallback_channel_id else _("no fallback channel configured on the step")
 
     def missing_input(self, step: Step, root: Message) -> str:
         channel = step.fallback_channel
         if channel is not None and channel.kind == "email" and not root.fallback_email:
-            return f"no fallback e-mail address was registered for the {channel.slug} channel"
+            return _("no fallback e-mail address was registered for the %(channel)s channel") % {
+                "channel": channel.slug
+            }
         return ""
 
     def attempt_through(self, step: Step, message: Message) -> dict[str, int | None]:

@@ -3,9 +3,11 @@ rules below it from acting on some messages)."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop
+
 from retries.actions.base import Action
 
 
 class Nothing(Action):
     slug = "none"
-    label = "Nothing"
+    label = gettext_noop("Nothing")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext_noop
+
 from receipts.statuses import FAILURE_STATUSES, NO_RECEIPT, Status
 from retries.actions.base import Action
 from retries.notifications import Event, notify_failure_final, notify_once
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
 
 class Notify(Action):
     slug = "notify"
-    label = "Notify the product"
+    label = gettext_noop("Notify the product")
 
     def decided(self, decision: Decision, *, message: Message, seen: str, now: datetime) -> None:
         if seen == Status.DELIVERED:

@@ -3,6 +3,9 @@ retries add theirs with `register_action` from their AppConfig.ready (alerts: ra
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
+from django_stubs_ext import StrOrPromise
+
 from retries.actions.base import Action
 from retries.actions.fallback import Fallback
 from retries.actions.nothing import Nothing
@@ -17,8 +20,9 @@ def register_action(action: type[Action]) -> None:
     ACTIONS[action.slug] = action()
 
 
-def action_choices() -> list[tuple[str, str]]:
-    return [(slug, action.label) for slug, action in ACTIONS.items()]
+def action_choices() -> list[tuple[str, StrOrPromise]]:
+    """Labels read in the reader's language when a form or a record's display shows them."""
+    return [(slug, gettext_lazy(action.label)) for slug, action in ACTIONS.items()]
 
 
 def get_action(slug: str) -> Action:

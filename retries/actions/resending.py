@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
+from django.utils.translation import gettext, gettext_noop
 
 from receipts.models import Message
 from receipts.phones import PhoneNumber
@@ -20,14 +21,14 @@ if TYPE_CHECKING:
     from retries.models import Attempt, Step
     from retries.senders.base import SendResult
 
-NO_TEXT = "no message text is kept for this message (not registered, or erased)"
+NO_TEXT = gettext_noop("no message text is kept for this message (not registered, or erased)")
 
 
 class Resend(Action):
     attempts: ClassVar[bool] = True
 
     def missing_input(self, step: Step, root: Message) -> str:
-        return "" if root.body else NO_TEXT
+        return "" if root.body else gettext(NO_TEXT)
 
     def plan(self, attempt: Attempt) -> Plan:
         root, connection = attempt.chain_root, attempt.connection

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from retries.actions.resending import Resend
 
 if TYPE_CHECKING:
@@ -14,10 +17,10 @@ if TYPE_CHECKING:
 
 class RetryOther(Resend):
     slug = "retry_other"
-    label = "Retry on another connection"
+    label = gettext_noop("Retry on another connection")
 
     def missing_target(self, step: Step) -> str:
-        return "" if step.target_connection_id else "no other connection configured on the step"
+        return "" if step.target_connection_id else _("no other connection configured on the step")
 
     def attempt_through(self, step: Step, message: Message) -> dict[str, int | None]:
         return {"connection_id": step.target_connection_id}

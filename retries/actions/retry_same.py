@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext_noop
+
 from retries.actions.resending import Resend
 
 if TYPE_CHECKING:
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 class RetrySame(Resend):
     slug = "retry_same"
-    label = "Retry on the same connection"
+    label = gettext_noop("Retry on the same connection")
 
     def attempt_through(self, step: Step, message: Message) -> dict[str, int | None]:
         return {"connection_id": message.connection_id}

@@ -12,9 +12,11 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from dlrconsole import roles
 from dlrconsole.accounts.models import Profile
-from receipts.models import Message
-from tests.factories import MessageFactory
+from receipts.flows.models import Flow
+from receipts.models import Connection, Message
+from tests.factories import ConnectionFactory, MessageFactory, api_client_for, rule_with_steps, user_in_role
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +102,69 @@ def test_a_french_speaking_admin_edits_policies_and_reads_alerts_in_french(admin
     assert "<h1>Alertes</h1>" in alerts
     assert "Aucune alerte. Les règles d'alerte surveillent les taux de délivrance" in alerts
     assert "configurez-les" in alerts
+
+
+def _speaking(username: str, language: str) -> Client:
+    user = get_user_model().objects.get(username=username)
+    Profile.objects.create(user=user, time_zone="Europe/Paris", language=language)
+    return _signed_in(username)
+
+
+def _read(client: Client, url: str, **params: str) -> str:
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return html.unescape(response.content.decode())
+
+
+def test_a_french_speaking_admin_prepares_a_launch_in_french(admin_client_role: Client) -> None:
+    ConnectionFactory(slug="fr-main")
+    flow = Flow.objects.create(name="OTP", slug="login-otp", countries=["BE"], monthly_volume=1000, sla_seconds=60)
+    flow.connections.set(Connection.objects.all())
+    client = _speaking("admin-user", "fr")
+
+    page = _read(client, reverse("console:flow", args=[flow.slug]))
+    assert '<h2 id="about-heading">Le flux</h2>' in page
+    assert '<h2 id="test-heading">Tester le repli</h2>' in page
+    assert "1000 par mois" in page
+    # The readiness items, built in Python, in the reader's language.
+    assert "Aucun responsable technique." in page
+    assert "BE par fr-main\u00a0: jamais testé." in page
+    assert "Aucun KPI\u00a0: ajoutez-en au moins un (taux de délivrance, accusés manquants, délai" in page
+    for english in ("The flow<", "Test the fallback", "Readiness", "No technical owner", "never tested"):
+        assert english not in page
+
+    checklist = _read(client, reverse("console:flow-checklist", args=[flow.slug]))
+    assert "<h1>Liste de lancement\u00a0: OTP</h1>" in checklist
+    assert "<h2>Décision de cette réunion</h2>" in checklist
+    for english in ("Launch checklist", "Decision of this meeting"):
+        assert english not in checklist
+
+
+def test_a_spanish_speaking_admin_reads_route_trust_and_the_policies_summaries_in_spanish(
+    admin_client_role: Client,
+) -> None:
+    ConnectionFactory(slug="grey")
+    retry_twice = {"action": "retry_same", "count": 2, "delays": [30, 120]}
+    rule_with_steps("Temporales", retry_twice, error_classes=["temporary"])
+    client = _speaking("admin-user", "es")
+
+    trust = _read(client, reverse("console:route-trust"), window="1h", connection="grey", country="FR")
+    assert "<h1>Hasta qué punto se puede confiar en el «entregado» de esta ruta</h1>" in trust
+    assert "Sin evaluar" in trust
+    assert "No hay suficientes mensajes entregados para evaluar: 0, se necesitan al menos 20." in trust
+    assert "<h2>En qué se basa</h2>" in trust
+    for english in ("can be trusted", "What it stands on", "Not enough"):
+        assert english not in trust
+
+    rules = _read(client, reverse("console:policies"))
+    assert "reintentar por la misma ruta, 2 intentos (30s, 2m)" in rules
+    assert "retry on the same route" not in rules
+
+
+def test_an_api_refusal_of_a_search_filter_follows_accept_language() -> None:
+    api = api_client_for(user_in_role(roles.PRODUCT, "product"))
+    response = api.get("/api/v1/messages/", {"country": "F1"}, headers={"Accept-Language": "fr"})
+    assert response.status_code == 400
+    assert response.json()["country"] == ["doit être un code ISO 3166 à deux lettres, par exemple FR"]
+    spanish = api.get("/api/v1/messages/", {"country": "F1"}, headers={"Accept-Language": "es"})
+    assert spanish.json()["country"] == ["debe ser un código ISO 3166 de dos letras, por ejemplo FR"]

@@ -187,3 +187,17 @@ ENTRY_KINDS = {
 @register.filter
 def entry_kind(kind: str) -> str:
     return str(ENTRY_KINDS.get(kind, kind))
+
+
+# A fallback test's evidence kind (receipts/flows FallbackTest.evidence) as the reader says it.
+EVIDENCE_KINDS = {
+    "sent": pgettext_lazy("fallback test evidence", "sent"),
+    "received": pgettext_lazy("fallback test evidence", "received"),
+    "decided": pgettext_lazy("fallback test evidence", "decided"),
+    "note": pgettext_lazy("fallback test evidence", "note"),
+}
+
+
+@register.filter
+def evidence_kind(kind: str) -> str:
+    return str(EVIDENCE_KINDS.get(kind, kind))
