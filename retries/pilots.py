@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dlrconsole.lib.tasks import task_by_name
+from receipts.flows.models import Flow
 from receipts.honesty import BACKDATE_TOLERANCE, FAST_SECONDS, Signals, TrustScore, trust_score
 from receipts.models import Connection, Message, Receipt
 from receipts.phones import InvalidNumber, parse_number
@@ -83,6 +84,22 @@ def _example_number(country: str) -> str | None:
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else None
 
 
+def _within_flow(
+    flow: Flow, countries: Sequence[str], connections: Sequence[Connection], errors: dict[str, str]
+) -> None:
+    """A pilot of a flow tries the flow's own routes: a country or connection the flow does not
+    have would recommend a route it cannot take."""
+    if outside := [c for c in countries if c not in flow.countries]:
+        own_countries = ", ".join(sorted(flow.countries))
+        errors["countries"] = (
+            f"not among the countries of the flow “{flow.name}” ({own_countries}): {', '.join(outside)}"
+        )
+    own = {c.pk: c.slug for c in flow.connections.all()}
+    if foreign := [c.slug for c in connections if c.pk not in own]:
+        allowed = ", ".join(sorted(own.values())) or "none chosen yet"
+        errors["connections"] = f"not among the connections of the flow “{flow.name}” ({allowed}): {', '.join(foreign)}"
+
+
 def pilot_validate(
     *,
     countries: Sequence[str],
@@ -90,6 +107,7 @@ def pilot_validate(
     messages_per_route: int,
     test_numbers: Sequence[str],
     simulated: bool,
+    flow: Flow | None = None,
 ) -> dict[str, list[str]]:
     """Each country's recipients, or PilotInvalid with every reason."""
     errors: dict[str, str] = {}
@@ -100,6 +118,8 @@ def pilot_validate(
         errors["countries"] = f"not ISO 3166 country codes: {', '.join(unknown)}"
     if not connections:
         errors["connections"] = "choose at least one connection"
+    if flow is not None and not errors:
+        _within_flow(flow, countries, connections, errors)
     if not 1 <= messages_per_route <= MAX_PER_ROUTE:
         errors["messages_per_route"] = f"between 1 and {MAX_PER_ROUTE}"
     elif len(countries) * len(connections) * messages_per_route > MAX_SENDS:
@@ -129,16 +149,20 @@ def pilot_validate(
 def pilot_create(
     *,
     name: str,
-    countries: Sequence[str],
-    connections: Sequence[Connection],
     messages_per_route: int,
+    flow: Flow | None = None,
+    countries: Sequence[str] = (),
+    connections: Sequence[Connection] = (),
     test_numbers: Sequence[str] = (),
     simulated: bool = False,
-    flow: str = "",
     body: str = DEFAULT_BODY,
     user: Any = None,
 ) -> Pilot:
-    """Create the pilot and all its sends, then start sending (after commit)."""
+    """Create the pilot and all its sends, then start sending (after commit). A pilot of a
+    flow takes the flow's countries and connections unless given fewer of them."""
+    if flow is not None:
+        countries = countries or flow.countries
+        connections = connections or list(flow.connections.order_by("slug"))
     countries = sorted({c.strip().upper() for c in countries if c.strip()})
     recipients = pilot_validate(
         countries=countries,
@@ -146,11 +170,13 @@ def pilot_create(
         messages_per_route=messages_per_route,
         test_numbers=test_numbers,
         simulated=simulated,
+        flow=flow,
     )
     with transaction.atomic():
         person = user if getattr(user, "pk", None) else None
         pilot = Pilot(
-            name=name, flow=flow, countries=countries, messages_per_route=messages_per_route,
+            name=name, flow=flow, flow_slug=flow.slug if flow else "", countries=countries,
+            messages_per_route=messages_per_route,
             test_numbers=list(test_numbers), simulated=simulated, body=body or DEFAULT_BODY, created_by=person,
         )  # fmt: skip
         # Who, in the audit log, when no request says it (a command, a test).
@@ -168,6 +194,11 @@ def pilot_create(
         )  # fmt: skip
         transaction.on_commit(lambda: pilot_kick(pilot.pk))
     return pilot
+
+
+def flow_latest_pilot(flow: Flow) -> Pilot | None:
+    """The flow's newest pilot, for its launch page."""
+    return Pilot.objects.filter(flow=flow).prefetch_related("connections").first()
 
 
 def pilot_kick(pilot_id: int) -> None:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dlrconsole import roles
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
 from receipts.countries import country_name
+from receipts.flows.models import Flow
 from receipts.models import Connection
 from receipts.phones import mask_number
 from retries.models import Pilot, PilotSend
@@ -32,12 +33,19 @@ COUNTRY_CHOICES = sorted(
 
 class PilotForm(forms.Form):
     name = forms.CharField(max_length=120)
-    flow = forms.SlugField(max_length=48, required=False, help_text="The product flow the routes are piloted for.")
-    countries = forms.MultipleChoiceField(choices=COUNTRY_CHOICES, widget=forms.SelectMultiple(attrs={"size": 6}))
+    flow = forms.ModelChoiceField(
+        queryset=Flow.objects.order_by("name"), required=False, to_field_name="slug", empty_label="No flow",
+        help_text="The flow the routes are piloted for: its countries and connections unless you choose fewer.",
+    )  # fmt: skip
+    countries = forms.MultipleChoiceField(
+        choices=COUNTRY_CHOICES, required=False, widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="Empty: the flow's countries.",
+    )  # fmt: skip
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.filter(enabled=True, sender__enabled=True).defer("secrets"),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Connections with a send API.",
+        help_text="Connections with a send API. None ticked: the flow's.",
     )
     messages_per_route = forms.IntegerField(
         min_value=1,
@@ -62,11 +70,29 @@ class PilotForm(forms.Form):
         lines = [line.strip() for line in self.cleaned_data["test_numbers"].splitlines()]
         return [line for line in lines if line]
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Without a flow there is nothing to default to (with one, the service takes its own).
+        if cleaned.get("flow") is None:
+            for name in ("countries", "connections"):
+                if name in cleaned and not cleaned[name]:
+                    self.add_error(name, "This field is required (or choose a flow).")
+        return cleaned
+
+
+def _initial(flow: Flow | None) -> dict[str, Any]:
+    """A pilot started from a flow's page: its countries and connections ticked."""
+    if flow is None:
+        return {}
+    return {"flow": flow, "name": f"{flow.name}: routes", "countries": flow.countries,
+            "connections": list(flow.connections.all())}  # fmt: skip
+
 
 @require_http_methods(["GET", "POST"])
 @console_view(MANAGE_PILOTS)
 def pilots(request: HtmxHttpRequest) -> HttpResponse:
-    form = PilotForm(request.POST or None)
+    chosen = Flow.objects.filter(slug=request.GET.get("flow", "")).first() if request.method == "GET" else None
+    form = PilotForm(request.POST or None, initial=_initial(chosen))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -81,7 +107,8 @@ def pilots(request: HtmxHttpRequest) -> HttpResponse:
         else:
             flash.success(request, f"Pilot “{pilot.name}” started.")
             return HttpResponseRedirect(reverse("console:pilot", args=[pilot.pk]))
-    context = {"nav": "pilots", "form": form, "pilots": Pilot.objects.prefetch_related("connections")[:50]}
+    listed = Pilot.objects.select_related("flow").prefetch_related("connections")[:50]
+    context = {"nav": "pilots", "form": form, "pilots": listed}
     return render(request, "console/pilots.html", context, status=400 if form.errors else 200)
 
 
@@ -95,7 +122,7 @@ def _progress(pilot: Pilot) -> dict[str, int]:
 @require_http_methods(["GET"])
 @console_view(MANAGE_PILOTS)
 def pilot(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(Pilot.objects.prefetch_related("connections"), pk=pk)
+    found = get_object_or_404(Pilot.objects.select_related("flow").prefetch_related("connections"), pk=pk)
     numbers = (
         found.test_numbers if roles.can_see_numbers(request.user) else [mask_number(n) for n in found.test_numbers]
     )
