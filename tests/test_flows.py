@@ -27,7 +27,7 @@ from receipts.rollups import maintain, route_timing
 from receipts.sla import display_status, receipt_sla_seconds
 from receipts.statuses import NO_RECEIPT, Status
 from receipts.sweeps import sweep_missing_receipts
-from retries.flow_fallback import flow_fallback_test_run
+from retries.flow_fallback import FallbackTestRefused, flow_fallback_test_run
 from retries.models import FallbackChannel, Rule
 from retries.policy_vocabulary import known_flows
 from tests.factories import ConnectionFactory, MessageFactory, api_client_for, rule_with_steps, user_in_role
@@ -145,7 +145,7 @@ def test_a_flow_s_floor_may_not_exceed_its_sla() -> None:
 
 @pytest.fixture
 def route() -> Connection:
-    return ConnectionFactory(slug="fr-main")
+    return ConnectionFactory(slug="fr-main", test_mode="test", test_numbers=["+33612345678"])
 
 
 def items(flow: Flow) -> dict[str, list[str]]:
@@ -266,7 +266,28 @@ def test_the_fallback_test_plays_the_escalation_and_keeps_what_was_sent_and_answ
     assert "Undelivered receipt for" in texts[1]  # through ingestion, with the provider's own code
     assert [entry["at"] for entry in test.evidence] == sorted(entry["at"] for entry in test.evidence)
     assert (test.run_by, test.message.flow, test.message.client_reference) == (admin, "login-otp", "fallback-test")
+    assert [send["to"] for send in gateway.sends.values()] == ["+33612345678"]  # the route's test number
+    assert test.message.recipient == "+33612345678"
     assert items(flow)["fallback"] == []
+
+
+def test_the_fallback_test_refuses_a_live_route_or_an_escalation_through_one_and_sends_nothing(
+    route, gateway, escalation
+) -> None:
+    live = ConnectionFactory(slug="fr-live")
+    flow = make_flow()
+    flow.connections.set([route, live])
+    with pytest.raises(FallbackTestRefused, match="fr-live carries live traffic: put it in test mode"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=live, user=None)
+    Rule.objects.all().delete()
+    rule_with_steps("Reroute", {"action": "retry_other", "target_connection": live}, flows=["login-otp"])
+    with pytest.raises(FallbackTestRefused, match="fr-live carries live traffic"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None)
+    route.test_numbers = ["+447400123456"]
+    route.save()
+    with pytest.raises(FallbackTestRefused, match="fr-main is in test mode without a test number in FR"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None)
+    assert (Message.objects.count(), FallbackTest.objects.count(), gateway.requests) == (0, 0, [])
 
 
 def test_a_fallback_test_played_on_missing_receipts_without_a_fallback_step_fails_and_says_so(route, gateway) -> None:

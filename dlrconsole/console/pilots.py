@@ -21,7 +21,7 @@ from receipts.flows.models import Flow
 from receipts.models import Connection
 from receipts.phones import mask_number
 from retries.models import Pilot, PilotSend
-from retries.pilots import DEFAULT_BODY, MAX_PER_ROUTE, MAX_TEST_NUMBERS, PilotInvalid, pilot_cancel, pilot_comparison
+from retries.pilots import DEFAULT_BODY, MAX_PER_ROUTE, PilotInvalid, pilot_cancel, pilot_comparison
 from retries.pilots import pilot_create as create_pilot
 
 MANAGE_PILOTS = "retries.add_pilot"
@@ -45,7 +45,8 @@ class PilotForm(forms.Form):
         queryset=Connection.objects.filter(enabled=True, sender__enabled=True).defer("secrets"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Connections with a send API. None ticked: the flow's.",
+        help_text="Connections with a send API, in test mode (they send only to their test numbers) or simulated. "
+        "None ticked: the flow's.",
     )
     messages_per_route = forms.IntegerField(
         min_value=1,
@@ -53,22 +54,7 @@ class PilotForm(forms.Form):
         initial=10,
         help_text=f"Test messages per connection and country, at most {MAX_PER_ROUTE}.",
     )
-    test_numbers = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text=f"Phones that receive the tests, in E.164 (+33612345678), one per line; at least one per "
-        f"country, at most {MAX_TEST_NUMBERS}.",
-    )
-    simulated = forms.BooleanField(
-        required=False,
-        label="Simulated connections",
-        help_text="The demo's simulated providers: no test number needed.",
-    )
     body = forms.CharField(max_length=160, initial=DEFAULT_BODY, label="Text")
-
-    def clean_test_numbers(self) -> list[str]:
-        lines = [line.strip() for line in self.cleaned_data["test_numbers"].splitlines()]
-        return [line for line in lines if line]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -99,7 +85,7 @@ def pilots(request: HtmxHttpRequest) -> HttpResponse:
             pilot = create_pilot(
                 name=data["name"], flow=data["flow"], countries=data["countries"],
                 connections=list(data["connections"]), messages_per_route=data["messages_per_route"],
-                test_numbers=data["test_numbers"], simulated=data["simulated"], body=data["body"], user=request.user,
+                body=data["body"], user=request.user,
             )  # fmt: skip
         except PilotInvalid as exc:
             for name, why in exc.errors.items():
