@@ -7,11 +7,15 @@ layer that sees them all."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from simple_history.utils import get_m2m_reverse_field_name
 
 from alerts.flow_kpis import rule_matches_kpi
 from alerts.models import AlertRule
@@ -19,6 +23,7 @@ from alerts.reports.models import ReportSchedule
 from receipts.flows.models import Channel, FallbackTest, Flow
 from receipts.models import Connection
 from receipts.statuses import Status
+from retries.models import Rule, Step
 from retries.policy_tester import first_rule, probe_message
 
 # The failure a policy must take for every route of the flow: a temporary one, the kind a retry
@@ -119,6 +124,56 @@ def policy_item(flow: Flow) -> ReadinessItem:
                  reverse("console:policies"), _("Edit the policies"))  # fmt: skip
 
 
+def _when(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+# What happened to a rule, by its history record's type.
+RULE_CHANGES = {
+    "+": gettext_lazy("the retry rule “%(rule)s” was added"),
+    "~": gettext_lazy("the retry rule “%(rule)s” changed"),
+    "-": gettext_lazy("the retry rule “%(rule)s” was deleted"),
+}
+
+
+def _concerns(flows: object, flow: Flow) -> bool:
+    return not flows or (isinstance(flows, list) and flow.slug in flows)
+
+
+def _connection_ids(record: Any) -> set[int]:
+    """The flow's connections as a history record kept them (its own copy of the through rows)."""
+    target = get_m2m_reverse_field_name(Flow._meta.get_field("connections"))
+    return {getattr(row, f"{target}_id") for row in record.connections.all()}
+
+
+def _first_change_since(flow: Flow, since: datetime) -> tuple[datetime, str] | None:
+    """The first change, read from the configuration's history, to what a fallback test of the
+    flow played: a retry rule that may take its messages (or one of its steps), or the flow's
+    connections. (when, what changed, in words)."""
+    changes: list[tuple[datetime, str]] = []
+    rule_history = Rule.history.model.objects
+    names: dict[int, str] = {}
+    for record in rule_history.order_by("history_date", "history_id"):
+        if _concerns(record.flows, flow):
+            names[record.id] = record.name
+            if record.history_date > since:
+                changes.append((record.history_date, RULE_CHANGES[record.history_type] % {"rule": record.name}))
+    step_history = Step.history.model.objects
+    for record in step_history.filter(history_date__gt=since, rule_id__in=list(names)).order_by("history_date"):
+        changes.append((record.history_date, RULE_CHANGES["~"] % {"rule": names[record.rule_id]}))
+    # Each record against the one before it, from the one in force when the test ran (records of
+    # the same instant are ordered by id: prev_record would pick among them at random).
+    history = flow.history.order_by("history_date", "history_id")
+    before = history.filter(history_date__lte=since).last()
+    tested = _connection_ids(before) if before is not None else set()
+    for record in history.filter(history_date__gt=since):
+        if (now := _connection_ids(record)) != tested:
+            changes.append((record.history_date, _("the flow's connections changed")))
+            break
+        tested = now
+    return min(changes, key=lambda change: change[0]) if changes else None
+
+
 def fallback_item(flow: Flow) -> ReadinessItem:
     tests = {(t.country, t.connection_id): t for t in reversed(list(flow.fallback_tests.all()))}  # newest wins
     missing = []
@@ -130,6 +185,10 @@ def fallback_item(flow: Flow) -> ReadinessItem:
         elif test.outcome != FallbackTest.Outcome.PASSED:
             text = _("%(country)s through %(connection)s: the last test failed (%(summary)s)")
             missing.append(text % {**route, "summary": test.summary})
+        elif stale := _first_change_since(flow, test.finished_at):
+            at, what = stale
+            text = _("%(country)s through %(connection)s: tested on %(tested)s, before %(what)s on %(at)s: test again.")
+            missing.append(text % {**route, "tested": _when(test.finished_at), "what": what, "at": _when(at)})
     if not flow.connections.exists():
         missing.append(_("No route to test: choose the flow's connections."))
     return _item("fallback", _("The fallback was tested"), missing, _flow_url(flow, "flow"), _("Test the fallback"))

@@ -7,7 +7,8 @@ times, so the rollups and every figure stay right, and nothing identifies the pe
 the number, the text, the fallback address, the receipts' raw payloads and headers are emptied;
 the number is cut out of what quotes it (decisions' and attempts' texts, the product feed's
 payloads and errors, per-message alerts, and what people typed: alert comments and launch
-rationales, in any spelling of the number); it leaves the pilots' test numbers; resends still
+rationales, in any spelling of the number); it leaves the pilots' and connections' test numbers
+(and their history); resends still
 waiting are cancelled.
 """
 
@@ -28,7 +29,7 @@ from alerts.models import Alert, AlertEvent, NotificationAttempt
 from dlrconsole.audit.models import AuditEntry, ErasureRequest
 from dlrconsole.audit.services import audit_action
 from receipts.flows.models import LaunchDecision
-from receipts.models import Message, Receipt
+from receipts.models import Connection, Message, Receipt
 from receipts.phones import mask_number
 from retries.feed.models import FeedAttempt, FeedDelivery, FeedEvent
 from retries.models import Attempt, Decision, Pilot
@@ -147,6 +148,8 @@ def _erase(e164: str, scrub: Scrubber) -> dict[str, int]:
     counts["launch decisions"] = _scrub_quoting(LaunchDecision.objects.all(), scrub, "rationale")
     counts["pilots' test numbers"] = _drop_test_number(Pilot, e164)
     counts["pilots' history"] = _drop_test_number(Pilot.history.model, e164)
+    counts["connections' test numbers"] = _drop_test_number(Connection, e164)
+    counts["connections' history"] = _drop_test_number(Connection.history.model, e164)
     # The audit log keeps the changes people made, rationales and test numbers included.
     counts["audit log entries"] = _scrub_quoting(AuditEntry.objects.all(), scrub, "changes", json=True)
     return {name: number for name, number in counts.items() if number}

@@ -16,7 +16,16 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from dlrconsole.lib.big_tables import BigTableAdmin
 from receipts.errors import shipped_entry
-from receipts.models import Connection, ConnectionPrice, ErrorCodeOverride, Message, OutboxEvent, Receipt
+from receipts.models import (
+    MAX_TEST_NUMBERS,
+    Connection,
+    ConnectionPrice,
+    ErrorCodeOverride,
+    Message,
+    OutboxEvent,
+    Receipt,
+    validate_test_numbers,
+)
 from receipts.outbox import outbox_retry_parked
 from receipts.phones import InvalidNumber, mask_number, parse_number
 from receipts.rollups.models import Grain, Rollup
@@ -31,9 +40,43 @@ class ConnectionForm(forms.ModelForm[Connection]):
         "several secrets at once, for rotation.",
     )
 
+    test_numbers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text=f"The team's phones that receive pilots' and fallback tests' messages in test mode, one per line "
+        f"in E.164 (+33612345678), at most {MAX_TEST_NUMBERS}.",
+    )
+
     class Meta:
         model = Connection
-        fields = ["slug", "provider", "name", "public_url", "options", "allowed_ips", "rate_limit", "enabled"]
+        fields = [
+            "slug", "provider", "name", "public_url", "options", "allowed_ips", "rate_limit", "enabled", "test_mode",
+            "test_numbers",
+        ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["test_numbers"] = "\n".join(self.instance.test_numbers or [])
+
+    def clean_test_numbers(self) -> list[str]:
+        """Each line parsed (spaces and a leading 00 forgiven) into E.164; the model checks the rest."""
+        numbers, errors = [], []
+        for line in filter(None, (line.strip() for line in self.cleaned_data["test_numbers"].splitlines())):
+            try:
+                number = parse_number(line).e164
+                validate_test_numbers([number])
+            except InvalidNumber as exc:
+                errors.append(f"{line[:20]}: {exc}")
+            except ValidationError:
+                errors.append(f"{line[:20]}: not a valid number (no such number range in its country)")
+            else:
+                numbers.append(number)
+                if not line.startswith(("+", "00")):
+                    errors.append(f"{line[:20]}: write it in E.164, e.g. +33612345678")
+        if errors:
+            raise ValidationError(errors)
+        return numbers
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -64,8 +107,8 @@ class ConnectionPriceInline(admin.TabularInline[ConnectionPrice, Connection]):
 class ConnectionAdmin(admin.ModelAdmin[Connection]):
     form = ConnectionForm
     inlines = [ConnectionPriceInline]
-    list_display = ["slug", "provider", "name", "enabled", "rate_limit", "webhook_path"]
-    list_filter = ["provider", "enabled"]
+    list_display = ["slug", "provider", "name", "enabled", "test_mode", "rate_limit", "webhook_path"]
+    list_filter = ["provider", "enabled", "test_mode"]
     search_fields = ["slug", "name"]
     readonly_fields = ["secret_hints", "created_at", "updated_at"]
 

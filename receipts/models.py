@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -39,6 +40,46 @@ def _validate_networks(value: object) -> None:
 class ClassSource(models.TextChoices):
     CATALOG = "catalog", _("Error catalog")
     PROVIDER = "provider", _("Provider's own flag")
+
+
+class TestMode(models.TextChoices):
+    OFF = "off", _("Off: live traffic; no pilot or fallback test sends through it")
+    TEST = "test", _("Test mode: pilots and fallback tests send through it, only to its test numbers")
+    SIMULATOR = "simulator", _("Simulator: a simulated provider (the demo); tests go to example numbers no phone has")
+
+
+# A handful of team phones per country is what a pilot needs; more is a recipient list.
+MAX_TEST_NUMBERS = 20
+
+
+class TestTrafficRefused(ValueError):
+    """Test messages may not go through this connection (to this country); the message says why."""
+
+
+def validate_test_numbers(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(number, str) for number in value):
+        raise ValidationError(_("Test numbers must be a list of phone numbers."))
+    if len(value) > MAX_TEST_NUMBERS:
+        raise ValidationError(_("At most %(limit)s test numbers."), params={"limit": MAX_TEST_NUMBERS})
+    for number in value:
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if (
+            parsed is None
+            or not phonenumbers.is_valid_number(parsed)
+            or phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) != number
+        ):
+            raise ValidationError(
+                _("%(number)s is not a valid number in E.164 form, e.g. +33612345678."), params={"number": number[:20]}
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError(_("A test number is listed twice."))
+
+
+def _region(e164: str) -> str:
+    return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or ""
 
 
 class Connection(models.Model):
@@ -71,6 +112,13 @@ class Connection(models.Model):
             "are answered 429 with Retry-After and the provider sends them again. Empty: no limit."
         ),
     )
+    # Whether pilots and fallback tests may send through it, and to whom (retries/pilots.py,
+    # retries/flow_fallback.py): a live route sends their test messages to nobody.
+    test_mode = models.CharField(max_length=9, choices=TestMode.choices, default=TestMode.OFF, db_default=TestMode.OFF)
+    test_numbers = models.JSONField(
+        default=list, blank=True, validators=[validate_test_numbers],
+        help_text=_("The team's phones that receive test messages in test mode, in E.164."),
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Who changed what (the audit log); the secrets only as "changed".
@@ -96,6 +144,31 @@ class Connection(models.Model):
             except ValueError as exc:
                 # The reason only: the secret itself is never echoed back.
                 raise ValidationError({"secrets": str(exc)}) from None
+        if self.test_mode == TestMode.TEST and not self.test_numbers:
+            raise ValidationError({"test_numbers": _("Test mode needs at least one test number.")})
+
+    def test_recipients(self, country: str) -> list[str]:
+        """Where a test message to `country` may go through this connection: its test numbers
+        there in test mode, an example number no phone has on a simulator; TestTrafficRefused
+        with what to change otherwise."""
+        if self.test_mode == TestMode.SIMULATOR:
+            example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+            if example is None:
+                raise TestTrafficRefused(gettext("no example number is known for %(country)s") % {"country": country})
+            return [phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)]
+        if self.test_mode == TestMode.TEST:
+            numbers = [n for n in self.test_numbers if _region(n) == country]
+            if not numbers:
+                text = gettext(
+                    "%(connection)s is in test mode without a test number in %(country)s: add one on its page"
+                )
+                raise TestTrafficRefused(text % {"connection": self.slug, "country": country})
+            return numbers
+        text = gettext(
+            "%(connection)s carries live traffic: put it in test mode with test numbers (on its page) before "
+            "sending test messages through it"
+        )
+        raise TestTrafficRefused(text % {"connection": self.slug})
 
     def secret_hints(self) -> list[str]:
         """The secrets as they may be shown: never more than their last four characters."""

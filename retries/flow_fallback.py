@@ -2,9 +2,10 @@
 real path (registration, the missing-receipt event, the rules' decisions, the attempt runner
 and its senders) with time compressed: each attempt runs as soon as it is scheduled, and
 every SMS it sends is taken to have had no receipt either, so the escalation goes on to its
-fallback. The connections' send APIs are whatever they point at: the demo's simulator, or a
-provider's test mode. What was sent, what came back and when is kept on the flow
-(receipts.flows.models.FallbackTest) as the launch's evidence.
+fallback. Only through connections in test mode (to their test numbers) or simulated ones
+(receipts.models.Connection.test_recipients): a route carrying live traffic is refused. What
+was sent, what came back and when is kept on the flow (receipts.flows.models.FallbackTest) as
+the launch's evidence.
 
 Bounded: at most MAX_ROUNDS attempts; a test never waits on a retry's delay."""
 
@@ -14,7 +15,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,14 +22,15 @@ from receipts import store
 from receipts.errors import code_for_reason
 from receipts.flows.models import FallbackTest, Flow
 from receipts.ingestion import ingest
-from receipts.models import Connection, Message, OutboxEvent
+from receipts.models import Connection, Message, OutboxEvent, TestTrafficRefused
 from receipts.outbox import outbox_process
 from receipts.phones import parse_number
 from receipts.providers.base import ReceiptEvent, WebhookRequest
 from receipts.services import MessageRegistration, message_register
-from receipts.statuses import Status
+from receipts.statuses import NO_RECEIPT, Status
 from retries.attempts import attempt_execute, attempt_lease
 from retries.models import Attempt, Decision
+from retries.policy_tester import first_rule, probe_message
 
 MAX_ROUNDS = 12
 # What the test's SMS meet: a temporary failure (the readiness's policy probe, an absent
@@ -44,13 +45,23 @@ class FallbackTestRefused(ValueError):
     """The flow cannot be tested as it stands; the reason says what to set."""
 
 
-def test_number(country: str) -> str:
-    """A valid mobile number of the country (libphonenumber's example), never a real person's
-    on purpose: the test's SMS go through the connection's test mode or the simulator."""
-    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
-    if example is None:
-        raise FallbackTestRefused(f"no test number is known for {country}")
-    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+def _test_recipient(flow: Flow, country: str, connection: Connection, trigger: str) -> str:
+    """Whom the test's SMS go to: the route's first test number (or, on a simulator, a number no
+    phone has); refused when the route, or a connection the escalation resends through, carries
+    live traffic, so that a test never texts a real customer."""
+    try:
+        recipient = connection.test_recipients(country)[0]
+        status = NO_RECEIPT if trigger == NO_RECEIPT_TRIGGER else Status.UNDELIVERED
+        probe = probe_message(
+            flow=flow.slug, country=country, connection=connection, status=status, reason=PROBE_REASON
+        )
+        rule = first_rule(probe, status)
+        for step in rule.step_list() if rule else []:
+            if step.target_connection is not None:
+                step.target_connection.test_recipients(country)
+    except TestTrafficRefused as exc:
+        raise FallbackTestRefused(str(exc)) from None
+    return recipient
 
 
 def flow_fallback_test_run(
@@ -64,12 +75,13 @@ def flow_fallback_test_run(
         raise FallbackTestRefused(f"{country} is not one of the flow's countries")
     if not flow.connections.filter(pk=connection.pk).exists():
         raise FallbackTestRefused(f"{connection.slug} is not one of the flow's connections")
+    recipient = _test_recipient(flow, country, connection, trigger)
     started = timezone.now()
     evidence = _Evidence()
     message, _created = message_register(
         MessageRegistration(
             connection=connection, provider_message_id=f"fallback-test-{uuid.uuid4().hex[:20]}",
-            recipient=parse_number(test_number(country)), flow=flow.slug, client_reference="fallback-test",
+            recipient=parse_number(recipient), flow=flow.slug, client_reference="fallback-test",
             body=TEST_BODY.format(name=flow.name)[:1600], fallback_email=fallback_email,
         )
     )  # fmt: skip

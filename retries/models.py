@@ -316,9 +316,13 @@ class Pilot(models.Model):
         CANCELLED = "cancelled", pgettext_lazy("pilot state", "Cancelled")
 
     name = models.CharField(max_length=120)
-    # The product flow (Message.flow) the routes are piloted for; its own messages are registered
-    # under `message_flow` so that test traffic stays out of the flow's figures.
-    flow = models.SlugField(max_length=48, blank=True)
+    # The flow the routes are piloted for: its countries and connections are the pilot's at most
+    # (retries/pilots.py), its launch page shows the latest pilot. The pilot's own messages are
+    # registered under `message_flow` so that test traffic stays out of the flow's figures.
+    flow = models.ForeignKey("flows.Flow", null=True, blank=True, on_delete=models.SET_NULL, related_name="pilots")
+    # The flow's name in messages when the pilot was started (a pilot of a flow since deleted, or
+    # from before pilots were tied to described flows, keeps it).
+    flow_slug = models.SlugField(max_length=64, blank=True)
     countries = models.JSONField(default=list)
     connections = models.ManyToManyField("receipts.Connection", related_name="+")
     messages_per_route = models.PositiveSmallIntegerField()

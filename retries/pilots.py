@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,8 +29,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dlrconsole.lib.tasks import task_by_name
+from receipts.flows.models import Flow
 from receipts.honesty import BACKDATE_TOLERANCE, FAST_SECONDS, Signals, TrustScore, trust_score
-from receipts.models import Connection, Message, Receipt
+from receipts.models import Connection, Message, Receipt, TestMode, TestTrafficRefused
 from receipts.phones import InvalidNumber, parse_number
 from receipts.services import MessageRegistration, RegistrationConflict, message_register
 from receipts.statuses import FINAL_STATUSES, Status
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 MAX_PER_ROUTE = 50
 MAX_SENDS = 600
-MAX_TEST_NUMBERS = 50
 SENDS_PER_PASS = 10
 PASS_INTERVAL_SECONDS = 1
 # A temporary send error (provider down, rate limited) is tried again on the next passes.
@@ -64,24 +64,40 @@ class PilotInvalid(ValueError):
         self.errors = errors
 
 
-def _numbers_by_country(numbers: Iterable[str], errors: dict[str, str]) -> dict[str, list[str]]:
-    by_country: dict[str, list[str]] = {}
-    for text in numbers:
-        try:
-            number = parse_number(text)
-        except InvalidNumber as exc:
-            errors["test_numbers"] = f"{text[:20]!r}: {exc}"
-            continue
-        if not text.strip().startswith("+"):
-            errors["test_numbers"] = f"{text[:20]!r}: write test numbers in E.164, e.g. +33612345678"
-            continue
-        by_country.setdefault(number.country, []).append(number.e164)
-    return by_country
+def _within_flow(
+    flow: Flow, countries: Sequence[str], connections: Sequence[Connection], errors: dict[str, str]
+) -> None:
+    """A pilot of a flow tries the flow's own routes: a country or connection the flow does not
+    have would recommend a route it cannot take."""
+    if outside := [c for c in countries if c not in flow.countries]:
+        own_countries = ", ".join(sorted(flow.countries))
+        text = _("not among the countries of the flow “%(flow)s” (%(own)s): %(outside)s")
+        errors["countries"] = text % {"flow": flow.name, "own": own_countries, "outside": ", ".join(outside)}
+    own = {c.pk: c.slug for c in flow.connections.all()}
+    if foreign := [c.slug for c in connections if c.pk not in own]:
+        allowed = ", ".join(sorted(own.values())) or _("none chosen yet")
+        text = _("not among the connections of the flow “%(flow)s” (%(own)s): %(outside)s")
+        errors["connections"] = text % {"flow": flow.name, "own": allowed, "outside": ", ".join(foreign)}
 
 
-def _example_number(country: str) -> str | None:
-    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
-    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else None
+Recipients = dict[tuple[int, str], list[str]]
+
+
+def _recipients(connections: Sequence[Connection], countries: Sequence[str], errors: dict[str, str]) -> Recipients:
+    """Per route, whom its test messages go to: a connection in test mode sends only to its
+    own test numbers, a simulated one to example numbers; a live one sends nothing."""
+    recipients: Recipients = {}
+    refusals: list[str] = []
+    for connection in connections:
+        for country in countries:
+            try:
+                recipients[(connection.pk, country)] = connection.test_recipients(country)
+            except TestTrafficRefused as exc:
+                refusals.append(str(exc))
+    if refusals:
+        # One sentence per connection is enough: the first country it cannot reach says what to do.
+        errors["connections"] = "; ".join(dict.fromkeys(refusals)) + "."
+    return recipients
 
 
 def pilot_validate(
@@ -89,11 +105,11 @@ def pilot_validate(
     countries: Sequence[str],
     connections: Sequence[Connection],
     messages_per_route: int,
-    test_numbers: Sequence[str],
-    simulated: bool,
-) -> dict[str, list[str]]:
-    """Each country's recipients, or PilotInvalid with every reason."""
+    flow: Flow | None = None,
+) -> Recipients:
+    """Each route's recipients, or PilotInvalid with every reason."""
     errors: dict[str, str] = {}
+    recipients: Recipients = {}
     if not countries:
         errors["countries"] = "name at least one country"
     unknown = [c for c in countries if c not in phonenumbers.SUPPORTED_REGIONS]
@@ -101,27 +117,19 @@ def pilot_validate(
         errors["countries"] = f"not ISO 3166 country codes: {', '.join(unknown)}"
     if not connections:
         errors["connections"] = "choose at least one connection"
+    if flow is not None and not errors:
+        _within_flow(flow, countries, connections, errors)
     if not 1 <= messages_per_route <= MAX_PER_ROUTE:
         errors["messages_per_route"] = f"between 1 and {MAX_PER_ROUTE}"
     elif len(countries) * len(connections) * messages_per_route > MAX_SENDS:
         errors["messages_per_route"] = f"a pilot sends at most {MAX_SENDS} messages in all (routes times messages)"
-    if len(test_numbers) > MAX_TEST_NUMBERS:
-        errors["test_numbers"] = f"at most {MAX_TEST_NUMBERS} test numbers"
-    by_country = _numbers_by_country(test_numbers[:MAX_TEST_NUMBERS], errors)
-    recipients: dict[str, list[str]] = {}
-    for country in countries:
-        numbers = by_country.get(country, [])
-        if not numbers and simulated:
-            example = _example_number(country)
-            numbers = [example] if example else []
-        if not numbers and "countries" not in errors:
-            errors["test_numbers"] = f"no test number in {country}: give one per country (E.164)"
-        recipients[country] = numbers
     without_sender = [
         c.slug for c in connections if not ConnectionSender.objects.filter(connection=c, enabled=True).exists()
     ]
     if without_sender:
         errors["connections"] = f"no enabled send API on {', '.join(without_sender)}: configure one first"
+    elif not errors:
+        recipients = _recipients(connections, countries, errors)
     if errors:
         raise PilotInvalid(errors)
     return recipients
@@ -130,29 +138,35 @@ def pilot_validate(
 def pilot_create(
     *,
     name: str,
-    countries: Sequence[str],
-    connections: Sequence[Connection],
     messages_per_route: int,
-    test_numbers: Sequence[str] = (),
-    simulated: bool = False,
-    flow: str = "",
+    flow: Flow | None = None,
+    countries: Sequence[str] = (),
+    connections: Sequence[Connection] = (),
     body: str = DEFAULT_BODY,
     user: Any = None,
 ) -> Pilot:
-    """Create the pilot and all its sends, then start sending (after commit)."""
+    """Create the pilot and all its sends, then start sending (after commit). A pilot of a
+    flow takes the flow's countries and connections unless given fewer of them."""
+    if flow is not None:
+        countries = countries or flow.countries
+        connections = connections or list(flow.connections.order_by("slug"))
     countries = sorted({c.strip().upper() for c in countries if c.strip()})
     recipients = pilot_validate(
         countries=countries,
         connections=connections,
         messages_per_route=messages_per_route,
-        test_numbers=test_numbers,
-        simulated=simulated,
+        flow=flow,
     )
+    # The team's phones it sends to, kept for its page (masked for who may not see numbers).
+    in_test_mode = {c.pk for c in connections if c.test_mode == TestMode.TEST}
+    numbers = sorted({n for (pk, _country), route in recipients.items() if pk in in_test_mode for n in route})
     with transaction.atomic():
         person = user if getattr(user, "pk", None) else None
         pilot = Pilot(
-            name=name, flow=flow, countries=countries, messages_per_route=messages_per_route,
-            test_numbers=list(test_numbers), simulated=simulated, body=body or DEFAULT_BODY, created_by=person,
+            name=name, flow=flow, flow_slug=flow.slug if flow else "", countries=countries,
+            messages_per_route=messages_per_route,
+            test_numbers=numbers, simulated=all(c.test_mode == TestMode.SIMULATOR for c in connections),
+            body=body or DEFAULT_BODY, created_by=person,
         )  # fmt: skip
         # Who, in the audit log, when no request says it (a command, a test).
         pilot._history_user = person  # type: ignore[attr-defined]
@@ -161,7 +175,7 @@ def pilot_create(
         PilotSend.objects.bulk_create(
             PilotSend(
                 pilot=pilot, connection=connection, country=country, sequence=n,
-                recipient=recipients[country][n % len(recipients[country])],
+                recipient=recipients[(connection.pk, country)][n % len(recipients[(connection.pk, country)])],
             )
             for connection in connections
             for country in countries
@@ -169,6 +183,11 @@ def pilot_create(
         )  # fmt: skip
         transaction.on_commit(lambda: pilot_kick(pilot.pk))
     return pilot
+
+
+def flow_latest_pilot(flow: Flow) -> Pilot | None:
+    """The flow's newest pilot, for its launch page."""
+    return Pilot.objects.filter(flow=flow).prefetch_related("connections").first()
 
 
 def pilot_kick(pilot_id: int) -> None:
@@ -235,7 +254,19 @@ def _send_and_register(send: PilotSend) -> None:
     config = ConnectionSender.objects.filter(connection=send.connection, enabled=True).first()
     if config is None:
         raise SendError("no enabled send API on this connection", permanent=True)
-    result = config.build().send(
+    # Checked again at each send: a connection switched back to live traffic (or a test number
+    # removed) since the pilot started sends nothing more.
+    try:
+        allowed = send.connection.test_recipients(send.country)
+    except TestTrafficRefused as exc:
+        raise SendError(str(exc)[:255], permanent=True) from None
+    if send.recipient not in allowed:
+        raise SendError(f"{send.recipient[:4]}… is no longer a test number of {send.connection.slug}", permanent=True)
+    try:
+        sender = config.build()
+    except ValueError as exc:  # e.g. a send API on an address the outbound guard now refuses
+        raise SendError(f"the send configuration is invalid: {exc}"[:255], permanent=True) from None
+    result = sender.send(
         to=send.recipient, body=send.pilot.body, sender_id=config.sender_id, options={},
         idempotency_key=send.idempotency_key,
     )  # fmt: skip

@@ -41,7 +41,7 @@ def entries(model: str) -> list[AuditEntry]:
 def connection_form(connection: Connection, **changes: str) -> dict[str, str]:
     return {
         "slug": connection.slug, "provider": connection.provider, "name": connection.name, "public_url": "",
-        "options": "{}", "allowed_ips": "[]", "enabled": "on", "new_secrets": "",
+        "options": "{}", "allowed_ips": "[]", "enabled": "on", "new_secrets": "", "test_mode": "off",
         "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", **changes,
     }  # fmt: skip
 

@@ -39,7 +39,7 @@ def test_admin_form_keeps_secrets_when_left_empty_and_replaces_them_when_given(a
     url = f"/admin/receipts/connection/{connection.pk}/change/"
     form = {
         "slug": connection.slug, "provider": "twilio", "name": "", "public_url": "", "enabled": "on",
-        **NO_PRICES,
+        "test_mode": "off", **NO_PRICES,
     }  # fmt: skip
     assert admin_client.post(url, {**form, "new_secrets": ""}).status_code == 302
     connection.refresh_from_db()
@@ -84,7 +84,7 @@ def test_switching_provider_with_secrets_unfit_for_it_is_a_form_error_not_a_500(
     response = admin_client.post(
         f"/admin/receipts/connection/{connection.pk}/change/",
         {"slug": "switch", "provider": "telnyx", "name": "", "public_url": "", "options": "{}",
-         "allowed_ips": "[]", "enabled": "on", "new_secrets": ""},
+         "allowed_ips": "[]", "enabled": "on", "new_secrets": "", "test_mode": "off"},
     )  # fmt: skip
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["new_secrets"]
@@ -95,7 +95,8 @@ def test_switching_provider_with_secrets_unfit_for_it_is_a_form_error_not_a_500(
 def test_a_price_list_is_kept_per_country_and_refuses_what_is_not_a_country_or_a_currency(admin_client):
     connection = TwilioConnectionFactory(secrets=["kept-secret-0001"])
     url = f"/admin/receipts/connection/{connection.pk}/change/"
-    form = {"slug": connection.slug, "provider": "twilio", "enabled": "on", "prices-INITIAL_FORMS": "0"}
+    form = {"slug": connection.slug, "provider": "twilio", "enabled": "on", "test_mode": "off"}
+    form["prices-INITIAL_FORMS"] = "0"
     price = {"prices-0-country": "fr", "prices-0-price": "0.0650", "prices-0-currency": "eur"}
     assert admin_client.post(url, {**form, "prices-TOTAL_FORMS": "1", **price}).status_code == 302
     assert list(connection.prices.values_list("country", "price", "currency")) == [("FR", Decimal("0.065"), "EUR")]
@@ -106,3 +107,36 @@ def test_a_price_list_is_kept_per_country_and_refuses_what_is_not_a_country_or_a
     assert "XX is not an ISO 3166 country code." in page
     assert "An ISO 4217 code, e.g. EUR." in page
     assert connection.prices.count() == 1
+
+
+def test_an_admin_puts_a_connection_in_test_mode_with_its_test_numbers_and_the_change_is_audited(admin_client):
+    from dlrconsole.audit.models import AuditEntry
+
+    connection = TwilioConnectionFactory(secrets=["kept-secret-0001"])
+    url = f"/admin/receipts/connection/{connection.pk}/change/"
+    form = {"slug": connection.slug, "provider": "twilio", "enabled": "on", **NO_PRICES}
+    without = admin_client.post(url, {**form, "test_mode": "test", "test_numbers": ""})
+    assert without.context["adminform"].form.errors["test_numbers"] == ["Test mode needs at least one test number."]
+    wrong = admin_client.post(url, {**form, "test_mode": "test", "test_numbers": "0612345678\n+33 1\n+447700900123"})
+    assert wrong.context["adminform"].form.errors["test_numbers"] == [
+        "0612345678: not a phone number: Missing or invalid default region.",
+        "+33 1: not a phone number: The string supplied is too short to be a phone number.",
+        "+447700900123: not a valid number (no such number range in its country)",
+        "Test mode needs at least one test number.",
+    ]
+    many = "\n".join(f"+3361234{n:04d}" for n in range(21))
+    too_many = admin_client.post(url, {**form, "test_mode": "test", "test_numbers": many})
+    assert too_many.context["adminform"].form.errors["test_numbers"] == ["At most 20 test numbers."]
+    unknown_mode = admin_client.post(url, {**form, "test_mode": "sandbox", "test_numbers": ""})
+    assert "Select a valid choice." in unknown_mode.context["adminform"].form.errors["test_mode"][0]
+    connection.refresh_from_db()
+    assert (connection.test_mode, connection.test_numbers) == ("off", [])
+
+    saved = admin_client.post(url, {**form, "test_mode": "test", "test_numbers": "+33 6 12 34 56 78\n0044 7400 123456"})
+    assert saved.status_code == 302
+    connection.refresh_from_db()
+    assert (connection.test_mode, connection.test_numbers) == ("test", ["+33612345678", "+447400123456"])
+    assert connection.test_recipients("GB") == ["+447400123456"]
+    assert "+33612345678\n+447400123456" in admin_client.get(url).content.decode()
+    entry = AuditEntry.objects.filter(model="receipts.connection", action="changed").latest("at")
+    assert {change["field"] for change in entry.changes} >= {"test_mode", "test_numbers"}

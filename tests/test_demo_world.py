@@ -91,6 +91,8 @@ def test_an_escalation_reaches_the_demos_mail_server(demo_world, mailbox):
     target = Target(connection.slug, "standard-webhooks", GENERIC_SECRET)
     with SendGateway([target]) as gateway:
         ensure_demo_senders(gateway, [target])
+        connection.refresh_from_db()
+        assert connection.test_mode == "simulator"  # pilots and fallback tests may use the demo's routes
         address = fallback_email("login-otp", "otp-1a2b3c4d")
         otp = MessageFactory(
             connection=connection, flow="login-otp", fallback_email=address, body="Your code is 424242"

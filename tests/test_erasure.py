@@ -168,6 +168,7 @@ def test_what_people_typed_about_any_alert_or_launch_loses_the_number(world):
     pilot = Pilot.objects.create(
         name="CH routes", countries=["CH"], messages_per_route=1, body="test", test_numbers=[NUMBER, OTHER]
     )
+    route = ConnectionFactory(slug="ch-test", test_mode="test", test_numbers=[NUMBER, OTHER])
 
     request = number_erase(e164=NUMBER)
 
@@ -175,6 +176,8 @@ def test_what_people_typed_about_any_alert_or_launch_loses_the_number(world):
     unrelated.refresh_from_db()
     decision.refresh_from_db()
     pilot.refresh_from_db()
+    route.refresh_from_db()
+    assert route.test_numbers == [OTHER]
     assert quoting.text == "Customer on [erased] got nothing"
     assert unrelated.text == "Swisscom says fixed at 10:40"
     assert decision.rationale == "Tested on [erased] and 079 123 45 67"
@@ -182,4 +185,5 @@ def test_what_people_typed_about_any_alert_or_launch_loses_the_number(world):
     assert request.counts["alert comments"] == 1
     assert request.counts["launch decisions"] == 1
     assert request.counts["pilots' test numbers"] == 1
+    assert request.counts["connections' test numbers"] == 1
     assert tables_holding(NATIONAL) == []

@@ -6,7 +6,7 @@ readiness snapshot; messages of a flow without a go are accepted and flagged."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -27,8 +27,8 @@ from receipts.rollups import maintain, route_timing
 from receipts.sla import display_status, receipt_sla_seconds
 from receipts.statuses import NO_RECEIPT, Status
 from receipts.sweeps import sweep_missing_receipts
-from retries.flow_fallback import flow_fallback_test_run
-from retries.models import FallbackChannel, Rule
+from retries.flow_fallback import FallbackTestRefused, flow_fallback_test_run
+from retries.models import FallbackChannel, Rule, Step
 from retries.policy_vocabulary import known_flows
 from tests.factories import ConnectionFactory, MessageFactory, api_client_for, rule_with_steps, user_in_role
 from tests.rollups.traffic import receive, register
@@ -145,7 +145,7 @@ def test_a_flow_s_floor_may_not_exceed_its_sla() -> None:
 
 @pytest.fixture
 def route() -> Connection:
-    return ConnectionFactory(slug="fr-main")
+    return ConnectionFactory(slug="fr-main", test_mode="test", test_numbers=["+33612345678"])
 
 
 def items(flow: Flow) -> dict[str, list[str]]:
@@ -266,7 +266,28 @@ def test_the_fallback_test_plays_the_escalation_and_keeps_what_was_sent_and_answ
     assert "Undelivered receipt for" in texts[1]  # through ingestion, with the provider's own code
     assert [entry["at"] for entry in test.evidence] == sorted(entry["at"] for entry in test.evidence)
     assert (test.run_by, test.message.flow, test.message.client_reference) == (admin, "login-otp", "fallback-test")
+    assert [send["to"] for send in gateway.sends.values()] == ["+33612345678"]  # the route's test number
+    assert test.message.recipient == "+33612345678"
     assert items(flow)["fallback"] == []
+
+
+def test_the_fallback_test_refuses_a_live_route_or_an_escalation_through_one_and_sends_nothing(
+    route, gateway, escalation
+) -> None:
+    live = ConnectionFactory(slug="fr-live")
+    flow = make_flow()
+    flow.connections.set([route, live])
+    with pytest.raises(FallbackTestRefused, match="fr-live carries live traffic: put it in test mode"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=live, user=None)
+    Rule.objects.all().delete()
+    rule_with_steps("Reroute", {"action": "retry_other", "target_connection": live}, flows=["login-otp"])
+    with pytest.raises(FallbackTestRefused, match="fr-live carries live traffic"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None)
+    route.test_numbers = ["+447400123456"]
+    route.save()
+    with pytest.raises(FallbackTestRefused, match="fr-main is in test mode without a test number in FR"):
+        flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None)
+    assert (Message.objects.count(), FallbackTest.objects.count(), gateway.requests) == (0, 0, [])
 
 
 def test_a_fallback_test_played_on_missing_receipts_without_a_fallback_step_fails_and_says_so(route, gateway) -> None:
@@ -280,6 +301,41 @@ def test_a_fallback_test_played_on_missing_receipts_without_a_fallback_step_fail
     assert test.summary == "The escalation ended after 1 attempt(s) without a fallback reaching the user."
     assert "taken as missing" in test.evidence[1]["text"]
     assert items(flow)["fallback"] == [f"FR through fr-main: the last test failed ({test.summary})"]
+
+
+def test_a_passed_fallback_test_goes_stale_when_a_retry_rule_or_the_flow_s_connections_change_after_it(
+    route, gateway, escalation, time_machine
+) -> None:
+    time_machine.move_to(datetime(2031, 3, 2, 9, 0, tzinfo=UTC), tick=False)
+    flow = make_flow()
+    flow.connections.set([route])
+    Rule.objects.create(name="Another flow's rule", flows=["newsletter"])
+    time_machine.move_to(datetime(2031, 3, 2, 10, 0, tzinfo=UTC), tick=False)
+    flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None, fallback_email="qa@acme.test")
+    assert items(flow)["fallback"] == []
+    time_machine.move_to(datetime(2031, 3, 3, 8, 30, tzinfo=UTC), tick=False)
+    Rule.objects.filter(name="Another flow's rule").get().save()  # not a rule of this flow: still tested
+    flow.launch = "go"
+    flow.save()  # a change to the flow that is not its connections
+    assert items(flow)["fallback"] == []
+
+    step = Step.objects.get(rule__name="OTP", action="retry_same")
+    step.delays = [60]
+    step.save()
+    assert items(flow)["fallback"] == [
+        "FR through fr-main: tested on 2031-03-02 10:00, before the retry rule “OTP” changed on 2031-03-03 08:30: "
+        "test again."
+    ]
+    time_machine.move_to(datetime(2031, 3, 3, 9, 0, tzinfo=UTC), tick=False)
+    flow_fallback_test_run(flow=flow, country="FR", connection=route, user=None, fallback_email="qa@acme.test")
+    assert items(flow)["fallback"] == []
+    time_machine.move_to(datetime(2031, 3, 4, 9, 0, tzinfo=UTC), tick=False)
+    flow.connections.add(ConnectionFactory(slug="fr-backup"))
+    assert items(flow)["fallback"] == [
+        "FR through fr-backup: never tested.",
+        "FR through fr-main: tested on 2031-03-03 09:00, before the flow's connections changed on 2031-03-04 09:00: "
+        "test again.",
+    ]
 
 
 # Go/no-go

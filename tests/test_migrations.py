@@ -330,3 +330,24 @@ def test_events_recorded_before_get_a_random_webhook_id_each(migrator):
     ids = list(new.apps.get_model("feed", "FeedEvent").objects.values_list("pk", "webhook_id"))
     assert len({webhook_id for _, webhook_id in ids}) == 3
     assert all(webhook_id.startswith("evt_") and webhook_id != f"evt_{pk}" for pk, webhook_id in ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pilots_of_a_described_flow_are_tied_to_it_and_the_others_keep_the_flow_s_name(migrator):
+    old = migrator.apply_initial_migration([("retries", "0014_pilots"), ("flows", "0001_flows")])
+    flow = old.apps.get_model("flows", "Flow").objects.create(
+        slug="login-otp", name="Login OTP", countries=["FR"], monthly_volume=1, sla_seconds=60
+    )
+    Pilot = old.apps.get_model("retries", "Pilot")
+    tied = Pilot.objects.create(name="a", flow="login-otp", countries=["FR"], messages_per_route=1, body="t")
+    free = Pilot.objects.create(name="b", flow="never-described", countries=["FR"], messages_per_route=1, body="t")
+    none = Pilot.objects.create(name="c", countries=["FR"], messages_per_route=1, body="t")
+
+    new = migrator.apply_tested_migration([("retries", "0015_pilot_flow_link")])
+
+    pilots = new.apps.get_model("retries", "Pilot").objects
+    assert pilots.get(pk=tied.pk).flow_id == flow.pk
+    assert [(p.flow_id, p.flow_slug) for p in pilots.filter(pk__in=[free.pk, none.pk]).order_by("pk")] == [
+        (None, "never-described"),
+        (None, ""),
+    ]

@@ -15,6 +15,7 @@ from django.urls import reverse
 from dlrconsole import roles
 from dlrconsole.audit.models import AuditEntry
 from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, load_targets
+from receipts.flows.models import Flow
 from receipts.honesty import Signals, trust_score
 from receipts.models import Connection, Message
 from receipts.providers.registry import get_adapter
@@ -30,7 +31,7 @@ from retries.pilots import (
     pilot_send_due,
     recommend,
 )
-from tests.factories import ConnectionFactory, product_token, user_in_role
+from tests.factories import ConnectionFactory, MessageFactory, product_token, user_in_role
 
 
 def route(name: str, *, delivered: int, failed: int = 0, p95: float = 3.0, cost: str = "", **extra: Any) -> RouteResult:
@@ -83,28 +84,21 @@ def test_a_route_whose_receipts_are_not_believable_is_left_out() -> None:
 def test_a_pilot_is_refused_with_every_reason_before_anything_is_sent() -> None:
     without_api = ConnectionFactory(slug="no-api")
     with pytest.raises(PilotInvalid) as refused:
-        pilot_create(name="p", countries=["FR", "ZZ"], connections=[without_api], messages_per_route=51,
-                     test_numbers=["0612345678"])  # fmt: skip
+        pilot_create(name="p", countries=["FR", "ZZ"], connections=[without_api], messages_per_route=51)
     assert refused.value.errors == {
         "countries": "not ISO 3166 country codes: ZZ",
         "messages_per_route": "between 1 and 50",
-        "test_numbers": "'0612345678': not a phone number: Missing or invalid default region.",
         "connections": "no enabled send API on no-api: configure one first",
     }
-    connections = [ConnectionFactory() for _ in range(4)]
+    connections = [ConnectionFactory(test_mode="simulator") for _ in range(4)]
     for connection in connections:
         ConnectionSender.objects.create(connection=connection, kind="generic-http",
                                         config={"url": "https://send.example/"})  # fmt: skip
     with pytest.raises(PilotInvalid) as too_many:
-        pilot_create(name="p", countries=["FR", "DE", "GB", "ES"], connections=connections, messages_per_route=50,
-                     simulated=True)  # fmt: skip
+        pilot_create(name="p", countries=["FR", "DE", "GB", "ES"], connections=connections, messages_per_route=50)
     assert too_many.value.errors == {
         "messages_per_route": f"a pilot sends at most {MAX_SENDS} messages in all (routes times messages)"
     }
-    with pytest.raises(PilotInvalid) as no_number:
-        pilot_create(name="p", countries=["FR"], connections=connections[:1], messages_per_route=5,
-                     test_numbers=["+447700900123"])  # fmt: skip
-    assert no_number.value.errors == {"test_numbers": "no test number in FR: give one per country (E.164)"}
     assert not Pilot.objects.exists()
 
 
@@ -113,10 +107,12 @@ SLUGS = ["sim-a", "sim-b", "sim-grey"]
 
 @pytest.fixture
 def sim_connections() -> list[Connection]:
-    return [
+    made = [
         connection_create(slug=slug, provider=provider, secrets=[get_adapter(provider).generate_secret()])
         for slug, provider in zip(SLUGS, ["standard-webhooks", "twilio", "standard-webhooks"], strict=True)
     ]
+    Connection.objects.filter(pk__in=[c.pk for c in made]).update(test_mode="simulator")
+    return list(Connection.objects.filter(pk__in=[c.pk for c in made]).order_by("slug"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -134,8 +130,11 @@ def test_a_pilot_on_the_simulator_compares_the_routes_and_leaves_out_the_one_tha
         for connection in sim_connections:
             ConnectionSender.objects.create(connection=connection, kind="generic-http", sender_id="ACME",
                                             config={"url": gateway.url_for(connection.slug)})  # fmt: skip
-        pilot = pilot_create(name="Login OTP in France", flow="login-otp", countries=["FR"],
-                             connections=sim_connections, messages_per_route=6, simulated=True, user=admin)  # fmt: skip
+        flow = Flow.objects.create(slug="login-otp", name="Login OTP", countries=["FR", "DE"], monthly_volume=1000,
+                                   sla_seconds=60)  # fmt: skip
+        flow.connections.set(sim_connections)
+        pilot = pilot_create(name="Login OTP in France", flow=flow, countries=["FR"],
+                             messages_per_route=6, user=admin)  # fmt: skip
         # The providers answer while the pilot sends, as they would.
         with ThreadPoolExecutor(max_workers=1) as pool:
             run = pool.submit(Simulator(config, emit=lambda line: None, gateway=gateway).run)
@@ -174,7 +173,7 @@ def test_a_pilot_on_the_simulator_compares_the_routes_and_leaves_out_the_one_tha
 
 @pytest.mark.django_db
 def test_the_pilot_pages_start_watch_and_cancel_a_pilot(client) -> None:
-    connection = ConnectionFactory(slug="route-a")
+    connection = ConnectionFactory(slug="route-a", test_mode="test", test_numbers=["+33612345678", "+447400123456"])
     ConnectionSender.objects.create(connection=connection, kind="generic-http", config={"url": "https://send.example/"})
     admin = user_in_role(roles.ADMIN, "pilot-admin", password="pw")
     client.force_login(admin)
@@ -187,7 +186,7 @@ def test_the_pilot_pages_start_watch_and_cancel_a_pilot(client) -> None:
     started = client.post(
         reverse("console:pilots"),
         {"name": "OTP FR", "countries": ["FR"], "connections": [connection.pk], "messages_per_route": 3,
-         "test_numbers": "+33612345678\n", "body": "Test"},
+         "body": "Test"},
     )  # fmt: skip
     pilot = Pilot.objects.get()
     assert started.status_code == 302
@@ -211,3 +210,152 @@ def test_the_pilot_pages_start_watch_and_cancel_a_pilot(client) -> None:
     support = user_in_role(roles.SUPPORT, "support-user")
     client.force_login(support)
     assert client.get(reverse("console:pilots")).status_code == 403
+
+
+# Pilots of a flow
+
+
+def flow_with_routes(*slugs: str, countries: tuple[str, ...] = ("FR", "DE")) -> Flow:
+    flow = Flow.objects.create(slug="login-otp", name="Login OTP", countries=list(countries), monthly_volume=1000,
+                               sla_seconds=60)  # fmt: skip
+    routes = [ConnectionFactory(slug=slug, test_mode="simulator") for slug in slugs]
+    for connection in routes:
+        ConnectionSender.objects.create(connection=connection, kind="generic-http",
+                                        config={"url": "https://send.example/"})  # fmt: skip
+    flow.connections.set(routes)
+    return flow
+
+
+@pytest.mark.django_db
+def test_a_pilot_of_a_flow_takes_the_flow_s_countries_and_connections_unless_given_fewer() -> None:
+    flow = flow_with_routes("fr-main", "fr-backup")
+    pilot = pilot_create(name="OTP routes", flow=flow, messages_per_route=2)
+    assert (pilot.flow, pilot.flow_slug, pilot.countries) == (flow, "login-otp", ["DE", "FR"])
+    assert sorted(c.slug for c in pilot.connections.all()) == ["fr-backup", "fr-main"]
+    assert PilotSend.objects.filter(pilot=pilot).count() == 8
+    main = Connection.objects.get(slug="fr-main")
+    fewer = pilot_create(name="France only", flow=flow, countries=["FR"], connections=[main], messages_per_route=2)
+    assert set(PilotSend.objects.filter(pilot=fewer).values_list("connection__slug", "country")) == {("fr-main", "FR")}
+
+
+@pytest.mark.django_db
+def test_a_pilot_of_a_flow_may_not_try_a_country_or_connection_the_flow_does_not_have() -> None:
+    flow = flow_with_routes("fr-main")
+    stranger = ConnectionFactory(slug="us-cheap", test_mode="simulator")
+    ConnectionSender.objects.create(connection=stranger, kind="generic-http", config={"url": "https://send.example/"})
+    with pytest.raises(PilotInvalid) as refused:
+        pilot_create(name="p", flow=flow, countries=["FR", "US"], connections=[stranger], messages_per_route=2)
+    assert refused.value.errors == {
+        "countries": "not among the countries of the flow “Login OTP” (DE, FR): US",
+        "connections": "not among the connections of the flow “Login OTP” (fr-main): us-cheap",
+    }
+    assert not Pilot.objects.exists()
+
+
+def finish(pilot: Pilot, delivered: dict[str, int]) -> None:
+    """Each send of the pilot sent and finished: the first `delivered[slug]` delivered, the rest undelivered."""
+    done: Counter[str] = Counter()
+    for send in PilotSend.objects.filter(pilot=pilot).select_related("connection").order_by("id"):
+        ok = done[send.connection.slug] < delivered[send.connection.slug]
+        done[send.connection.slug] += 1
+        send.message = MessageFactory(
+            connection=send.connection, flow=pilot.message_flow, country=send.country, recipient=send.recipient,
+            status="delivered" if ok else "undelivered", reason="" if ok else "absent_subscriber",
+        )  # fmt: skip
+        send.outcome = PilotSend.Outcome.SENT
+        send.save()
+
+
+@pytest.mark.django_db
+def test_a_pilot_is_started_from_its_flow_s_page_and_the_flow_shows_what_it_recommends(client) -> None:
+    flow = flow_with_routes("fr-main", "fr-backup", countries=("FR",))
+    client.force_login(user_in_role(roles.ADMIN, "pilot-admin"))
+    page = client.get(reverse("console:flow", args=["login-otp"])).content.decode()
+    assert "No pilot yet" in page
+    assert 'href="/console/pilots/?flow=login-otp#new-heading"' in page
+
+    form = client.get("/console/pilots/?flow=login-otp").content.decode()
+    assert '<option value="login-otp" selected>Login OTP</option>' in form
+    assert '<option value="FR" selected>' in form
+    assert form.count("checked") == 2  # both of the flow's connections
+
+    outside = client.post("/console/pilots/", {"name": "x", "flow": "login-otp", "countries": ["US"],
+                                                "messages_per_route": 5, "body": "Test"})  # fmt: skip
+    assert outside.status_code == 400
+    assert "not among the countries of the flow “Login OTP” (FR): US" in outside.content.decode()
+    without_flow = client.post("/console/pilots/", {"name": "x", "messages_per_route": 5, "body": "Test"})
+    assert without_flow.status_code == 400
+    assert "This field is required (or choose a flow)." in without_flow.content.decode()
+
+    started = client.post("/console/pilots/", {"name": "OTP routes", "flow": "login-otp", "messages_per_route": 5,
+                                               "body": "Test"})  # fmt: skip
+    pilot = Pilot.objects.get()
+    assert started.status_code == 302
+    assert (pilot.flow, pilot.countries) == (flow, ["FR"])
+    finish(pilot, {"fr-main": 4, "fr-backup": 5})
+
+    page = client.get(reverse("console:flow", args=["login-otp"])).content.decode()
+    assert f'href="/console/pilots/{pilot.pk}/" data-testid="flow-pilot-link">OTP routes</a>' in page
+    assert "<strong>Recommended:</strong> fr-backup as primary, fr-main as fallback." in page
+    assert "Primary: fr-backup: 100% delivered (5 of 5 finished)." in page
+    assert "Fallback: fr-main: 80% delivered (4 of 5 finished)." in page
+    assert 'data-testid="pilot-flow">Login OTP</a>' in client.get(f"/console/pilots/{pilot.pk}/").content.decode()
+
+
+# Real connections: only in test mode, only to their test numbers
+
+
+@pytest.mark.django_db
+def test_a_pilot_through_a_live_connection_or_without_a_test_number_in_a_country_is_refused(client) -> None:
+    live = ConnectionFactory(slug="live-route")
+    testing = ConnectionFactory(slug="test-route", test_mode="test", test_numbers=["+33612345678"])
+    for connection in (live, testing):
+        ConnectionSender.objects.create(connection=connection, kind="generic-http",
+                                        config={"url": "https://send.example/"})  # fmt: skip
+    with pytest.raises(PilotInvalid) as refused:
+        pilot_create(name="p", countries=["DE", "FR"], connections=[live, testing], messages_per_route=1)
+    assert refused.value.errors == {
+        "connections": "live-route carries live traffic: put it in test mode with test numbers (on its page) before "
+        "sending test messages through it; test-route is in test mode without a test number in DE: add one on its "
+        "page."
+    }
+    client.force_login(user_in_role(roles.ADMIN, "pilot-admin"))
+    page = client.post("/console/pilots/", {"name": "x", "countries": ["FR"], "connections": [live.pk],
+                                            "messages_per_route": 1, "body": "Test"})  # fmt: skip
+    assert page.status_code == 400
+    assert "live-route carries live traffic" in page.content.decode()
+    assert not Pilot.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pilot_through_a_connection_in_test_mode_texts_only_its_test_numbers_and_is_marked_as_test_traffic(
+    gateway,
+) -> None:
+    route = ConnectionFactory(slug="fr-test", test_mode="test", test_numbers=["+33612345678", "+33698765432"])
+    gateway.configure(route)  # a real local send API; the test settings allow loopback
+    pilot = pilot_create(name="Real route", countries=["FR"], connections=[route], messages_per_route=3)
+    assert pilot_send_due(pilot.pk) == 0
+    assert Counter(send["to"] for send in gateway.sends.values()) == {"+33612345678": 2, "+33698765432": 1}
+    assert set(Message.objects.values_list("flow", "client_reference")) == {
+        (f"pilot-{pilot.pk}", f"pilot-{pilot.pk}-{route.pk}-FR-{n}") for n in range(3)
+    }
+    assert (pilot.test_numbers, pilot.simulated) == (["+33612345678", "+33698765432"], False)
+
+    # Switched back to live traffic while a pilot waits: nothing more is sent through it.
+    later = pilot_create(name="Again", countries=["FR"], connections=[route], messages_per_route=1)
+    route.test_mode = "off"
+    route.save()
+    assert pilot_send_due(later.pk) == 0
+    assert len(gateway.sends) == 3
+    assert PilotSend.objects.get(pilot=later).error.startswith("fr-test carries live traffic")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pilot_never_reaches_a_loopback_send_api_unless_the_settings_allow_it(gateway, settings) -> None:
+    settings.DLR_OUTBOUND_ALLOWED_NETWORKS = []
+    route = ConnectionFactory(slug="fr-test", test_mode="test", test_numbers=["+33612345678"])
+    gateway.configure(route)
+    pilot = pilot_create(name="Real route", countries=["FR"], connections=[route], messages_per_route=1)
+    pilot_send_due(pilot.pk)
+    assert gateway.requests == []
+    assert "loopback" in PilotSend.objects.get(pilot=pilot).error

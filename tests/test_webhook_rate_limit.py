@@ -97,7 +97,7 @@ def test_the_limit_is_set_in_the_admin_and_audited(counters):
     connection = message.connection
     form = {
         "slug": connection.slug, "provider": connection.provider, "name": "", "public_url": "", "options": "{}",
-        "allowed_ips": "[]", "rate_limit": "50", "enabled": "on", "new_secrets": "",
+        "allowed_ips": "[]", "rate_limit": "50", "enabled": "on", "new_secrets": "", "test_mode": "off",
         "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0",
     }  # fmt: skip
     response = admin.post(f"/admin/receipts/connection/{connection.pk}/change/", form)

@@ -24,6 +24,7 @@ from receipts.flows.models import Flow
 from receipts.flows.selectors import flow_list
 from receipts.flows.services import flow_kpis_set
 from retries.flow_fallback import FallbackTestRefused, flow_fallback_test_run
+from retries.pilots import flow_latest_pilot, pilot_comparison
 
 
 def _flow(slug: str) -> Flow:
@@ -62,6 +63,12 @@ def _kpi_initial(flow: Flow) -> dict[str, Any]:
     return initial
 
 
+def _latest_pilot(flow: Flow) -> dict[str, Any]:
+    """The flow's newest pilot and, per country, the routes it recommends with the figures."""
+    pilot = flow_latest_pilot(flow)
+    return {"pilot": pilot, "pilot_comparison": pilot_comparison(pilot) if pilot else []}
+
+
 def _detail(request: HtmxHttpRequest, flow: Flow, status: int = 200, **forms: Any) -> HttpResponse:
     context = {
         "nav": "launch",
@@ -72,6 +79,7 @@ def _detail(request: HtmxHttpRequest, flow: Flow, status: int = 200, **forms: An
         "test_form": forms.get("test_form") or FallbackTestForm(flow=flow),
         "decision_form": forms.get("decision_form") or LaunchDecisionForm(),
         "tests": flow.fallback_tests.select_related("connection", "run_by")[:10],
+        **_latest_pilot(flow),
         "decisions": flow.decisions.select_related("decided_by"),
     }
     return render(request, "console/flow.html", context, status=status)

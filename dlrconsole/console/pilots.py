@@ -12,15 +12,18 @@ from django.contrib import messages as flash
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dlrconsole import roles
 from dlrconsole.console.common import HtmxHttpRequest, console_view, render_page
 from receipts.countries import country_name
+from receipts.flows.models import Flow
 from receipts.models import Connection
 from receipts.phones import mask_number
 from retries.models import Pilot, PilotSend
-from retries.pilots import DEFAULT_BODY, MAX_PER_ROUTE, MAX_TEST_NUMBERS, PilotInvalid, pilot_cancel, pilot_comparison
+from retries.pilots import DEFAULT_BODY, MAX_PER_ROUTE, PilotInvalid, pilot_cancel, pilot_comparison
 from retries.pilots import pilot_create as create_pilot
 
 MANAGE_PILOTS = "retries.add_pilot"
@@ -32,56 +35,70 @@ COUNTRY_CHOICES = sorted(
 
 class PilotForm(forms.Form):
     name = forms.CharField(max_length=120)
-    flow = forms.SlugField(max_length=48, required=False, help_text="The product flow the routes are piloted for.")
-    countries = forms.MultipleChoiceField(choices=COUNTRY_CHOICES, widget=forms.SelectMultiple(attrs={"size": 6}))
+    flow = forms.ModelChoiceField(
+        queryset=Flow.objects.order_by("name"), required=False, to_field_name="slug", empty_label=_("No flow"),
+        help_text=_("The flow the routes are piloted for: its countries and connections unless you choose fewer."),
+    )  # fmt: skip
+    countries = forms.MultipleChoiceField(
+        choices=COUNTRY_CHOICES, required=False, widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text=_("Empty: the flow's countries."),
+    )  # fmt: skip
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.filter(enabled=True, sender__enabled=True).defer("secrets"),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Connections with a send API.",
+        help_text=_(
+            "Connections with a send API, in test mode (they send only to their test numbers) or simulated. "
+            "None ticked: the flow's."
+        ),
     )
     messages_per_route = forms.IntegerField(
         min_value=1,
         max_value=MAX_PER_ROUTE,
         initial=10,
-        help_text=f"Test messages per connection and country, at most {MAX_PER_ROUTE}.",
+        help_text=format_lazy(_("Test messages per connection and country, at most {}."), MAX_PER_ROUTE),
     )
-    test_numbers = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text=f"Phones that receive the tests, in E.164 (+33612345678), one per line; at least one per "
-        f"country, at most {MAX_TEST_NUMBERS}.",
-    )
-    simulated = forms.BooleanField(
-        required=False,
-        label="Simulated connections",
-        help_text="The demo's simulated providers: no test number needed.",
-    )
-    body = forms.CharField(max_length=160, initial=DEFAULT_BODY, label="Text")
+    body = forms.CharField(max_length=160, initial=DEFAULT_BODY, label=_("Text"))
 
-    def clean_test_numbers(self) -> list[str]:
-        lines = [line.strip() for line in self.cleaned_data["test_numbers"].splitlines()]
-        return [line for line in lines if line]
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Without a flow there is nothing to default to (with one, the service takes its own).
+        if cleaned.get("flow") is None:
+            for name in ("countries", "connections"):
+                if name in cleaned and not cleaned[name]:
+                    self.add_error(name, _("This field is required (or choose a flow)."))
+        return cleaned
+
+
+def _initial(flow: Flow | None) -> dict[str, Any]:
+    """A pilot started from a flow's page: its countries and connections ticked."""
+    if flow is None:
+        return {}
+    return {"flow": flow, "name": f"{flow.name}: routes", "countries": flow.countries,
+            "connections": list(flow.connections.all())}  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
 @console_view(MANAGE_PILOTS)
 def pilots(request: HtmxHttpRequest) -> HttpResponse:
-    form = PilotForm(request.POST or None)
+    chosen = Flow.objects.filter(slug=request.GET.get("flow", "")).first() if request.method == "GET" else None
+    form = PilotForm(request.POST or None, initial=_initial(chosen))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             pilot = create_pilot(
                 name=data["name"], flow=data["flow"], countries=data["countries"],
                 connections=list(data["connections"]), messages_per_route=data["messages_per_route"],
-                test_numbers=data["test_numbers"], simulated=data["simulated"], body=data["body"], user=request.user,
+                body=data["body"], user=request.user,
             )  # fmt: skip
         except PilotInvalid as exc:
             for name, why in exc.errors.items():
                 form.add_error(name if name in form.fields else None, why)
         else:
-            flash.success(request, f"Pilot “{pilot.name}” started.")
+            flash.success(request, _("Pilot “%(name)s” started.") % {"name": pilot.name})
             return HttpResponseRedirect(reverse("console:pilot", args=[pilot.pk]))
-    context = {"nav": "pilots", "form": form, "pilots": Pilot.objects.prefetch_related("connections")[:50]}
+    listed = Pilot.objects.select_related("flow").prefetch_related("connections")[:50]
+    context = {"nav": "pilots", "form": form, "pilots": listed}
     return render(request, "console/pilots.html", context, status=400 if form.errors else 200)
 
 
@@ -95,7 +112,7 @@ def _progress(pilot: Pilot) -> dict[str, int]:
 @require_http_methods(["GET"])
 @console_view(MANAGE_PILOTS)
 def pilot(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(Pilot.objects.prefetch_related("connections"), pk=pk)
+    found = get_object_or_404(Pilot.objects.select_related("flow").prefetch_related("connections"), pk=pk)
     numbers = (
         found.test_numbers if roles.can_see_numbers(request.user) else [mask_number(n) for n in found.test_numbers]
     )
@@ -113,5 +130,5 @@ def pilot(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def pilot_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     found = get_object_or_404(Pilot, pk=pk)
     dropped = pilot_cancel(found, user=request.user)
-    flash.success(request, f"Pilot cancelled: {dropped} test messages not sent.")
+    flash.success(request, _("Pilot cancelled: %(count)s test messages not sent.") % {"count": dropped})
     return HttpResponseRedirect(reverse("console:pilot", args=[found.pk]))

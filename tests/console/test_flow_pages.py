@@ -105,3 +105,15 @@ def test_a_message_registered_before_its_flow_s_go_is_flagged_on_its_page() -> N
     message = MessageFactory(flow="login-otp", flow_not_live=True)
     page = client_as(roles.SUPPORT).get(f"/console/messages/{message.pk}/").content.decode()
     assert 'data-testid="flow-not-live"' in page
+
+
+def test_the_fallback_test_on_a_live_route_is_refused_in_the_form_with_what_to_change() -> None:
+    flow = Flow.objects.create(slug="login-otp", name="OTP", countries=["FR"], monthly_volume=1, sla_seconds=60)
+    live = ConnectionFactory(slug="fr-live")
+    flow.connections.set([live])
+    response = client_as(roles.ADMIN).post(
+        "/console/launch/login-otp/fallback-test/", {"route": f"FR:{live.pk}", "trigger": "failure"}
+    )
+    assert response.status_code == 400
+    assert "fr-live carries live traffic: put it in test mode with test numbers" in response.content.decode()
+    assert not flow.fallback_tests.exists()

@@ -61,7 +61,7 @@ from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, Simula
 from dlrconsole.simulator.mailbox import HOST as MAILBOX_HOST
 from dlrconsole.simulator.mailbox import Mailbox
 from dlrconsole.simulator.players.registry import get_player, player_kinds
-from receipts.models import Connection, Message
+from receipts.models import Connection, Message, TestMode
 from receipts.providers.registry import provider_label
 from receipts.services import connection_create
 from retries.models import Attempt, ConnectionSender, Decision
@@ -321,8 +321,13 @@ def allow_loopback_peers() -> None:
 def ensure_demo_senders(gateway: SendGateway, targets: list[Target]) -> None:
     """Each demo connection resends through the simulated send API (its port changes each run)."""
     for target in targets:
+        connection = Connection.objects.get(slug=target.slug)
+        if connection.test_mode != TestMode.SIMULATOR:
+            # Pilots and fallback tests may send through the demo's routes: no phone is behind them.
+            connection.test_mode = TestMode.SIMULATOR
+            connection.save(update_fields=["test_mode"])
         ConnectionSender.objects.update_or_create(
-            connection=Connection.objects.get(slug=target.slug),
+            connection=connection,
             defaults={
                 "kind": "generic-http",
                 "config": {"url": gateway.url_for(target.slug)},
