@@ -8,6 +8,10 @@ from dlrconsole.ops.views import metrics
 from receipts.views import WebhookView, WebhookWithTokenView
 
 urlpatterns = [
+    # The hot path first: every receipt is resolved here before anything else is tried.
+    path("hooks/<slug:slug>/", WebhookView.as_view(), name="webhook"),
+    # For providers that cannot sign: the connection's secret token in the path.
+    path("hooks/<slug:slug>/<str:token>/", WebhookWithTokenView.as_view(), name="webhook-with-token"),
     path("", views.home, name="home"),
     # Liveness (this process answers) and readiness (database, Redis, a worker, beat): public.
     path("healthz", healthz, name="healthz"),
@@ -17,9 +21,6 @@ urlpatterns = [
     path("", include("dlrconsole.accounts.urls")),
     path("console/audit/", audit_log, name="audit-log"),
     path("console/", include("dlrconsole.console.urls")),
-    path("hooks/<slug:slug>/", WebhookView.as_view(), name="webhook"),
-    # For providers that cannot sign: the connection's secret token in the path.
-    path("hooks/<slug:slug>/<str:token>/", WebhookWithTokenView.as_view(), name="webhook-with-token"),
     path("api/v1/", include("dlrconsole.api.urls")),
     path("admin/", admin.site.urls),
 ]
