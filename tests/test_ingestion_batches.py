@@ -67,9 +67,10 @@ def statements_for_batch(client: Client, size: int) -> int:
     return len(queries)
 
 
-def test_a_batch_is_stored_in_the_same_number_of_statements_whatever_its_size(client, settings):
-    # Prepared statements run on psycopg's own cursor, which Django does not count.
-    settings.DLR_DB_PREPARED_STATEMENTS = False
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batch_is_stored_in_the_same_number_of_statements_whatever_its_size(client, settings, prepared):
+    # The batch's own statements run on a cursor of their own, wrapped as Django's so they count.
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared
     statements_for_batch(client, 2)  # the per-process caches (error catalog overrides) filled
     small, large = statements_for_batch(client, 4), statements_for_batch(client, 300)
     assert small == large
@@ -143,3 +144,22 @@ def test_every_message_a_batch_touches_is_queued_once_for_the_rollups(client):
         client, connection, [report(m.provider_message_id, s) for m in messages for s in ("sent", "delivered")]
     )
     assert sorted(RollupPending.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batch_stores_each_reports_own_text_as_it_came(client, settings, prepared):
+    # The batch's arrays go to the server in binary: nothing is escaped on the way, so text an
+    # array literal would have to quote (quotes, backslashes, braces, commas, "NULL") is kept
+    # as sent. All parked and none priced: arrays holding only NULLs.
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared
+    connection = infobip_connection()
+    awkward = ['say "hi", {ok}', 'back\\slash \\"', "NULL", "émoji 📨 ü", ""]
+    reports = [report(f"unregistered-{i}", "sent", callbackData=text) for i, text in enumerate(awkward)]
+
+    response = post_reports(client, connection, reports)
+
+    assert response.json() == {"received": 5, "duplicates": 0, "parked": 5}
+    stored = Receipt.objects.filter(connection=connection).order_by("id")
+    assert [json.loads(r.raw_body) for r in stored] == reports
+    assert [(r.message_id, r.price, r.currency) for r in stored] == [(None, None, "")] * 5
+    assert stored[0].headers["content-type"] == "application/json"
