@@ -220,6 +220,21 @@ def replay(handler: Any, hooks: list[Hook], *, step: str | None) -> list[dict[st
     return bodies
 
 
+def add_other_messages(db_url: str, connection_id: int, m: int) -> None:
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO receipts_message (connection_id, provider_message_id, recipient, country, flow,"
+            " client_reference, status, error_code, reason, error_class, submitted_at, created_at, body,"
+            " fallback_email) SELECT %s, 'other-' || i, '+3362' || lpad(i::text, 7, '0'), 'FR', '', '', 'delivered',"
+            " '', '', '', now() - interval '1 day', now() - interval '1 day', '', '' FROM generate_series(1, %s) AS i",
+            [connection_id, m],
+        )
+        conn.execute("VACUUM ANALYZE receipts_message")
+        conn.execute("CHECKPOINT")
+
+
 def report(batches: int, batch: int, elapsed: float) -> None:
     print(
         f"\n== {batches} batches of {batch} in {elapsed:.2f} s sequential = {batches * batch / elapsed:,.0f} "
@@ -236,6 +251,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="reports per batch (default 1000)")
     parser.add_argument("--stored-share", type=float, default=0.4, help="share of each batch stored before")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) one more batch")
+    parser.add_argument(
+        "--other-messages", type=int, default=0, metavar="M",
+        help="M more messages in the table, no batch's (the plans at a production table's size)",
+    )  # fmt: skip
     parser.add_argument("--cprofile", type=int, metavar="N", help="print cProfile's top N functions of the timed run")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="dlrconsole_bench_batch_profile")
@@ -271,6 +290,8 @@ def main() -> int:
             """Fresh tables with `count` queued messages, the first reports of each batch stored."""
             connection.close()
             reset_data(db_url, connection_id, count, round_no)
+            if args.other_messages:
+                add_other_messages(db_url, connection_id, args.other_messages)
             before, timed_hooks = build_batches(token, count, round_no, args.batch, args.stored_share)
             replay(handler, before, step=None)
             return timed_hooks
