@@ -235,6 +235,14 @@ def add_other_messages(db_url: str, connection_id: int, m: int) -> None:
         conn.execute("CHECKPOINT")
 
 
+def wal_position(db_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    return int(row[0]) if row else 0
+
+
 def report(batches: int, batch: int, elapsed: float) -> None:
     print(
         f"\n== {batches} batches of {batch} in {elapsed:.2f} s sequential = {batches * batch / elapsed:,.0f} "
@@ -301,6 +309,7 @@ def main() -> int:
         timings.clear()
         calls.clear()
         profiler = cProfile.Profile() if args.cprofile else None
+        wal_before = wal_position(db_url)
         started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -308,10 +317,12 @@ def main() -> int:
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
+        wal = wal_position(db_url) - wal_before
         stored = sum(body.get("applied", 0) for body in bodies)
         duplicates = sum(body.get("duplicates", 0) for body in bodies)
         print(f"\nresponses: {stored} applied, {duplicates} duplicates (of {n} reports)")
         report(args.batches, args.batch, elapsed)
+        print(f"   WAL written: {wal / args.batches / 1024:,.0f} kB per batch")
         if profiler:
             print(f"\n== cProfile of the timed run (its own overhead included), top {args.cprofile} by own time")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.cprofile)
