@@ -323,6 +323,11 @@ def main() -> int:
         print(f"\nresponses: {stored} applied, {duplicates} duplicates (of {n} reports)")
         report(args.batches, args.batch, elapsed)
         print(f"   WAL written: {wal / args.batches / 1024:,.0f} kB per batch")
+        with connection.cursor() as cursor:  # the web process's session: its prepared statements
+            cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            for sql, generic, custom in cursor.fetchall():
+                if is_batch_statement(sql):
+                    print(f"   prepared {statement_name(sql)[4:]}: {generic} generic plans, {custom} custom")
         if profiler:
             print(f"\n== cProfile of the timed run (its own overhead included), top {args.cprofile} by own time")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.cprofile)

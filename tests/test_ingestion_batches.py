@@ -163,3 +163,32 @@ def test_a_batch_stores_each_reports_own_text_as_it_came(client, settings, prepa
     assert [json.loads(r.raw_body) for r in stored] == reports
     assert [(r.message_id, r.price, r.currency) for r in stored] == [(None, None, "")] * 5
     assert stored[0].headers["content-type"] == "application/json"
+
+
+def prepared_batch_runs() -> dict[str, int]:
+    """How often each of the batch statements prepared on this connection ran, by first words."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%unnest%"],
+        )
+        runs: dict[str, int] = {}
+        for sql, count in cursor.fetchall():
+            key = " ".join(sql.split()[:3])
+            runs[key] = runs.get(key, 0) + count
+        return runs
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batchs_statements_are_prepared_on_the_connection_unless_turned_off(client, settings, prepared):
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared  # off behind a pooler that cannot keep them
+    connection = infobip_connection()
+    messages = [MessageFactory(connection=connection) for _ in range(2)]
+    before = prepared_batch_runs()
+
+    response = post_reports(client, connection, [report(m.provider_message_id, "delivered") for m in messages])
+
+    assert response.json()["applied"] == 2
+    after = prepared_batch_runs()
+    ran = {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
+    assert ran == ({"INSERT INTO receipts_receipt": 1, "WITH moved AS": 1} if prepared else {})
