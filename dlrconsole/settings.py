@@ -211,6 +211,12 @@ if DLR_DB_TRANSACTION_POOLING:
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 # The webhook's statement is prepared once per database connection (receipts/store.py).
 DLR_DB_PREPARED_STATEMENTS = env_bool("DLR_DB_PREPARED_STATEMENTS", not DLR_DB_TRANSACTION_POOLING)
+if DLR_DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django opens psycopg connections with prepared statements off (prepare_threshold=None),
+    # and psycopg then ignores even an explicit prepare=True: the webhook's statements were
+    # planned again on every call. Django's own cursors bind on the client and never prepare,
+    # so with a threshold only the statements that ask for it are (receipts/store.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is only the embedded demo: give concurrent writers (the demo feeder and the web
     # server) time to take the write lock instead of failing with "database is locked".

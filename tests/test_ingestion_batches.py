@@ -67,9 +67,10 @@ def statements_for_batch(client: Client, size: int) -> int:
     return len(queries)
 
 
-def test_a_batch_is_stored_in_the_same_number_of_statements_whatever_its_size(client, settings):
-    # Prepared statements run on psycopg's own cursor, which Django does not count.
-    settings.DLR_DB_PREPARED_STATEMENTS = False
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batch_is_stored_in_the_same_number_of_statements_whatever_its_size(client, settings, prepared):
+    # The batch's own statements run on a cursor of their own, wrapped as Django's so they count.
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared
     statements_for_batch(client, 2)  # the per-process caches (error catalog overrides) filled
     small, large = statements_for_batch(client, 4), statements_for_batch(client, 300)
     assert small == large
@@ -143,3 +144,51 @@ def test_every_message_a_batch_touches_is_queued_once_for_the_rollups(client):
         client, connection, [report(m.provider_message_id, s) for m in messages for s in ("sent", "delivered")]
     )
     assert sorted(RollupPending.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batch_stores_each_reports_own_text_as_it_came(client, settings, prepared):
+    # The batch's arrays go to the server in binary: nothing is escaped on the way, so text an
+    # array literal would have to quote (quotes, backslashes, braces, commas, "NULL") is kept
+    # as sent. All parked and none priced: arrays holding only NULLs.
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared
+    connection = infobip_connection()
+    awkward = ['say "hi", {ok}', 'back\\slash \\"', "NULL", "émoji 📨 ü", ""]
+    reports = [report(f"unregistered-{i}", "sent", callbackData=text) for i, text in enumerate(awkward)]
+
+    response = post_reports(client, connection, reports)
+
+    assert response.json() == {"received": 5, "duplicates": 0, "parked": 5}
+    stored = Receipt.objects.filter(connection=connection).order_by("id")
+    assert [json.loads(r.raw_body) for r in stored] == reports
+    assert [(r.message_id, r.price, r.currency) for r in stored] == [(None, None, "")] * 5
+    assert stored[0].headers["content-type"] == "application/json"
+
+
+def prepared_batch_runs() -> dict[str, int]:
+    """How often each of the batch statements prepared on this connection ran, by first words."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%unnest%"],
+        )
+        runs: dict[str, int] = {}
+        for sql, count in cursor.fetchall():
+            key = " ".join(sql.split()[:3])
+            runs[key] = runs.get(key, 0) + count
+        return runs
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batchs_statements_are_prepared_on_the_connection_unless_turned_off(client, settings, prepared):
+    settings.DLR_DB_PREPARED_STATEMENTS = prepared  # off behind a pooler that cannot keep them
+    connection = infobip_connection()
+    messages = [MessageFactory(connection=connection) for _ in range(2)]
+    before = prepared_batch_runs()
+
+    response = post_reports(client, connection, [report(m.provider_message_id, "delivered") for m in messages])
+
+    assert response.json()["applied"] == 2
+    after = prepared_batch_runs()
+    ran = {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
+    assert ran == ({"INSERT INTO receipts_receipt": 1, "WITH moved AS": 1} if prepared else {})

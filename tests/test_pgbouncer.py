@@ -1,6 +1,7 @@
 """Transaction pooling: the console and the workers run through a real PgBouncer
-(pool_mode = transaction) with DLR_DB_TRANSACTION_POOLING=1: receipts are stored and decided, and
-the CSV export streams a search larger than one of its batches."""
+(pool_mode = transaction) with DLR_DB_TRANSACTION_POOLING=1: receipts are stored and decided, a
+batch of receipts too (its statements bound on the server, unprepared), and the CSV export
+streams a search larger than one of its batches."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def test_the_console_and_the_workers_run_through_a_transaction_pooling_pgbouncer
     failed, delivered = MessageFactory(connection=hooked), MessageFactory(connection=hooked)
     many = EXPORT_BATCH_SIZE + 500
     Message.objects.bulk_create(MessageFactory.build_batch(many, connection=hooked))
+    batching = ConnectionFactory(provider="infobip", secrets=["infobip-token-0123456789abcdef"])
+    batched = MessageFactory.create_batch(2, connection=batching)
     client.force_login(user_in_role(roles.SUPPORT))
     session = client.cookies["sessionid"].value
     database = connection.settings_dict["NAME"]
@@ -45,6 +48,14 @@ def test_the_console_and_the_workers_run_through_a_transaction_pooling_pgbouncer
                 reply = requests.post(f"{web}/hooks/{hooked.slug}/", data=body,
                                       headers=generic_headers(hooked, body), timeout=30)  # fmt: skip
                 assert reply.status_code == 200, reply.text
+            reports = [
+                {"messageId": pmid, "status": {"groupId": 3, "name": "DELIVERED_TO_HANDSET"}, "error": {"id": 0}}
+                for pmid in [m.provider_message_id for m in batched] + ["not-registered-yet"]
+            ]
+            reply = requests.post(f"{web}/hooks/{batching.slug}/", json={"results": reports},
+                                  headers={"x-dlr-token": batching.secrets[0]}, timeout=30)  # fmt: skip
+            assert reply.status_code == 200, reply.text
+            assert reply.json() == {"received": 3, "duplicates": 0, "applied": 2, "parked": 1}
             assert wait_until(lambda: Decision.objects.filter(message=failed).exists(), timeout=60)
             assert wait_until(lambda: not OutboxEvent.objects.filter(processed_at__isnull=True).exists(), timeout=60)
 
@@ -54,7 +65,9 @@ def test_the_console_and_the_workers_run_through_a_transaction_pooling_pgbouncer
             rows = list(csv.reader(io.StringIO(export.content.decode())))
         pooled = bouncer.transactions(database)
 
-    assert len(rows) == 1 + many + 2  # the header, then every message, over several keyset batches
-    assert len({row[0] for row in rows[1:]}) == many + 2
+    everyone = many + 2 + len(batched)
+    assert len(rows) == 1 + everyone  # the header, then every message, over several keyset batches
+    assert len({row[0] for row in rows[1:]}) == everyone
     assert Message.objects.get(pk=delivered.pk).status == "delivered"
+    assert [m.status for m in Message.objects.filter(connection=batching)] == ["delivered", "delivered"]
     assert pooled > 10  # the web process and the worker did go through the pooler
