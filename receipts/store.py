@@ -390,9 +390,8 @@ class PostgresBackend:
         return Stored(*row) if row else None
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-        params = {
-            **_transition_params(change), "message_id": message_id, "receipt_id": receipt_id, "request_id": _request_id()
-        }
+        params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
+        params["request_id"] = _request_id()
         with db.cursor() as cursor:
             cursor.execute(_advance_sql(change.status), params)
             row = cursor.fetchone()
@@ -447,9 +446,8 @@ class PostgresBackend:
             "o_receipt_id": [o.receipt_id for o in outbox],
             "o_status": [o.status for o in outbox],
             "o_now": [o.now for o in outbox],
-            "request_id": _request_id(),
         }
-        return [row[0] for row in _execute_all(_MESSAGES_WRITE_SQL, params)]
+        return [row[0] for row in _execute_all(_MESSAGES_WRITE_SQL, {**params, "request_id": _request_id()})]
 
 
 class PortableBackend:
@@ -467,9 +465,8 @@ class PortableBackend:
         return Stored(receipt_id, message_id, outbox_id)
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
-        params = {
-            **_transition_params(change), "message_id": message_id, "receipt_id": receipt_id, "request_id": _request_id()
-        }
+        params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
+        params["request_id"] = _request_id()
         with db.cursor() as cursor:
             cursor.execute(transition_sql("%(message_id)s", statuses_below(change.status)), params)
             if cursor.fetchone() is None:
