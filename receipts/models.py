@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from dlrconsole.lib.history import AuditedHistory
+from dlrconsole.lib.request_id import MAX_LENGTH as REQUEST_ID_MAX_LENGTH
 from dlrconsole.lib.secrets_at_rest import EncryptedJSONField
 from receipts.providers.registry import get_adapter, provider_choices
 from receipts.reasons import ErrorClass, reason_choices
@@ -357,6 +358,10 @@ class OutboxEvent(models.Model):
     )
     retry_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # The id of the request (or task) that wrote the event, so that its consumers log under it
+    # however the event reaches them: the publisher's first try, or the sweeper's much later.
+    # Empty when nothing was being served (a management command).
+    request_id = models.CharField(max_length=REQUEST_ID_MAX_LENGTH, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [

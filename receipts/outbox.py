@@ -48,8 +48,9 @@ PROCESS_OUTBOX_EVENTS = "receipts.tasks.process_outbox_events"
 # Waits after a consumer failed on an event before it is tried again; one failure more and the
 # event is parked as failed. A bug fixed within the hour lets the event through unaided.
 FAILURE_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
-# The task header mapping each event id of a batch to its webhook's request id. Events the
-# sweeper publishes again go without: the request is long gone, the task's own id stands.
+# The task header mapping each event id of a batch to its webhook's request id. Each event
+# also keeps the id in its row (`OutboxEvent.request_id`), which is what the task binds: the
+# sweeper publishes without a header. The header serves the events written before the column.
 REQUEST_IDS_HEADER = "dlr_request_ids"
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def outbox_process_batch(
     """Process a batch of events, each at most once; one event whose consumer fails is recorded
     and the others go on. What the consumers kick (the attempt runner, the feed deliverer) is
     kicked once for the whole batch. How many were processed now. Each event is processed
-    under the id of the request that committed it (`request_ids`, by event id as text)."""
+    under the id of the request that committed it, kept in its row (or, for an event written
+    before the row kept it, given in `request_ids`, by event id as text)."""
     now = now or timezone.now()
     size = settings.DLR_OUTBOX_CLAIM_BATCH
     with kicks_coalesced():
@@ -156,7 +158,8 @@ def _process_claimed(
         processed = 0
         for event in events:
             try:
-                with request_id_bound((request_ids or {}).get(str(event.pk))), transaction.atomic():
+                request_id = event.request_id or (request_ids or {}).get(str(event.pk))
+                with request_id_bound(request_id), transaction.atomic():
                     for consume in consumers:
                         consume(event, now)
             except SoftTimeLimitExceeded:

@@ -41,6 +41,8 @@ from django.db import connection as db
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import F, Q, QuerySet
 
+from dlrconsole.lib.request_id import MAX_LENGTH as REQUEST_ID_MAX_LENGTH
+from dlrconsole.lib.request_id import current_request_id
 from receipts.models import Connection, Message, OutboxEvent, Receipt, RollupPending
 from receipts.statuses import ReceiptOutcome, statuses_below
 
@@ -133,7 +135,7 @@ NOTED_COLUMNS = {
     "currency": "CASE WHEN CAST(%(price)s AS NUMERIC) IS NULL THEN currency ELSE %(currency)s END",
 }
 TRANSITION_COLUMNS |= NOTED_COLUMNS
-OUTBOX_COLUMNS = "message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count"
+OUTBOX_COLUMNS = "message_id, receipt_id, kind, status, created_at, dispatched_at, dispatch_count, request_id"
 
 # `WHERE TRUE` is for SQLite, which otherwise reads an INSERT … SELECT's ON CONFLICT as a join
 # constraint; PostgreSQL ignores it.
@@ -175,8 +177,17 @@ def _pending_sql(message_id: str) -> str:
 def _record_sql(message_id: str, receipt_id: str) -> str:
     return (
         f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
-        f"SELECT {message_id}, {receipt_id}, '{OutboxEvent.Kind.STATUS_CHANGED}', %(status)s, %(now)s, %(now)s, 1"
+        f"SELECT {message_id}, {receipt_id}, '{OutboxEvent.Kind.STATUS_CHANGED}', %(status)s, %(now)s, %(now)s, 1, "
+        "%(request_id)s"
     )
+
+
+def _request_id() -> str:
+    """The id of the request or task writing the outbox row, so that the event's consumers log
+    under it even when the sweeper publishes it; "" outside one (a management command). A
+    task's id comes from its header unchecked: one that would not fit is left out, not refused."""
+    request_id = current_request_id() or ""
+    return request_id if len(request_id) <= REQUEST_ID_MAX_LENGTH else ""
 
 
 # The statements differ only by how many statuses rank below the new one: built once per status.
@@ -343,7 +354,9 @@ _MESSAGES_WRITE_SQL = (
     "WHERE m.id = w.id RETURNING m.id), "
     f"pending AS ({_pending_sql('id')} FROM moved) "
     f"INSERT INTO receipts_outboxevent ({OUTBOX_COLUMNS}) "
-    f"SELECT o.message_id, o.receipt_id, '{OutboxEvent.Kind.STATUS_CHANGED}', o.status, o.now, o.now, 1 "
+    # One request writes the whole batch: its id is one parameter, not an array.
+    f"SELECT o.message_id, o.receipt_id, '{OutboxEvent.Kind.STATUS_CHANGED}', o.status, o.now, o.now, 1, "
+    "CAST(%(request_id)s AS text) "
     "FROM unnest(%(o_message_id)b::bigint[], %(o_receipt_id)b::bigint[], %(o_status)b::text[], "
     "%(o_now)b::timestamptz[]) AS o(message_id, receipt_id, status, now) ORDER BY o.receipt_id RETURNING id"
 )
@@ -392,11 +405,13 @@ class PostgresBackend:
     dedupe key and then does nothing."""
 
     def store_and_advance(self, receipt: StoredReceipt, change: StatusChange) -> Stored | None:
-        row = _execute_prepared(_store_and_advance_sql(change.status), {**vars(receipt), **_transition_params(change)})
+        params = {**vars(receipt), **_transition_params(change), "request_id": _request_id()}
+        row = _execute_prepared(_store_and_advance_sql(change.status), params)
         return Stored(*row) if row else None
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
         params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
+        params["request_id"] = _request_id()
         with db.cursor() as cursor:
             cursor.execute(_advance_sql(change.status), params)
             row = cursor.fetchone()
@@ -452,7 +467,7 @@ class PostgresBackend:
             "o_status": [o.status for o in outbox],
             "o_now": [o.now for o in outbox],
         }
-        return [row[0] for row in _execute_all(_MESSAGES_WRITE_SQL, params)]
+        return [row[0] for row in _execute_all(_MESSAGES_WRITE_SQL, {**params, "request_id": _request_id()})]
 
 
 class PortableBackend:
@@ -471,6 +486,7 @@ class PortableBackend:
 
     def advance(self, *, message_id: int, receipt_id: int, change: StatusChange) -> int | None:
         params = {**_transition_params(change), "message_id": message_id, "receipt_id": receipt_id}
+        params["request_id"] = _request_id()
         with db.cursor() as cursor:
             cursor.execute(transition_sql("%(message_id)s", statuses_below(change.status)), params)
             if cursor.fetchone() is None:
@@ -502,12 +518,14 @@ class PortableBackend:
                 params = {"message_id": write.message_id, **{name: _write_value(write, name) for name in _WRITE_PARAMS}}
                 cursor.execute(MOVE_SQL if write.moved is not None else NOTE_RECEIPT_SQL, params)
             outbox_ids = []
+            request_id = _request_id()
             for row in outbox:
                 params = {
                     "message_id": row.message_id,
                     "receipt_id": row.receipt_id,
                     "status": row.status,
                     "now": row.now,
+                    "request_id": request_id,
                 }
                 cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)
                 outbox_ids.append(int(cursor.fetchone()[0]))
@@ -614,10 +632,11 @@ def messages_report_missing(rows: Sequence[tuple[int, str]], *, now: datetime) -
     event each; the outbox ids."""
     Message.objects.filter(pk__in=[message_id for message_id, _ in rows]).update(no_receipt_at=now)
     rollup_pending([message_id for message_id, _ in rows])
+    request_id = _request_id()
     events = OutboxEvent.objects.bulk_create(
         OutboxEvent(
             message_id=message_id, kind=OutboxEvent.Kind.NO_RECEIPT, status=status, created_at=now,
-            dispatched_at=now, dispatch_count=1,
+            dispatched_at=now, dispatch_count=1, request_id=request_id,
         )
         for message_id, status in rows
     )  # fmt: skip
@@ -640,7 +659,7 @@ def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: 
     """Record a status change for the consumers, stamped as handed to the publisher."""
     event = OutboxEvent.objects.create(
         message_id=message_id, receipt_id=receipt_id, kind=OutboxEvent.Kind.STATUS_CHANGED, status=status,
-        created_at=now, dispatched_at=now, dispatch_count=1,
+        created_at=now, dispatched_at=now, dispatch_count=1, request_id=_request_id(),
     )  # fmt: skip
     return event.pk
 
