@@ -13,7 +13,14 @@ from io import StringIO
 import pytest
 from django.utils import timezone
 
-from dlrconsole.demo.management.commands.demo import Command, ensure_demo_senders
+from dlrconsole.demo.management.commands.demo import (
+    GREY_ROUTE,
+    Command,
+    demo_slug,
+    ensure_demo_connections,
+    ensure_demo_grey_route,
+    ensure_demo_senders,
+)
 from dlrconsole.demo.world import (
     DEMO_CHANNEL,
     DEMO_RULE,
@@ -21,14 +28,24 @@ from dlrconsole.demo.world import (
     ensure_demo_fallback_channel,
     ensure_demo_policy,
 )
-from dlrconsole.simulator import SendGateway, SimulatorConfig, Target
+from dlrconsole.simulator import SendGateway, Simulator, SimulatorConfig, Target, load_targets
 from dlrconsole.simulator.mailbox import HOST, Mailbox
-from dlrconsole.simulator.traffic import FALLBACK_EMAIL_FLOWS, fallback_email, plan_message
-from receipts.models import Message
+from dlrconsole.simulator.traffic import (
+    CONVERSION_DELAY,
+    CONVERSION_RATES,
+    FALLBACK_EMAIL_FLOWS,
+    fallback_email,
+    plan_message,
+)
+from receipts.honesty import MIN_EXPECTED_CONVERSIONS, route_trust_scores
+from receipts.models import Connection, Conversion, Message
+from receipts.rollups import maintain
+from receipts.rollups.maintain import bucket_start
+from receipts.rollups.selectors import Period
 from retries.attempts import attempts_run_due
 from retries.feed.models import FeedEvent
 from retries.models import Attempt, FallbackChannel, Rule
-from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, user_in_role
+from tests.factories import GENERIC_SECRET, ConnectionFactory, MessageFactory, product_token, user_in_role
 from tests.test_attempts import fail
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +159,60 @@ def test_the_demo_describes_its_flows_once_with_kpi_rules_and_a_go_for_the_sign_
     Flow.objects.filter(slug="marketing").update(name="Edited by an admin")
     assert ensure_demo_flows(owner, routes) == []
     assert Flow.objects.get(slug="marketing").name == "Edited by an admin"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_demos_product_reports_codes_entered_only_for_real_deliveries_and_the_grey_route_is_caught(
+    live_server,
+) -> None:
+    """Two of the demo's honest routes and its grey route, played for real time (a handset's
+    seconds are what the timing signal reads), 120 messages: the simulated product reports the
+    codes entered through the API, and the grey route's "delivered" converts far less."""
+    ensure_demo_connections()
+    ensure_demo_grey_route()
+    honest = [demo_slug("standard-webhooks"), demo_slug("twilio")]
+    config = SimulatorConfig(
+        base_url=live_server.url, token=product_token("demo-product"), targets=load_targets([*honest, GREY_ROUTE]),
+        rate=10, count=120, seed=17, duration=30, drain_grace=90, missing_rate=0.0, lying=frozenset({GREY_ROUTE}),
+    )  # fmt: skip
+    started = timezone.now()
+
+    report = Simulator(config, emit=lambda line: None).run()
+
+    assert report.ok, report.unexpected
+    assert report.started == report.completed == 120
+    conversions = list(Conversion.objects.select_related("message__connection"))
+    assert len(conversions) == report.conversions > 0
+    # Only what was delivered (no final receipt is lost in this run), only codes, a few seconds later.
+    assert {c.message.status for c in conversions} == {"delivered"}
+    assert {c.message.flow for c in conversions} <= set(CONVERSION_RATES)
+    assert {c.kind for c in conversions} == {Conversion.Kind.OTP_ENTERED}
+    for conversion in conversions:
+        assert conversion.converted_at - conversion.message.submitted_at >= timedelta(seconds=CONVERSION_DELAY[0])
+        assert conversion.converted_at <= conversion.received_at
+    codes = Message.objects.filter(flow__in=CONVERSION_RATES, status="delivered")
+    share = {
+        slug: sum(c.message.connection.slug == slug for c in conversions) / codes.filter(connection__slug=slug).count()
+        for slug in [*honest, GREY_ROUTE]
+    }
+    # A seeded run: the same draws each time, about 20 codes per route.
+    assert all(share[slug] > 0.75 for slug in honest), share
+    # Some of the grey route's messages did arrive, far fewer than it says.
+    assert 0 < share[GREY_ROUTE] < 0.6 * min(share[slug] for slug in honest), share
+
+    while maintain.roll_up():
+        pass
+    period = Period(bucket_start(started, "h"), bucket_start(timezone.now(), "h") + timedelta(hours=1), "h")
+    scores = {s.route["connection"]: s for s in route_trust_scores(period=period, group_by=("connection",))}
+    by_slug = {slug: scores[Connection.objects.get(slug=slug).pk] for slug in [*honest, GREY_ROUTE]}
+    grey = by_slug[GREY_ROUTE]
+    assert grey.signals.expected_conversions is not None
+    assert grey.signals.expected_conversions >= MIN_EXPECTED_CONVERSIONS  # the conversion signal is weighed
+    # Under 0.8 of what the flows' rates predict, the score says so in words.
+    assert grey.signals.conversions < 0.8 * grey.signals.expected_conversions
+    assert any(reason.startswith("Conversions: ") for reason in grey.reasons), grey.reasons
+    assert grey.level == "untrusted"
+    for slug in honest:
+        assert by_slug[slug].level == "trusted", (slug, by_slug[slug].reasons)
+        assert by_slug[slug].score > grey.score  # type: ignore[operator]

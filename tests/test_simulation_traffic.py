@@ -13,10 +13,14 @@ import pytest
 from dlrconsole.simulator import SimulatorConfig, SimulatorError, Target
 from dlrconsole.simulator.base import FATES
 from dlrconsole.simulator.traffic import (
+    CONVERSION_DELAY,
+    CONVERSION_RATES,
     DEFAULT_MIXES,
+    LYING_ROUTE_REACH,
     choose_fate,
     parse_mixes,
     plan_message,
+    plan_reach,
     plan_resend,
     resend_fate,
 )
@@ -181,3 +185,54 @@ def test_the_demo_has_one_grey_route() -> None:
     assert ensure_demo_grey_route()
     assert not ensure_demo_grey_route()
     assert Connection.objects.get(slug=GREY_ROUTE).provider == "standard-webhooks"
+
+
+def test_the_product_reports_most_codes_that_reached_a_handset_a_few_seconds_later_and_nothing_else() -> None:
+    rng, reach = random.Random(11), random.Random(12)
+    run = config(time_scale=1.0)
+    plans = [plan_message(rng, run, now=datetime.now(UTC)) for _ in range(4000)]
+    for plan in plans:
+        plan_reach(reach, run, plan)
+
+    assert all(plan.reached_handset == (plan.fate == "delivered") for plan in plans)
+    converted = [plan for plan in plans if plan.converts_due is not None]
+    assert all(plan.fate == "delivered" and plan.flow in CONVERSION_RATES for plan in converted)
+    codes = [plan for plan in plans if plan.fate == "delivered" and plan.flow in CONVERSION_RATES]
+    assert 0.85 < len(converted) / len(codes) < 0.92  # 0.9 of sign-in codes, 0.85 of reset codes
+    for plan in converted:
+        arrived = max(event.offset for event in plan.events)
+        assert plan.converts_due is not None
+        assert arrived + CONVERSION_DELAY[0] <= plan.converts_due <= arrived + plan.register_due + CONVERSION_DELAY[1]
+
+
+def test_of_a_lying_routes_delivered_only_the_share_that_truly_arrived_converts() -> None:
+    rng, reach = random.Random(13), random.Random(14)
+    run = config(lying=frozenset({"gw"}))
+    plans = [plan_message(rng, run, now=datetime.now(UTC)) for _ in range(4000)]
+    for plan in plans:
+        plan_reach(reach, run, plan)
+
+    assert {plan.expected_status() for plan in plans} == {"delivered"}
+    arrived = [plan for plan in plans if plan.reached_handset]
+    assert abs(len(arrived) / len(plans) - LYING_ROUTE_REACH) < 0.03
+    assert all("never reached a handset" in plan.traits for plan in plans if not plan.reached_handset)
+    converted = [plan for plan in plans if plan.converts_due is not None]
+    assert converted
+    assert all(plan.reached_handset and plan.flow in CONVERSION_RATES for plan in converted)
+    codes = [plan for plan in plans if plan.flow in CONVERSION_RATES]
+    assert len(converted) / len(codes) < LYING_ROUTE_REACH  # of all it called delivered
+
+
+def test_a_resend_is_never_reported_as_converted() -> None:
+    rng = random.Random(15)
+    run = config(country_mixes={c: {"delivered": 1.0} for c in DEFAULT_MIXES})
+    plans = (plan_message(rng, run, now=datetime.now(UTC)) for _ in range(100))
+    original = next(plan for plan in plans if plan.flow == "login-otp")
+    resend = plan_resend(
+        rng, run, target=run.targets[0], provider_message_id="gw-2", recipient=original.recipient,
+        country=original.country, body=original.body, original=original, now=datetime.now(UTC),
+    )  # fmt: skip
+    plan_reach(random.Random(16), run, resend)
+
+    assert resend.reached_handset
+    assert resend.converts_due is None

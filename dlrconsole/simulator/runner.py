@@ -6,6 +6,8 @@ loopback host unless `allow_remote` is set.
 
 Nothing here touches the database except `load_targets`, which reads connections' secrets
 through the ORM; everything else goes through HTTP, so the real webhook path is exercised.
+Playing the product too, it reports the codes recipients entered as conversions through the API
+(traffic.plan_reach), by connection and provider message id, as a product would.
 
 With a send gateway (gateway.py), messages the console resends through it are played too: the
 gateway's HTTP threads only put them on a queue, which this loop drains; the loop alone plans
@@ -23,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -32,12 +34,14 @@ from dlrconsole.simulator.base import USER_AGENT, Delivery, Event, SimulatorErro
 from dlrconsole.simulator.gateway import AdoptedResend, SendGateway
 from dlrconsole.simulator.players.registry import get_player, player_kinds
 from dlrconsole.simulator.traffic import (
+    CONVERSION_KIND,
     DEFAULT_MIXES,
     WESTERN_EUROPE,
     MessagePlan,
     Mix,
     Post,
     plan_message,
+    plan_reach,
     plan_resend,
 )
 
@@ -49,6 +53,7 @@ MAX_ADOPTIONS_PER_PASS = 50
 # What each kind of request must be answered with; anything else is reported as unexpected.
 EXPECTED_STATUS: dict[str, frozenset[int]] = {
     "register": frozenset({200, 201}),
+    "conversion": frozenset({201}),
     "receipt": frozenset({200}),
     "duplicate": frozenset({200}),
     "forged": frozenset({401}),
@@ -209,6 +214,7 @@ class SimulationReport:
     expected_status: dict[str, str] = field(default_factory=dict)
     abandoned: int = 0
     resends: int = 0  # messages the console resent through the send gateway, played here
+    conversions: int = 0  # codes entered, reported to the console as conversions
     stopped_because: str = ""
     elapsed: float = 0.0
 
@@ -235,6 +241,8 @@ class SimulationReport:
             f"HTTP status counts: {self.status_summary()}",
             f"Receipts, as the console counted them: {self.outcome_summary()}",
         ]
+        if self.conversions:
+            lines.append(f"Conversions the product reported (codes entered): {self.conversions}")
         if self.resends:
             lines.append(f"Resends played (the console's retries through the simulated send API): {self.resends}")
         if self.stopped_because:
@@ -270,6 +278,9 @@ class Simulator:
         self.clock = clock
         self.sleep = sleep
         self.rng = random.Random(config.seed)  # noqa: S311 - simulated traffic, not security
+        # What the receipts do not tell (traffic.plan_reach), on a sequence of its own: a seeded
+        # run posts the same receipts whether or not conversions are simulated.
+        self.reach_rng = random.Random(None if config.seed is None else f"reach:{config.seed}")  # noqa: S311
         self.report = SimulationReport()
         self._queue: list[tuple[float, int, str, MessagePlan, Post | None]] = []
         self._seq = 0
@@ -398,14 +409,20 @@ class Simulator:
 
     def _start_message(self, now: float) -> None:
         plan = plan_message(self.rng, self.config, now=datetime.now(UTC))
+        plan_reach(self.reach_rng, self.config, plan)
         self.report.started += 1
         self._track(plan)
         self._push(now + plan.register_due, "register", plan, None)
         for post in plan.posts:
             self._push(now + post.due, post.kind, plan, post)
+        if plan.converts_due is not None:
+            self._push(now + plan.converts_due, "conversion", plan, None)
 
     def _execute(self, kind: str, plan: MessagePlan, post: Post | None) -> None:
-        if post is None:
+        if kind == "conversion":
+            status = self._report_conversion(plan)
+            plan.sent_log.append("code entered" + _mark(kind, status))
+        elif post is None:
             status = self._register(plan)
             plan.sent_log.append("registered" + _mark(kind, status))
         else:
@@ -445,6 +462,27 @@ class Simulator:
             json.dumps(payload).encode(),
             {"Content-Type": "application/json", "Authorization": f"Token {self.config.token}"},
         )
+
+    def _report_conversion(self, plan: MessagePlan) -> int:
+        """The product tells the console the recipient entered the code, dated when they did
+        (the message's start on this run's clock, plus the planned delay)."""
+        converted_at = plan.submitted_at + timedelta(seconds=plan.converts_due or 0.0)
+        payload = {
+            "connection": plan.target.slug,
+            "provider_message_id": plan.provider_message_id,
+            "kind": CONVERSION_KIND,
+            "converted_at": rfc3339(converted_at),
+        }
+        status = self._send(
+            "conversion",
+            plan,
+            f"{self.config.api_url}conversions/",
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Token {self.config.token}"},
+        )
+        if status in EXPECTED_STATUS["conversion"]:
+            self.report.conversions += 1
+        return status
 
     def _post_receipt(self, plan: MessagePlan, post: Post) -> int:
         player = get_player(plan.target.provider)

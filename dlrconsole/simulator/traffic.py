@@ -11,6 +11,13 @@ whatever happened: at once, well under the second a handset needs, with a done d
 message was even submitted. Its receipts look perfect; the route trust score must catch it
 (receipts/honesty.py).
 
+What the receipts do not tell, the simulator still knows (plan_reach): whether a message truly
+reached a handset (on an honest route, when it was delivered; on a lying route, only a share of
+its "delivered", LYING_ROUTE_REACH) and whether the recipient then acted on it. For the flows that
+send a code, most recipients who got it enter it a few seconds later, and the simulated product
+reports that as a conversion through the API, as a real product would: the trust score's
+strongest signal.
+
 A resend (the console retrying a failed message through the simulated send API) is planned
 the same way, except its fate: a temporary condition has often cleared by then (RESEND_RECOVERY).
 """
@@ -268,6 +275,10 @@ class MessagePlan:
     traits: list[str] = field(default_factory=list)
     sent_log: list[str] = field(default_factory=list)
     pending: int = 0
+    # What no receipt says (plan_reach): the message truly reached a handset, and when the
+    # recipient acted on it (seconds after the start), which the product reports; None: never.
+    reached_handset: bool = False
+    converts_due: float | None = None
 
     @property
     def key(self) -> str:
@@ -391,6 +402,42 @@ def _faked_delivery(rng: random.Random, player: Player, *, now: datetime) -> tup
     offset = rng.uniform(*FAKED_POST_DELAY)
     done = now - timedelta(seconds=rng.uniform(*FAKED_BACKDATE))
     return [Event(player.delivered, done, offset)], [Post(offset, (0,), player.delivery_id(rng))], ["faked delivered"]
+
+
+# The simulated product's conversions (receipts/conversions.py): the share of the codes that reach
+# a handset which the recipient enters (some give up, some sign in another way), and when. Only
+# the flows that send a code are reported; a real product may report links opened too.
+CONVERSION_RATES: dict[str, float] = {"login-otp": 0.9, "password-reset": 0.85}
+CONVERSION_KIND = "otp_entered"  # Conversion.Kind.OTP_ENTERED, not imported: models load after this app
+# Seconds between the handset getting the code and the product seeing it entered: reading the
+# message, switching apps, typing six digits.
+CONVERSION_DELAY = (3.0, 15.0)
+# A lying route forwards only some of what it calls delivered (a grey route drops the rest) and
+# those that arrive take their time.
+LYING_ROUTE_REACH = 0.3
+LYING_ROUTE_ARRIVAL = (2.0, 20.0)
+
+
+def plan_reach(rng: random.Random, config: SimulatorConfig, plan: MessagePlan) -> None:
+    """Whether `plan` truly reaches a handset and whether, and when, the recipient enters its
+    code. Drawn from its own random sequence (`rng`), so a seeded run posts the same receipts as
+    before conversions were simulated. A resend is not reported on: the product knows only the
+    messages it registered, under their ids."""
+    scale = config.time_scale
+    if plan.target.slug in config.lying:
+        plan.reached_handset = rng.random() < LYING_ROUTE_REACH
+        arrived = rng.uniform(*LYING_ROUTE_ARRIVAL) * scale
+        if not plan.reached_handset:
+            plan.traits.append("never reached a handset")
+    else:
+        plan.reached_handset = plan.fate == "delivered"
+        # The delivered event; the last one there is when the final receipt is lost.
+        arrived = max((event.offset for event in plan.events), default=0.0)
+    rate = CONVERSION_RATES.get(plan.flow)
+    if plan.resend or not plan.reached_handset or rate is None or rng.random() >= rate:
+        return
+    # Never before the product registered it: the product reports what it knows of.
+    plan.converts_due = max(arrived, plan.register_due) + rng.uniform(*CONVERSION_DELAY) * scale
 
 
 def _extra_posts(

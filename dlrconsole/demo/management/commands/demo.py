@@ -235,6 +235,10 @@ class Command(BaseCommand):
             "then e-mailed if the resend fails too (the demo's rule, before the shipped ones)."
         )
         w(f"Decisions and attempts: {base_url}/admin/retries/decision/ and {base_url}/admin/retries/attempt/")
+        w(
+            f"The simulated product reports the codes entered as conversions; {GREY_ROUTE} fakes delivered, "
+            f"and its trust score on {base_url}/console/routes/ shows it."
+        )
         w("")
 
 
