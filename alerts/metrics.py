@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -130,6 +130,30 @@ def _grouping(keys: Iterable[ScopeKey], extra: str = "") -> tuple[str, str, str]
     return select, sets or "(" + extra + ")", ", ".join(([extra] if extra else []) + used)
 
 
+def _sets_in_python(
+    rows: Iterable[Sequence[Any]], used: Sequence[str], keys: Iterable[ScopeKey], extra: int = 0
+) -> list[tuple[Any, ...]]:
+    """GROUPING SETS for SQLite, which has none (the demo's database): each cell row (`extra`
+    leading columns, the `used` dimensions, then the figures) added into the group of every
+    pattern the keys fix, shaped as the PostgreSQL statements' rows (extra, SCOPE, figures)."""
+    patterns = {fixed(key) for key in keys}
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        head, figures = row[:extra], row[extra + len(used) :]
+        cell = dict(zip(used, row[extra : extra + len(used)], strict=True))
+        for pattern in patterns:
+            key = (*head, *(cell[name] if name in pattern else None for name in SCOPE))
+            sums = groups.setdefault(key, [0] * len(figures))
+            for index, value in enumerate(figures):
+                sums[index] += value or 0
+    return [(*key, *sums) for key, sums in groups.items()]
+
+
+def _used(keys: Iterable[ScopeKey]) -> list[str]:
+    patterns = {fixed(key) for key in keys}
+    return [name for name in SCOPE if any(name in pattern for pattern in patterns)]
+
+
 def _group_by(columns: str) -> str:
     return f" GROUP BY {columns}" if columns else ""
 
@@ -170,13 +194,16 @@ def _window_rows(source: Source, window: Window, keys: set[ScopeKey], wanted: li
     # The grouping sets are built from SCOPE's fixed names only; values travel as parameters.
     select, sets, used = _grouping(keys)
     level, level_params = source.where()
-    sql = (
-        f"SELECT {select}, {outer} FROM (SELECT {used + ', ' if used else ''}{inner} FROM {source.table} "  # noqa: S608
-        f"WHERE grain = %s AND bucket >= %s AND bucket < %s{level}{_group_by(used)}) AS cells "
-        f"GROUP BY GROUPING SETS ({sets})"
+    cells = (
+        f"SELECT {used + ', ' if used else ''}{inner} FROM {source.table} "  # noqa: S608
+        f"WHERE grain = %s AND bucket >= %s AND bucket < %s{level}{_group_by(used)}"
     )
+    params = [window.grain, window.start, window.end, *level_params]
     with db.cursor() as cursor:
-        cursor.execute(sql, [window.grain, window.start, window.end, *level_params])
+        if db.vendor != "postgresql":
+            cursor.execute(cells, params)
+            return _sets_in_python(cursor.fetchall(), _used(keys), keys)
+        cursor.execute(f"SELECT {select}, {outer} FROM ({cells}) AS cells GROUP BY GROUPING SETS ({sets})", params)  # noqa: S608
         return list(cursor.fetchall())
 
 
@@ -188,16 +215,35 @@ def reason_sums(window: Window, wanted: Iterable[tuple[str, ScopeKey]]) -> dict[
         pairs = {(reason, key) for reason, key in wanted if key in keys}
         select, sets, used = _grouping((key for _, key in pairs), "reason")
         level, level_params = source.where()
-        sql = (
-            f"SELECT reason, {select}, SUM(count) FROM (SELECT {used}, SUM(count) AS count "  # noqa: S608
-            f"FROM {source.reason_table} WHERE grain = %s AND bucket >= %s AND bucket < %s AND reason = ANY(%s)"
-            f"{level} GROUP BY {used}) AS cells GROUP BY GROUPING SETS ({sets})"
-        )
         reasons = sorted({reason for reason, _ in pairs})
         with db.cursor() as cursor:
-            cursor.execute(sql, [window.grain, window.start, window.end, reasons, *level_params])
-            found |= {(row[0], tuple(row[1:5])): int(row[5]) for row in cursor.fetchall()}
+            if db.vendor != "postgresql":
+                cursor.execute(
+                    f"SELECT {used}, SUM(count) FROM {source.reason_table} WHERE grain = %s AND bucket >= %s "  # noqa: S608
+                    f"AND bucket < %s AND reason IN ({', '.join(['%s'] * len(reasons))}){level} GROUP BY {used}",
+                    [window.grain, window.start, window.end, *reasons, *level_params],
+                )
+                rows = _sets_in_python(cursor.fetchall(), _used(key for _, key in pairs), (k for _, k in pairs), 1)
+            else:
+                sql = (
+                    f"SELECT reason, {select}, SUM(count) FROM (SELECT {used}, SUM(count) AS count "  # noqa: S608
+                    f"FROM {source.reason_table} WHERE grain = %s AND bucket >= %s AND bucket < %s "
+                    f"AND reason = ANY(%s){level} GROUP BY {used}) AS cells GROUP BY GROUPING SETS ({sets})"
+                )
+                cursor.execute(sql, [window.grain, window.start, window.end, reasons, *level_params])
+                rows = cursor.fetchall()
+            found |= {(row[0], tuple(row[1:5])): int(row[5]) for row in rows}
     return found
+
+
+def _hour_overlap(bucket: datetime | str, start: datetime, end: datetime) -> float:
+    """The share of the hour starting at `bucket` that [start, end) covers (the SQL's overlap)."""
+    if isinstance(bucket, str):  # SQLite hands back its text, in UTC
+        bucket = datetime.fromisoformat(bucket)
+    if bucket.tzinfo is None:
+        bucket = bucket.replace(tzinfo=UTC)
+    covered = min(bucket + timedelta(hours=1), end) - max(bucket, start)
+    return max(0.0, covered / timedelta(hours=1))
 
 
 def volume_last_week(window: Window, keys: Iterable[ScopeKey]) -> dict[ScopeKey, float]:
@@ -209,14 +255,25 @@ def volume_last_week(window: Window, keys: Iterable[ScopeKey]) -> dict[ScopeKey,
     for source, source_keys in _by_source(keys).items():
         select, sets, used = _grouping(source_keys)
         level, level_params = source.where()
-        sql = (
-            f"SELECT {select}, COALESCE(SUM(weighted), 0) FROM (SELECT {used + ', ' if used else ''}"  # noqa: S608
-            f"SUM(messages * {overlap}) AS weighted FROM {source.table} WHERE grain = %s AND bucket >= %s "
-            f"AND bucket < %s{level}{_group_by(used)}) AS cells GROUP BY GROUPING SETS ({sets})"
-        )
         with db.cursor() as cursor:
-            cursor.execute(sql, [end, start, Grain.HOUR, bucket_start(start, Grain.HOUR), end, *level_params])
-            found |= {tuple(row[:4]): float(row[4]) for row in cursor.fetchall()}
+            if db.vendor != "postgresql":
+                by_hour = f"{used}, bucket" if used else "bucket"
+                cursor.execute(
+                    f"SELECT {by_hour}, SUM(messages) FROM {source.table} "  # noqa: S608
+                    f"WHERE grain = %s AND bucket >= %s AND bucket < %s{level} GROUP BY {by_hour}",
+                    [Grain.HOUR, bucket_start(start, Grain.HOUR), end, *level_params],
+                )
+                weighted = [(*row[:-2], row[-1] * _hour_overlap(row[-2], start, end)) for row in cursor.fetchall()]
+                rows = _sets_in_python(weighted, _used(source_keys), source_keys)
+            else:
+                sql = (
+                    f"SELECT {select}, COALESCE(SUM(weighted), 0) FROM (SELECT {used + ', ' if used else ''}"  # noqa: S608
+                    f"SUM(messages * {overlap}) AS weighted FROM {source.table} WHERE grain = %s AND bucket >= %s "
+                    f"AND bucket < %s{level}{_group_by(used)}) AS cells GROUP BY GROUPING SETS ({sets})"
+                )
+                cursor.execute(sql, [end, start, Grain.HOUR, bucket_start(start, Grain.HOUR), end, *level_params])
+                rows = cursor.fetchall()
+            found |= {tuple(row[:4]): float(row[4]) for row in rows}
     return found
 
 

@@ -53,6 +53,19 @@ SCRIPT = textwrap.dedent(
     response = client.post("/hooks/demo/", data=body, content_type=headers.pop("content-type"), headers=headers)
     third.refresh_from_db()
     print(response.json(), third.status, Receipt.objects.get(provider_message_id="m5").outcome)
+
+    # Rollups and alert rules work on SQLite too (no advisory locks, grouping sets or arrays there).
+    from datetime import timedelta
+    from django.utils import timezone
+    from alerts import evaluation
+    from alerts.models import Alert, AlertRule
+    from receipts.rollups import maintain
+    maintain.roll_up_all(seconds=30)
+    rule = AlertRule.objects.create(name="rate", metric="delivery_rate", threshold=99, min_volume=1,
+                                    hold_minutes=0, window_minutes=15)
+    evaluation.evaluate_all(now=timezone.now() + timedelta(minutes=2))
+    rule.refresh_from_db()
+    print(rule.state, round(rule.last_value, 1), Alert.objects.filter(rule=rule).count())
     """
 )
 
@@ -83,6 +96,7 @@ def test_demo_database_ingests_in_any_order_and_runs_tasks_in_process(tmp_path: 
     assert result.stdout.strip().splitlines() == [
         "[200, 200, 200, 200] delivered undelivered ['delivered', 'undelivered'] 0",
         "{'received': 3, 'duplicates': 0, 'applied': 2, 'parked': 1} delivered parked",
+        "firing 66.7 1",
     ]
     assert (tmp_path / "dlrconsole.sqlite3").exists()
     # Keys of its own, readable by their owner only: never a key published with the code.
