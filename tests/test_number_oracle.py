@@ -65,7 +65,7 @@ def test_the_console_search_refuses_it_with_a_message_on_the_page(message):
 def test_the_export_refuses_it_too(message):
     response = console(roles.VIEWER).get("/console/messages/export.csv", {"recipient": NUMBER})
     assert response.status_code == 400
-    assert NUMBER_SEARCH_REFUSED in response.content.decode()
+    assert str(NUMBER_SEARCH_REFUSED) in response.content.decode()
     assert NUMBER not in response.content.decode()
 
 
