@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from receipts import store
 from receipts.errors import code_for_reason
@@ -36,7 +37,10 @@ MAX_ROUNDS = 12
 # What the test's SMS meet: a temporary failure (the readiness's policy probe, an absent
 # subscriber in the provider's own code), or no receipt at all.
 FAILURE, NO_RECEIPT_TRIGGER = "failure", "no_receipt"
-TRIGGERS = {FAILURE: "A temporary failure (absent subscriber)", NO_RECEIPT_TRIGGER: "No receipt at all"}
+TRIGGERS = {
+    FAILURE: gettext_lazy("A temporary failure (absent subscriber)"),
+    NO_RECEIPT_TRIGGER: gettext_lazy("No receipt at all"),
+}
 PROBE_REASON = "absent_subscriber"
 TEST_BODY = "Fallback test for {name}: no action needed."
 

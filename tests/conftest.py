@@ -79,6 +79,16 @@ def _forget_flows() -> None:
     clear_caches()
 
 
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    """Each test starts in the default language: a page request leaves its own active in the
+    thread (LocaleMiddleware activates one per request, as production does), and a test that
+    then calls code directly would read the previous test's language."""
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
     """Torn down before the test database: the publisher thread holds a connection to it."""

@@ -52,7 +52,7 @@ def alert_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 class CommentForm(forms.Form):
-    text = forms.CharField(label="Comment", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    text = forms.CharField(label=gettext_lazy("Comment"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class SnoozeForm(forms.Form):

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from alerts.models import AlertChannel
 from receipts.flows.models import KPI_RANGES, Flow, KpiMetric, Launch
@@ -22,11 +23,11 @@ def _active_users() -> Any:
 
 class FlowForm(forms.ModelForm[Flow]):
     countries = forms.CharField(
-        max_length=400, help_text="ISO codes separated by commas, e.g. FR, BE.", widget=forms.TextInput()
+        max_length=400, help_text=_("ISO codes separated by commas, e.g. FR, BE."), widget=forms.TextInput()
     )
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.order_by("slug"), required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="The routes the flow is sent through: readiness checks a policy covers each.",
+        help_text=_("The routes the flow is sent through: readiness checks a policy covers each."),
     )  # fmt: skip
 
     class Meta:
@@ -36,12 +37,13 @@ class FlowForm(forms.ModelForm[Flow]):
             "adaptive_sla", "adaptive_floor_seconds", "priority", "technical_owner", "business_owner",
         ]  # fmt: skip
         labels = {
-            "slug": "Flow name in messages",
-            "monthly_volume": "Expected monthly volume",
-            "sla_rate": "SLA: % delivered",
-            "sla_seconds": "SLA: within (seconds)",
-            "adaptive_sla": "Adaptive receipt SLA per route",
-            "adaptive_floor_seconds": "Adaptive SLA floor (seconds)",
+            "slug": _("Flow name in messages"),
+            "monthly_volume": _("Expected monthly volume"),
+            # xgettext:no-python-format
+            "sla_rate": _("SLA: % delivered"),
+            "sla_seconds": _("SLA: within (seconds)"),
+            "adaptive_sla": _("Adaptive receipt SLA per route"),
+            "adaptive_floor_seconds": _("Adaptive SLA floor (seconds)"),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -61,7 +63,7 @@ class FlowForm(forms.ModelForm[Flow]):
         if errors:
             raise ValidationError(errors)
         if not codes:
-            raise ValidationError("Name at least one country.")
+            raise ValidationError(_("Name at least one country."))
         return sorted(set(codes))
 
 
@@ -74,11 +76,14 @@ class KpiForm(forms.Form):
             low, high = KPI_RANGES[metric]
             self.fields[f"{metric.value}_threshold"] = forms.DecimalField(
                 label=str(metric.label), required=False, min_value=low, max_value=high, decimal_places=2,
-                help_text="Empty: not a KPI of this flow.",
+                help_text=_("Empty: not a KPI of this flow."),
             )  # fmt: skip
             self.fields[f"{metric.value}_window"] = forms.TypedChoiceField(
-                label="measured over", coerce=int, initial=15,
-                choices=[(5, "5 minutes"), (15, "15 minutes"), (60, "1 hour"), (360, "6 hours"), (1440, "24 hours")],
+                label=_("measured over"), coerce=int, initial=15,
+                choices=[
+                    (5, _("5 minutes")), (15, _("15 minutes")), (60, _("1 hour")), (360, _("6 hours")),
+                    (1440, _("24 hours")),
+                ],
             )  # fmt: skip
 
     def kpis(self) -> dict[str, tuple[Decimal, int] | None]:
@@ -93,18 +98,21 @@ class KpiForm(forms.Form):
 class KpiRulesForm(forms.Form):
     channels = forms.ModelMultipleChoiceField(
         queryset=AlertChannel.objects.filter(enabled=True), required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Who the KPIs' alerts notify (added to the rules' channels).",
+        help_text=_("Who the KPIs' alerts notify (added to the rules' channels)."),
     )  # fmt: skip
+
+
+ROUTE = _("%(country)s through %(connection)s")
 
 
 class FallbackTestForm(forms.Form):
-    route = forms.ChoiceField(label="Route to test")
+    route = forms.ChoiceField(label=_("Route to test"))
     trigger = forms.ChoiceField(
-        choices=list(TRIGGERS.items()), initial=FAILURE, label="Each SMS of the test meets",
-        help_text="What the escalation is played against.",
+        choices=list(TRIGGERS.items()), initial=FAILURE, label=_("Each SMS of the test meets"),
+        help_text=_("What the escalation is played against."),
     )  # fmt: skip
     fallback_email = forms.EmailField(
-        required=False, max_length=254, help_text="Where an e-mail fallback should arrive (a test mailbox)."
+        required=False, max_length=254, help_text=_("Where an e-mail fallback should arrive (a test mailbox).")
     )
 
     def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
@@ -113,7 +121,10 @@ class FallbackTestForm(forms.Form):
         route = self.fields["route"]
         assert isinstance(route, forms.ChoiceField)
         route.choices = [
-            (f"{country}:{connection.pk}", f"{country} through {connection.slug}")
+            (
+                f"{country}:{connection.pk}",
+                _("%(country)s through %(connection)s") % {"country": country, "connection": connection.slug},
+            )
             for country in flow.countries
             for connection in self.connections.values()
         ]
@@ -125,8 +136,8 @@ class FallbackTestForm(forms.Form):
 
 class LaunchDecisionForm(forms.Form):
     decision = forms.ChoiceField(
-        choices=[(Launch.GO, "Go"), (Launch.NO_GO, "No-go")], widget=forms.RadioSelect, label="Decision"
+        choices=[(Launch.GO, _("Go")), (Launch.NO_GO, _("No-go"))], widget=forms.RadioSelect, label=_("Decision")
     )
     rationale = forms.CharField(
-        max_length=4000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why: kept with the decision."
+        max_length=4000, widget=forms.Textarea(attrs={"rows": 3}), help_text=_("Why: kept with the decision.")
     )

@@ -13,6 +13,7 @@ from django.contrib import messages as flash
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dlrconsole.console.common import HtmxHttpRequest, console_view
@@ -42,14 +43,14 @@ class PriceForm(forms.ModelForm[ConnectionPrice]):
     country = forms.ChoiceField(
         required=False,
         choices=country_field_choices,
-        help_text="The destination; “Any other country” prices every country without a price of its own.",
+        help_text=_("The destination; “Any other country” prices every country without a price of its own."),
     )
     price = forms.DecimalField(
         min_value=Decimal(0), max_value=Decimal(999_999), max_digits=12, decimal_places=6,
-        help_text="What one message costs (all its parts), e.g. 0.0725.",
+        help_text=_("What one message costs (all its parts), e.g. 0.0725."),
     )  # fmt: skip
     currency = forms.ChoiceField(
-        choices=currency_choices, help_text="ISO 4217: prices in different currencies are never added together."
+        choices=currency_choices, help_text=_("ISO 4217: prices in different currencies are never added together.")
     )
 
     class Meta:
