@@ -735,7 +735,7 @@ def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path
         "DJANGO_SETTINGS_MODULE": "dlrconsole.settings",
     }
     manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
+    manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", f"--secret={secret}")
     with psycopg.connect(db_url, connect_timeout=10) as conn:
         row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
     assert row is not None

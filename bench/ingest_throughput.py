@@ -793,12 +793,12 @@ def main(argv: list[str] | None = None) -> int:
         manage({**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}, "migrate", "--noinput", "-v", "0")
         manage(
             {**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"},
-            "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret,
+            "create_connection", SLUG, "--provider", "standard-webhooks", f"--secret={secret}",
         )  # fmt: skip
         token = secrets.token_urlsafe(24)
         manage(
             {**env, "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"},
-            "create_connection", INFOBIP_SLUG, "--provider", "infobip", "--secret", token,
+            "create_connection", INFOBIP_SLUG, "--provider", "infobip", f"--secret={token}",
         )  # fmt: skip
         with psycopg.connect(db_url, connect_timeout=10) as conn:
             ids = dict(conn.execute("SELECT slug, id FROM receipts_connection").fetchall())

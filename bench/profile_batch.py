@@ -277,7 +277,7 @@ def main() -> int:
         env = server_env(args, db_url, queue)
         env["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings"
         manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "create_connection", INFOBIP_SLUG, "--provider", "infobip", "--secret", token)
+        manage(env, "create_connection", INFOBIP_SLUG, "--provider", "infobip", f"--secret={token}")
         os.environ.update(env)
 
         import django

@@ -208,7 +208,7 @@ def main() -> int:
         env = server_env(args, db_url, queue)
         env["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings"
         manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
+        manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", f"--secret={secret}")
         os.environ.update(env)
 
         import django

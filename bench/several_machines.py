@@ -159,7 +159,7 @@ def run_topology(args: argparse.Namespace, name: str, workdir: Path) -> Result:
             "DLR_BEAT_LOCK_SECONDS": str(args.beat_lock_seconds),
         }
         manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", "--secret", secret)
+        manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", f"--secret={secret}")
         with psycopg.connect(db_url, connect_timeout=10) as conn:
             row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
         assert row is not None
