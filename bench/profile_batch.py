@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
 import pstats
@@ -52,6 +51,7 @@ from bench.ingest_throughput import (  # noqa: E402
     reset_data,
     server_env,
 )
+from bench.profile_ingest import environ_for  # noqa: E402
 
 # step name → seconds summed over the timed run, and how often it ran
 timings: defaultdict[str, float] = defaultdict(float)
@@ -180,20 +180,6 @@ def instrument() -> None:
 
 def is_batch_statement(sql: str) -> bool:
     return "unnest" in sql and ("INSERT INTO receipts_receipt" in sql or "UPDATE receipts_message m" in sql)
-
-
-def environ_for(hook: Hook) -> dict[str, Any]:
-    environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": hook.path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_LENGTH": str(len(hook.body)), "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(hook.body), "wsgi.errors": sys.stderr, "wsgi.multithread": False,
-        "wsgi.multiprocess": True, "wsgi.run_once": False,
-    }  # fmt: skip
-    for name, value in hook.headers.items():
-        key = name.upper().replace("-", "_")
-        environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
-    return environ
 
 
 def replay(handler: Any, hooks: list[Hook], *, step: str | None) -> list[dict[str, Any]]:
