@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -56,16 +57,35 @@ REQUEST_IDS_HEADER = "dlr_request_ids"
 logger = logging.getLogger(__name__)
 
 
+class BatchRun(Protocol):
+    """A consumer's run over one claimed batch: it reads what the events share once, set-based
+    (their messages, locked), consumes each event, and may hold back what it writes for
+    `finish`, which writes it all set-based after the last event, in the claim's transaction.
+    If `finish` raises, the claim is rolled back and the batch runs again event by event with
+    the plain `consume`: a batch's failure costs speed, never an event."""
+
+    def consume(self, event: OutboxEvent, now: datetime) -> object: ...
+
+    def discard(self, event: OutboxEvent) -> None:
+        """The event just consumed failed (this consumer or another): hold nothing of it."""
+
+    def finish(self, now: datetime) -> object: ...
+
+
 @dataclass(frozen=True)
 class Consumer:
     """`consume(event, now)` runs inside the transaction that claims the event, so what it
     writes commits together with the claim: exactly once. `batch(events, now)`, if given, is
-    called once for a claimed batch, before its events, and returns the `consume` to use for
-    them: a consumer reads there, set-based, what its events share (their messages, locked)."""
+    called once for a claimed batch, before its events, and returns the run that consumes them
+    (BatchRun)."""
 
     name: str
     consume: Callable[[OutboxEvent, datetime], object]
-    batch: Callable[[list[OutboxEvent], datetime], Callable[[OutboxEvent, datetime], object]] | None = None
+    batch: Callable[[list[OutboxEvent], datetime], BatchRun] | None = None
+
+
+class _BatchWriteFailed(Exception):
+    """A consumer's `finish` failed: the batch runs again event by event."""
 
 
 _consumers: dict[str, Consumer] = {}
@@ -148,34 +168,48 @@ def _process_claimed(
     leaves the events unclaimed, and their redelivery (acks late) processes them then. Each
     event's consumers run in a savepoint: when one raises, all they wrote for that event is
     rolled back, the failure is recorded on the event in the claim's transaction, and the event
-    is tried again later; the batch goes on. A batch is a few dozen events at most
+    is tried again later; the batch goes on. A batch is a few hundred events at most
     (DLR_OUTBOX_CLAIM_BATCH): the messages it locks wait for it, and receipts for them too."""
+    try:
+        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=True)
+    except _BatchWriteFailed as failed:
+        logger.warning("outbox batch of %d: %s; running it again event by event", len(event_ids), failed)
+        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=False)
+
+
+def _claim_and_consume(
+    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None, batched: bool
+) -> int:
     with transaction.atomic():
         events = store.outbox_claim_batch(event_ids, now=now)
         if not events:
             return 0
-        consumers = [_for_batch(consumer, events, now) for consumer in outbox_consumers()]
+        runs = [(consumer, _for_batch(consumer, events, now) if batched else None) for consumer in outbox_consumers()]
         processed = 0
         for event in events:
             try:
                 request_id = event.request_id or (request_ids or {}).get(str(event.pk))
                 with request_id_bound(request_id), transaction.atomic():
-                    for consume in consumers:
-                        consume(event, now)
+                    for consumer, run in runs:
+                        (run.consume if run is not None else consumer.consume)(event, now)
             except SoftTimeLimitExceeded:
                 raise  # the task ran out of time, not the event: unclaimed, redelivered whole
             except Exception as exc:
+                for _, run in runs:
+                    if run is not None:
+                        run.discard(event)
                 _record_failure(event, exc, now=now)
             else:
                 processed += 1
+        for consumer, run in runs:
+            if run is not None:
+                _finish(consumer, run, now)
     return processed
 
 
-def _for_batch(
-    consumer: Consumer, events: list[OutboxEvent], now: datetime
-) -> Callable[[OutboxEvent, datetime], object]:
+def _for_batch(consumer: Consumer, events: list[OutboxEvent], now: datetime) -> BatchRun | None:
     if consumer.batch is None:
-        return consumer.consume
+        return None
     try:
         with transaction.atomic():
             return consumer.batch(events, now)
@@ -184,7 +218,17 @@ def _for_batch(
     except Exception as exc:
         # Reading ahead is an optimisation: without it each event reads for itself.
         logger.warning("outbox consumer %s could not prepare a batch: %s", consumer.name, failure_summary(exc))
-        return consumer.consume
+        return None
+
+
+def _finish(consumer: Consumer, run: BatchRun, now: datetime) -> None:
+    try:
+        run.finish(now)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        # Raised out of the claim's transaction, which rolls everything back.
+        raise _BatchWriteFailed(f"consumer {consumer.name} could not write the batch: {failure_summary(exc)}") from exc
 
 
 def outbox_retry_delay(failures: int) -> timedelta | None:

@@ -9,12 +9,14 @@ status its resends have; a delivery anywhere in a chain cancels the chain's sche
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
+from dlrconsole.lib.deferred_inserts import DeferredInserts, deferring
+from dlrconsole.lib.request_id import current_request_id, request_id_bound
 from receipts import store
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import NO_RECEIPT, Status
@@ -35,7 +37,12 @@ def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBa
     if read is None:
         message = _read_and_lock(event)
         read = (message, message.chain_root or message, False)
-    message, root, fresh = read
+    decisions = _decide_read(event, *read, now=now)
+    _log_decided(read[0], event, decisions)
+    return decisions
+
+
+def _decide_read(event: OutboxEvent, message: Message, root: Message, fresh: bool, *, now: datetime) -> list[Decision]:
     seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
     if seen == Status.DELIVERED:
         if not fresh:
@@ -44,15 +51,18 @@ def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBa
     else:
         rule = (None if fresh else chain_rule(root)) or first_matching_rule(message, seen)
     trigger = Trigger(message=message, root=root, seen=seen, outbox_event=event, fresh_chain=fresh)
-    decisions = escalate(trigger, rule, now=now)
+    return escalate(trigger, rule, now=now)
+
+
+def _log_decided(message: Message, event: OutboxEvent, decisions: list[Decision]) -> None:
     # One line per change decided on: with the request id, it ties a receipt to what came of it.
+    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
     logger.info(
         "message %s %s: %s",
         message.pk,
         seen,
         "; ".join(f"decision {d.pk} {d.action or '-'} {d.state}" for d in decisions) or "no decision",
     )
-    return decisions
 
 
 def _read_and_lock(event: OutboxEvent) -> Message:
@@ -65,12 +75,18 @@ def _read_and_lock(event: OutboxEvent) -> Message:
 
 
 class DecisionBatch:
-    """What a claimed batch of events shares, read set-based once: their messages and chains'
-    originals, locked in id order (an original is older than its resends, so this is the
-    original-first order every trigger of a chain locks in; two batches wait, never deadlock),
-    and which chains are fresh: an original without resends, decisions or attempts, whose
-    escalation has nothing to read. An event after the first of its chain in the batch reads for
-    itself: the first one's decisions changed what there is to read."""
+    """A claimed batch of events decided together (the outbox's BatchRun).
+
+    What the events share is read set-based once: their messages and chains' originals, locked
+    in id order (an original is older than its resends, so this is the original-first order
+    every trigger of a chain locks in; two batches wait, never deadlock), and which chains are
+    fresh: an original without resends, decisions or attempts, whose escalation has nothing to
+    read. The event of a fresh chain that is the chain's only one in the batch (nearly every
+    event: a receipt for a message sent once) is decided in memory, and its rows (decisions,
+    attempts, feed events and deliveries) are held and written set-based by `finish`, a few
+    statements for the batch. Any other event is decided and written on its own; one after the
+    first of its chain in the batch reads for itself: the first one's decisions changed what
+    there is to read."""
 
     def __init__(self, events: list[OutboxEvent]) -> None:
         message_ids = {event.message_id for event in events}
@@ -87,7 +103,13 @@ class DecisionBatch:
             | set(Attempt.objects.filter(chain_root_id__in=root_ids).values_list("chain_root_id", flat=True))
         )
         self.fresh = root_ids - with_history
+        events_per_chain = Counter(roots.get(e.message_id) or e.message_id for e in events)
+        self.alone = {root_id for root_id, count in events_per_chain.items() if count == 1}
         self.taken: set[int] = set()
+        self.held = DeferredInserts()
+        self.decided: list[tuple[Message, OutboxEvent, list[Decision], str | None]] = []
+        # The last event held for and what was held before it, for `discard`.
+        self.mark: tuple[OutboxEvent, dict[type[Model], int]] | None = None
 
     def take(self, event: OutboxEvent) -> tuple[Message, Message, bool] | None:
         """The event's message, its chain's original and whether the chain is fresh; None when
@@ -101,11 +123,37 @@ class DecisionBatch:
         self.taken.add(root_id)
         return message, self.messages[root_id], root_id in self.fresh
 
+    def consume(self, event: OutboxEvent, now: datetime) -> list[Decision]:
+        message = self.messages.get(event.message_id)
+        root_id = message and (message.chain_root_id or message.pk)
+        if root_id not in self.fresh or root_id not in self.alone:
+            return decide(event, now=now, batch=self)
+        read = self.take(event)
+        assert read is not None  # the chain's only event
+        self.mark = (event, self.held.mark())
+        with deferring(self.held):
+            decisions = _decide_read(event, *read, now=now)
+        self.decided.append((read[0], event, decisions, current_request_id()))
+        return decisions
 
-def decide_batch(events: list[OutboxEvent], now: datetime) -> Callable[[OutboxEvent, datetime], object]:
-    """The outbox consumer's batch hook: read the batch, then decide each event with it."""
-    batch = DecisionBatch(events)
-    return lambda event, now: decide(event, now=now, batch=batch)
+    def discard(self, event: OutboxEvent) -> None:
+        if self.mark is not None and self.mark[0] is event:
+            self.held.rollback(self.mark[1])
+            self.decided = [entry for entry in self.decided if entry[1] is not event]
+        self.mark = None
+
+    def finish(self, now: datetime) -> int:
+        """Write what the batch's fresh chains decided; how many rows."""
+        written = self.held.flush()
+        for message, event, decisions, request_id in self.decided:
+            with request_id_bound(request_id):
+                _log_decided(message, event, decisions)
+        return written
+
+
+def decide_batch(events: list[OutboxEvent], now: datetime) -> DecisionBatch:
+    """The outbox consumer's batch hook."""
+    return DecisionBatch(events)
 
 
 def first_matching_rule(message: Message, seen: str) -> Rule | None:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from dlrconsole.lib.deferred_inserts import deferred_inserts, insert
 from dlrconsole.lib.tasks import kick
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import Status
@@ -194,8 +195,8 @@ def _record(
     action: str = "",
     skip_reason: str = "",
 ) -> Decision:
-    return Decision.objects.create(
-        message=trigger.message, outbox_event=trigger.outbox_event, after_attempt=trigger.after_attempt,
+    return insert(
+        Decision, message=trigger.message, outbox_event=trigger.outbox_event, after_attempt=trigger.after_attempt,
         rule=rule, step=step, action=action or (step.action if step else "none"), state=state,
         skip_reason=skip_reason, why=why[:255], created_at=now,
     )  # fmt: skip
@@ -223,21 +224,27 @@ def _schedule(
     used = 0 if fresh else _attempts_by_step(trigger.root, rule)[step.pk]
     why = f"rule “{rule.name}”, step {step.position}: attempt {used + 1} of {step.count}"
     decision = _record(trigger, rule, step, Decision.State.SCHEDULED, why=why, now=now)
-    try:
-        # The unique key settles two triggers racing for the same message (two failure receipts
-        # processed at once by two workers): one attempt, not two.
-        with transaction.atomic():
-            attempt = Attempt.objects.create(
-                decision=decision, step=step, chain_root=trigger.root,
-                number=1 if fresh else attempts_made(trigger.root) + 1,
-                idempotency_key=trigger.key, due_at=due, action=step.action, deadline_at=deadline,
-                **action.attempt_through(step, trigger.message),
-            )  # fmt: skip
-    except IntegrityError:
-        decision.state, decision.skip_reason = Decision.State.SKIPPED, Skip.ALREADY_RETRIED
-        decision.why = "this message was already acted on"
-        decision.save(update_fields=["state", "skip_reason", "why"])
-        return decision
+    fields = dict(
+        decision=decision, step=step, chain_root=trigger.root,
+        number=1 if fresh else attempts_made(trigger.root) + 1,
+        idempotency_key=trigger.key, due_at=due, action=step.action, deadline_at=deadline,
+        **action.attempt_through(step, trigger.message),
+    )  # fmt: skip
+    if deferred_inserts() is not None:
+        # Held for the batch's writes: a fresh chain, under its lock, has no attempt to race
+        # with; a clash at the flush makes the batch run again event by event, through here.
+        attempt = insert(Attempt, **fields)
+    else:
+        try:
+            # The unique key settles two triggers racing for the same message (two failure
+            # receipts processed at once by two workers): one attempt, not two.
+            with transaction.atomic():
+                attempt = Attempt.objects.create(**fields)
+        except IntegrityError:
+            decision.state, decision.skip_reason = Decision.State.SKIPPED, Skip.ALREADY_RETRIED
+            decision.why = "this message was already acted on"
+            decision.save(update_fields=["state", "skip_reason", "why"])
+            return decision
     notify_retry_scheduled(attempt, trigger.message)
     if attempt.due_at <= now:
         transaction.on_commit(lambda: kick(RUN_DUE_ATTEMPTS))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dlrconsole.lib.deferred_inserts import deferred_inserts
 from receipts import store
 from receipts.models import Message
 from retries.feed.models import FeedEvent
@@ -55,16 +56,24 @@ def notify_once(
 ) -> None:
     """Publish, in the caller's transaction; `once`: unless this message already had one.
     `locked`: the caller holds the message's row lock already (a decision does)."""
-    if once:
-        if not locked:
-            # The row lock serialises the check with a concurrent decision or attempt.
-            store.message_lock(message.pk)
-        if FeedEvent.objects.filter(message=message, type=event_type).exists():
-            return
+    if once and _published(message, event_type, locked=locked):
+        return
     data = dict(extra or {})
     if message.chain_root_id:
         data["chain_root_message_id"] = message.chain_root_id
     feed_publish(message=message, event_type=event_type, payload=data)
+
+
+def _published(message: Message, event_type: str, *, locked: bool) -> bool:
+    held = deferred_inserts()
+    if held is not None:
+        # A batch holds its inserts only for fresh chains (retries/decisions.py): their
+        # messages, locked, have no event in the database; only what the batch holds counts.
+        return any(e.message_id == message.pk and e.type == event_type for e in held.held(FeedEvent))
+    if not locked:
+        # The row lock serialises the check with a concurrent decision or attempt.
+        store.message_lock(message.pk)
+    return FeedEvent.objects.filter(message=message, type=event_type).exists()
 
 
 def attempt_data(attempt: Attempt) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from django.utils import timezone
 from receipts.models import OutboxEvent
 from receipts.outbox import outbox_process, outbox_process_batch
 from receipts.statuses import Status
-from retries.feed.models import FeedEvent
+from retries.feed.models import FeedEvent, ProductEndpoint
 from retries.models import Attempt, Decision
 from retries.rule_cache import rule_cache
-from tests.factories import MessageFactory
+from tests.factories import GENERIC_SECRET, MessageFactory
 
 # (status the event reports, the message's reason and class): the shipped rules' main cases.
 CASES = [
@@ -64,9 +64,25 @@ def decided(events: list[OutboxEvent]) -> list[list[tuple[str, str, str, str]]]:
     ]
 
 
+def told(events: list[OutboxEvent]) -> list[list[tuple[str, int]]]:
+    """What the product is told of each event's message: the feed events and their deliveries."""
+    return [
+        sorted(
+            (feed_event.type, feed_event.deliveries.count())
+            for feed_event in FeedEvent.objects.filter(message_id=event.message_id)
+        )
+        for event in events
+    ]
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("default_rules")
 def test_a_batch_decides_each_event_as_it_would_be_decided_alone():
+    # Two endpoints: one subscribed to everything, one to deliveries only.
+    ProductEndpoint.objects.create(name="all", url="http://127.0.0.1:9/feed", secret=GENERIC_SECRET)
+    ProductEndpoint.objects.create(
+        name="deliveries", url="http://127.0.0.1:9/delivered", secret=GENERIC_SECRET, event_types=["message.delivered"]
+    )
     alone, batched = traffic(), traffic()
     for event in alone:
         assert outbox_process(event.pk) is True
@@ -74,6 +90,7 @@ def test_a_batch_decides_each_event_as_it_would_be_decided_alone():
     assert outbox_process_batch([event.pk for event in batched]) == len(batched)
 
     assert decided(batched) == decided(alone)
+    assert told(batched) == told(alone)
     # A failure decided after its message was delivered sends nothing, in a batch as alone.
     assert not Attempt.objects.filter(chain_root_id=batched[-4].message_id).exists()
     # Three fresh temporary failures, the original and its resend (the chain's second attempt).
@@ -97,11 +114,41 @@ def test_a_batch_claims_and_reads_its_messages_in_the_same_statements_whatever_i
         small, large = statements(5), statements(25)
     finally:
         rule_cache.clear()
-    # Per event: its savepoint and release, its decision, its feed event (looked for first) and
-    # the endpoints that get it. Per batch: the claim, the messages and chains, the savepoints.
+    # Per event: its savepoint and release, nothing else: its decision, feed event and delivery
+    # are decided in memory. Per batch: the claim, the messages and chains, then one insert
+    # each of decisions, feed events and deliveries, and the endpoints read once.
     per_event = (large - small) / 20
-    assert per_event == 6
-    assert small - 5 * per_event == 11
+    assert per_event == 2
+    assert small - 5 * per_event == 14
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("default_rules")
+def test_a_batch_whose_writes_fail_runs_again_event_by_event_and_loses_nothing(caplog):
+    events = [event_for(MessageFactory(status=s, reason=r, error_class=c), s) for s, r, c in CASES]
+    failing = events[1]  # the temporary failure: its resend's key is taken, by another chain
+    other = MessageFactory()
+    Decision.objects.create(
+        message=other, action="retry_same", state="scheduled", why="a resend", created_at=timezone.now()
+    )
+    Attempt.objects.create(
+        decision=Decision.objects.get(message=other), chain_root=other, number=1, action="retry_same",
+        idempotency_key=f"retry-of-message-{failing.message_id}", due_at=timezone.now(),
+    )  # fmt: skip
+
+    assert outbox_process_batch([e.pk for e in events]) == len(events)
+
+    assert "running it again event by event" in caplog.text
+    assert not OutboxEvent.objects.filter(pk__in=[e.pk for e in events], processed_at__isnull=True).exists()
+    # Each event decided once, the clash settled as a lone event settles it.
+    assert [[row[:3] for row in rows] for rows in decided(events)] == [
+        [("notify", "recorded", "")],
+        [("retry_same", "skipped", "already_retried")],
+        [("notify", "recorded", "")],
+        [("none", "recorded", "")],
+    ]
+    # The delivery and the permanent failure are told once each.
+    assert FeedEvent.objects.filter(message_id__in=[e.message_id for e in events]).count() == 2
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from dlrconsole.lib import outbound
+from dlrconsole.lib.deferred_inserts import deferred_inserts, insert
 from dlrconsole.lib.failures import failure_summary
 from dlrconsole.lib.languages import in_default_language
 from dlrconsole.lib.standard_webhooks import generate_secret, sign, signed_headers
@@ -147,20 +148,30 @@ def feed_publish(*, message: Message, event_type: str, payload: dict[str, Any] |
     message's data (e.g. the retry's due time)."""
     now = timezone.now()
     data = feed_message_data(message) | (payload or {})
-    event = FeedEvent.objects.create(
+    event = insert(
+        FeedEvent,
         type=FeedEvent.Type(event_type),
         message=message,
         payload=feed_payload(event_type=event_type, data=data, now=now),
         created_at=now,
     )
-    endpoints = [e for e in ProductEndpoint.objects.filter(enabled=True) if e.subscribes_to(event_type)]
-    FeedDelivery.objects.bulk_create(
-        FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints
-    )
+    held = deferred_inserts()
+    enabled = held.memo("feed endpoints", _enabled_endpoints) if held is not None else _enabled_endpoints()
+    endpoints = [e for e in enabled if e.subscribes_to(event_type)]
+    deliveries = [FeedDelivery(event=event, endpoint=e, message=message, next_attempt_at=now) for e in endpoints]
+    if held is not None:
+        for delivery in deliveries:
+            held.hold(delivery)
+    else:
+        FeedDelivery.objects.bulk_create(deliveries)
     if endpoints:
         # Deliver now rather than at the deliverer's next beat tick (a spare kick finds nothing due).
         transaction.on_commit(lambda: kick(DELIVER_FEED))
     return event
+
+
+def _enabled_endpoints() -> list[ProductEndpoint]:
+    return list(ProductEndpoint.objects.filter(enabled=True))
 
 
 def _claim_due(now: datetime, limit: int) -> list[int]:
