@@ -123,10 +123,14 @@ class DecisionBatch:
         self.taken.add(root_id)
         return message, self.messages[root_id], root_id in self.fresh
 
-    def consume(self, event: OutboxEvent, now: datetime) -> list[Decision]:
+    def holds(self, event: OutboxEvent) -> bool:
+        """The event's chain is fresh and this is its only event: decided in memory, held."""
         message = self.messages.get(event.message_id)
         root_id = message and (message.chain_root_id or message.pk)
-        if root_id not in self.fresh or root_id not in self.alone:
+        return root_id in self.fresh and root_id in self.alone
+
+    def consume(self, event: OutboxEvent, now: datetime) -> list[Decision]:
+        if not self.holds(event):
             return decide(event, now=now, batch=self)
         read = self.take(event)
         assert read is not None  # the chain's only event
