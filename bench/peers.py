@@ -78,6 +78,10 @@ def serve(peers: Peers, name: str) -> ThreadingHTTPServer:
     answer = peers.product if name == "product" else peers.gateway
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a product's web server and a send API keep connections open: a new TCP
+        # connection per request was a cost of this peer, not of the console.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             received = time.time()
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

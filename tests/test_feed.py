@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.db import connection as db_connection
 from django.db import transaction
+from django.test.utils import CaptureQueriesContext
 
 from receipts.providers.base import WebhookRequest
 from receipts.providers.standard_webhooks import StandardWebhooksAdapter
@@ -181,6 +182,40 @@ def test_deliveries_are_signed_and_retry_on_the_schedule(product):
     verify(last, later)
     assert last.event["type"] == "message.delivered"
     assert "timestamp" in last.event
+
+
+@pytest.mark.django_db
+def test_a_pass_records_its_successful_posts_together(product):
+    endpoint = make_endpoint(product.url, consecutive_failures=2)
+    events = [feed_publish(message=MessageFactory(), event_type="message.delivered", payload={}) for _ in range(5)]
+
+    with CaptureQueriesContext(db_connection) as queries:
+        assert feed_deliver_due(T0, 10) == 5
+
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "feed_feedattempt"')]
+    assert len(inserts) == 1  # one transaction for the pass's five successes, not five
+    assert sorted(r.headers["webhook-id"] for r in product.received) == sorted(e.webhook_id for e in events)
+    for delivery in FeedDelivery.objects.all():
+        assert (delivery.status, delivery.attempts, delivery.delivered_at, delivery.next_attempt_at) == (
+            "delivered", 1, T0, None,
+        )  # fmt: skip
+        assert list(delivery.log.values_list("number", "status_code", "attempted_at")) == [(1, 200, T0)]
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 0  # a success ends the streak
+
+
+@pytest.mark.django_db
+def test_a_failure_after_held_successes_counts_its_streak_from_them(product):
+    product.script = [(200, {}), (500, {})]
+    endpoint = make_endpoint(product.url, consecutive_failures=2)
+    for _ in range(2):
+        feed_publish(message=MessageFactory(), event_type="message.delivered", payload={})
+
+    assert feed_deliver_due(T0, 10) == 2
+
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 1  # reset by the success, then the failure
+    assert sorted(FeedDelivery.objects.values_list("status", flat=True)) == ["delivered", "failed"]
 
 
 @pytest.mark.django_db

@@ -65,6 +65,12 @@ RETRY_AFTER_MAX = timedelta(hours=24)
 OPEN = (FeedDelivery.Status.PENDING, FeedDelivery.Status.FAILED)
 # The deliverer (retries/feed/tasks.py), kicked when a delivery is published.
 DELIVER_FEED = "retries.feed.tasks.deliver_feed"
+# A pass records its successful POSTs together, at most this many or this old: one transaction
+# instead of one per POST (bench/profile_decisions.py). A worker killed before it records them
+# leaves them leased; they are posted again after the lease under the same webhook-id, which
+# receivers deduplicate on (docs/FEED.md) -- the at-least-once the feed always promised.
+SUCCESSES_HELD = 50
+SUCCESSES_HELD_SECONDS = 0.2
 
 logger = logging.getLogger(__name__)
 
@@ -256,9 +262,12 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, deadline: fl
     attempted = 0
     held: list[int] = []
     in_flight: int | None = None
+    successes = Successes()
     try:
         with outbound.OutboundSession() as session:
             while True:
+                # Recorded before claiming: a message's next event waits for this one to close.
+                successes.record()
                 ids = _claim_due(now or timezone.now(), limit)
                 held = list(ids)
                 claimed = FeedDelivery.objects.select_related("event", "endpoint").in_bulk(ids)
@@ -267,10 +276,12 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, deadline: fl
                         return attempted
                     in_flight = delivery_id
                     # The pass's clock when one is given (tests); else each result stamped on arrival.
-                    _attempt_isolated(claimed[delivery_id], now=now, session=session)
+                    _attempt_isolated(claimed[delivery_id], now=now, session=session, successes=successes)
                     in_flight = None
                     held.remove(delivery_id)
                     attempted += 1
+                    if successes.due():
+                        successes.record()
                 if len(ids) < limit:
                     return attempted
     except BaseException:
@@ -279,14 +290,75 @@ def feed_deliver_due(now: datetime | None = None, limit: int = 100, deadline: fl
             _record_safely(in_flight, "timed out: the delivery pass was stopped", now=now)
         raise
     finally:
-        if held:
-            # Due again at once for the next pass, rather than after their lease.
-            FeedDelivery.objects.filter(pk__in=held, status__in=OPEN).update(next_attempt_at=now or timezone.now())
+        try:
+            successes.record()
+        finally:
+            if held:
+                # Due again at once for the next pass, rather than after their lease.
+                FeedDelivery.objects.filter(pk__in=held, status__in=OPEN).update(next_attempt_at=now or timezone.now())
 
 
-def _attempt_isolated(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session) -> None:
+class Successes:
+    """A pass's successful POSTs not yet recorded (SUCCESSES_HELD): each one's attempt row and
+    its delivery closed, and the endpoints' failure streaks reset, in one transaction."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[FeedDelivery, PostResult, datetime]] = []
+        self.since = 0.0
+
+    def add(self, delivery: FeedDelivery, result: PostResult, *, now: datetime) -> None:
+        if not self.held:
+            self.since = time.monotonic()
+        self.held.append((delivery, result, now))
+
+    def due(self) -> bool:
+        return len(self.held) >= SUCCESSES_HELD or (
+            bool(self.held) and time.monotonic() - self.since >= SUCCESSES_HELD_SECONDS
+        )
+
+    def record(self) -> None:
+        if not self.held:
+            return
+        deliveries = []
+        attempts = []
+        for delivery, result, now in self.held:
+            delivery.attempts += 1
+            delivery.last_status_code, delivery.last_error = result.status_code, result.error
+            delivery.last_duration_ms = result.duration_ms
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = FeedDelivery.Status.DELIVERED, now, None
+            deliveries.append(delivery)
+            attempts.append(
+                FeedAttempt(
+                    delivery=delivery, number=delivery.attempts, attempted_at=now, status_code=result.status_code,
+                    error=result.error, duration_ms=result.duration_ms,
+                )
+            )  # fmt: skip
+        with transaction.atomic():
+            FeedAttempt.objects.bulk_create(attempts)
+            FeedDelivery.objects.bulk_update(deliveries, DELIVERED_FIELDS)
+            # The common case touches no endpoint row: only a streak of failures to reset takes a write.
+            ProductEndpoint.objects.filter(
+                pk__in={d.endpoint_id for d in deliveries}, consecutive_failures__gt=0
+            ).update(consecutive_failures=0)
+        self.held.clear()
+
+
+DELIVERED_FIELDS = [
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "last_duration_ms",
+    "status",
+    "delivered_at",
+    "next_attempt_at",
+]
+
+
+def _attempt_isolated(
+    delivery: FeedDelivery, *, now: datetime | None, session: requests.Session, successes: Successes | None = None
+) -> None:
     try:
-        _attempt(delivery, now=now, session=session)
+        _attempt(delivery, now=now, session=session, successes=successes)
     except SoftTimeLimitExceeded:
         raise  # the pass ran out of time, not this delivery (feed_deliver_due records it)
     except Exception as exc:
@@ -307,7 +379,13 @@ def _record_safely(delivery_id: int, error: str, *, now: datetime | None) -> Non
         FeedDelivery.objects.filter(pk=delivery_id, status__in=OPEN).update(next_attempt_at=now + SCHEDULE[1])
 
 
-def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.Session | None = None) -> None:
+def _attempt(
+    delivery: FeedDelivery,
+    *,
+    now: datetime | None,
+    session: requests.Session | None = None,
+    successes: Successes | None = None,
+) -> None:
     body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
     signing = delivery.endpoint.signing_secrets(now or timezone.now())
     headers = feed_headers(
@@ -318,6 +396,11 @@ def _attempt(delivery: FeedDelivery, *, now: datetime | None, session: requests.
         body=body,
     )
     result = feed_post(url=delivery.endpoint.url, headers=headers, body=body, session=session)
+    if result.ok and successes is not None:
+        successes.add(delivery, result, now=now or timezone.now())
+        return
+    if successes is not None:
+        successes.record()  # first: an endpoint's failure streak counts from its last success
     _record(delivery, result, now=now or timezone.now())
 
 
