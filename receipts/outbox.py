@@ -143,19 +143,29 @@ def outbox_redispatch(*, now: datetime | None = None, limit: int = 500) -> int:
 
 
 def outbox_process_batch(
-    event_ids: Sequence[int], *, now: datetime | None = None, request_ids: Mapping[str, object] | None = None
+    event_ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+    request_ids: Mapping[str, object] | None = None,
+    fill: bool = False,
 ) -> int:
     """Process a batch of events, each at most once; one event whose consumer fails is recorded
     and the others go on. What the consumers kick (the attempt runner, the feed deliverer) is
     kicked once for the whole batch. How many were processed now. Each event is processed
     under the id of the request that committed it, kept in its row (or, for an event written
-    before the row kept it, given in `request_ids`, by event id as text)."""
+    before the row kept it, given in `request_ids`, by event id as text).
+
+    `fill` (the task's way): top each claim up to DLR_OUTBOX_CLAIM_BATCH with other events
+    waiting. Under load the broker holds many small batches (one per publisher linger); the
+    first task to run then decides the backlog in full batches and the tasks behind it find
+    their events done, so a batch's fixed cost is paid once for hundreds of events, not once
+    for a handful."""
     now = now or timezone.now()
     size = settings.DLR_OUTBOX_CLAIM_BATCH
     with kicks_coalesced():
         return sum(
-            _process_claimed(event_ids[i : i + size], now=now, request_ids=request_ids or {})
-            for i in range(0, len(event_ids), size)
+            _process_claimed(event_ids[i : i + size], now=now, request_ids=request_ids or {}, fill=size if fill else 0)
+            for i in range(0, max(len(event_ids), 1), size)
         )
 
 
@@ -166,7 +176,7 @@ def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
 
 
 def _process_claimed(
-    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None = None
+    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None = None, fill: int = 0
 ) -> int:
     """Claim the events in one statement and hand each to the consumers; how many succeeded.
 
@@ -177,17 +187,17 @@ def _process_claimed(
     is tried again later; the batch goes on. A batch is a few hundred events at most
     (DLR_OUTBOX_CLAIM_BATCH): the messages it locks wait for it, and receipts for them too."""
     try:
-        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=True)
+        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=True, fill=fill)
     except _BatchWriteFailed as failed:
         logger.warning("outbox batch of %d: %s; running it again event by event", len(event_ids), failed)
-        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=False)
+        return _claim_and_consume(event_ids, now=now, request_ids=request_ids, batched=False, fill=fill)
 
 
 def _claim_and_consume(
-    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None, batched: bool
+    event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None, batched: bool, fill: int
 ) -> int:
     with transaction.atomic():
-        events = store.outbox_claim_batch(event_ids, now=now)
+        events = store.outbox_claim_batch(event_ids, now=now, fill=fill)
         if not events:
             return 0
         runs = [(consumer, _for_batch(consumer, events, now) if batched else None) for consumer in outbox_consumers()]

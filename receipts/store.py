@@ -664,17 +664,28 @@ def outbox_record(*, message_id: int, receipt_id: int | None, status: str, now: 
     return event.pk
 
 
-def outbox_claim_batch(event_ids: Sequence[int], *, now: datetime) -> list[OutboxEvent]:
+def outbox_claim_batch(event_ids: Sequence[int], *, now: datetime, fill: int = 0) -> list[OutboxEvent]:
     """Mark the events processed, their rows locked until commit, in id order (two claimers of
     overlapping batches wait for each other, never deadlock; the second then finds them taken);
     the events claimed, leaving out those another run processed, waiting out a failure's backoff,
-    or parked."""
+    or parked. `fill`: claim up to that many in all, topping the batch up with the oldest other
+    events published and waiting (never failed), skipping those another claimer holds."""
     events = list(
         OutboxEvent.objects.select_for_update()
         .filter(pk__in=event_ids, processed_at__isnull=True, failed_at__isnull=True)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .order_by("pk")
     )
+    if len(events) < fill:
+        # SKIP LOCKED: a claimer never waits on another's top-up, so the order above (own ids,
+        # waited for, then others, skipped) cannot deadlock.
+        events += (
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(processed_at__isnull=True, failed_at__isnull=True, retry_at__isnull=True)
+            .filter(dispatched_at__isnull=False)
+            .exclude(pk__in=event_ids)
+            .order_by("dispatched_at", "pk")[: fill - len(events)]
+        )
     if events:
         OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(processed_at=now)
     for event in events:

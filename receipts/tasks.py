@@ -64,7 +64,9 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
 def process_outbox_events(self: Task, event_ids: list[int]) -> int:
     """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
     request_ids = self.request.get(REQUEST_IDS_HEADER)
-    return outbox_process_batch(event_ids, request_ids=request_ids if isinstance(request_ids, dict) else None)
+    return outbox_process_batch(
+        event_ids, request_ids=request_ids if isinstance(request_ids, dict) else None, fill=True
+    )
 
 
 @shared_task(acks_late=True)

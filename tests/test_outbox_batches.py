@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection as db
@@ -16,6 +17,7 @@ from django.utils import timezone
 from receipts.models import OutboxEvent
 from receipts.outbox import outbox_process, outbox_process_batch
 from receipts.statuses import Status
+from receipts.tasks import process_outbox_events
 from retries.feed.models import FeedEvent, ProductEndpoint
 from retries.models import Attempt, Decision
 from retries.rule_cache import rule_cache
@@ -149,6 +151,27 @@ def test_a_batch_whose_writes_fail_runs_again_event_by_event_and_loses_nothing(c
     ]
     # The delivery and the permanent failure are told once each.
     assert FeedEvent.objects.filter(message_id__in=[e.message_id for e in events]).count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("default_rules")
+def test_the_task_tops_its_batch_up_with_the_backlog_and_the_tasks_behind_find_theirs_done():
+    def published(status: str = "delivered", **fields) -> OutboxEvent:
+        event = event_for(MessageFactory(status=status), status)
+        OutboxEvent.objects.filter(pk=event.pk).update(dispatched_at=timezone.now(), **fields)
+        return event
+
+    own = published()
+    backlog = [published() for _ in range(4)]
+    backing_off = published(retry_at=timezone.now() + timedelta(minutes=1), failures=1)
+    unpublished = event_for(MessageFactory(status="delivered"), "delivered")  # the sweeper's
+
+    assert process_outbox_events.run([own.pk]) == 5
+
+    assert process_outbox_events.run([e.pk for e in backlog]) == 0  # already decided, once
+    assert all(len(rows) == 1 for rows in decided([own, *backlog]))
+    assert decided([backing_off, unpublished]) == [[], []]
+    assert outbox_process(unpublished.pk) is True  # a plain call processes only what it names
 
 
 @pytest.mark.slow
