@@ -42,6 +42,8 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
     """
     r = registration
     listed = prices.listed_price(connection_id=r.connection.pk, country=r.recipient.country)
+    # Nested in a caller's transaction this is a savepoint: a conflict leaves the caller's
+    # transaction usable (a resend records its send all the same, retries/actions/resending.py).
     with transaction.atomic():
         store.lock_message_identity(r.connection.pk, r.provider_message_id)
         message, created = store.message_get_or_create(
@@ -63,9 +65,8 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
                 "currency": listed.currency if listed else "",
             },
         )
-        if created:
-            link_parked_receipts(message)
-            message.refresh_from_db()
+        if created and link_parked_receipts(message):
+            message.refresh_from_db()  # the receipts that came first moved it
         elif (message.recipient, message.flow, message.client_reference) != (
             r.recipient.e164,
             r.flow,

@@ -594,12 +594,15 @@ def message_lock(message_id: int) -> None:
 def message_get_or_create(
     *, connection: Connection, provider_message_id: str, defaults: dict[str, Any]
 ) -> tuple[Message, bool]:
-    message, created = Message.objects.get_or_create(
-        connection=connection, provider_message_id=provider_message_id, defaults=defaults
-    )
-    if created:
-        rollup_pending([message.pk])
-    return message, created
+    """The caller holds the identity's lock (lock_message_identity): no other registration of
+    it can insert between the look-up and the insert, so the insert needs no savepoint to
+    recover from losing that race (Django's get_or_create takes one, two round trips)."""
+    message = Message.objects.filter(connection=connection, provider_message_id=provider_message_id).first()
+    if message is not None:
+        return message, False
+    message = Message.objects.create(connection=connection, provider_message_id=provider_message_id, **defaults)
+    rollup_pending([message.pk])
+    return message, True
 
 
 NOTE_RECEIPT_SQL = (

@@ -42,6 +42,8 @@ from retries.senders.base import SendError, SendResult
 # runs again; after the last one the attempt has failed.
 SEND_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
 OPEN = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
+# Claimed together: one claim's statements for several attempts rather than for each.
+ATTEMPTS_PER_CLAIM = 10
 
 logger = logging.getLogger(__name__)
 
@@ -51,28 +53,51 @@ def attempt_lease() -> timedelta:
 
 
 def attempts_run_due(*, now: datetime | None = None, limit: int = 50, deadline: float | None = None) -> int:
-    """Claim and run due attempts (or those whose runner died), one at a time so that each
-    claim's lease covers only its own send; stop after `limit`, or when the next send could not
-    finish before `deadline` (a time.monotonic() value: by default the task's soft time limit
-    less the pass's margin). Returns how many ran.
+    """Claim and run due attempts (or those whose runner died), up to ATTEMPTS_PER_CLAIM per
+    claim; stop after `limit`, or when the next send could not finish before `deadline` (a
+    time.monotonic() value: by default the task's soft time limit less the pass's margin), and
+    give back what this pass claimed and did not run. Returns how many ran.
 
+    Several are claimed at once only when a claim's lease outlives the pass that made it
+    (DLR_ATTEMPT_LEASE_SECONDS at least CELERY_TASK_TIME_LIMIT, the default), so that no other
+    runner takes over an attempt while it waits its turn here; otherwise one at a time.
     An attempt whose run raises unexpectedly is recorded as a temporary failure (tried again
     after its delay, failed after the last) and the pass moves on. A pass stopped anyway (the
     soft time limit, a worker shutting down) records the send in flight as timed out."""
     deadline = outbound.pass_deadline() if deadline is None else deadline
+    per_claim = ATTEMPTS_PER_CLAIM if settings.DLR_ATTEMPT_LEASE_SECONDS >= settings.CELERY_TASK_TIME_LIMIT else 1
     ran = 0
-    while ran < limit and outbound.remaining(deadline) > 0:
-        claimed = _claim_due(now or timezone.now(), 1)
-        if not claimed:
-            break
-        try:
-            if not _execute_isolated(claimed[0], now=now, deadline=deadline):
+    claimed: list[int] = []
+    try:
+        while ran < limit and outbound.remaining(deadline) > 0:
+            claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
+            if not claimed:
                 break
-        except BaseException:
-            _record_safely(claimed[0], "timed out: the attempt runner was stopped", now=now)
-            raise
-        ran += 1
-    return ran
+            while claimed:
+                attempt_id = claimed[0]
+                try:
+                    if not _execute_isolated(attempt_id, now=now, deadline=deadline):
+                        return ran  # released, as the rest are below
+                except BaseException:
+                    claimed.pop(0)
+                    _record_safely(attempt_id, "timed out: the attempt runner was stopped", now=now)
+                    raise
+                claimed.pop(0)
+                ran += 1
+                if outbound.remaining(deadline) <= 0:
+                    return ran
+        return ran
+    finally:
+        if claimed:
+            _release_unrun(claimed, now=now or timezone.now())
+
+
+def _release_unrun(attempt_ids: list[int], *, now: datetime) -> None:
+    """Give back claims this pass made and did not run: due at once for the next pass, their
+    try not counted."""
+    Attempt.objects.filter(pk__in=attempt_ids, outcome=Attempt.Outcome.RUNNING, due_at__gt=now).update(
+        outcome=Attempt.Outcome.SCHEDULED, due_at=now, tries=F("tries") - 1
+    )
 
 
 def _execute_isolated(attempt_id: int, *, now: datetime | None, deadline: float) -> bool:

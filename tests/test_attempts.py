@@ -4,11 +4,14 @@ registered into the chain; sender errors rescheduled or final; the product told 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection as db_connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dlrconsole.timeline import message_timeline
@@ -254,3 +257,34 @@ def test_the_timeline_never_shows_what_a_send_api_answered(otp, gateway):
     assert "permanent: HTTP 400" in shown
     assert "try later" not in shown
     assert "try later" not in json.dumps([e.payload for e in FeedEvent.objects.all()])
+
+
+def test_a_pass_claims_several_attempts_at_once_and_sends_each(otp, gateway):
+    chain = [otp, *(MessageFactory(connection=otp.connection, body="Your code is 654321") for _ in range(2))]
+    for message in chain:
+        fail(message)
+
+    with CaptureQueriesContext(db_connection) as queries:
+        assert run_later() == 3
+
+    claims = [
+        q
+        for q in queries.captured_queries
+        if q["sql"].startswith('UPDATE "retries_attempt" SET "outcome" = \'running\'')
+    ]
+    assert len(claims) == 1
+    assert len(gateway.sends) == 3
+    assert set(Attempt.objects.values_list("outcome", "tries")) == {("succeeded", 1)}
+
+
+def test_a_pass_gives_back_the_claims_it_could_not_run(otp, gateway):
+    for message in [otp, MessageFactory(connection=otp.connection, body="Your code is 654321")]:
+        fail(message)
+    later = timezone.now() + timedelta(seconds=600)
+
+    # Too little time left for any send: the first is released before it starts, the rest after.
+    assert attempts_run_due(now=later, deadline=time.monotonic() + 1) == 0
+
+    assert not gateway.sends
+    assert list(Attempt.objects.values_list("outcome", "tries", "due_at")) == [("scheduled", 0, later)] * 2
+    assert run_later() == 2  # the next pass runs them

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
 from django.utils.translation import gettext, gettext_noop
 
 from receipts.models import Message
@@ -63,6 +62,5 @@ def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> 
         recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
         client_reference=root.client_reference, submitted_at=now, chain_root=root,
     )  # fmt: skip
-    with transaction.atomic():  # a savepoint: a conflict leaves the outer transaction usable
-        message, _ = message_register(registration)
+    message, _ = message_register(registration)  # its own savepoint: a conflict leaves ours usable
     return message
