@@ -23,13 +23,11 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import http.client
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -62,6 +60,7 @@ from bench.ingest_throughput import (
     drop_database,
     is_loopback,
     manage,
+    new_webhook_secret,
     percentile,
     provider_message_id,
     server_env,
@@ -726,8 +725,8 @@ class Outcome:
 
 def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path) -> Outcome:
     n = args.receipts
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    feed_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_webhook_secret()
+    feed_secret = new_webhook_secret()
     out = Outcome()
     create_database(args.pg_url, args.database)
     env = {

@@ -686,6 +686,11 @@ def one_run(
     return Run(target, round_no, load, checks)
 
 
+def new_webhook_secret() -> str:
+    """A fresh Standard Webhooks secret (`whsec_` + 32 random bytes, base64)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def server_env(args: argparse.Namespace, db_url: str, queue: BrokerQueue) -> dict[str, str]:
     """Production-like settings, from a clean environment (nothing inherited but the basics)."""
     base = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
@@ -770,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
     workdir = Path(tempfile.mkdtemp(prefix="dlr-bench-"))
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_webhook_secret()
     runs: list[Run] = []
     failed_setup = False
     print(

@@ -21,11 +21,9 @@ the decision pass. One process, uncontended: the figures are each pass's own cos
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import os
 import pstats
-import secrets
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from bench.ingest_throughput import (  # noqa: E402
     database_url,
     drop_database,
     manage,
+    new_webhook_secret,
     server_env,
 )
 from bench.profile_ingest import environ_for  # noqa: E402
@@ -92,8 +91,8 @@ def main() -> int:
     n = args.receipts
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    feed_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_webhook_secret()
+    feed_secret = new_webhook_secret()
     create_database(args.pg_url, args.database)
     try:
         env = {**server_env(args, db_url, queue), "DJANGO_SETTINGS_MODULE": "dlrconsole.settings"}

@@ -17,13 +17,11 @@ show each step's own cost; under load every round trip also waits for a CPU (see
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import cProfile
 import io
 import os
 import pstats
-import secrets
 import sys
 import time
 from collections import Counter, defaultdict
@@ -44,6 +42,7 @@ from bench.ingest_throughput import (  # noqa: E402
     database_url,
     drop_database,
     manage,
+    new_webhook_secret,
     reset_data,
     server_env,
 )
@@ -202,7 +201,7 @@ def main() -> int:
     n = args.receipts
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_webhook_secret()
     create_database(args.pg_url, args.database)
     try:
         env = server_env(args, db_url, queue)

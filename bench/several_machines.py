@@ -21,11 +21,9 @@ Exit status: 0 when every check passed in both topologies, 1 otherwise. See benc
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
@@ -63,6 +61,7 @@ from bench.ingest_throughput import (
     drop_database,
     is_loopback,
     manage,
+    new_webhook_secret,
     server_env,
     warm_up,
 )
@@ -149,8 +148,8 @@ def run_topology(args: argparse.Namespace, name: str, workdir: Path) -> Result:
     n = args.receipts
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    feed_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = new_webhook_secret()
+    feed_secret = new_webhook_secret()
     create_database(args.pg_url, args.database)
     try:
         env = {
