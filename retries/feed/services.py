@@ -32,7 +32,7 @@ from typing import Any
 import requests
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -335,7 +335,7 @@ class Successes:
             )  # fmt: skip
         with transaction.atomic():
             FeedAttempt.objects.bulk_create(attempts)
-            FeedDelivery.objects.bulk_update(deliveries, DELIVERED_FIELDS)
+            _close_delivered(deliveries)
             # The common case touches no endpoint row: only a streak of failures to reset takes a write.
             ProductEndpoint.objects.filter(
                 pk__in={d.endpoint_id for d in deliveries}, consecutive_failures__gt=0
@@ -343,15 +343,28 @@ class Successes:
         self.held.clear()
 
 
-DELIVERED_FIELDS = [
-    "attempts",
-    "last_status_code",
-    "last_error",
-    "last_duration_ms",
-    "status",
-    "delivered_at",
-    "next_attempt_at",
-]
+# Django's bulk_update builds a CASE per row and field: 2.5 ms of Python per delivery here.
+CLOSE_DELIVERED_SQL = """
+UPDATE feed_feeddelivery AS d
+SET status = 'delivered', next_attempt_at = NULL, last_error = '', attempts = v.attempts,
+    last_status_code = v.status_code, last_duration_ms = v.duration_ms, delivered_at = v.delivered_at
+FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::integer[], %s::timestamptz[])
+    AS v (id, attempts, status_code, duration_ms, delivered_at)
+WHERE d.id = v.id
+"""
+
+
+def _close_delivered(deliveries: list[FeedDelivery]) -> None:
+    if connection.vendor != "postgresql":  # the demo's SQLite: one statement each
+        for d in deliveries:
+            FeedDelivery.objects.filter(pk=d.pk).update(
+                status=d.status, next_attempt_at=None, last_error="", attempts=d.attempts,
+                last_status_code=d.last_status_code, last_duration_ms=d.last_duration_ms, delivered_at=d.delivered_at,
+            )  # fmt: skip
+        return
+    columns = ("pk", "attempts", "last_status_code", "last_duration_ms", "delivered_at")
+    with connection.cursor() as cursor:
+        cursor.execute(CLOSE_DELIVERED_SQL, [[getattr(d, name) for d in deliveries] for name in columns])
 
 
 def _attempt_isolated(
