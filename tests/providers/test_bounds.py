@@ -5,6 +5,7 @@ bounded by `parse` whatever the adapter returns; and the final time ingestion de
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,8 @@ from receipts.providers.base import (
     ProviderAdapter,
     ReceiptEvent,
     WebhookRequest,
+    clean_price,
+    compact_json,
     parse_unix_time,
     provider_time,
     unix_seconds,
@@ -176,6 +179,40 @@ def test_event_ids_longer_than_the_key_column_keep_distinct_keys() -> None:
     assert keys[0] != keys[1]
     assert all(len(key) <= 128 for key in keys)
     assert keys[2] == "evt-short"
+
+
+def test_dedupe_keys_without_an_event_id_are_those_stored_before() -> None:
+    # A provider retries for days: a key computed differently after an upgrade would store the
+    # retry of a receipt stored before it again. These are the keys json.dumps() gave.
+    tricky = ReceiptEvent(
+        provider_message_id='m-é"\\\t1', provider_status="DELIVERED_TO_HANDSET", status=Status.DELIVERED,
+        error_code="27",
+        provider_timestamp=datetime(2026, 11, 26, 11, 0, 1, 500000, tzinfo=timezone(timedelta(hours=2))),
+    )  # fmt: skip
+    plain = ReceiptEvent(provider_message_id="m1", provider_status="sent", status=Status.SENT)
+    assert tricky.dedupe_key() == "sha256:0499d10728abdf4d8d135d0d02afe5a5e93396a0af8b1b3c69e76c1fc4c56bca"
+    assert plain.dedupe_key() == "sha256:a7f163898c669004cf9e591154db4551b8ed7bdd886418f4a9ed0442db740935"
+
+
+PRICES_READ = [
+    (0.02, "0.020000"), ("0.02", "0.020000"), (" 0.020 ", "0.020000"), (1, "1.000000"), (1.0, "1.000000"),
+    ("1", "1.000000"), (-0.0, "-0.000000"), ("-0", "-0.000000"), ("1e3", "1000.000000"), ("NaN", None),
+    ("-1", None), (1000000, None), ("x", None), ([1], None), ("0.0000004", "0.000000"), (True, None), ("", None),
+]  # fmt: skip
+
+
+def test_a_price_reads_the_same_every_time_it_is_read() -> None:
+    # Read twice, as a batch's repeated prices are: the second reading is the first one's.
+    for _ in range(2):
+        assert [(value, clean_price(value)) for value, _ in PRICES_READ] == [
+            (value, None if text is None else Decimal(text)) for value, text in PRICES_READ
+        ]
+        assert [str(clean_price(value)) for value, text in PRICES_READ if text] == [t for _, t in PRICES_READ if t]
+
+
+def test_a_reports_own_part_is_written_as_json_dumps_writes_it() -> None:
+    item = {"to": "3361", "é": 'ünï\u2028"\\\n', "price": {"pricePerMessage": 0.1, "n": 10**19}, "ok": True, "x": None}
+    assert compact_json(item) == json.dumps(item, ensure_ascii=False, separators=(",", ":"))
 
 
 def test_final_time_is_the_provider_time_but_never_after_we_heard_of_it() -> None:
