@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -81,10 +81,9 @@ def ingest(
     return result
 
 
-@dataclass(frozen=True)
-class PreparedReceipt:
+class PreparedReceipt(NamedTuple):
     """A batch's receipt before its message is read: its event, its dedupe key and what it
-    writes on its message."""
+    writes on its message (a tuple: one per receipt, see store.BatchReceipt)."""
 
     event: ReceiptEvent
     dedupe_key: str

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import psycopg
@@ -344,10 +345,28 @@ _INSERT_ONE_RECEIPT_SQL = (
 _WRITE_PARAMS = tuple(dict.fromkeys(re.findall(r"%\((\w+)\)s", " ".join(TRANSITION_COLUMNS.values()))))
 
 
+# What a write says itself; the other parameters are its moving change's.
+_NOTED_BY_WRITE = ("network", "price", "currency", "now")
+
+
 def _write_value(write: MessageWrite, name: str) -> Any:
-    if name in ("network", "price", "currency", "now"):
+    if name in _NOTED_BY_WRITE:
         return getattr(write, name)
     return getattr(write.moved, name) if write.moved is not None else None
+
+
+# A batch's writes as rows of _WRITE_PARAMS (then turned into columns): the moved change's values
+# read in one call, the write's own after them, put in _WRITE_PARAMS' order by one more.
+_MOVED_PARAMS = tuple(name for name in _WRITE_PARAMS if name not in _NOTED_BY_WRITE)
+_moved_values = attrgetter(*_MOVED_PARAMS)
+_NOT_MOVED = (None,) * len(_MOVED_PARAMS)
+_in_write_order = itemgetter(*((*_MOVED_PARAMS, *_NOTED_BY_WRITE).index(name) for name in _WRITE_PARAMS))
+
+
+def _write_row(write: MessageWrite) -> tuple[Any, ...]:
+    moved = write.moved
+    values = _moved_values(moved) if moved is not None else _NOT_MOVED
+    return _in_write_order((*values, write.network, write.price, write.currency, write.now))
 
 
 def _as_batch_column(expression: str) -> str:
@@ -479,8 +498,9 @@ class PostgresBackend:
             "id": [w.message_id for w in writes],
             "moves": [w.moved is not None for w in writes],
         }
-        for name in _WRITE_PARAMS:
-            params[f"v_{name}"] = [_write_value(w, name) for w in writes]
+        params |= zip(
+            (f"v_{name}" for name in _WRITE_PARAMS), map(list, zip(*map(_write_row, writes), strict=True)), strict=True
+        )
         params |= {
             "o_message_id": [o.message_id for o in outbox],
             "o_receipt_id": [o.receipt_id for o in outbox],
