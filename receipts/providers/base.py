@@ -248,20 +248,51 @@ class ReceiptEvent:
     price: Decimal | None = None
     currency: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "provider_timestamp", provider_time(self.provider_timestamp))
-        object.__setattr__(self, "network", clean_network(self.network))
-        price = clean_price(self.price)
-        object.__setattr__(self, "price", price)
-        # A currency without a price says nothing; a price without one is kept (a price list
-        # may name it).
-        object.__setattr__(self, "currency", clean_currency(self.currency) if price is not None else "")
+    # Written here, not generated: the __init__ of a frozen dataclass sets each field through
+    # object.__setattr__, 3.7 µs for these 14 per report of a 1,000-report batch before any
+    # check. This one cleans and checks the values, then fills the instance's __dict__ at once.
+    # Its parameters are the fields above, in their order and with their defaults (a test pins
+    # them); `extra` defaults to a new empty dict, as its field's factory makes.
+    def __init__(
+        self,
+        provider_message_id: str,
+        provider_status: str,
+        status: Status,
+        error_code: str = "",
+        error_description: str = "",
+        provider_timestamp: datetime | None = None,
+        event_id: str = "",
+        permanent: bool | None = None,
+        raw: str = "",
+        extra: Mapping[str, Any] | None = None,
+        network: str = "",
+        price: Decimal | None = None,
+        currency: str = "",
+    ) -> None:
+        price = clean_price(price)
+        values: dict[str, Any] = {
+            "provider_message_id": provider_message_id,
+            "provider_status": provider_status,
+            "status": status,
+            "error_code": error_code,
+            "error_description": error_description,
+            "provider_timestamp": provider_time(provider_timestamp),
+            "event_id": event_id,
+            "permanent": permanent,
+            "raw": raw,
+            "extra": {} if extra is None else extra,
+            "network": clean_network(network),
+            "price": price,
+            # A currency without a price says nothing; a price without one is kept (a price
+            # list may name it).
+            "currency": clean_currency(currency) if price is not None else "",
+        }
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
-            if len(getattr(self, name)) > limit:
+            if len(values[name]) > limit:
                 raise PayloadError(f"{name} is longer than {limit} characters")
         for name in _TEXT_FIELDS:
-            value = getattr(self, name)
+            value = values[name]
             # What PostgreSQL text cannot hold (NUL, a lone surrogate from a JSON "\ud800"
             # escape) is refused here, as bad input, rather than failing to store (a 503
             # the provider would retry for hours).
@@ -273,6 +304,7 @@ class ReceiptEvent:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 raise PayloadError(f"{name} is not valid Unicode") from None
+        self.__dict__.update(values)
 
     def dedupe_key(self) -> str:
         if len(self.event_id) > DEDUPE_KEY_LENGTH:

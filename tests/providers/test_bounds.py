@@ -5,6 +5,8 @@ bounded by `parse` whatever the adapter returns; and the final time ingestion de
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -32,6 +34,7 @@ from receipts.providers.base import (
     unix_seconds,
 )
 from receipts.statuses import Status
+from receipts.store import StatusChange
 from tests.factories import MessageFactory
 from tests.webhooks import post_status
 
@@ -213,6 +216,33 @@ def test_a_price_reads_the_same_every_time_it_is_read() -> None:
 def test_a_reports_own_part_is_written_as_json_dumps_writes_it() -> None:
     item = {"to": "3361", "é": 'ünï\u2028"\\\n', "price": {"pricePerMessage": 0.1, "n": 10**19}, "ok": True, "x": None}
     assert compact_json(item) == json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("cls", [ReceiptEvent, StatusChange])
+def test_the_hand_written_init_of_a_hot_path_dataclass_takes_its_fields(cls: type) -> None:
+    # Written by hand for speed (receipts/providers/base.py, receipts/store.py): a field added
+    # to the class must be added to __init__ too, or it would never be set.
+    parameters = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in parameters] == [f.name for f in dataclasses.fields(cls)]
+    for parameter, declared in zip(parameters, dataclasses.fields(cls), strict=True):
+        if declared.default_factory is not dataclasses.MISSING:
+            assert parameter.default is None  # `extra`: a new {} each time, as the factory
+        else:
+            expected = inspect.Parameter.empty if declared.default is dataclasses.MISSING else declared.default
+            assert parameter.default == expected, parameter.name
+
+
+def test_an_event_is_still_frozen_and_compares_by_its_fields() -> None:
+    first, second = (
+        ReceiptEvent(provider_message_id="m1", provider_status="sent", status=Status.SENT, price=Decimal("0.02"))
+        for _ in range(2)
+    )
+    assert first == second
+    assert first.extra == {}
+    assert first.extra is not second.extra
+    assert (first.price, first.currency) == (Decimal("0.020000"), "")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.raw = "changed"  # type: ignore[misc]
 
 
 def test_final_time_is_the_provider_time_but_never_after_we_heard_of_it() -> None:
