@@ -5,9 +5,9 @@ The batch companion of bench/profile_ingest.py, on bench/ingest_throughput.py's 
 a fresh loopback PostgreSQL database, N queued messages, the `bench-infobip` connection, and
 Infobip requests of B `DELIVERED_TO_HANDSET` reports of which `--stored-share` were posted
 before (untimed: the timed batches carry them again, a provider's retry). The timed requests go
-one after another straight into Django's WSGI handler (the callable gunicorn calls), with timers
-installed at run time around each step of the project's code and each SQL statement; nothing in
-the project is changed.
+one after another straight into dlrconsole.wsgi's application (the callable gunicorn loads, set
+up as gunicorn sets it up), with timers installed at run time around each step of the project's
+code and each SQL statement; nothing in the project is changed.
 
     .venv/bin/python bench/profile_batch.py [--batches 10] [--batch 1000] [--stored-share 0.4] [--explain]
 
@@ -266,18 +266,15 @@ def main() -> int:
         manage(env, "create_connection", INFOBIP_SLUG, "--provider", "infobip", f"--secret={token}")
         os.environ.update(env)
 
-        import django
-
-        django.setup()
         import psycopg
-        from django.core.handlers.wsgi import WSGIHandler
         from django.db import connection
+
+        from dlrconsole.wsgi import application as handler  # what gunicorn loads, set up as it does
 
         with psycopg.connect(db_url) as conn:
             row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [INFOBIP_SLUG]).fetchone()
         assert row is not None
         connection_id = int(row[0])
-        handler = WSGIHandler()
         instrument()
 
         def fresh(round_no: int, count: int) -> list[Hook]:

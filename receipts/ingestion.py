@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -47,105 +48,136 @@ def ingest(
     raw_body = get_adapter(connection.provider).raw_to_keep(request)
     headers_json = json.dumps(headers, separators=(",", ":"))
     result = IngestResult(received=len(events))
-    items = [
-        (
-            StoredReceipt(
-                connection_id=connection.pk,
-                provider_message_id=event.provider_message_id,
-                dedupe_key=event.dedupe_key(),
-                provider_status=event.provider_status,
-                status=event.status.value,
-                receipt_error_code=event.error_code,
-                error_description=event.error_description,
-                provider_timestamp=event.provider_timestamp,
-                raw_body=event.raw or raw_body,
-                headers=headers_json,
-            ),
-            status_change_for(connection.provider, event, now),
+    if len(events) == 1:
+        # One receipt: one round trip (receipts/store.py), the common case of most providers.
+        event = events[0]
+        receipt = StoredReceipt(
+            connection_id=connection.pk,
+            provider_message_id=event.provider_message_id,
+            dedupe_key=event.dedupe_key(),
+            provider_status=event.provider_status,
+            status=event.status.value,
+            receipt_error_code=event.error_code,
+            error_description=event.error_description,
+            provider_timestamp=event.provider_timestamp,
+            raw_body=event.raw or raw_body,
+            headers=headers_json,
         )
-        for event in events
-    ]
-    with transaction.atomic():
-        if len(items) == 1:
-            # One receipt: one round trip (receipts/store.py), the common case of most providers.
-            outcome = _ingest_one(connection.provider, *items[0])
-            outcomes = [] if outcome is None else [outcome]
-        else:
-            outcomes = _ingest_batch(connection.pk, items) if items else []
-    result.duplicates = len(items) - len(outcomes)
+        change = status_change_for(connection.provider, event, now)
+        with transaction.atomic():
+            outcome = _ingest_one(connection.provider, receipt, change)
+        outcomes = [] if outcome is None else [outcome]
+    elif events:
+        # What each receipt is and writes is worked out before the transaction: only deciding
+        # the outcomes happens under the messages' locks.
+        prepared = _prepare_batch(connection.provider, events, now=now, raw_body=raw_body)
+        with transaction.atomic():
+            outcomes = _ingest_batch(connection.pk, prepared, now=now, headers=headers_json)
+    else:
+        outcomes = []
+    result.duplicates = len(events) - len(outcomes)
     for outcome in outcomes:
         result.count(outcome)
     return result
 
 
-def _ingest_batch(connection_id: int, items: list[tuple[StoredReceipt, StatusChange]]) -> list[str]:
+class PreparedReceipt(NamedTuple):
+    """A batch's receipt before its message is read: its event, its dedupe key and what it
+    writes on its message (a tuple: one per receipt, see store.BatchReceipt)."""
+
+    event: ReceiptEvent
+    dedupe_key: str
+    change: StatusChange
+    raw_body: str
+
+
+def _prepare_batch(provider: str, events: list[ReceiptEvent], *, now: datetime, raw_body: str) -> list[PreparedReceipt]:
+    """The request's receipts, the same event twice in one request (one dedupe key) kept once: a
+    duplicate, as a provider's retry is."""
+    unique: dict[str, ReceiptEvent] = {}
+    for event in events:
+        unique.setdefault(event.dedupe_key(), event)
+    return [
+        PreparedReceipt(event, key, status_change_for(provider, event, now), event.raw or raw_body)
+        for key, event in unique.items()
+    ]
+
+
+def _ingest_batch(connection_id: int, prepared: list[PreparedReceipt], *, now: datetime, headers: str) -> list[str]:
     """Store a request's receipts in a constant number of statements, whatever their number; the
     outcomes of those not stored before.
 
     The messages are read with their row locks first, so the statuses decided here in memory,
     by the same precedence as a single receipt's conditional UPDATE, are still theirs when
     written: receipts of the same message in one batch apply in order, as if posted one by one."""
-    seen: set[str] = set()
-    unique = []
-    for receipt, change in items:
-        if receipt.dedupe_key not in seen:  # the same event twice in one request: a duplicate
-            seen.add(receipt.dedupe_key)
-            unique.append((receipt, change))
-    found = store.messages_lock_for_receipts(
-        connection_id, list({receipt.provider_message_id for receipt, _ in unique})
-    )
-    planned = plan_batch(unique, found)
-    inserted = store.receipts_insert(planned)
+    found = store.messages_lock_for_receipts(connection_id, list({p.event.provider_message_id for p in prepared}))
+    planned = plan_batch(prepared, found)
+    inserted = store.receipts_insert(store.ReceiptBatch(connection_id, now, headers, planned))
     # A receipt stored before never ranks above its message's status (it applied, or was
     # late), so the outcomes planned with it among the others stand for those inserted.
-    stored = [b for b in planned if b.receipt.dedupe_key in inserted]
+    stored = [(b, p.change) for b, p in zip(planned, prepared, strict=True) if b.dedupe_key in inserted]
     writes, outbox = message_writes(stored, inserted)
     publish_after_commit(store.messages_write(writes, outbox))
-    return [b.outcome for b in stored]
+    return [b.outcome for b, _ in stored]
 
 
-def plan_batch(items: list[tuple[StoredReceipt, StatusChange]], found: dict[str, store.Found]) -> list[BatchReceipt]:
-    """Each receipt's outcome, in order, against its message's status as moved by the receipts
-    before it; a receipt whose message is not registered is parked."""
+def plan_batch(prepared: list[PreparedReceipt], found: dict[str, store.Found]) -> list[BatchReceipt]:
+    """Each receipt's row and outcome, in order, against its message's status as moved by the
+    receipts before it; a receipt whose message is not registered is parked."""
     statuses = {pmid: message.status for pmid, message in found.items()}
     planned = []
-    for receipt, change in items:
-        message = found.get(receipt.provider_message_id)
+    for p in prepared:
+        event, change = p.event, p.change
+        pmid = event.provider_message_id
+        message = found.get(pmid)
         if message is None:
-            planned.append(BatchReceipt(receipt, change, None, ReceiptOutcome.PARKED.value))
-            continue
-        current = statuses[receipt.provider_message_id]
-        if can_advance(current, change.status):
-            statuses[receipt.provider_message_id] = change.status
-            outcome = ReceiptOutcome.APPLIED.value
+            message_id, outcome = None, PARKED
         else:
-            outcome = _not_applied_outcome(current, change.status)
-        planned.append(BatchReceipt(receipt, change, message.message_id, outcome))
+            message_id, current = message.message_id, statuses[pmid]
+            if can_advance(current, change.status):
+                statuses[pmid] = change.status
+                outcome = APPLIED
+            else:
+                outcome = _not_applied_outcome(current, change.status)
+        planned.append(
+            BatchReceipt(
+                pmid, p.dedupe_key, event.provider_status, change.status, event.error_code, event.error_description,
+                change.reason, change.error_class, change.catalog_class, change.class_source,
+                event.provider_timestamp, change.network, change.price, change.currency, p.raw_body, message_id,
+                outcome,
+            )
+        )  # fmt: skip
     return planned
 
 
-def message_writes(stored: list[BatchReceipt], ids: dict[str, int]) -> tuple[list[MessageWrite], list[OutboxRow]]:
+APPLIED = ReceiptOutcome.APPLIED.value
+PARKED = ReceiptOutcome.PARKED.value
+
+
+def message_writes(
+    stored: list[tuple[BatchReceipt, StatusChange]], ids: dict[str, int]
+) -> tuple[list[MessageWrite], list[OutboxRow]]:
     """What the stored receipts write on their messages, as if applied one by one: the last mover's
     status, the last network and price said; an outbox row per receipt that moved its message."""
-    by_message: dict[int, list[BatchReceipt]] = {}
-    for b in stored:
-        if b.message_id is not None:
-            by_message.setdefault(b.message_id, []).append(b)
-    writes, outbox = [], []
-    for message_id, receipts in by_message.items():
-        movers = [b for b in receipts if b.outcome == ReceiptOutcome.APPLIED]
-        priced = [b.change for b in receipts if b.change.price is not None]
-        writes.append(
-            MessageWrite(
-                message_id=message_id,
-                moved=movers[-1].change if movers else None,
-                network=next((b.change.network for b in reversed(receipts) if b.change.network), ""),
-                price=priced[-1].price if priced else None,
-                currency=priced[-1].currency if priced else "",
-                now=receipts[-1].change.now,
-            )
-        )
-        outbox += [OutboxRow(message_id, ids[b.receipt.dedupe_key], b.change.status, b.change.now) for b in movers]
+    # message id → [the last mover's change, the last network, the last price, its currency, now]
+    by_message: dict[int, list[Any]] = {}
+    outbox = []
+    for b, change in stored:
+        message_id = b.message_id
+        if message_id is None:
+            continue
+        said = by_message.get(message_id)
+        if said is None:
+            said = by_message[message_id] = [None, "", None, "", change.now]
+        if b.outcome == APPLIED:
+            said[0] = change
+            outbox.append(OutboxRow(message_id, ids[b.dedupe_key], change.status, change.now))
+        if change.network:
+            said[1] = change.network
+        if change.price is not None:
+            said[2], said[3] = change.price, change.currency
+        said[4] = change.now
+    writes = [MessageWrite(message_id, *said) for message_id, said in by_message.items()]
     outbox.sort(key=lambda row: row.receipt_id)
     return writes, outbox
 

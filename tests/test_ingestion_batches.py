@@ -5,6 +5,7 @@ the batch."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from django.db import connection as db
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from receipts import store
 from receipts.models import Message, OutboxEvent, Receipt, RollupPending
 from receipts.phones import parse_number
 from receipts.services import MessageRegistration, message_register
@@ -192,3 +194,22 @@ def test_a_batchs_statements_are_prepared_on_the_connection_unless_turned_off(cl
     after = prepared_batch_runs()
     ran = {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
     assert ran == ({"INSERT INTO receipts_receipt": 1, "WITH moved AS": 1} if prepared else {})
+
+
+def test_a_batchs_message_writes_bind_what_the_one_by_one_statements_bind():
+    # The set-based statement reads each write's parameters as a row (store._write_row); the
+    # statement-by-statement backend reads them one by one (store._write_value): the same values.
+    now = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
+    change = store.StatusChange(
+        status="undelivered", error_code="27", reason="absent_subscriber", error_class="temporary",
+        catalog_class="temporary", class_source="catalog", final_at=now, now=now, network="20801",
+        price=Decimal("0.030000"), currency="EUR",
+    )  # fmt: skip
+    writes = [
+        store.MessageWrite(1, change, "20810", Decimal("0.020000"), "USD", now),
+        store.MessageWrite(2, None, "", None, "", now),
+    ]
+    for write in writes:
+        assert store._write_row(write) == tuple(store._write_value(write, name) for name in store._WRITE_PARAMS)
+    assert store._write_row(writes[0])[store._WRITE_PARAMS.index("network")] == "20810"
+    assert store._write_row(writes[1])[store._WRITE_PARAMS.index("status")] is None

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 from typing import Any, ClassVar, NoReturn, final
 from urllib.parse import parse_qs
 
@@ -98,6 +99,15 @@ class WebhookRequest:
 MAX_JSON_INT_DIGITS = 20
 
 
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def compact_json(value: object) -> str:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`, by one encoder made
+    once: how a report of a batch keeps its own part of the body."""
+    return _COMPACT_JSON.encode(value)
+
+
 def loads_json(text: str | bytes, *, what: str) -> Any:
     """JSON as RFC 8259 has it: NaN, Infinity, numbers that overflow a float (1e400) and
     integers longer than MAX_JSON_INT_DIGITS are refused (400), which Python's json reads."""
@@ -128,6 +138,8 @@ def _bounded_int(text: str) -> int:
 
 FIELD_LIMITS = {"provider_message_id": 128, "provider_status": 64, "error_code": 32, "error_description": 255}
 DEDUPE_KEY_LENGTH = 128  # Receipt.dedupe_key
+# The event's texts that must be storable as PostgreSQL text.
+_TEXT_FIELDS = (*FIELD_LIMITS, "event_id", "raw")
 # A provider's time is kept only between these: earlier, it is a placeholder (the epoch, year 1,
 # a two-digit year read in the wrong century), never when a message of ours changed; further
 # ahead of our clock than a day (carrier clocks in local time read as UTC are off by up to
@@ -175,17 +187,32 @@ def clean_network(value: object) -> str:
     return text
 
 
+_PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_PLACES)
+# clean_price's answers by the text it reads: a batch's reports mostly repeat one price, and
+# each is read twice (by its adapter, again by ReceiptEvent). Decimals are immutable; bounded.
+_prices_read: dict[str, Decimal | None] = {}
+_PRICES_KEPT = 1024
+
+
 def clean_price(value: object) -> Decimal | None:
     """A non-negative price below PRICE_LIMIT, to PRICE_PLACES places; None otherwise."""
     if value is None or isinstance(value, bool) or value == "":
         return None
+    text = str(value).strip()
     try:
-        price = Decimal(str(value).strip())
+        return _prices_read[text]
+    except KeyError:
+        pass
+    try:
+        price: Decimal | None = Decimal(text)
     except (InvalidOperation, ValueError):
-        return None
-    if not price.is_finite() or price < 0 or price >= PRICE_LIMIT:
-        return None
-    return price.quantize(Decimal(1).scaleb(-PRICE_PLACES))
+        price = None
+    if price is not None:
+        price = price.quantize(_PRICE_QUANTUM) if price.is_finite() and 0 <= price < PRICE_LIMIT else None
+    if len(_prices_read) >= _PRICES_KEPT:
+        _prices_read.clear()
+    _prices_read[text] = price
+    return price
 
 
 def clean_currency(value: object) -> str:
@@ -221,29 +248,63 @@ class ReceiptEvent:
     price: Decimal | None = None
     currency: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "provider_timestamp", provider_time(self.provider_timestamp))
-        object.__setattr__(self, "network", clean_network(self.network))
-        price = clean_price(self.price)
-        object.__setattr__(self, "price", price)
-        # A currency without a price says nothing; a price without one is kept (a price list
-        # may name it).
-        object.__setattr__(self, "currency", clean_currency(self.currency) if price is not None else "")
+    # Written here, not generated: the __init__ of a frozen dataclass sets each field through
+    # object.__setattr__, 3.7 µs for these 14 per report of a 1,000-report batch before any
+    # check. This one cleans and checks the values, then fills the instance's __dict__ at once.
+    # Its parameters are the fields above, in their order and with their defaults (a test pins
+    # them); `extra` defaults to a new empty dict, as its field's factory makes.
+    def __init__(
+        self,
+        provider_message_id: str,
+        provider_status: str,
+        status: Status,
+        error_code: str = "",
+        error_description: str = "",
+        provider_timestamp: datetime | None = None,
+        event_id: str = "",
+        permanent: bool | None = None,
+        raw: str = "",
+        extra: Mapping[str, Any] | None = None,
+        network: str = "",
+        price: Decimal | None = None,
+        currency: str = "",
+    ) -> None:
+        price = clean_price(price)
+        values: dict[str, Any] = {
+            "provider_message_id": provider_message_id,
+            "provider_status": provider_status,
+            "status": status,
+            "error_code": error_code,
+            "error_description": error_description,
+            "provider_timestamp": provider_time(provider_timestamp),
+            "event_id": event_id,
+            "permanent": permanent,
+            "raw": raw,
+            "extra": {} if extra is None else extra,
+            "network": clean_network(network),
+            "price": price,
+            # A currency without a price says nothing; a price without one is kept (a price
+            # list may name it).
+            "currency": clean_currency(currency) if price is not None else "",
+        }
         # Bounds of the columns these land in: refuse rather than truncate an identifier.
         for name, limit in FIELD_LIMITS.items():
-            if len(getattr(self, name)) > limit:
+            if len(values[name]) > limit:
                 raise PayloadError(f"{name} is longer than {limit} characters")
-        for name in (*FIELD_LIMITS, "event_id", "raw"):
-            value = getattr(self, name)
+        for name in _TEXT_FIELDS:
+            value = values[name]
             # What PostgreSQL text cannot hold (NUL, a lone surrogate from a JSON "\ud800"
             # escape) is refused here, as bad input, rather than failing to store (a 503
             # the provider would retry for hours).
             if "\x00" in value:
                 raise PayloadError(f"{name} contains a NUL character")
+            if value.isascii():  # known without reading it: no surrogate
+                continue
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 raise PayloadError(f"{name} is not valid Unicode") from None
+        self.__dict__.update(values)
 
     def dedupe_key(self) -> str:
         if len(self.event_id) > DEDUPE_KEY_LENGTH:
@@ -254,15 +315,20 @@ class ReceiptEvent:
             return self.event_id
         # Without an event id, a retry of the same event is recognised by the fields that
         # identify it; the separator cannot appear in any of them un-escaped by json.
-        identity = json.dumps(
-            [
-                self.provider_message_id,
-                self.provider_status,
-                self.error_code,
-                self.provider_timestamp.isoformat() if self.provider_timestamp else "",
-            ]
+        # The text json.dumps() writes for this list of strings, written as it does (each string
+        # by json's own escaping, ", " between), without building an encoder per receipt.
+        identity = ", ".join(
+            map(
+                encode_basestring_ascii,
+                (
+                    self.provider_message_id,
+                    self.provider_status,
+                    self.error_code,
+                    self.provider_timestamp.isoformat() if self.provider_timestamp else "",
+                ),
+            )
         )
-        return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
+        return "sha256:" + hashlib.sha256(f"[{identity}]".encode()).hexdigest()
 
 
 # What one request may store. A receipt alone in its request keeps the whole body; receipts

@@ -13,7 +13,6 @@ Reports carry no event id; a retry is recognised by (messageId, status, error id
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from receipts.providers.base import (
@@ -24,6 +23,7 @@ from receipts.providers.base import (
     clean_currency,
     clean_network,
     clean_price,
+    compact_json,
     parse_iso_timestamp,
 )
 from receipts.statuses import Status
@@ -115,7 +115,7 @@ class InfobipAdapter(TokenAuthenticated):
             provider_timestamp=parse_iso_timestamp(item.get("doneAt")),
             # The provider's own word on the failure, which wins over our catalog's class.
             permanent=permanent if code and isinstance(permanent, bool) else None,
-            raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
+            raw=compact_json(item),
             extra={key: item.get(key) for key in ("bulkId", "to", "callbackData", "price", "mccMnc") if key in item},
             network=clean_network(item.get("mccMnc")),
             # `pricePerMessage`, in `currency`. Whether a message of several parts (smsCount > 1)

@@ -37,6 +37,7 @@ from receipts.providers.base import (
     TokenAuthenticated,
     WebhookRequest,
     clean_network,
+    compact_json,
     parse_iso_timestamp,
 )
 from receipts.statuses import Status
@@ -173,7 +174,7 @@ def _own_part(payload: dict[str, Any], entry: dict[str, Any], recipient: str) ->
         "batch_id": payload.get("batch_id"),
         "statuses": [{"code": entry.get("code"), "status": entry.get("status"), "count": 1, "recipients": [recipient]}],
     }
-    return json.dumps(own, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(own)
 
 
 def event_id(batch_id: str, recipient: str, status: str, code: str, timestamp: datetime | None) -> str:

@@ -14,7 +14,6 @@ stripped). The body is ours to define, documented in docs/STANDARD_WEBHOOKS.md:
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -31,6 +30,7 @@ from receipts.providers.base import (
     clean_currency,
     clean_network,
     clean_price,
+    compact_json,
     require_secrets,
     unix_seconds,
 )
@@ -108,10 +108,7 @@ class StandardWebhooksAdapter(ProviderAdapter):
         if len(data) > self.max_events:
             raise PayloadError(f"`data` lists more than {self.max_events} receipts")
         # Each item of a list keeps its own part of the body, not the whole body again.
-        return [
-            self._event(item, event_id_for(msg_id, i), raw=json.dumps(item, ensure_ascii=False, separators=(",", ":")))
-            for i, item in enumerate(data)
-        ]
+        return [self._event(item, event_id_for(msg_id, i), raw=compact_json(item)) for i, item in enumerate(data)]
 
     def _event(self, item: dict[str, Any], event_id: str, *, raw: str = "") -> ReceiptEvent:
         message_id = item.get("message_id")
