@@ -20,6 +20,7 @@ from dlrconsole.lib.request_id import current_request_id, request_id_bound
 from receipts import store
 from receipts.models import Message, OutboxEvent
 from receipts.statuses import NO_RECEIPT, Status
+from retries.actions.registry import get_action
 from retries.escalation import RUN_DUE_ATTEMPTS, Trigger, attempts_made, chain_delivered, escalate
 from retries.models import Attempt, Decision, Rule
 from retries.rule_cache import rule_cache
@@ -42,8 +43,12 @@ def decide(event: OutboxEvent, *, now: datetime | None = None, batch: DecisionBa
     return decisions
 
 
+def _seen(event: OutboxEvent) -> str:
+    return NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
+
+
 def _decide_read(event: OutboxEvent, message: Message, root: Message, fresh: bool, *, now: datetime) -> list[Decision]:
-    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
+    seen = _seen(event)
     if seen == Status.DELIVERED:
         if not fresh:
             cancel_chain(root, now=now, why=f"message {message.pk} was delivered")
@@ -56,7 +61,7 @@ def _decide_read(event: OutboxEvent, message: Message, root: Message, fresh: boo
 
 def _log_decided(message: Message, event: OutboxEvent, decisions: list[Decision]) -> None:
     # One line per change decided on: with the request id, it ties a receipt to what came of it.
-    seen = NO_RECEIPT if event.kind == OutboxEvent.Kind.NO_RECEIPT else event.status
+    seen = _seen(event)
     logger.info(
         "message %s %s: %s",
         message.pk,
@@ -124,10 +129,17 @@ class DecisionBatch:
         return message, self.messages[root_id], root_id in self.fresh
 
     def holds(self, event: OutboxEvent) -> bool:
-        """The event's chain is fresh and this is its only event: decided in memory, held."""
+        """The event's chain is fresh, this is its only event, and the rule it meets takes only
+        steps whose rows can be held: decided in memory, held."""
         message = self.messages.get(event.message_id)
-        root_id = message and (message.chain_root_id or message.pk)
-        return root_id in self.fresh and root_id in self.alone
+        if message is None:
+            return False
+        root_id = message.chain_root_id or message.pk
+        if root_id not in self.fresh or root_id not in self.alone:
+            return False
+        # A fresh chain has no rule escalating it yet: the first rule matching is the one.
+        rule = first_matching_rule(message, _seen(event))
+        return rule is None or all(get_action(step.action).holdable for step in rule.steps.all())
 
     def consume(self, event: OutboxEvent, now: datetime) -> list[Decision]:
         if not self.holds(event):

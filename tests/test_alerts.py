@@ -9,8 +9,8 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import alert_acknowledge
 from receipts.models import OutboxEvent
-from receipts.outbox import outbox_process
-from retries.models import Rule
+from receipts.outbox import outbox_process, outbox_process_batch
+from retries.models import Decision, Rule
 from tests.factories import MessageFactory, rule_with_steps
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +80,20 @@ def test_a_per_message_alert_joins_the_lifecycle_and_reaches_channels_that_take_
     assert alert_resolve(alert=alert, now=timezone.now(), why="resolved by hand", user=admin_user) is True
     kinds = list(alert.events.values_list("kind", flat=True))
     assert kinds == ["fired", "notified", "resolved"]
+
+
+def test_in_a_batch_an_alert_rules_event_is_written_on_its_own_and_the_others_held(alert_rule, default_rules):
+    events = [blocked(MessageFactory()), blocked(MessageFactory())]
+    delivered = MessageFactory(status="delivered")
+    events.append(
+        OutboxEvent.objects.create(
+            message=delivered, kind="status_changed", status="delivered", created_at=timezone.now()
+        )
+    )
+
+    assert outbox_process_batch([e.pk for e in events]) == 3
+
+    assert [a.decision.outbox_event_id for a in Alert.objects.order_by("id")] == [e.pk for e in events[:2]]
+    assert list(Decision.objects.filter(outbox_event=events[2]).values_list("action", "state")) == [
+        ("notify", "recorded")
+    ]

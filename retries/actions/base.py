@@ -51,6 +51,11 @@ class Action:
     # Sends something again through an Attempt (retries/attempts.py runs it): such actions are
     # counted against their step's count, delayed by its waits and bounded by the rule's deadline.
     attempts: ClassVar[bool] = False
+    # Its decision's rows may be held and written with the batch's (retries/decisions.py): it
+    # writes nothing of its own that needs the decision's id, only an attempt (when `attempts`)
+    # or what the product is told (retries/notifications.py). An action contributed by another
+    # app, writing its own records, leaves it False and its events are written one by one.
+    holdable: ClassVar[bool] = False
 
     @property
     def shown_label(self) -> str:

@@ -22,6 +22,7 @@ class Fallback(Action):
     slug = "fallback"
     label = gettext_noop("Send through a fallback channel")
     attempts: ClassVar[bool] = True
+    holdable = True
 
     def missing_target(self, step: Step) -> str:
         return "" if step.fallback_channel_id else _("no fallback channel configured on the step")

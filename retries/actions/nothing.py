@@ -11,3 +11,4 @@ from retries.actions.base import Action
 class Nothing(Action):
     slug = "none"
     label = gettext_noop("Nothing")
+    holdable = True

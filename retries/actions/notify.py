@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class Notify(Action):
     slug = "notify"
     label = gettext_noop("Notify the product")
+    holdable = True
 
     def decided(self, decision: Decision, *, message: Message, seen: str, now: datetime) -> None:
         if seen == Status.DELIVERED:

@@ -25,6 +25,7 @@ NO_TEXT = gettext_noop("no message text is kept for this message (not registered
 
 class Resend(Action):
     attempts: ClassVar[bool] = True
+    holdable = True
 
     def missing_input(self, step: Step, root: Message) -> str:
         return "" if root.body else gettext(NO_TEXT)
