@@ -82,7 +82,8 @@ def test_a_per_message_alert_joins_the_lifecycle_and_reaches_channels_that_take_
     assert kinds == ["fired", "notified", "resolved"]
 
 
-def test_in_a_batch_an_alert_rules_event_is_written_on_its_own_and_the_others_held(alert_rule, default_rules):
+def test_in_a_batch_an_alert_rules_event_is_written_on_its_own_and_the_others_held(default_rules, alert_rule):
+    # default_rules first: it installs the shipped rules only into a table with none.
     events = [blocked(MessageFactory()), blocked(MessageFactory())]
     delivered = MessageFactory(status="delivered")
     events.append(
