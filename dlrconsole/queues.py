@@ -1,9 +1,11 @@
 """Which Celery queue each task goes to.
 
-Decisions (the outbox, retries and fallbacks, missing receipts) have a queue of their own, apart
-from the product feed and from alerts: a product endpoint that answers in 30 s, or a chat
-webhook that hangs, holds a worker of its own queue, never the one deciding what to retry.
-Everything else (rollups, sweeps, SNS handshakes) stays on the default queue.
+Decisions (the outbox, missing receipts) have a queue of their own, apart from the sends they
+schedule (resends, fallbacks, pilots), from the product feed and from alerts: a send API or a
+product endpoint that answers in 20 s, or a chat webhook that hangs, holds a worker of its own
+queue, never the one deciding. Apart from the decisions, a resend due now is not queued behind
+a backlog of decision batches either (a worker takes from its queues in turn). Everything else
+(rollups, sweeps, SNS handshakes) stays on the default queue.
 
 A worker started without `-Q` consumes every queue (settings declare them all); a deployment
 that wants decisions never to wait gives them dedicated workers with `-Q <default>.decisions`.
@@ -17,16 +19,18 @@ from django.conf import settings
 from kombu import Queue
 
 DECISIONS = "decisions"
+SENDS = "sends"
 FEED = "feed"
 ALERTS = "alerts"
-PURPOSES = (DECISIONS, FEED, ALERTS)
+PURPOSES = (DECISIONS, SENDS, FEED, ALERTS)
 
 # By task name: the sender need not import the task (dlrconsole/lib/tasks.py sends by name).
 TASK_PURPOSES = {
     "receipts.tasks.process_outbox_events": DECISIONS,
     "receipts.tasks.redispatch_outbox": DECISIONS,
     "receipts.tasks.sweep_missing_receipts": DECISIONS,
-    "retries.tasks.run_due_attempts": DECISIONS,
+    "retries.tasks.run_due_attempts": SENDS,
+    "retries.tasks.send_pilot": SENDS,
     "retries.feed.tasks.deliver_feed": FEED,
 }
 # Any task of the alerts app (evaluation, notifications, reports) calls out to channels.

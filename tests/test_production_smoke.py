@@ -85,7 +85,7 @@ def _production_environment(static_root: str, port: int, queue: str) -> dict[str
         "WEB_CONCURRENCY": "1",
         "GUNICORN_THREADS": "2",
         "DLR_WORKER_CONCURRENCY": "1",
-        # Queues of this run's own (the default one and its .decisions, .feed and .alerts, which
+        # Queues of this run's own (the default one and its .decisions, .sends, .feed and .alerts, which
         # a worker without DLR_WORKER_QUEUES consumes): nothing another test left is consumed.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "LOG_FORMAT": "json",

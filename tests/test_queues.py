@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from dlrconsole.lib.tasks import task_by_name
-from dlrconsole.queues import ALERTS, DECISIONS, FEED, queue_name
+from dlrconsole.queues import ALERTS, DECISIONS, FEED, SENDS, queue_name
 from retries.feed.models import ProductEndpoint
 from retries.models import Decision
 from tests.factories import GENERIC_SECRET, MessageFactory
@@ -37,7 +37,8 @@ def queued(redis_client) -> dict[str, list[str]]:
         ("receipts.tasks.process_outbox_events", DECISIONS),
         ("receipts.tasks.redispatch_outbox", DECISIONS),
         ("receipts.tasks.sweep_missing_receipts", DECISIONS),
-        ("retries.tasks.run_due_attempts", DECISIONS),
+        ("retries.tasks.run_due_attempts", SENDS),
+        ("retries.tasks.send_pilot", SENDS),
         ("retries.feed.tasks.deliver_feed", FEED),
         ("alerts.tasks.evaluate_alert_rules", ALERTS),
         ("alerts.tasks.send_notifications", ALERTS),
@@ -48,7 +49,8 @@ def queued(redis_client) -> dict[str, list[str]]:
 )
 def test_each_task_is_sent_to_the_queue_of_its_purpose(redis_client, task_name, purpose):
     task = task_by_name(task_name)
-    task.apply_async(args=[[1]] if task_name == "receipts.tasks.process_outbox_events" else None)
+    args = {"receipts.tasks.process_outbox_events": [[1]], "retries.tasks.send_pilot": [1]}.get(task_name)
+    task.apply_async(args=args)
     expected = queue_name(purpose) if purpose else settings.CELERY_TASK_DEFAULT_QUEUE
     assert queued(redis_client) == {expected: [task_name]}
 
@@ -65,7 +67,8 @@ def test_every_periodic_task_goes_to_a_queue_that_workers_consume():
 def test_queue_names_follow_the_default_queue_so_deployments_sharing_a_redis_stay_apart():
     assert queue_name(DECISIONS, "acme") == "acme.decisions"
     assert [queue.name for queue in settings.CELERY_TASK_QUEUES] == [
-        "dlrconsole-test", "dlrconsole-test.decisions", "dlrconsole-test.feed", "dlrconsole-test.alerts",
+        "dlrconsole-test", "dlrconsole-test.decisions", "dlrconsole-test.sends", "dlrconsole-test.feed",
+        "dlrconsole-test.alerts",
     ]  # fmt: skip
 
 
