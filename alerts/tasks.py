@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from alerts import evaluation, notify
+from dlrconsole.lib.tasks import kick_taken
 
 
 @shared_task(ignore_result=True)
@@ -15,4 +16,5 @@ def evaluate_alert_rules() -> int | None:
 
 @shared_task(ignore_result=True)
 def send_notifications() -> int:
+    kick_taken(notify.SEND_TASK)
     return notify.notifications_send_due()

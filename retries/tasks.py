@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from dlrconsole.lib.tasks import kick_taken
 from retries.attempts import attempts_run_due
 from retries.bodies import message_bodies_erase
+from retries.escalation import RUN_DUE_ATTEMPTS
 from retries.pilots import PASS_INTERVAL_SECONDS, pilot_send_due
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_due_attempts() -> int:
     """Idempotent: it claims only what is due; a lost run's claims are taken over at lease end."""
+    kick_taken(RUN_DUE_ATTEMPTS)
     return attempts_run_due()
 
 

@@ -10,10 +10,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from dlrconsole.lib.tasks import kick
 from receipts.models import OutboxEvent
 from receipts.tasks import process_outbox_events
 from retries.feed.models import FeedDelivery, ProductEndpoint
-from retries.feed.services import feed_deliver_due, feed_publish
+from retries.feed.services import DELIVER_FEED, feed_deliver_due, feed_publish
+from retries.feed.tasks import deliver_feed
 from retries.models import Step
 from tests.factories import GENERIC_SECRET, MessageFactory
 
@@ -54,3 +56,14 @@ def test_the_deliverer_releases_what_it_claimed_when_its_time_is_up(product):
         feed_publish(message=MessageFactory(), event_type="message.delivered")
     assert feed_deliver_due(deadline=time.monotonic()) == 0  # no time left for any POST
     assert FeedDelivery.objects.filter(status="pending", next_attempt_at__lte=timezone.now()).count() == 3
+
+
+def test_a_kick_while_one_waits_in_the_broker_sends_nothing_more_until_its_task_starts(redis_client):
+    for _ in range(3):
+        kick(DELIVER_FEED)
+    assert queued_task_names(redis_client) == [DELIVER_FEED]  # one waiting: the others add nothing
+
+    deliver_feed()  # the task starts: what is committed from now on needs a kick of its own
+    kick(DELIVER_FEED)
+    kick(DELIVER_FEED)
+    assert queued_task_names(redis_client) == [DELIVER_FEED, DELIVER_FEED]

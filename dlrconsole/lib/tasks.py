@@ -19,10 +19,17 @@ from contextvars import ContextVar
 from importlib import import_module
 
 from celery import Task, current_app
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
 _pending: ContextVar[set[str] | None] = ContextVar("pending_kicks", default=None)
+# A kicked task still waiting in the broker will find all the work committed before it starts:
+# another kick meanwhile is redundant, and under load there were hundreds, each a task that
+# cost a worker ~8 ms for nothing (bench/README.md, decision latency). The shared cache marks a
+# kick as waiting until its task starts (`kick_taken`), or for this long at most: a kick lost
+# with the broker is sent again then, and beat's passes cover the rest.
+KICK_WAITING_SECONDS = 10
 
 
 @contextmanager
@@ -57,9 +64,29 @@ def task_by_name(task_name: str) -> Task:
         raise LookupError(f"no task named {task_name!r}") from None
 
 
+def kick_taken(task_name: str) -> None:
+    """A kicked task's first step: from now on a kick must send it again, as this run may
+    already have looked for the work the kick is about."""
+    try:
+        cache.delete(_waiting_key(task_name))
+    except Exception as exc:  # no shared cache: kicks are then never held back either
+        logger.warning("could not clear the waiting kick of %s (%s)", task_name, exc)
+
+
+def _waiting_key(task_name: str) -> str:
+    return f"kick-waiting:{task_name}"
+
+
 def _send(task_name: str) -> None:
+    key = _waiting_key(task_name)
+    try:
+        if not cache.add(key, 1, KICK_WAITING_SECONDS):
+            return  # one is waiting in the broker already
+    except Exception as exc:  # no shared cache: kick all the same
+        logger.warning("could not mark the kick of %s as waiting (%s)", task_name, exc)
     try:
         # No publish retries: a dead broker must fail this at once, not hold the worker.
         task_by_name(task_name).apply_async(retry=False)
     except Exception as exc:  # any broker failure only delays the work to the beat's next pass
         logger.warning("could not ask for %s to run now (%s); the next beat pass will", task_name, exc)
+        kick_taken(task_name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from retries.feed.services import feed_deliver_due
+from dlrconsole.lib.tasks import kick_taken
+from retries.feed.services import DELIVER_FEED, feed_deliver_due
 
 
 @shared_task(
@@ -18,4 +19,5 @@ from retries.feed.services import feed_deliver_due
 )
 def deliver_feed(limit: int = 100) -> int:
     """Idempotent: a redelivered run claims only what is still due (leases, SKIP LOCKED)."""
+    kick_taken(DELIVER_FEED)
     return feed_deliver_due(limit=limit)
