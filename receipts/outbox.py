@@ -178,7 +178,8 @@ def outbox_process(event_id: int, *, now: datetime | None = None) -> bool:
 def _process_claimed(
     event_ids: Sequence[int], *, now: datetime, request_ids: Mapping[str, object] | None = None, fill: int = 0
 ) -> int:
-    """Claim the events in one statement and hand each to the consumers; how many succeeded.
+    """Claim the events (one statement; a second tops the claim up) and hand each to the
+    consumers; how many succeeded.
 
     The claims and what the consumers write commit together: a worker that dies in between
     leaves the events unclaimed, and their redelivery (acks late) processes them then. Each
