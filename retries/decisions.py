@@ -111,6 +111,7 @@ class DecisionBatch:
         events_per_chain = Counter(roots.get(e.message_id) or e.message_id for e in events)
         self.alone = {root_id for root_id, count in events_per_chain.items() if count == 1}
         self.taken: set[int] = set()
+        self.holding: dict[int, bool] = {}
         self.held = DeferredInserts()
         self.decided: list[tuple[Message, OutboxEvent, list[Decision], str | None]] = []
         # The last event held for and what was held before it, for `discard`.
@@ -130,7 +131,13 @@ class DecisionBatch:
 
     def holds(self, event: OutboxEvent) -> bool:
         """The event's chain is fresh, this is its only event, and the rule it meets takes only
-        steps whose rows can be held: decided in memory, held."""
+        steps whose rows can be held: decided in memory, held. Asked by the outbox, then by
+        `consume`: answered once."""
+        if event.pk not in self.holding:
+            self.holding[event.pk] = self._can_hold(event)
+        return self.holding[event.pk]
+
+    def _can_hold(self, event: OutboxEvent) -> bool:
         message = self.messages.get(event.message_id)
         if message is None:
             return False
