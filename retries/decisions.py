@@ -12,13 +12,14 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from django.db.models import Model, Q
+from django.db.models import Model
 from django.utils import timezone
 
 from dlrconsole.lib.deferred_inserts import DeferredInserts, deferring
 from dlrconsole.lib.request_id import current_request_id, request_id_bound
 from receipts import store
 from receipts.models import Message, OutboxEvent
+from receipts.selectors import chain_messages
 from receipts.statuses import NO_RECEIPT, Status
 from retries.actions.registry import get_action
 from retries.escalation import RUN_DUE_ATTEMPTS, Trigger, attempts_made, chain_delivered, escalate
@@ -190,7 +191,7 @@ def chain_rule(root: Message) -> Rule | None:
     """The rule already escalating for this chain, if it is still enabled: the last one that
     scheduled an attempt for it."""
     rule_id = (
-        Decision.objects.filter(Q(message=root) | Q(message__chain_root=root), state=Decision.State.SCHEDULED)
+        Decision.objects.filter(message__in=chain_messages(root.pk).values("pk"), state=Decision.State.SCHEDULED)
         .exclude(rule=None)
         .order_by("-id")
         .values_list("rule_id", flat=True)

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from dlrconsole.lib.deferred_inserts import deferred_inserts, insert
 from dlrconsole.lib.tasks import kick
 from receipts.models import Message, OutboxEvent
+from receipts.selectors import chain_messages
 from receipts.statuses import Status
 from retries.actions.base import Action
 from retries.actions.registry import get_action
@@ -139,7 +139,7 @@ def _steps_done(root: Message, rule: Rule) -> tuple[set[int], set[int]]:
         )
     )
     taken: set[int] = set()
-    rows = Decision.objects.filter(Q(message=root) | Q(message__chain_root=root), step__rule=rule).values_list(
+    rows = Decision.objects.filter(message__in=chain_messages(root.pk).values("pk"), step__rule=rule).values_list(
         "step_id", "state", "skip_reason"
     )
     for step_id, state, skip_reason in rows:
@@ -257,4 +257,5 @@ def attempts_made(root: Message) -> int:
 
 
 def chain_delivered(root: Message) -> bool:
-    return Message.objects.filter(Q(pk=root.pk) | Q(chain_root=root), status=Status.DELIVERED).exists()
+    # The statuses are compared here, not in the query: see chain_messages.
+    return Status.DELIVERED in chain_messages(root.pk).values_list("status", flat=True)

@@ -10,9 +10,9 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from receipts.models import Message
-from receipts.selectors import TimelineEntry
-from receipts.statuses import Status
+from receipts.selectors import TimelineEntry, chain_messages
 from retries.actions.registry import get_action
+from retries.escalation import chain_delivered
 from retries.models import Attempt, Decision, Rule, Step
 
 Outcome = Attempt.Outcome
@@ -151,7 +151,7 @@ class EscalationState:
 def escalation_state(message: Message) -> EscalationState:
     root = message.chain_root or message
     decisions = list(
-        Decision.objects.filter(Q(message=root) | Q(message__chain_root=root))
+        Decision.objects.filter(message__in=chain_messages(root.pk).values("pk"))
         .select_related("rule", "step", "requested_by")
         .order_by("created_at", "id")
     )
@@ -163,7 +163,7 @@ def escalation_state(message: Message) -> EscalationState:
     rule = next((d.rule for d in decisions if d.rule is not None and d.step_id is not None), None)
     done = [*_decisions_done(decisions), *_attempts_done(attempts)]
     done.sort(key=lambda item: item.at)
-    delivered = Message.objects.filter(Q(pk=root.pk) | Q(chain_root=root), status=Status.DELIVERED).exists()
+    delivered = chain_delivered(root)
     deadline = None
     if rule is not None and rule.deadline_seconds is not None:
         deadline = root.submitted_at + timedelta(seconds=rule.deadline_seconds)

@@ -239,6 +239,31 @@ def test_a_pass_takes_at_most_its_batch_and_the_next_takes_the_rest(clock: Any) 
     assert cells()[0].messages == 15
 
 
+def test_a_run_takes_full_batches_and_stops_after_the_first_short_one(
+    clock: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Messages keep arriving while the passes run (one after each pass, as under steady load):
+    # a run that chased them until the queue was empty would never stop short of its time.
+    settings.DLR_ROLLUP_BATCH = 10
+    connection = ConnectionFactory()
+    for n in range(25):
+        register(connection, f"m{n}")
+    one_pass, taken = maintain.roll_up, []
+
+    def pass_then_an_arrival(**kwargs: Any) -> int | None:
+        taken.append(one_pass(**kwargs))
+        register(connection, f"late{len(taken)}")
+        return taken[-1]
+
+    monkeypatch.setattr(maintain, "roll_up", pass_then_an_arrival)
+    assert maintain.roll_up_all(seconds=30) == 27
+    assert taken == [10, 10, 7]  # 25, and the arrivals after the first two passes
+    assert RollupPending.objects.count() == 1  # the arrival after the short pass: the next run's
+    monkeypatch.undo()
+    assert maintain.roll_up_all(seconds=30) == 1
+    assert cells()[0].messages == 28
+
+
 def test_minute_buckets_older_than_kept_are_pruned_days_stay(clock: Any, settings: Any) -> None:
     settings.DLR_ROLLUP_MINUTES_KEEP_HOURS = 2
     connection = ConnectionFactory()
