@@ -8,6 +8,8 @@ from __future__ import annotations
 import glob
 import os
 
+from gunicorn.glogging import Logger
+
 _env = os.environ.get
 
 # Where to listen: GUNICORN_BIND (e.g. 127.0.0.1:8000 or unix:/run/dlrconsole/web.sock); a
@@ -32,9 +34,12 @@ graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT") or 60)
 keepalive = int(_env("GUNICORN_KEEPALIVE") or 5)
 
 # Workers are replaced after this many requests (plus up to the jitter, so they are not all
-# replaced at once): whatever a long-lived process accumulates is returned.
-max_requests = int(_env("GUNICORN_MAX_REQUESTS") or 5000)
-max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER") or 500)
+# replaced at once): whatever a long-lived process accumulates is returned. Not often: a new
+# worker imports the project again and opens new database connections, about a second of CPU.
+# At 5,000 a webhook host taking 300 receipts/s replaced a worker every 17 s, a few per cent
+# of the machine (bench/decision_latency.py, 2026-12-07).
+max_requests = int(_env("GUNICORN_MAX_REQUESTS") or 100_000)
+max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER") or 10_000)
 
 # Whose X-Forwarded-Proto/-For gunicorn believes: FORWARDED_ALLOW_IPS, else the proxies the
 # console trusts (DLR_TRUSTED_PROXIES, CIDRs), else loopback. Django decides HTTPS and the
@@ -47,6 +52,20 @@ forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS") or _env("DLR_TRUSTED_PROXIES")
 # filter. The proxy's log, or the console's own lines, say what was asked.
 accesslog = None
 errorlog = "-"
+
+
+class NoAccessLog(Logger):
+    """gunicorn's logger without its access log. gunicorn builds each request's access-log
+    fields whenever a logging configuration is given (ours is, below), even with no access log
+    to write them to: 5 % of a web worker's Python time under webhook load
+    (bench/decision_latency.py, 2026-12-07). Never logging access also means no handler added
+    later can start writing tokens and numbers."""
+
+    def access(self, resp: object, req: object, environ: object, request_time: object) -> None:
+        return None
+
+
+logger_class = NoAccessLog
 loglevel = (_env("LOG_LEVEL") or "info").lower()
 # gunicorn's own lines (start, worker restarts, timeouts) in the console's format.
 if (_env("LOG_FORMAT") or "json") == "json":

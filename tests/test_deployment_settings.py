@@ -169,3 +169,32 @@ def test_a_secret_key_beginning_with_a_dollar_is_taken_as_it_is():
     assert settings_with({**PRODUCTION, "SECRET_KEY": key, "SECRET_KEY_FALLBACKS": key}, "s.SECRET_KEY_FALLBACKS") == (
         f"['{key}']"
     )
+
+
+def test_gunicorn_as_deployed_writes_no_access_log_and_builds_none():
+    # Paths carry webhook tokens and searches carry phone numbers: gunicorn's access log would
+    # bypass the console's redaction. Its logger is replaced by one whose access() touches
+    # nothing of the request (gunicorn built the fields anyway once a logging configuration
+    # was given, a cost on every request).
+    import runpy
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from gunicorn.glogging import Logger
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "dlrconsole.wsgi"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "<NoAccessLog()>" in next(line for line in printed.splitlines() if line.startswith("logger_class"))
+    assert next(line for line in printed.splitlines() if line.startswith("accesslog")).endswith("= None")
+
+    no_access_log = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))["NoAccessLog"]
+    assert issubclass(no_access_log, Logger)
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"the access log read the request's {name}")
+
+    no_access_log.access(no_access_log.__new__(no_access_log), Untouchable(), Untouchable(), Untouchable(), 0.1)
