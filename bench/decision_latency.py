@@ -4,7 +4,7 @@
 On loopback only: a fresh database (migrated, so the default rules exist, the temporary-failure
 rule's backoff set to [0] so retries run at once), a Standard Webhooks connection whose resends go
 through a generic HTTP sender to a local gateway, a product endpoint on a local server, N queued
-messages, gunicorn (2 sync workers), `celery worker` (prefork, concurrency 2) on a queue of its
+messages, gunicorn (2 gthread workers, gunicorn.conf.py), `celery worker` (prefork, concurrency 2) on a queue of its
 own and `celery beat` with production's scheduler. N signed receipts (80 % `delivered`, 12 %
 `undelivered` temporary → retry, 8 % `undelivered` permanent → notify) are posted at a constant
 rate. Once everything is drained, per receipt, from Receipt.received_at:
@@ -82,7 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--receipts", type=int, default=4000, help="receipts (and messages) (default 4000)")
     parser.add_argument("--rate", type=float, default=200, help="receipts per second, paced (default 200)")
     parser.add_argument("--senders", type=int, default=4, help="sender threads, keep-alive (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers, gthread with gunicorn.conf.py's threads (default 2)"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="celery prefork processes (default 2)")
     parser.add_argument(
         "--drain-seconds", type=float, default=240, help="wait for every decision to be executed (default 240)"
@@ -822,7 +824,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dlr-bench-latency-"))
     n = args.receipts
     print(
-        f"DLR Console decision latency: {n} receipts at {args.rate:g}/s, gunicorn {args.workers} sync workers,"
+        f"DLR Console decision latency: {n} receipts at {args.rate:g}/s,"
+        f" gunicorn {args.workers} gthread workers (gunicorn.conf.py),"
         f" celery prefork x{args.concurrency} + beat ({args.worker_settings}), {os.cpu_count()} CPUs,"
         f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         flush=True,

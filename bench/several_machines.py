@@ -74,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--receipts", type=int, default=3000, help="receipts (and messages) per topology")
     parser.add_argument("--rate", type=float, default=300, help="receipts per second, paced (default 300)")
     parser.add_argument("--senders", type=int, default=4, help="sender threads per web process (default 4)")
-    parser.add_argument("--gunicorn-workers", type=int, default=2, help="sync workers per gunicorn (default 2)")
+    parser.add_argument(
+        "--gunicorn-workers", type=int, default=2, help="workers per gunicorn, gthread as gunicorn.conf.py (default 2)"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes per Celery worker")
     parser.add_argument("--drain-seconds", type=float, default=240, help="wait for every decision (default 240)")
     parser.add_argument("--settle-seconds", type=float, default=6, help="then wait for duplicates to show")
