@@ -69,24 +69,26 @@ def attempts_run_due(*, now: datetime | None = None, limit: int = 50, deadline: 
     ran = 0
     claimed: list[int] = []
     try:
-        while ran < limit and outbound.remaining(deadline) > 0:
-            claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
-            if not claimed:
-                break
-            while claimed:
-                attempt_id = claimed[0]
-                try:
-                    if not _execute_isolated(attempt_id, now=now, deadline=deadline):
-                        return ran  # released, as the rest are below
-                except BaseException:
+        # One connection to a provider's send API for the whole pass, not one per resend.
+        with outbound.reusing_connections():
+            while ran < limit and outbound.remaining(deadline) > 0:
+                claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
+                if not claimed:
+                    break
+                while claimed:
+                    attempt_id = claimed[0]
+                    try:
+                        if not _execute_isolated(attempt_id, now=now, deadline=deadline):
+                            return ran  # released, as the rest are below
+                    except BaseException:
+                        claimed.pop(0)
+                        _record_safely(attempt_id, "timed out: the attempt runner was stopped", now=now)
+                        raise
                     claimed.pop(0)
-                    _record_safely(attempt_id, "timed out: the attempt runner was stopped", now=now)
-                    raise
-                claimed.pop(0)
-                ran += 1
-                if outbound.remaining(deadline) <= 0:
-                    return ran
-        return ran
+                    ran += 1
+                    if outbound.remaining(deadline) <= 0:
+                        return ran
+            return ran
     finally:
         if claimed:
             _release_unrun(claimed, now=now or timezone.now())

@@ -18,6 +18,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.connections: list[int] = []  # each request's client port: which connection it came on
         self.sends: dict[str, dict[str, Any]] = {}  # idempotency key → the send, with its id
         self.failures: list[int] = []  # statuses to answer (and not send) before succeeding
         self.hang_after_send = 0.0  # seconds to hold the first reply after sending (a slow provider)
@@ -55,7 +56,10 @@ class FakeGateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps the connection, as providers' APIs do
+
             def do_POST(self) -> None:
+                gateway.connections.append(self.client_address[1])
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, reply, hang = gateway._answer(self.headers.get("Idempotency-Key", ""), json.loads(body))
                 if hang:

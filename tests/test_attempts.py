@@ -72,6 +72,17 @@ def test_a_temporary_failure_is_resent_after_the_backoff_as_a_new_message_in_the
     assert run_later() == 0  # nothing runs twice
 
 
+def test_a_pass_sends_its_resends_over_one_connection_to_the_provider(otp, gateway):
+    # Over HTTPS a new connection per resend is a TLS handshake per resend.
+    other = MessageFactory(connection=otp.connection, body="Your code is 654321")
+    fail(otp)
+    fail(other)
+    assert run_later() == 2
+    assert len(gateway.sends) == 2
+    assert len(set(gateway.connections)) == 1
+    assert run_later() == 0
+
+
 def test_the_provider_sees_the_attempts_idempotency_key(otp, gateway):
     fail(otp)
     run_later()

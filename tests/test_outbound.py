@@ -230,3 +230,15 @@ def test_timeouts_that_cannot_fit_inside_the_soft_time_limit_are_refused_at_star
     assert "DLR_SEND_TIMEOUT_MAX_SECONDS (40 s)" in settings_error(DLR_SEND_TIMEOUT_MAX_SECONDS="40")
     assert "below CELERY_TASK_TIME_LIMIT" in settings_error(CELERY_TASK_SOFT_TIME_LIMIT="90")
     assert settings_error(CELERY_TASK_SOFT_TIME_LIMIT="50", DLR_SEND_TIMEOUT_MAX_SECONDS="40") == ""
+
+
+def test_calls_in_a_pass_share_a_session_that_never_sends_back_a_cookie(provider_api: ScriptedServer) -> None:
+    # One session serves every peer of a pass: a cookie set by one reply (one account's API, one
+    # product endpoint) must not ride along with the next request to the same host.
+    provider_api.reply(200, {"id": "a"}, Set_Cookie="session=account-a; Path=/")
+    provider_api.reply(200, {"id": "b"})
+    with outbound.reusing_connections() as session:
+        assert post(provider_api.url).json() == {"id": "a"}
+        assert post(provider_api.url).json() == {"id": "b"}
+        assert len(session.cookies) == 0
+    assert "cookie" not in provider_api.requests[1].headers

@@ -92,6 +92,17 @@ def test_a_secret_whose_key_is_gone_fails_loudly_rather_than_being_used_as_garba
         ProductEndpoint.objects.get(pk=secrets_everywhere["endpoint"].pk)
 
 
+def test_a_secret_read_before_its_key_was_dropped_is_not_read_from_memory_after(settings, secrets_everywhere):
+    # Decrypted tokens are remembered (they are read with every batch); dropping the key must
+    # still make the next read fail, not hand back what was decrypted under it.
+    pk, old, new = secrets_everywhere["endpoint"].pk, settings.DLR_SECRETS_KEYS[0], Fernet.generate_key().decode()
+    with override_settings(DLR_SECRETS_KEYS=[new, old]):
+        assert ProductEndpoint.objects.get(pk=pk).secret == GENERIC_SECRET
+    assert ProductEndpoint.objects.get(pk=pk).secret == GENERIC_SECRET
+    with override_settings(DLR_SECRETS_KEYS=[new]), pytest.raises(UnreadableSecret):
+        ProductEndpoint.objects.get(pk=pk)
+
+
 def test_searching_messages_never_decrypts_the_connections_secrets(secrets_everywhere):
     message = MessageFactory(connection=secrets_everywhere["connection"])
     support = Client()

@@ -33,8 +33,11 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -251,6 +254,9 @@ class OutboundSession(requests.Session):
         super().__init__()
         self.trust_env = False  # no environment proxies, no ~/.netrc credentials
         self.max_redirects = 0
+        # One session serves many peers' calls in a pass (several connections, endpoints or
+        # accounts on one host): a cookie one reply sets is never sent with another's request.
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         adapter = _GuardedAdapter()
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -305,6 +311,7 @@ def call(
     requests' exceptions for the rest."""
     started = time.monotonic()
     deadline = started + sum(timeout)
+    session = session or _pass_session.get()
     own = session is None
     active = OutboundSession() if session is None else session
     try:
@@ -314,6 +321,22 @@ def call(
     finally:
         if own:
             active.close()
+
+
+_pass_session: ContextVar[OutboundSession | None] = ContextVar("outbound_pass_session", default=None)
+
+
+@contextmanager
+def reusing_connections() -> Iterator[OutboundSession]:
+    """Calls made inside share one session, so a pass that calls the same peer again and again
+    (a provider's send API, for each resend) keeps its connection, and over HTTPS its TLS
+    session, instead of opening a new one per call. Closed on leaving."""
+    with OutboundSession() as session:
+        token = _pass_session.set(session)
+        try:
+            yield session
+        finally:
+            _pass_session.reset(token)
 
 
 def _read(response: requests.Response, max_bytes: int, deadline: float) -> tuple[bytes, bool]:
