@@ -57,6 +57,7 @@ class FakeGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keeps the connection, as providers' APIs do
+            disable_nagle_algorithm = True  # or each reply's body waits for a delayed ACK (40 ms)
 
             def do_POST(self) -> None:
                 gateway.connections.append(self.client_address[1])
