@@ -209,13 +209,20 @@ except ValueError as exc:
 DLR_DB_TRANSACTION_POOLING = env_bool("DLR_DB_TRANSACTION_POOLING", False)
 if DLR_DB_TRANSACTION_POOLING:
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-# The webhook's statement is prepared once per database connection (receipts/store.py).
+# Statements run again and again are prepared once per database connection: the webhook's
+# (receipts/store.py) at once, the ORM's after psycopg has seen the same one 5 times.
 DLR_DB_PREPARED_STATEMENTS = env_bool("DLR_DB_PREPARED_STATEMENTS", not DLR_DB_TRANSACTION_POOLING)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel apart from the SQL text (the extended protocol, which PgBouncer passes
+    # in every pool mode), so the same query is the same statement whatever its values.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
 if DLR_DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django opens psycopg connections with prepared statements off (prepare_threshold=None),
-    # and psycopg then ignores even an explicit prepare=True: the webhook's statements were
-    # planned again on every call. Django's own cursors bind on the client and never prepare,
-    # so with a threshold only the statements that ask for it are (receipts/store.py).
+    # and psycopg then ignores even an explicit prepare=True. With Django's default client-side
+    # binding nothing else could be prepared either: every ORM query was parsed and planned
+    # again. Server-side binding and a threshold took a worker's decisions from ~265 to 288/s
+    # at 300 receipts/s and PostgreSQL's CPU from 30 to 24 s a run (bench/decision_latency.py,
+    # 2026-12-07).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is only the embedded demo: give concurrent writers (the demo feeder and the web
