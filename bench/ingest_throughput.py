@@ -6,7 +6,7 @@ Each run (project, then reference, per round) starts from the same state: N mess
 inserted, no receipts, no outbox rows. N distinct, correctly signed Standard Webhooks receipts
 (one per message, `delivered`) are posted with concurrency C; throughput, p50/p99 latency and
 non-2xx are measured, then the database is checked: N receipts, N messages delivered (and for
-the project N outbox rows, all published to Redis).
+the project N outbox rows, none left unpublished, and a task waiting for them in Redis).
 
     .venv/bin/python bench/ingest_throughput.py [--receipts 5000] [--concurrency 16] [--workers 2]
 
@@ -235,8 +235,11 @@ def check_database(db_url: str, n: int, *, target: str, published: int | None) -
             checks.problems.append(
                 f"{checks.outbox} outbox rows ({checks.outbox_unpublished} unpublished), expected {n}"
             )
-        if published != n:
-            checks.problems.append(f"{published} outbox events published to Redis, expected {n}")
+        # A hand-over while a task waits in the broker publishes nothing more (that task claims
+        # every event committed before it starts), and no worker runs here: at least one task
+        # must have reached Redis, and no event may have been left unpublished (checked above).
+        if not published:
+            checks.problems.append("no outbox task reached Redis")
     return checks
 
 
@@ -854,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     last = next(run for run in reversed(runs) if run.target == "project").checks
     print(
         f"checks (last project run): {last.receipts}/{args.receipts} receipts stored, {last.delivered}/{args.receipts}"
-        f" messages delivered, {last.outbox} outbox rows, {last.redis_published} outbox events published to Redis"
+        f" messages delivered, {last.outbox} outbox rows, {last.redis_published} named in the tasks waiting in Redis"
         f"  ->  {'ok' if summary['checks_ok'] else 'FAILED'}"
     )
     if args.json:

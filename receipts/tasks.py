@@ -9,7 +9,8 @@ import requests
 from celery import Task, shared_task
 
 from dlrconsole.lib import outbound
-from receipts.outbox import REQUEST_IDS_HEADER, outbox_process_batch, outbox_redispatch
+from dlrconsole.lib.tasks import kick_taken
+from receipts.outbox import PROCESS_OUTBOX_EVENTS, REQUEST_IDS_HEADER, outbox_drain, outbox_redispatch
 from receipts.providers.sns_signature import is_sns_url
 from receipts.sweeps import sweep_missing_receipts as sweep_missing_receipts_service
 
@@ -61,12 +62,12 @@ def confirm_sns_subscription(subscribe_url: str) -> bool:
     retry_jitter=True,
     max_retries=8,
 )
-def process_outbox_events(self: Task, event_ids: list[int]) -> int:
-    """Process a batch of outbox events; each one at most once, whatever the redeliveries."""
+def process_outbox_events(self: Task, event_ids: list[int] | None = None) -> int:
+    """Process the events named and the backlog behind them; each one at most once, whatever
+    the redeliveries."""
+    kick_taken(PROCESS_OUTBOX_EVENTS)  # from now on a hand-over publishes again
     request_ids = self.request.get(REQUEST_IDS_HEADER)
-    return outbox_process_batch(
-        event_ids, request_ids=request_ids if isinstance(request_ids, dict) else None, fill=True
-    )
+    return outbox_drain(event_ids or [], request_ids=request_ids if isinstance(request_ids, dict) else None)
 
 
 @shared_task(acks_late=True)

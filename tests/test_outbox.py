@@ -9,10 +9,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from dlrconsole.queues import DECISIONS, queue_name
 from receipts.models import OutboxEvent
-from receipts.outbox import outbox_process, outbox_redispatch, publisher
+from receipts.outbox import outbox_drain, outbox_hand_over, outbox_process, outbox_redispatch, publisher
 from receipts.tasks import process_outbox_events
 from tests.factories import MessageFactory
 from tests.webhooks import post_status
@@ -43,14 +44,62 @@ def test_a_status_change_is_published_to_the_broker_after_commit(client, redis_c
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_committed_together_are_published_as_one_batch(client, redis_client):
+def test_events_committed_while_a_task_waits_add_no_task_and_that_task_decides_them(client, redis_client):
     messages = [MessageFactory() for _ in range(5)]
     for message in messages:
         post_status(client, message, "delivered")
     assert publisher.wait_idle(timeout=10)
-    published = [event_id for batch in queued_batches(redis_client) for event_id in batch]
-    assert published == list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
-    assert len(queued_batches(redis_client)) < 5
+    [batch] = queued_batches(redis_client)  # the first hand-over's; the rest found it waiting
+    assert batch == list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))[: len(batch)]
+    assert process_outbox_events.run(batch) == 5
+    assert not OutboxEvent.objects.filter(processed_at=None).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_the_waiting_task_starts_the_next_hand_over_publishes_again(redis_client):
+    first, second = (published_event() for _ in range(2))
+    outbox_hand_over([first.pk])
+    outbox_hand_over([second.pk])
+    assert queued_batches(redis_client) == [[first.pk]]
+    assert process_outbox_events.run([first.pk]) == 2  # its run took the other's event too
+    third = published_event()
+    outbox_hand_over([third.pk])
+    assert queued_batches(redis_client) == [[first.pk], [third.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_over_the_broker_refused_leaves_no_task_marked_as_waiting(redis_client):
+    event = published_event()
+    with broker("redis://127.0.0.1:1/0"), pytest.raises(OperationalError):
+        outbox_hand_over([event.pk])
+    outbox_hand_over([event.pk])
+    assert queued_batches(redis_client) == [[event.pk]]
+
+
+def test_a_task_decides_a_backlog_longer_than_one_claim(settings):
+    settings.DLR_OUTBOX_CLAIM_BATCH = 3
+    backlog = [published_event() for _ in range(8)]
+    assert process_outbox_events.run([backlog[0].pk]) == 8
+    assert process_outbox_events.run([]) == 0
+
+
+def test_a_task_out_of_time_hands_the_rest_of_the_backlog_to_a_task_of_its_own(settings, redis_client):
+    settings.DLR_OUTBOX_CLAIM_BATCH = 2
+    for _ in range(5):
+        published_event()
+    assert outbox_drain([], seconds=0) == 2  # one claim, then its time is up
+    assert queued_batches(redis_client) == [[]]
+    assert process_outbox_events.run([]) == 3
+
+
+def published_event() -> OutboxEvent:
+    """An event as the webhook writes it: stamped as handed to the publisher."""
+    event = OutboxEvent.objects.create(
+        message=MessageFactory(status="delivered"), kind="status_changed", status="delivered",
+        created_at=timezone.now(),
+    )  # fmt: skip
+    OutboxEvent.objects.filter(pk=event.pk).update(dispatched_at=timezone.now())
+    return event
 
 
 def test_nothing_is_published_when_the_transaction_does_not_commit(client, redis_client):

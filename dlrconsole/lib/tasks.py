@@ -77,13 +77,20 @@ def _waiting_key(task_name: str) -> str:
     return f"kick-waiting:{task_name}"
 
 
-def _send(task_name: str) -> None:
-    key = _waiting_key(task_name)
+def mark_waiting(task_name: str) -> bool:
+    """Whether the caller should send the task: True when none is marked as waiting in the
+    broker (it is marked now, until `kick_taken` or KICK_WAITING_SECONDS) or when the shared
+    cache cannot tell; False when one waits already and will find the work."""
     try:
-        if not cache.add(key, 1, KICK_WAITING_SECONDS):
-            return  # one is waiting in the broker already
-    except Exception as exc:  # no shared cache: kick all the same
-        logger.warning("could not mark the kick of %s as waiting (%s)", task_name, exc)
+        return bool(cache.add(_waiting_key(task_name), 1, KICK_WAITING_SECONDS))
+    except Exception as exc:  # no shared cache: send all the same
+        logger.warning("could not mark %s as waiting (%s)", task_name, exc)
+        return True
+
+
+def _send(task_name: str) -> None:
+    if not mark_waiting(task_name):
+        return  # one is waiting in the broker already
     try:
         # No publish retries: a dead broker must fail this at once, not hold the worker.
         task_by_name(task_name).apply_async(retry=False)
