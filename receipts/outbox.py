@@ -43,8 +43,11 @@ from receipts import store
 from receipts.models import OutboxEvent
 from receipts.publisher import OutboxPublisher
 
-# How long one task goes on deciding the backlog before handing the rest to another task.
-DRAIN_SECONDS = 5.0
+# How long one task goes on deciding the backlog before handing the rest to another task. Short:
+# the worker's processes take the feed and the sends between drains. With 5 s, one of two
+# processes drained decisions all the time and resends waited up to 74 s for the other
+# (bench/decision_latency.py at 300/s, 2026-12-07).
+DRAIN_SECONDS = 1.0
 # Dispatched but unprocessed this long: lost in flight. Well below the broker's visibility
 # timeout, well above a normal queue wait.
 REDISPATCH_AFTER = timedelta(minutes=2)

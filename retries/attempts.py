@@ -44,6 +44,9 @@ SEND_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minu
 OPEN = (Attempt.Outcome.SCHEDULED, Attempt.Outcome.RUNNING)
 # Claimed together: one claim's statements for several attempts rather than for each.
 ATTEMPTS_PER_CLAIM = 10
+# Run by one task at most; a run that reaches it asks for another (retries/tasks.py), so the
+# worker's other queues get their turn between runs.
+ATTEMPTS_PER_RUN = 50
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,9 @@ def attempt_lease() -> timedelta:
     return timedelta(seconds=settings.DLR_ATTEMPT_LEASE_SECONDS)
 
 
-def attempts_run_due(*, now: datetime | None = None, limit: int = 50, deadline: float | None = None) -> int:
+def attempts_run_due(
+    *, now: datetime | None = None, limit: int = ATTEMPTS_PER_RUN, deadline: float | None = None
+) -> int:
     """Claim and run due attempts (or those whose runner died), up to ATTEMPTS_PER_CLAIM per
     claim; stop after `limit`, or when the next send could not finish before `deadline` (a
     time.monotonic() value: by default the task's soft time limit less the pass's margin), and

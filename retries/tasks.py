@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dlrconsole.lib.tasks import kick_taken
-from retries.attempts import attempts_run_due
+from dlrconsole.lib.tasks import kick, kick_taken
+from retries.attempts import ATTEMPTS_PER_RUN, attempts_run_due
 from retries.bodies import message_bodies_erase
 from retries.escalation import RUN_DUE_ATTEMPTS
 from retries.pilots import PASS_INTERVAL_SECONDS, pilot_send_due
@@ -15,7 +15,13 @@ from retries.pilots import PASS_INTERVAL_SECONDS, pilot_send_due
 def run_due_attempts() -> int:
     """Idempotent: it claims only what is due; a lost run's claims are taken over at lease end."""
     kick_taken(RUN_DUE_ATTEMPTS)
-    return attempts_run_due()
+    ran = attempts_run_due(limit=ATTEMPTS_PER_RUN)
+    if ran >= ATTEMPTS_PER_RUN:
+        # More may be due now: another run, after the tasks already waiting in the broker,
+        # rather than at the next kick or beat tick. At 300 receipts/s the resends due had
+        # waited up to a minute for those (bench/decision_latency.py, 2026-12-07).
+        kick(RUN_DUE_ATTEMPTS)
+    return ran
 
 
 @shared_task(acks_late=True)

@@ -299,3 +299,26 @@ def test_a_pass_gives_back_the_claims_it_could_not_run(otp, gateway):
     assert not gateway.sends
     assert list(Attempt.objects.values_list("outcome", "tries", "due_at")) == [("scheduled", 0, later)] * 2
     assert run_later() == 2  # the next pass runs them
+
+
+def test_a_run_that_reaches_its_limit_asks_for_another_and_the_last_run_does_not(
+    otp, gateway, redis_client, monkeypatch
+):
+    # The other resends due would otherwise wait for the next kick or beat tick.
+    from retries import tasks
+
+    monkeypatch.setattr(tasks, "ATTEMPTS_PER_RUN", 2)
+    for message in [otp, *(MessageFactory(connection=otp.connection, body="code") for _ in range(2))]:
+        fail(message)
+    Attempt.objects.update(due_at=timezone.now())
+    assert tasks.run_due_attempts() == 2
+    assert queued_sends(redis_client) == ["retries.tasks.run_due_attempts"]
+    assert tasks.run_due_attempts() == 1
+    assert queued_sends(redis_client) == ["retries.tasks.run_due_attempts"]  # nothing more asked
+    assert len(gateway.sends) == 3
+
+
+def queued_sends(redis_client) -> list[str]:
+    from dlrconsole.queues import SENDS, queue_name
+
+    return [json.loads(raw)["headers"]["task"] for raw in redis_client.lrange(queue_name(SENDS), 0, -1)]
