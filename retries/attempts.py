@@ -154,9 +154,10 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None, deadline: f
     claim is released and False returned."""
     clock = now
     now = now or timezone.now()
-    attempt = Attempt.objects.select_related("decision__message", "chain_root", "connection", "channel", "step").get(
-        pk=attempt_id
-    )
+    # The connection's send configuration comes in the same query (a resend reads it to plan).
+    attempt = Attempt.objects.select_related(
+        "decision__message", "chain_root", "connection__sender", "channel", "step"
+    ).get(pk=attempt_id)
     if attempt.outcome != Attempt.Outcome.RUNNING:
         return True
     if chain_delivered(attempt.chain_root):
