@@ -631,9 +631,8 @@ def analyse(data: Collected, n: int) -> Analysis:
             checks["decisions_of_another_action"] += 1
     checks["product_requests"] = sum(len(v) for v in product.values())
     checks["product_bad_signatures"] = sum(1 for v in product.values() for r in v if not r["signature_ok"])
-    checks["product_requests_for_unknown_events"] = sum(
-        len(v) for k, v in product.items() if k not in {e[7] for e in data.events}
-    )
+    known_events = {e[7] for e in data.events}  # built once: inside the sum it was built per key
+    checks["product_requests_for_unknown_events"] = sum(len(v) for k, v in product.items() if k not in known_events)
     known_keys = {a[2] for a in data.attempts}
     checks["gateway_calls_for_unknown_keys"] = sum(len(v) for k, v in gateway.items() if k not in known_keys)
     decided = sorted(row[6] for row in data.receipts if row[6] is not None)
