@@ -7,7 +7,8 @@ Receipts knows nothing of what its consumers do: an app above subscribes with
 healthchecks keeps its `Flip` records beside `Check` and lets the alerting side read them.
 
 An event's life: created with `dispatched_at` stamped (it is handed to the publisher as the
-transaction commits) → processed once (`processed_at`). A publish that fails clears the stamp;
+transaction commits; the publisher publishes a task unless one already waits in the broker,
+which will claim it) → processed once (`processed_at`). A publish that fails clears the stamp;
 the sweeper publishes again what has no stamp, and what was stamped long ago and is still not
 processed (the process died between commit and publish, or the broker lost it). Stamping
 optimistically spares the hot path a second write per event. Tasks are idempotent: an event

@@ -2,8 +2,9 @@
 
 A webhook must answer fast and must never wait on the broker (Telnyx wants a 2xx within 2 s;
 a dead Redis must not hang a request). So the request only hands committed outbox ids to this
-publisher and returns. One thread per process drains the hand-off queue and publishes one task
-per batch: under load many events share one broker round trip. A batch that cannot be published
+publisher and returns. One thread per process drains the hand-off queue and hands each batch
+over (receipts/outbox.py: one task, or none while a task already waits in the broker, as that
+task takes every event committed before it starts). A batch that cannot be published
 is marked undispatched in the database, where the sweeper (`outbox_redispatch`) finds it.
 Each id travels with the request id of the webhook that committed it, so that the task's log
 lines about that event carry it (a batch holds many requests' events).
