@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from receipts.errors import describe_reason, provider_disagrees
 from receipts.models import Conversion, Message, Receipt
 from receipts.phones import mask_number_in
+from receipts.statuses import Status
 
 
 def chain_messages(root_id: int) -> QuerySet[Message]:
@@ -24,6 +25,12 @@ def chain_messages(root_id: int) -> QuerySet[Message]:
     and seconds at 10^8 (bench/decision_latency.py, 2026-12-07).
     """
     return Message.objects.filter(Q(pk=root_id) | Q(chain_root_id=root_id))
+
+
+def chain_delivered(root: Message) -> bool:
+    """Whether the chain's original or any of its resends was delivered. The statuses are
+    compared here, not in the query: see chain_messages."""
+    return Status.DELIVERED in chain_messages(root.pk).values_list("status", flat=True)
 
 
 def message_list() -> QuerySet[Message]:

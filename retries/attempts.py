@@ -30,9 +30,10 @@ from django.utils import timezone
 from dlrconsole.lib import outbound
 from dlrconsole.lib.failures import failure_summary
 from receipts import store
+from receipts.selectors import chain_delivered
 from retries.actions.base import NotSendable
 from retries.actions.registry import get_action
-from retries.escalation import Trigger, chain_delivered, escalate
+from retries.escalation import Trigger, escalate
 from retries.models import Attempt, Decision
 from retries.notifications import notify_attempt_failed
 from retries.rule_cache import rule_cache

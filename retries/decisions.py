@@ -19,10 +19,10 @@ from dlrconsole.lib.deferred_inserts import DeferredInserts, deferring
 from dlrconsole.lib.request_id import current_request_id, request_id_bound
 from receipts import store
 from receipts.models import Message, OutboxEvent
-from receipts.selectors import chain_messages
+from receipts.selectors import chain_delivered, chain_messages
 from receipts.statuses import NO_RECEIPT, Status
 from retries.actions.registry import get_action
-from retries.escalation import RUN_DUE_ATTEMPTS, Trigger, attempts_made, chain_delivered, escalate
+from retries.escalation import RUN_DUE_ATTEMPTS, Trigger, attempts_made, escalate
 from retries.models import Attempt, Decision, Rule
 from retries.rule_cache import rule_cache
 

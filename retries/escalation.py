@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from dlrconsole.lib.deferred_inserts import deferred_inserts, insert
 from dlrconsole.lib.tasks import kick
 from receipts.models import Message, OutboxEvent
-from receipts.selectors import chain_messages
+from receipts.selectors import chain_delivered, chain_messages
 from receipts.statuses import Status
 from retries.actions.base import Action
 from retries.actions.registry import get_action
@@ -254,8 +254,3 @@ def _schedule(
 def attempts_made(root: Message) -> int:
     """Attempts the chain has used, by any rule or person (cancelled ones gave nothing)."""
     return Attempt.objects.filter(chain_root=root).exclude(outcome=Attempt.Outcome.CANCELLED).count()
-
-
-def chain_delivered(root: Message) -> bool:
-    # The statuses are compared here, not in the query: see chain_messages.
-    return Status.DELIVERED in chain_messages(root.pk).values_list("status", flat=True)

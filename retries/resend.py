@@ -19,9 +19,9 @@ from receipts import store
 from receipts.errors import describe_reason
 from receipts.models import Message
 from receipts.reasons import RetryAdvice
+from receipts.selectors import chain_delivered
 from retries.actions.retry_same import RetrySame
 from retries.decisions import RUN_DUE_ATTEMPTS, attempts_made
-from retries.escalation import chain_delivered
 from retries.models import Attempt, ConnectionSender, Decision
 from retries.notifications import notify_retry_scheduled
 

@@ -10,9 +10,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from receipts.models import Message
-from receipts.selectors import TimelineEntry, chain_messages
+from receipts.selectors import TimelineEntry, chain_delivered, chain_messages
 from retries.actions.registry import get_action
-from retries.escalation import chain_delivered
 from retries.models import Attempt, Decision, Rule, Step
 
 Outcome = Attempt.Outcome

@@ -11,9 +11,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from receipts.models import Message
-from receipts.selectors import chain_messages
+from receipts.selectors import chain_delivered, chain_messages
 from receipts.statuses import Status
-from retries.escalation import chain_delivered
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
