@@ -169,3 +169,24 @@ def test_redispatch_publishes_never_published_and_lost_events_only(redis_client)
     lost.refresh_from_db()
     assert (lost.dispatched_at, lost.dispatch_count) == (now, 2)
     assert outbox_redispatch(now=now) == 0
+
+
+def test_a_short_claim_ends_the_task_rather_than_polling_for_arrivals(settings, redis_client, monkeypatch):
+    # Events that come later get a hand-over of their own; a task that went on while claims
+    # found anything at all kept claiming a handful at a time.
+    from receipts import outbox
+
+    settings.DLR_OUTBOX_CLAIM_BATCH = 3
+    claims, one_claim = [], outbox.outbox_process_batch
+
+    def claim_then_an_arrival(*args, **kwargs) -> int:
+        claims.append(one_claim(*args, **kwargs))
+        published_event()
+        return claims[-1]
+
+    published_event()
+    published_event()
+    monkeypatch.setattr(outbox, "outbox_process_batch", claim_then_an_arrival)
+    assert outbox_drain([], seconds=30) == 2
+    assert claims == [2]
+    assert queued_batches(redis_client) == []  # not handed on: the arrival's own hand-over will
