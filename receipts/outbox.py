@@ -193,7 +193,7 @@ def outbox_process_batch(
 
 
 def outbox_drain(
-    event_ids: Sequence[int], *, request_ids: Mapping[str, object] | None = None, seconds: float = DRAIN_SECONDS
+    event_ids: Sequence[int], *, request_ids: Mapping[str, object] | None = None, seconds: float | None = None
 ) -> int:
     """The task's way: the events named, each claim topped up with the backlog, then the backlog
     in full claims until one comes back short or `seconds` have gone by; how many were
@@ -205,6 +205,7 @@ def outbox_drain(
     the outbox: at 150 receipts/s each claim found a handful, and the worker spent twice the
     CPU per event it spends at 300/s (bench/decision_latency.py, 2026-12-07)."""
     full = settings.DLR_OUTBOX_CLAIM_BATCH
+    seconds = DRAIN_SECONDS if seconds is None else seconds
     started = time.monotonic()
     done = last = outbox_process_batch(event_ids, request_ids=request_ids, fill=True)
     while last >= full and time.monotonic() - started < seconds:

@@ -71,30 +71,34 @@ def attempts_run_due(
     after its delay, failed after the last) and the pass moves on. A pass stopped anyway (the
     soft time limit, a worker shutting down) records the send in flight as timed out."""
     deadline = outbound.pass_deadline() if deadline is None else deadline
+    # One connection to a provider's send API for the whole pass, not one per resend.
+    with outbound.reusing_connections():
+        return _run_claims(now=now, limit=limit, deadline=deadline)
+
+
+def _run_claims(*, now: datetime | None, limit: int, deadline: float) -> int:
     per_claim = ATTEMPTS_PER_CLAIM if settings.DLR_ATTEMPT_LEASE_SECONDS >= settings.CELERY_TASK_TIME_LIMIT else 1
     ran = 0
     claimed: list[int] = []
     try:
-        # One connection to a provider's send API for the whole pass, not one per resend.
-        with outbound.reusing_connections():
-            while ran < limit and outbound.remaining(deadline) > 0:
-                claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
-                if not claimed:
-                    break
-                while claimed:
-                    attempt_id = claimed[0]
-                    try:
-                        if not _execute_isolated(attempt_id, now=now, deadline=deadline):
-                            return ran  # released, as the rest are below
-                    except BaseException:
-                        claimed.pop(0)
-                        _record_safely(attempt_id, "timed out: the attempt runner was stopped", now=now)
-                        raise
+        while ran < limit and outbound.remaining(deadline) > 0:
+            claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
+            if not claimed:
+                break
+            while claimed:
+                attempt_id = claimed[0]
+                try:
+                    if not _execute_isolated(attempt_id, now=now, deadline=deadline):
+                        return ran  # released, as the rest are below
+                except BaseException:
                     claimed.pop(0)
-                    ran += 1
-                    if outbound.remaining(deadline) <= 0:
-                        return ran
-            return ran
+                    _record_safely(attempt_id, "timed out: the attempt runner was stopped", now=now)
+                    raise
+                claimed.pop(0)
+                ran += 1
+                if outbound.remaining(deadline) <= 0:
+                    return ran
+        return ran
     finally:
         if claimed:
             _release_unrun(claimed, now=now or timezone.now())

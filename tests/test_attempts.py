@@ -14,6 +14,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from dlrconsole.queues import SENDS, queue_name
 from dlrconsole.timeline import message_timeline
 from receipts.models import Message, OutboxEvent
 from receipts.outbox import outbox_process
@@ -24,6 +25,7 @@ from retries.feed.models import FeedEvent
 from retries.models import Attempt, ConnectionSender, Decision, FallbackChannel
 from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 from tests.send_api import FakeGateway
+from tests.worker import queued_task_names
 
 # The shipped rules, as migrations install them: a transactional test run before in the same
 # process (another file, under xdist) flushes them away.
@@ -312,13 +314,8 @@ def test_a_run_that_reaches_its_limit_asks_for_another_and_the_last_run_does_not
         fail(message)
     Attempt.objects.update(due_at=timezone.now())
     assert tasks.run_due_attempts() == 2
-    assert queued_sends(redis_client) == ["retries.tasks.run_due_attempts"]
+    sends = [queue_name(SENDS)]
+    assert queued_task_names(redis_client, sends) == ["retries.tasks.run_due_attempts"]
     assert tasks.run_due_attempts() == 1
-    assert queued_sends(redis_client) == ["retries.tasks.run_due_attempts"]  # nothing more asked
+    assert queued_task_names(redis_client, sends) == ["retries.tasks.run_due_attempts"]  # nothing more asked
     assert len(gateway.sends) == 3
-
-
-def queued_sends(redis_client) -> list[str]:
-    from dlrconsole.queues import SENDS, queue_name
-
-    return [json.loads(raw)["headers"]["task"] for raw in redis_client.lrange(queue_name(SENDS), 0, -1)]

@@ -3,11 +3,9 @@ once per event; the feed deliverer claims again while its claims come back full.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from dlrconsole.lib.tasks import kick
@@ -18,13 +16,9 @@ from retries.feed.services import DELIVER_FEED, feed_deliver_due, feed_publish
 from retries.feed.tasks import deliver_feed
 from retries.models import Step
 from tests.factories import GENERIC_SECRET, MessageFactory
+from tests.worker import queued_task_names
 
 pytestmark = pytest.mark.django_db
-QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]
-
-
-def queued_task_names(redis_client) -> list[str]:
-    return [json.loads(raw)["headers"]["task"] for queue in QUEUES for raw in redis_client.lrange(queue, 0, -1)]
 
 
 @pytest.mark.django_db(transaction=True)  # each event's transaction commits, as in a worker

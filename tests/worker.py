@@ -3,6 +3,7 @@ writing to the test database."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -194,3 +195,10 @@ def hanging_broker() -> Iterator[str]:
         for connection in held:
             connection.close()
         listener.close()
+
+
+def queued_task_names(redis_client: redis.Redis, queues: list[str] | None = None) -> list[str]:
+    """The names of the tasks waiting in the real Redis queues (all the settings declare, or
+    `queues`), queue by queue."""
+    names = queues if queues is not None else [queue.name for queue in settings.CELERY_TASK_QUEUES]
+    return [json.loads(raw)["headers"]["task"] for name in names for raw in redis_client.lrange(name, 0, -1)]
