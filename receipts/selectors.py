@@ -3,6 +3,7 @@ registration and receipts; dlrconsole/timeline.py merges in what the apps above 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -28,9 +29,22 @@ def chain_messages(root_id: int) -> QuerySet[Message]:
 
 
 def chain_delivered(root: Message) -> bool:
-    """Whether the chain's original or any of its resends was delivered. The statuses are
-    compared here, not in the query: see chain_messages."""
-    return Status.DELIVERED in chain_messages(root.pk).values_list("status", flat=True)
+    """Whether the chain's original or any of its resends was delivered."""
+    return root.pk in delivered_chains([root.pk])
+
+
+def delivered_chains(root_ids: Collection[int]) -> set[int]:
+    """Of these chains (by their original's id), those whose original or any resend was
+    delivered: one query however many. The statuses are compared here, not in the query: see
+    chain_messages."""
+    if not root_ids:
+        return set()
+    rows = Message.objects.filter(Q(pk__in=root_ids) | Q(chain_root_id__in=root_ids))
+    delivered: set[int] = set()
+    for pk, chain_root_id, status in rows.values_list("pk", "chain_root_id", "status"):
+        if status == Status.DELIVERED:
+            delivered.update(root for root in (pk, chain_root_id) if root in root_ids)
+    return delivered
 
 
 def message_list() -> QuerySet[Message]:

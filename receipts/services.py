@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,45 +39,82 @@ def message_register(registration: MessageRegistration) -> tuple[Message, bool]:
     """Register a submitted message, idempotently; apply receipts that arrived before it.
 
     Returns (message, created). Registering the same message again returns it unchanged;
-    registering its id with another recipient, flow or reference is a conflict.
+    registering its id with another recipient, flow or reference is a conflict (raised).
     """
-    r = registration
-    listed = prices.listed_price(connection_id=r.connection.pk, country=r.recipient.country)
-    # Nested in a caller's transaction this is a savepoint: a conflict leaves the caller's
-    # transaction usable (a resend records its send all the same, retries/actions/resending.py).
-    with transaction.atomic():
-        store.lock_message_identity(r.connection.pk, r.provider_message_id)
-        message, created = store.message_get_or_create(
-            connection=r.connection,
-            provider_message_id=r.provider_message_id,
-            defaults={
-                "recipient": r.recipient.e164,
-                "country": r.recipient.country,
-                "flow": r.flow,
-                "client_reference": r.client_reference,
-                "submitted_at": r.submitted_at or timezone.now(),
-                "body": r.body,
-                "fallback_email": r.fallback_email,
-                "chain_root": r.chain_root,
-                # A resend belongs to its original's launch, which was judged at registration.
-                "flow_not_live": r.chain_root is None and flow_not_live(r.flow),
-                # Until a receipt says what the provider charged.
-                "cost": listed.price if listed else None,
-                "currency": listed.currency if listed else "",
-            },
-        )
-        if created and link_parked_receipts(message):
-            message.refresh_from_db()  # the receipts that came first moved it
-        elif (message.recipient, message.flow, message.client_reference) != (
+    result = messages_register([registration])[0]
+    if isinstance(result, RegistrationConflict):
+        raise result
+    return result
+
+
+def messages_register(
+    registrations: Sequence[MessageRegistration],
+) -> list[tuple[Message, bool] | RegistrationConflict]:
+    """Register several submitted messages at once (a pass's resends), with a constant number
+    of statements: the identity locks, the look-up, one INSERT, the rollup queue, the parked
+    receipts' look-up. Per registration, in order: (message, created) or its conflict.
+
+    A conflict writes nothing and is returned, not raised, so the caller's transaction stays
+    usable without a savepoint (two round trips a registration); the others are registered."""
+    identities = [(r.connection.pk, r.provider_message_id) for r in registrations]
+    listed = {
+        (connection_id, country): prices.listed_price(connection_id=connection_id, country=country)
+        for connection_id, country in {(r.connection.pk, r.recipient.country) for r in registrations}
+    }
+    with transaction.atomic(savepoint=False):
+        store.lock_message_identities(identities)
+        found = store.messages_by_identity(identities)
+        new: dict[tuple[int, str], Message] = {}
+        for identity, r in zip(identities, registrations, strict=True):
+            if identity not in found and identity not in new:
+                new[identity] = _new_message(r, listed[(r.connection.pk, r.recipient.country)])
+        created = dict(zip(new, store.messages_create(list(new.values())), strict=True))
+        parked = store.identities_with_parked_receipts(created) if created else set()
+        for identity in parked:
+            if link_parked_receipts(created[identity]):
+                created[identity].refresh_from_db()  # the receipts that came first moved it
+    results: list[tuple[Message, bool] | RegistrationConflict] = []
+    first = set(created)  # the registration that created a message gets `created`; a repeat does not
+    for identity, r in zip(identities, registrations, strict=True):
+        if identity in first:
+            first.discard(identity)
+            results.append((created[identity], True))
+            continue
+        message = found.get(identity) or created[identity]
+        if (message.recipient, message.flow, message.client_reference) != (
             r.recipient.e164,
             r.flow,
             r.client_reference,
         ):
-            raise RegistrationConflict(
-                f"message {r.provider_message_id!r} is already registered on {r.connection.slug!r} "
-                "with a different recipient, flow or client reference"
+            results.append(
+                RegistrationConflict(
+                    f"message {r.provider_message_id!r} is already registered on {r.connection.slug!r} "
+                    "with a different recipient, flow or client reference"
+                )
             )
-    return message, created
+        else:
+            results.append((message, False))
+    return results
+
+
+def _new_message(r: MessageRegistration, listed: prices.Price | None) -> Message:
+    return Message(
+        connection=r.connection,
+        provider_message_id=r.provider_message_id,
+        recipient=r.recipient.e164,
+        country=r.recipient.country,
+        flow=r.flow,
+        client_reference=r.client_reference,
+        submitted_at=r.submitted_at or timezone.now(),
+        body=r.body,
+        fallback_email=r.fallback_email,
+        chain_root=r.chain_root,
+        # A resend belongs to its original's launch, which was judged at registration.
+        flow_not_live=r.chain_root is None and flow_not_live(r.flow),
+        # Until a receipt says what the provider charged.
+        cost=listed.price if listed else None,
+        currency=listed.currency if listed else "",
+    )
 
 
 def connection_create(

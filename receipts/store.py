@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -44,7 +45,7 @@ from django.db.models import F, Q, QuerySet
 
 from dlrconsole.lib.request_id import MAX_LENGTH as REQUEST_ID_MAX_LENGTH
 from dlrconsole.lib.request_id import current_request_id
-from receipts.models import Connection, Message, OutboxEvent, Receipt, RollupPending
+from receipts.models import Message, OutboxEvent, Receipt, RollupPending
 from receipts.statuses import ReceiptOutcome, statuses_below
 
 
@@ -478,11 +479,19 @@ class PostgresBackend:
             row = cursor.fetchone()
         return row[0] if row else None
 
-    def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
+    def lock_message_identities(self, identities: Iterable[tuple[int, str]]) -> None:
         # Without it, a receipt inserted while its message is being registered is invisible to
         # the registration (not committed yet) and finds no message itself: parked forever.
+        # In key order, as every taker of several: two of them wait, never deadlock.
+        keys = sorted({_identity_lock_key(connection_id, pmid) for connection_id, pmid in identities})
         with db.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_identity_lock_key(connection_id, provider_message_id)])
+            if len(keys) == 1:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", keys)
+            elif keys:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
+                    [keys],
+                )
 
     def messages_lock_for_receipts(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
         found = self._lock_found(connection_id, provider_message_ids)
@@ -490,12 +499,7 @@ class PostgresBackend:
         if missing:
             # As a single receipt does after its INSERT: a message registered meanwhile is seen
             # once its registration's identity lock is ours.
-            keys = sorted({_identity_lock_key(connection_id, pmid) for pmid in missing})
-            with db.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
-                    [keys],
-                )
+            self.lock_message_identities((connection_id, pmid) for pmid in missing)
             found |= self._lock_found(connection_id, missing)
         return found
 
@@ -558,7 +562,7 @@ class PortableBackend:
             cursor.execute(f"{_record_sql('%(message_id)s', '%(receipt_id)s')} RETURNING id", params)
             return int(cursor.fetchone()[0])
 
-    def lock_message_identity(self, connection_id: int, provider_message_id: str) -> None:
+    def lock_message_identities(self, identities: Iterable[tuple[int, str]]) -> None:
         pass
 
     def messages_lock_for_receipts(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
@@ -627,7 +631,12 @@ def receipt_set_outcome(*, receipt_id: int, outcome: str) -> None:
 
 def lock_message_identity(connection_id: int, provider_message_id: str) -> None:
     """Serialize registration and parking of one provider message id until commit."""
-    backend.lock_message_identity(connection_id, provider_message_id)
+    backend.lock_message_identities([(connection_id, provider_message_id)])
+
+
+def lock_message_identities(identities: Iterable[tuple[int, str]]) -> None:
+    """lock_message_identity for several (connection id, provider message id) pairs at once."""
+    backend.lock_message_identities(identities)
 
 
 def messages_lock_for_receipts(connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
@@ -655,18 +664,43 @@ def message_lock(message_id: int) -> None:
     Message.objects.select_for_update().filter(pk=message_id).values_list("pk").first()
 
 
-def message_get_or_create(
-    *, connection: Connection, provider_message_id: str, defaults: dict[str, Any]
-) -> tuple[Message, bool]:
-    """The caller holds the identity's lock (lock_message_identity): no other registration of
-    it can insert between the look-up and the insert, so the insert needs no savepoint to
-    recover from losing that race (Django's get_or_create takes one, two round trips)."""
-    message = Message.objects.filter(connection=connection, provider_message_id=provider_message_id).first()
-    if message is not None:
-        return message, False
-    message = Message.objects.create(connection=connection, provider_message_id=provider_message_id, **defaults)
-    rollup_pending([message.pk])
-    return message, True
+def _by_connection(identities: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
+    by_connection: dict[int, set[str]] = defaultdict(set)
+    for connection_id, provider_message_id in identities:
+        by_connection[connection_id].add(provider_message_id)
+    return by_connection
+
+
+def messages_by_identity(identities: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    """The registered messages among (connection id, provider message id) pairs, by pair: one
+    query per connection (message_unique_provider_id)."""
+    return {
+        (message.connection_id, message.provider_message_id): message
+        for connection_id, provider_message_ids in _by_connection(identities).items()
+        for message in Message.objects.filter(connection_id=connection_id, provider_message_id__in=provider_message_ids)
+    }
+
+
+def messages_create(messages: Sequence[Message]) -> list[Message]:
+    """Insert new messages in one statement, queued for the rollups. The caller holds their
+    identity locks (lock_message_identities) and saw none registered: no other registration can
+    insert one meanwhile, so no savepoint is needed to recover from losing that race (Django's
+    get_or_create takes one, two round trips)."""
+    created = Message.objects.bulk_create(messages)
+    rollup_pending([message.pk for message in created])
+    return created
+
+
+def identities_with_parked_receipts(identities: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (connection id, provider message id) pairs have receipts parked for them."""
+    parked: set[tuple[int, str]] = set()
+    for connection_id, provider_message_ids in _by_connection(identities).items():
+        parked.update(
+            Receipt.objects.filter(
+                connection_id=connection_id, provider_message_id__in=provider_message_ids, message__isnull=True
+            ).values_list("connection_id", "provider_message_id")
+        )
+    return parked
 
 
 NOTE_RECEIPT_SQL = (

@@ -13,12 +13,20 @@ key: for them a crash between the provider's acceptance and our commit can resen
 which is why the lease is well above every send timeout, so a slow send is never taken over.
 A result is recorded only by the claim that made it (`tries` matches): a run whose lease was
 taken over records nothing.
+
+Set-based: a pass claims ten attempts at a time, reads them and their chains in two queries,
+and records the claim's successful sends together (the resends registered in one statement per
+table) at the end of the claim, or after RECORD_AFTER_SECONDS. Only sends through a peer that
+drops a repeated idempotency key wait so: a worker killed outright before recording would send
+them again. Twilio's and Vonage's are recorded as each returns, as before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -30,7 +38,8 @@ from django.utils import timezone
 from dlrconsole.lib import outbound
 from dlrconsole.lib.failures import failure_summary
 from receipts import store
-from receipts.selectors import chain_delivered
+from receipts.models import Message
+from receipts.selectors import delivered_chains
 from retries.actions.base import NotSendable
 from retries.actions.registry import get_action
 from retries.escalation import Trigger, escalate
@@ -48,6 +57,15 @@ ATTEMPTS_PER_CLAIM = 10
 # Run by one task at most; a run that reaches it asks for another (retries/tasks.py), so the
 # worker's other queues get their turn between runs.
 ATTEMPTS_PER_RUN = 50
+# What running and recording an attempt read with it (the connection's send configuration
+# included: a resend plans with it).
+RELATED = ("decision__message", "chain_root", "connection__sender", "channel", "step")
+# A claim's attempts and chains are read once; one run later than this after that read (slow
+# sends before it) is read again, so a cancellation or a delivery meanwhile is seen before sending.
+FRESH_SECONDS = 1.0
+# Successful sends are recorded together at the end of each claim, or once the first waiting
+# has waited this long; those through a sender whose peer would not drop a second send, at once.
+RECORD_AFTER_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +98,17 @@ def _run_claims(*, now: datetime | None, limit: int, deadline: float) -> int:
     per_claim = ATTEMPTS_PER_CLAIM if settings.DLR_ATTEMPT_LEASE_SECONDS >= settings.CELERY_TASK_TIME_LIMIT else 1
     ran = 0
     claimed: list[int] = []
+    unrecorded = _Unrecorded()
     try:
         while ran < limit and outbound.remaining(deadline) > 0:
             claimed = _claim_due(now or timezone.now(), min(per_claim, limit - ran))
             if not claimed:
                 break
+            claim = _Claim(claimed)
             while claimed:
                 attempt_id = claimed[0]
                 try:
-                    if not _execute_isolated(attempt_id, now=now, deadline=deadline):
+                    if not _execute_isolated(claim, attempt_id, now=now, deadline=deadline, unrecorded=unrecorded):
                         return ran  # released, as the rest are below
                 except BaseException:
                     claimed.pop(0)
@@ -96,12 +116,18 @@ def _run_claims(*, now: datetime | None, limit: int, deadline: float) -> int:
                     raise
                 claimed.pop(0)
                 ran += 1
+                if unrecorded.due():
+                    unrecorded.record()
                 if outbound.remaining(deadline) <= 0:
                     return ran
+            unrecorded.record()
         return ran
     finally:
-        if claimed:
-            _release_unrun(claimed, now=now or timezone.now())
+        try:
+            unrecorded.record()
+        finally:
+            if claimed:
+                _release_unrun(claimed, now=now or timezone.now())
 
 
 def _release_unrun(attempt_ids: list[int], *, now: datetime) -> None:
@@ -112,10 +138,12 @@ def _release_unrun(attempt_ids: list[int], *, now: datetime) -> None:
     )
 
 
-def _execute_isolated(attempt_id: int, *, now: datetime | None, deadline: float) -> bool:
+def _execute_isolated(
+    claim: _Claim, attempt_id: int, *, now: datetime | None, deadline: float, unrecorded: _Unrecorded
+) -> bool:
     """Run one claimed attempt; False if it was released because its send could not finish in time."""
     try:
-        return attempt_execute(attempt_id, now=now, deadline=deadline)
+        return _execute(claim, attempt_id, now=now, deadline=deadline, unrecorded=unrecorded)
     except SoftTimeLimitExceeded:
         raise  # the pass ran out of time, not this attempt (attempts_run_due records it)
     except Exception as exc:
@@ -152,20 +180,84 @@ def _claim_due(now: datetime, limit: int) -> list[int]:
     return ids
 
 
+class _Claim:
+    """A claim's attempts and which of their chains were delivered: two queries for the claim,
+    not two for each of its attempts."""
+
+    def __init__(self, attempt_ids: list[int]) -> None:
+        self.attempts: dict[int, Attempt] = {}
+        self.delivered: set[int] = set()
+        self.read_at: dict[int, float] = {}
+        self._read(attempt_ids)
+
+    def _read(self, attempt_ids: list[int]) -> None:
+        attempts = Attempt.objects.select_related(*RELATED).in_bulk(attempt_ids)
+        roots = {attempt.chain_root_id for attempt in attempts.values()}
+        self.attempts.update(attempts)
+        self.delivered = (self.delivered - roots) | delivered_chains(roots)
+        self.read_at.update(dict.fromkeys(attempt_ids, time.monotonic()))
+
+    def take(self, attempt_id: int) -> tuple[Attempt | None, bool]:
+        """The attempt (None if it is gone) and whether its chain was delivered."""
+        if time.monotonic() - self.read_at.get(attempt_id, 0.0) > FRESH_SECONDS:
+            self._read([attempt_id])
+        attempt = self.attempts.get(attempt_id)
+        return attempt, attempt is not None and attempt.chain_root_id in self.delivered
+
+
+@dataclass(frozen=True)
+class _Sent:
+    attempt: Attempt
+    result: SendResult
+    at: datetime  # when its result arrived (or the pass's clock)
+    deduplicated: bool  # the peer drops a second send with the attempt's idempotency key
+
+
+class _Unrecorded:
+    """Successful sends waiting to be recorded together. Until they are, a worker killed
+    outright would send them again after their lease, with the same idempotency key: only a
+    peer that drops such a copy waits here for long (Sender.deduplicates)."""
+
+    def __init__(self) -> None:
+        self.sends: list[_Sent] = []
+        self.since = 0.0
+
+    def add(self, sent: _Sent) -> None:
+        if not self.sends:
+            self.since = time.monotonic()
+        self.sends.append(sent)
+
+    def due(self) -> bool:
+        return bool(self.sends) and (
+            not all(sent.deduplicated for sent in self.sends) or time.monotonic() - self.since >= RECORD_AFTER_SECONDS
+        )
+
+    def record(self) -> None:
+        sends, self.sends = self.sends, []
+        _record_sent(sends)
+
+
 def attempt_execute(attempt_id: int, *, now: datetime | None = None, deadline: float | None = None) -> bool:
     """Run one claimed attempt and record what happened. `now` fixes the clock (tests); by
     default a result is stamped when it arrives, not when the attempt was claimed. With a
     `deadline` (time.monotonic()), a send that could not finish by then is not started: the
     claim is released and False returned."""
+    unrecorded = _Unrecorded()
+    try:
+        return _execute(_Claim([attempt_id]), attempt_id, now=now, deadline=deadline, unrecorded=unrecorded)
+    finally:
+        unrecorded.record()
+
+
+def _execute(
+    claim: _Claim, attempt_id: int, *, now: datetime | None, deadline: float | None, unrecorded: _Unrecorded
+) -> bool:
     clock = now
     now = now or timezone.now()
-    # The connection's send configuration comes in the same query (a resend reads it to plan).
-    attempt = Attempt.objects.select_related(
-        "decision__message", "chain_root", "connection__sender", "channel", "step"
-    ).get(pk=attempt_id)
-    if attempt.outcome != Attempt.Outcome.RUNNING:
+    attempt, chain_delivered = claim.take(attempt_id)
+    if attempt is None or attempt.outcome != Attempt.Outcome.RUNNING:
         return True
-    if chain_delivered(attempt.chain_root):
+    if chain_delivered:
         _finish(attempt, Attempt.Outcome.CANCELLED, "the chain was delivered meanwhile", now=now)
         return True
     if attempt.deadline_at is not None and now > attempt.deadline_at:
@@ -193,7 +285,7 @@ def attempt_execute(attempt_id: int, *, now: datetime | None = None, deadline: f
     except SendError as exc:
         _after_send_error(attempt, exc, duration=time.monotonic() - started, now=clock or timezone.now())
         return True
-    _succeeded(attempt, result, now=clock or timezone.now())
+    unrecorded.add(_Sent(attempt, result, clock or timezone.now(), plan.sender.deduplicates))
     return True
 
 
@@ -224,26 +316,57 @@ def _after_send_error(attempt: Attempt, error: SendError, *, duration: float, no
         )
 
 
-def _succeeded(attempt: Attempt, result: SendResult, *, now: datetime) -> None:
-    with transaction.atomic():
-        store.message_lock(attempt.chain_root_id)  # the chain first, as deciding does
-        if not _still_mine(attempt):
+def _record_sent(sends: list[_Sent]) -> None:
+    """Record successful sends in one transaction; if that fails, each in one of its own, so a
+    send that cannot be recorded holds up none of the others."""
+    if not sends:
+        return
+    try:
+        with transaction.atomic():
+            _record_sent_together(sends)
+        return
+    except SoftTimeLimitExceeded:
+        raise  # left to their lease: sent again with the same idempotency key
+    except Exception as exc:
+        if len(sends) == 1:
+            logger.exception("attempt %s raised; recorded as a temporary failure", sends[0].attempt.pk)
+            _record_safely(sends[0].attempt.pk, f"internal error: {failure_summary(exc)}", now=sends[0].at)
             return
-        detail, resend = get_action(attempt.action).sent(attempt, result, now=now)
-        Attempt.objects.filter(pk=attempt.pk).update(
-            outcome=Attempt.Outcome.SUCCEEDED,
-            resend=resend,
-            detail=detail[:255],
-            response_summary=result.response_summary[:255],
-            duration_ms=int(result.duration * 1000),
-            finished_at=now,
-        )
+        logger.exception("%d sends could not be recorded together; recording each alone", len(sends))
+    for sent in sends:
+        _record_sent([sent])
+
+
+def _record_sent_together(sends: list[_Sent]) -> None:
+    store.messages_lock(sorted({sent.attempt.chain_root_id for sent in sends}))  # the chains first, as deciding does
+    mine = _still_mine_all([sent.attempt for sent in sends])
+    sends = [sent for sent in sends if sent.attempt.pk in mine]
+    by_action: dict[str, list[_Sent]] = defaultdict(list)
+    for sent in sends:
+        by_action[sent.attempt.action].append(sent)
+    outcomes: dict[int, tuple[str, Message | None]] = {}
+    for action, group in by_action.items():
+        meant = get_action(action).sent_together([(sent.attempt, sent.result, sent.at) for sent in group])
+        outcomes |= zip((sent.attempt.pk for sent in group), meant, strict=True)
+    for sent in sends:
+        attempt, (detail, attempt.resend) = sent.attempt, outcomes[sent.attempt.pk]
+        attempt.outcome = Attempt.Outcome.SUCCEEDED
+        attempt.detail = detail[:255]
+        attempt.response_summary = sent.result.response_summary[:255]
+        attempt.duration_ms = int(sent.result.duration * 1000)
+        attempt.finished_at = sent.at
+    Attempt.objects.bulk_update([sent.attempt for sent in sends], RECORDED_FIELDS)
+    for sent in sends:
+        attempt = sent.attempt
         if attempt.channel_id is not None:
             store.message_note_fallback(attempt.chain_root_id)
-        if resend is None:
+        if attempt.resend is None:
             # Nothing sent will report back (a fallback channel has no receipts): the escalation
             # moves on now rather than on a receipt.
-            _escalate_after(attempt, now=now, failed=False)
+            _escalate_after(attempt, now=sent.at, failed=False)
+
+
+RECORDED_FIELDS = ("outcome", "resend", "detail", "response_summary", "duration_ms", "finished_at")
 
 
 def _fail(attempt: Attempt, why: str, *, now: datetime, duration: float | None = None) -> None:
@@ -297,5 +420,13 @@ def _escalate_after(attempt: Attempt, *, now: datetime, failed: bool) -> None:
 
 def _still_mine(attempt: Attempt) -> bool:
     """Lock the row; True if this run's claim still holds it (no other run took it over)."""
-    current = Attempt.objects.select_for_update().filter(pk=attempt.pk).values_list("outcome", "tries").first()
-    return current == (Attempt.Outcome.RUNNING, attempt.tries)
+    return attempt.pk in _still_mine_all([attempt])
+
+
+def _still_mine_all(attempts: list[Attempt]) -> set[int]:
+    """Lock the rows (in id order); the ids of those whose claim this run still holds."""
+    tries = {attempt.pk: attempt.tries for attempt in attempts}
+    current = (
+        Attempt.objects.select_for_update().filter(pk__in=tries).order_by("pk").values_list("pk", "outcome", "tries")
+    )
+    return {pk for pk, outcome, made in current if outcome == Attempt.Outcome.RUNNING and made == tries[pk]}

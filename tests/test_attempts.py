@@ -319,3 +319,99 @@ def test_a_run_that_reaches_its_limit_asks_for_another_and_the_last_run_does_not
     assert tasks.run_due_attempts() == 1
     assert queued_task_names(redis_client, sends) == ["retries.tasks.run_due_attempts"]  # nothing more asked
     assert len(gateway.sends) == 3
+
+
+def recordings(queries: CaptureQueriesContext) -> int:
+    """Statements that record attempts as succeeded (one per batch of sends recorded together)."""
+    return sum(
+        q["sql"].startswith('UPDATE "retries_attempt" SET "outcome" = ') and "CASE WHEN" in q["sql"]
+        for q in queries.captured_queries
+    )
+
+
+def test_a_claims_resends_are_recorded_together_in_the_statements_of_one(otp, gateway):
+    def pass_of(count: int) -> int:
+        for _ in range(count):
+            fail(MessageFactory(connection=otp.connection, body="Your code is 654321"))
+        with CaptureQueriesContext(db_connection) as queries:
+            assert run_later() == count
+        assert recordings(queries) == 1
+        return len(queries.captured_queries)
+
+    assert pass_of(8) == pass_of(2)
+    resends = Attempt.objects.values_list("resend__chain_root", "decision__message", "outcome")
+    assert all(root == message and outcome == "succeeded" for root, message, outcome in resends)
+    assert Message.objects.filter(chain_root__isnull=False).count() == len(gateway.sends) == 10
+
+
+def test_sends_through_a_peer_that_keeps_no_idempotency_keys_are_recorded_one_by_one(otp, gateway, monkeypatch):
+    # A worker killed before recording would send those again, and such a peer sends twice.
+    from retries.senders.generic_http import GenericHttpSender
+
+    monkeypatch.setattr(GenericHttpSender, "deduplicates", False)
+    for message in [otp, *(MessageFactory(connection=otp.connection, body="code") for _ in range(2))]:
+        fail(message)
+    with CaptureQueriesContext(db_connection) as queries:
+        assert run_later() == 3
+    assert recordings(queries) == 3
+    assert set(Attempt.objects.values_list("outcome", flat=True)) == {"succeeded"}
+
+
+def test_a_send_that_cannot_be_recorded_holds_up_none_of_the_others(otp, gateway, monkeypatch):
+    from retries.actions.retry_same import RetrySame
+
+    other = MessageFactory(connection=otp.connection, body="Your code is 654321")
+    real = RetrySame.sent_together
+
+    def breaks_on_otp(self, sends):
+        if any(attempt.chain_root_id == otp.pk for attempt, _result, _at in sends):
+            raise RuntimeError("cannot record this one")
+        return real(self, sends)
+
+    monkeypatch.setattr(RetrySame, "sent_together", breaks_on_otp)
+    fail(otp)
+    fail(other)
+    assert run_later() == 2
+
+    broken, fine = Attempt.objects.get(chain_root=otp), Attempt.objects.get(chain_root=other)
+    assert (fine.outcome, fine.resend.chain_root) == ("succeeded", other)
+    assert broken.outcome == "scheduled"
+    assert broken.detail.startswith("temporary: internal error: RuntimeError")
+    assert broken.resend is None  # sent again after its delay, with the same idempotency key
+
+
+def test_a_resend_whose_id_is_another_messages_is_recorded_and_the_others_join_their_chains(otp, gateway):
+    other = MessageFactory(connection=otp.connection, body="Your code is 654321")
+    MessageFactory(connection=otp.connection, provider_message_id="gw-2", recipient="+447700900999")
+    fail(otp)
+    fail(other)
+    assert run_later() == 2
+    first, second = Attempt.objects.get(chain_root=otp, number=1), Attempt.objects.get(chain_root=other, number=1)
+    assert (first.outcome, first.resend.provider_message_id) == ("succeeded", "gw-1")
+    assert (second.outcome, second.resend) == ("succeeded", None)
+    assert second.detail == "sent as gw-2, an id already registered for another message"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chain_delivered_while_its_claim_waits_is_seen_once_the_claim_is_old(otp, gateway, monkeypatch):
+    from django.db import connection
+
+    from retries import attempts
+
+    other = MessageFactory(connection=otp.connection, body="Your code is 654321")
+    fail(otp)
+    fail(other)
+
+    def other_is_delivered_meanwhile() -> None:
+        Message.objects.filter(pk=other.pk).update(status=Status.DELIVERED)
+        connection.close()  # the gateway's thread: its own connection
+
+    gateway.on_send = other_is_delivered_meanwhile
+    monkeypatch.setattr(attempts, "FRESH_SECONDS", 0.0)  # as if the first send had been slow
+    assert run_later() == 2
+    assert Attempt.objects.get(chain_root=otp).outcome == "succeeded"
+    assert (Attempt.objects.get(chain_root=other).outcome, Attempt.objects.get(chain_root=other).detail) == (
+        "cancelled",
+        "the chain was delivered meanwhile",
+    )
+    assert len(gateway.sends) == 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 
 from receipts.models import Message
-from receipts.selectors import chain_delivered, chain_messages
+from receipts.selectors import chain_delivered, chain_messages, delivered_chains
 from receipts.statuses import Status
 from tests.factories import MessageFactory
 
@@ -59,3 +60,26 @@ def test_a_chain_is_delivered_when_its_root_or_any_resend_is(stale_root: Message
     other = MessageFactory(status=Status.DELIVERED)
     assert not chain_delivered(MessageFactory(status=Status.QUEUED))
     assert chain_delivered(other)
+
+
+def test_several_chains_are_read_in_one_query_through_the_same_two_indexes(stale_root: Message) -> None:
+    other = MessageFactory(status=Status.QUEUED)
+    query = Message.objects.filter(Q(pk__in=[stale_root.pk, other.pk]) | Q(chain_root_id__in=[stale_root.pk, other.pk]))
+    plan = _plan(query.values_list("pk", "chain_root_id", "status"))
+    assert "message_status_submitted_idx" not in plan
+    assert "receipts_message_pkey" in plan
+    assert "receipts_message_chain_root_id" in plan
+
+
+def test_of_several_chains_those_delivered_by_their_root_or_a_resend_are_named(stale_root: Message) -> None:
+    delivered_root = MessageFactory(status=Status.DELIVERED)
+    resent = MessageFactory(status=Status.UNDELIVERED)
+    MessageFactory(chain_root=resent, connection=resent.connection, status=Status.DELIVERED)
+    still_failed = MessageFactory(status=Status.UNDELIVERED)
+    MessageFactory(chain_root=still_failed, connection=still_failed.connection, status=Status.UNDELIVERED)
+
+    roots = [stale_root.pk, delivered_root.pk, resent.pk, still_failed.pk]
+    with CaptureQueriesContext(connection) as queries:
+        assert delivered_chains(roots) == {delivered_root.pk, resent.pk}
+    assert len(queries.captured_queries) == 1
+    assert delivered_chains([]) == set()

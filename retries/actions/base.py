@@ -9,6 +9,7 @@ action says only what is its own. A new action is one module with a subclass, pl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -87,3 +88,8 @@ class Action:
         """What a successful send means, in the transaction recording it: the attempt's detail,
         and the message it created, if any."""
         return "sent", None
+
+    def sent_together(self, sends: Sequence[tuple[Attempt, SendResult, datetime]]) -> list[tuple[str, Message | None]]:
+        """`sent` for several of this action's attempts recorded in one transaction, in order;
+        an action that can write them set-based says so here."""
+        return [self.sent(attempt, result, now=now) for attempt, result, now in sends]

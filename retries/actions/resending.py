@@ -4,6 +4,7 @@ then take the normal path."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
@@ -13,7 +14,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from receipts.models import Message
 from receipts.phones import PhoneNumber
-from receipts.services import MessageRegistration, RegistrationConflict, message_register
+from receipts.services import MessageRegistration, RegistrationConflict, messages_register
 from retries.actions.base import Action, NotSendable, Plan, build_sender
 
 if TYPE_CHECKING:
@@ -46,22 +47,30 @@ class Resend(Action):
         return Plan(build_sender(configured), root.recipient, root.body, configured.sender_id, callback)
 
     def sent(self, attempt: Attempt, result: SendResult, *, now: datetime) -> tuple[str, Message | None]:
-        try:
-            resend = _register_resend(attempt, result, now=now)
-        except RegistrationConflict:
-            # The provider gave an id we know for another message: record the send, but do not
-            # attach that message's receipts to this chain.
-            return f"sent as {result.provider_message_id[:64]}, an id already registered for another message", None
-        return f"resent as message {resend.pk}", resend
+        return self.sent_together([(attempt, result, now)])[0]
+
+    def sent_together(self, sends: Sequence[tuple[Attempt, SendResult, datetime]]) -> list[tuple[str, Message | None]]:
+        # Every resend joins its chain as a new message: registered together, one statement each.
+        registered = messages_register([_resend_registration(attempt, result, now) for attempt, result, now in sends])
+        outcomes: list[tuple[str, Message | None]] = []
+        for (_attempt, result, _now), registration in zip(sends, registered, strict=True):
+            if isinstance(registration, RegistrationConflict):
+                # The provider gave an id we know for another message: record the send, but do
+                # not attach that message's receipts to this chain.
+                outcomes.append(
+                    (f"sent as {result.provider_message_id[:64]}, an id already registered for another message", None)
+                )
+            else:
+                resend, _created = registration
+                outcomes.append((f"resent as message {resend.pk}", resend))
+        return outcomes
 
 
-def _register_resend(attempt: Attempt, result: SendResult, *, now: datetime) -> Message:
+def _resend_registration(attempt: Attempt, result: SendResult, now: datetime) -> MessageRegistration:
     root = attempt.chain_root
     assert attempt.connection is not None
-    registration = MessageRegistration(
+    return MessageRegistration(
         connection=attempt.connection, provider_message_id=result.provider_message_id,
         recipient=PhoneNumber(root.recipient, root.country), flow=root.flow,
         client_reference=root.client_reference, submitted_at=now, chain_root=root,
     )  # fmt: skip
-    message, _ = message_register(registration)  # its own savepoint: a conflict leaves ours usable
-    return message

@@ -183,6 +183,10 @@ class Sender:
     secret_keys: ClassVar[tuple[str, ...]] = ()
     # The settings besides the credential, for the console's channel form (it shows these).
     setting_fields: ClassVar[tuple[str, ...]] = ()
+    # The peer drops a second send carrying the same idempotency key: sending again after a
+    # crash costs nothing, so the attempt runner may record such sends together
+    # (retries/attempts.py); others' sends are recorded one by one, as each returns.
+    deduplicates: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.validate_config(config)

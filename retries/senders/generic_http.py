@@ -26,6 +26,7 @@ from retries.senders.base import (
 
 class GenericHttpSender(Sender):
     kind = "generic-http"
+    deduplicates = True  # by the Idempotency-Key header
     label = "Generic HTTP JSON API"
     secret_keys: ClassVar[tuple[str, ...]] = ("token",)
     setting_fields: ClassVar[tuple[str, ...]] = ("url", "id_field", "connect_timeout", "read_timeout")

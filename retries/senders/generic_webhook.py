@@ -19,6 +19,7 @@ EVENT_TYPE = "message.fallback"
 
 class GenericWebhookSender(Sender):
     kind = "generic-webhook"
+    deduplicates = True  # by the webhook-id header, Standard Webhooks' idempotency key
     label = "Signed webhook (Standard Webhooks)"
     secret_keys: ClassVar[tuple[str, ...]] = ("secret",)
     setting_fields: ClassVar[tuple[str, ...]] = ("url", "connect_timeout", "read_timeout")

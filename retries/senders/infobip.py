@@ -32,6 +32,7 @@ ACCEPTED_GROUPS = {"PENDING", "DELIVERED"}
 
 class InfobipSender(Sender):
     kind = "infobip"
+    deduplicates = True  # by the destination's messageId
     label = "Infobip SMS API"
     secret_keys: ClassVar[tuple[str, ...]] = ("api_key",)
     setting_fields: ClassVar[tuple[str, ...]] = ("base_url", "from", "connect_timeout", "read_timeout")
