@@ -210,11 +210,7 @@ def main() -> int:
         manage(env, "create_connection", SLUG, "--provider", "standard-webhooks", f"--secret={secret}")
         os.environ.update(env)
 
-        import django
-
-        django.setup()
         import psycopg
-        from django.core.handlers.wsgi import WSGIHandler
         from django.db import connection
         from django.test.utils import override_settings
 
@@ -224,7 +220,8 @@ def main() -> int:
             row = conn.execute("SELECT id FROM receipts_connection WHERE slug = %s", [SLUG]).fetchone()
         assert row is not None
         connection_id = int(row[0])
-        handler = WSGIHandler()
+        from dlrconsole.wsgi import application as handler  # what gunicorn loads, set up as it does
+
         instrument()
         for label, urlconf in (("project", "dlrconsole.urls"), ("reference", "bench.reference_app.urls")):
             connection.close()
@@ -244,7 +241,7 @@ def main() -> int:
             if profiler is not None:
                 # Own time per function: where the Python of a request goes, the database's
                 # waits showing as psycopg's `wait`.
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.cprofile)
+                pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(args.cprofile)
     finally:
         from django.db import connections
 

@@ -177,6 +177,17 @@ MIDDLEWARE = [
     # Last: turns a sign-in refused for too many failures into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+# Providers' webhooks run only these, in this order (dlrconsole/webhook_lane.py): the latency
+# metric, the request id, the security headers and redirect, the default language, and
+# CommonMiddleware's host check.
+_WEBHOOK_KEEPS = {
+    "dlrconsole.ops.middleware.WebhookLatencyMiddleware",
+    "django_guid.middleware.guid_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "dlrconsole.middleware.PageLocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+}
+DLR_WEBHOOK_MIDDLEWARE = [path for path in MIDDLEWARE if path in _WEBHOOK_KEEPS]
 
 ROOT_URLCONF = "dlrconsole.urls"
 WSGI_APPLICATION = "dlrconsole.wsgi.application"

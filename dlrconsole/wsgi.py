@@ -5,7 +5,11 @@ from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dlrconsole.settings")
-application = get_wsgi_application()
+pages = get_wsgi_application()  # sets Django up first
+
+from dlrconsole.webhook_lane import WebhookHandler, by_path  # noqa: E402 (needs the apps loaded)
+
+application = by_path(pages=pages, webhooks=WebhookHandler())
 
 # What is loaded by now (Django, the apps, and through the URLconf every view module) lives as
 # long as the process: out of the cyclic collector's reach. Otherwise each full collection
