@@ -221,7 +221,9 @@ class PostResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def feed_post(*, url: str, headers: dict[str, str], body: bytes, session: requests.Session | None = None) -> PostResult:
+def feed_post(
+    *, url: str, headers: dict[str, str], body: bytes, session: outbound.OutboundSession | None = None
+) -> PostResult:
     """One POST through the outbound guard; never raises. Errors name the failure, never the
     URL, the headers or anything the endpoint answered. A pass's `session` keeps connections to
     an endpoint open across its deliveries."""
@@ -368,7 +370,11 @@ def _close_delivered(deliveries: list[FeedDelivery]) -> None:
 
 
 def _attempt_isolated(
-    delivery: FeedDelivery, *, now: datetime | None, session: requests.Session, successes: Successes | None = None
+    delivery: FeedDelivery,
+    *,
+    now: datetime | None,
+    session: outbound.OutboundSession,
+    successes: Successes | None = None,
 ) -> None:
     try:
         _attempt(delivery, now=now, session=session, successes=successes)
@@ -396,7 +402,7 @@ def _attempt(
     delivery: FeedDelivery,
     *,
     now: datetime | None,
-    session: requests.Session | None = None,
+    session: outbound.OutboundSession | None = None,
     successes: Successes | None = None,
 ) -> None:
     body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
