@@ -36,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dlrconsole.lib import outbound
+from dlrconsole.lib.bulk_update import bulk_set
 from dlrconsole.lib.failures import failure_summary
 from receipts import store
 from receipts.models import Message
@@ -355,7 +356,7 @@ def _record_sent_together(sends: list[_Sent]) -> None:
         attempt.response_summary = sent.result.response_summary[:255]
         attempt.duration_ms = int(sent.result.duration * 1000)
         attempt.finished_at = sent.at
-    Attempt.objects.bulk_update([sent.attempt for sent in sends], RECORDED_FIELDS)
+    bulk_set([sent.attempt for sent in sends], RECORDED_FIELDS)
     for sent in sends:
         attempt = sent.attempt
         if attempt.channel_id is not None:
