@@ -36,7 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dlrconsole.lib import outbound
-from dlrconsole.lib.bulk_update import bulk_set
+from dlrconsole.lib.bulk_writes import bulk_set
 from dlrconsole.lib.failures import failure_summary
 from receipts import store
 from receipts.models import Message

@@ -5,7 +5,7 @@ was the ORM and the database's round trips of its single-row inserts).
 
 Code that records rows calls `insert(Model, **fields)`: inside `deferring(unit)` the unsaved row
 is kept in the unit, otherwise it is created at once. `unit.flush()` creates the held rows, one
-`bulk_create` per model, models in the order their first row was held: a row that points to
+statement per model (dlrconsole/lib/bulk_writes.py), models in the order their first row was held: a row that points to
 another held row must be held after it (a decision before its attempt), so its parent has its
 primary key by the time it is written, and Django copies it into the foreign key then.
 """
@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.db import models
+
+from dlrconsole.lib.bulk_writes import bulk_insert
 
 M = TypeVar("M", bound=models.Model)
 T = TypeVar("T")
@@ -57,8 +59,8 @@ class DeferredInserts:
     def flush(self) -> int:
         """Create every held row; how many. The caller's transaction holds them all or none."""
         written = 0
-        for model, rows in self._rows.items():
-            model._default_manager.bulk_create(rows)
+        for rows in self._rows.values():
+            bulk_insert(rows)
             written += len(rows)
         self._rows.clear()
         return written
