@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.peers import serve_answers
 
 BODY = b"x" * 400
 HEADERS = {
@@ -36,23 +36,6 @@ HEADERS = {
     "webhook-signature": "v1,a",
 }
 TIMEOUT = (5.0, 5.0)
-
-
-class Replies(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keeps the connection, as product endpoints and send APIs do
-    disable_nagle_algorithm = True
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        reply = b'{"ok":true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def timed(label: str, calls: int, call: Callable[[], object]) -> None:
@@ -81,10 +64,7 @@ def main() -> int:
 
     from dlrconsole.lib import outbound
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Replies)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    server = serve_answers(lambda headers, body, received: (200, b'{"ok":true}'))
     url = f"http://127.0.0.1:{server.server_address[1]}/feed"
     try:
         with outbound.OutboundSession() as session:

@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,12 @@ class Peers:
 
 
 def serve(peers: Peers, name: str) -> ThreadingHTTPServer:
-    answer = peers.product if name == "product" else peers.gateway
+    return serve_answers(peers.product if name == "product" else peers.gateway)
+
+
+def serve_answers(answer: Callable[[Any, bytes, float], tuple[int, bytes]]) -> ThreadingHTTPServer:
+    """A keep-alive HTTP server on loopback, in a thread, whose POSTs `answer` (headers, body,
+    arrival time) → (status, JSON reply)."""
 
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive, as a product's web server and a send API keep connections open: a new TCP
