@@ -14,8 +14,7 @@ from django.utils import timezone, translation
 
 from dlrconsole.accounts.language import language_of
 from dlrconsole.accounts.time_zone import time_zone_of
-
-WEBHOOK_PREFIX = "/hooks/"
+from dlrconsole.lib.http import WEBHOOK_PREFIX
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
@@ -57,7 +56,7 @@ class TimeZoneMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         # The webhooks and the API have no person to read them: no session to touch.
-        if request.path_info.startswith(("/hooks/", "/api/")):
+        if request.path_info.startswith((WEBHOOK_PREFIX, "/api/")):
             return self.get_response(request)
         timezone.activate(zoneinfo.ZoneInfo(time_zone_of(request)))
         try:
@@ -75,7 +74,7 @@ class ProfileLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path_info.startswith(("/hooks/", "/api/")):
+        if request.path_info.startswith((WEBHOOK_PREFIX, "/api/")):
             return self.get_response(request)
         code = language_of(request)
         if code:

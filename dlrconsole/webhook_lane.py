@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.test.utils import override_settings
 
-WEBHOOK_PREFIX = "/hooks/"
+from dlrconsole.lib.http import WEBHOOK_PREFIX
 
 WSGIApplication = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

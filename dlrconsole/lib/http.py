@@ -1,4 +1,5 @@
-"""Who is calling: the caller's address behind the reverse proxies the deployment trusts."""
+"""Who is calling: the caller's address behind the reverse proxies the deployment trusts, and
+whether the path is a provider's webhook."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from django.conf import settings
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
+
+# Where providers post their receipts (dlrconsole/urls.py): a path machines call, which the
+# pages' middleware and the webhooks' own handler (dlrconsole/webhook_lane.py) tell apart by it.
+WEBHOOK_PREFIX = "/hooks/"
 
 _warned_untrusted_forwarding = False
 

@@ -8,11 +8,9 @@ from collections.abc import Callable
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from dlrconsole.lib.http import WEBHOOK_PREFIX
 from dlrconsole.ops.webhook_latency import observe_webhook
 from receipts.connection_cache import connection_cache
-
-# dlrconsole/urls.py mounts the webhooks here.
-WEBHOOK_PREFIX = "/hooks/"
 
 
 class WebhookLatencyMiddleware:
