@@ -39,13 +39,44 @@ def test_each_row_gets_its_own_values_in_one_statement():
     assert Message.objects.get(pk=resent.pk).status == resent.status  # others untouched
 
 
-def test_the_same_fields_twice_are_the_same_statement():
-    messages = MessageFactory.create_batch(2)
-    with CaptureQueriesContext(connection) as queries:
-        bulk_set(messages[:1], ["status"])
-        bulk_set(messages, ["status"])
-    first, second = (query["sql"] for query in queries.captured_queries)
-    assert first.split("FROM")[0] == second.split("FROM")[0]
+def statements_sent(write) -> list[str]:
+    """The statements' texts as sent, before any value is bound into them."""
+    sent: list[str] = []
+
+    def keep(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        write()
+    return sent
+
+
+def test_the_same_fields_are_the_same_statement_however_many_rows():
+    # One text whatever the row count: the server prepares it once (Django's bulk_update and
+    # bulk_create write one per count).
+    messages = MessageFactory.create_batch(3)
+    one = statements_sent(lambda: bulk_set(messages[:1], ["status", "final_at"]))
+    three = statements_sent(lambda: bulk_set(messages, ["status", "final_at"]))
+    assert len(one) == 1
+    assert one == three
+
+
+def test_new_rows_are_the_same_statement_however_many():
+    from retries.feed.models import FeedEvent
+
+    messages = MessageFactory.create_batch(3)
+
+    def events(count: int) -> list[FeedEvent]:
+        return [
+            FeedEvent(message=message, type="message.delivered", payload={}, created_at=timezone.now())
+            for message in messages[:count]
+        ]
+
+    one = statements_sent(lambda: bulk_insert(events(1)))
+    three = statements_sent(lambda: bulk_insert(events(3)))
+    assert len(one) == 1
+    assert one == three
 
 
 def test_nothing_to_write_is_no_statement():

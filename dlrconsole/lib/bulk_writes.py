@@ -19,6 +19,7 @@ from functools import cache
 from typing import TypeVar
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 M = TypeVar("M", bound=models.Model)
 
@@ -73,7 +74,7 @@ def bulk_set(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
         [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objects] for column in columns
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_statement(model, tuple(fields), connection.alias), values)
+        cursor.execute(_update_statement(model, tuple(fields), connection.alias), values)
 
 
 @cache
@@ -106,10 +107,9 @@ def _insert_statement(model: type[models.Model], alias: str) -> str:
     assert columns is not None
     assert model._meta.pk is not None
     names = ", ".join(quote(str(field.column)) for field in columns)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
     # Names from the model's own metadata, quoted; the values go as parameters.
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM {_unnest(columns, connection)} "  # noqa: S608
         f"RETURNING {quote(str(model._meta.pk.column))}"
     )
 
@@ -123,7 +123,7 @@ def _fields(model: type[models.Model], names: tuple[str, ...]) -> list[models.Fi
 
 
 @cache
-def _statement(model: type[models.Model], fields: tuple[str, ...], alias: str) -> str:
+def _update_statement(model: type[models.Model], fields: tuple[str, ...], alias: str) -> str:
     connection = connections[alias]
     quote = connection.ops.quote_name
     pk = model._meta.pk
@@ -131,7 +131,13 @@ def _statement(model: type[models.Model], fields: tuple[str, ...], alias: str) -
     written = [pk, *_fields(model, fields)]
     # Names from the model's own metadata, quoted; the values go as parameters.
     table, key = quote(model._meta.db_table), quote(str(pk.column))
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in written)
     names = ", ".join(quote(str(field.column)) for field in written)
     assignments = ", ".join(f"{quote(str(field.column))} = v.{quote(str(field.column))}" for field in written[1:])
-    return f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE {table}.{key} = v.{key}"  # noqa: S608
+    unnest = _unnest(written, connection)
+    return f"UPDATE {table} SET {assignments} FROM {unnest} AS v({names}) WHERE {table}.{key} = v.{key}"  # noqa: S608
+
+
+def _unnest(fields: list[models.Field], connection: BaseDatabaseWrapper) -> str:
+    """Rows out of columns: one array parameter per field, cast to the column's type (an array
+    holding only None has no type of its own)."""
+    return f"unnest({', '.join(f'%s::{field.db_type(connection)}[]' for field in fields)})"
