@@ -9,7 +9,7 @@ with a reason). Each wave is counted once by each implementation, from the same 
 rollup tables are copied aside and restored between the two), and the rollups are checked
 against a full recount after each.
 
-    .venv/bin/python bench/rollup_pass_cost.py [--messages 5000] [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/rollup_pass_cost.py [--messages 5000] [--spread-seconds 3599] [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
 
 Prints wall seconds and the process's own CPU seconds per wave and implementation, and the
 ratio Python / SQL. Exit status 1 when a recount disagrees.
@@ -55,9 +55,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="dlrconsole_bench_rollup_pass")
+    # An hour is a quiet console's shape (a few messages per minute and route); two minutes is
+    # a busy one's, where a pass's changes share their minutes (the batch bench's traffic).
+    parser.add_argument("--spread-seconds", type=int, default=3599, help="messages submitted over this many seconds")
     args = parser.parse_args()
     if not 1 <= args.messages <= 200_000:
         parser.error("--messages: 1 to 200,000")
+    if not 0 <= args.spread_seconds <= 86_399:
+        parser.error("--spread-seconds: 0 to 86,399")
     create_database(args.pg_url, args.database)
     try:
         env = {**os.environ, "DATABASE_URL": database_url(args.pg_url, args.database)}
@@ -65,7 +70,7 @@ def main() -> int:
         env["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings_test"
         manage(env, "migrate", "--noinput", "-v", "0")
         os.environ.update(env)
-        return run(args.messages)
+        return run(args.messages, args.spread_seconds)
     finally:
         if "django.db" in sys.modules:
             from django.db import connections
@@ -74,7 +79,7 @@ def main() -> int:
         drop_database(args.pg_url, args.database)
 
 
-def run(n: int) -> int:
+def run(n: int, spread: int) -> int:
     import django
 
     django.setup()
@@ -96,7 +101,7 @@ def run(n: int) -> int:
                 country=rnd.choice(["FR", "ES", "DE"]),
                 network=rnd.choice(["20801", "20810", ""]),
                 flow=rnd.choice(["login-otp", "alerts", ""]),
-                submitted_at=now - timedelta(seconds=rnd.randint(0, 3599)),
+                submitted_at=now - timedelta(seconds=rnd.randint(0, spread)),
             )
             for i in range(n)
         ),
@@ -121,7 +126,7 @@ def run(n: int) -> int:
                     cursor.execute(f"DELETE FROM {table}")
                     cursor.execute(f"INSERT INTO {table} SELECT * FROM saved_{table}")
 
-    print(f"rollup pass cost: {n} messages over an hour, 27 routes; load average {os.getloadavg()[0]:.2f}")
+    print(f"rollup pass cost: {n} messages over {spread + 1} s, 27 routes; load average {os.getloadavg()[0]:.2f}")
     print(f"{'wave':<12} {'implementation':<16} {'wall s':>8} {'own CPU s':>10}  recount")
     failed = False
     for wave, change in WAVES.items():

@@ -281,6 +281,26 @@ def test_minute_buckets_older_than_kept_are_pruned_days_stay(clock: Any, setting
     assert cells(Grain.DAY)[0].status_delivered == 1
 
 
+def test_a_change_in_a_minute_no_longer_kept_still_counts_in_its_hour_and_day(clock: Any, settings: Any) -> None:
+    settings.DLR_ROLLUP_MINUTES_KEEP_HOURS = 1
+    connection = ConnectionFactory()
+    register(connection, "old")  # 10:15
+    maintain.roll_up()
+    clock.shift(timedelta(minutes=50))
+    register(connection, "recent")  # 11:05, the same day, the next hour
+    clock.shift(timedelta(minutes=20))  # 11:25: the 10:15 minute is older than an hour
+    receive(connection, "old", Status.DELIVERED)
+    receive(connection, "recent", Status.DELIVERED)
+    maintain.roll_up()
+    # The pass counts each change once per minute and sums the minutes into hours and days:
+    # the old minute is not written again, but its change reaches its hour and its day.
+    minutes = cells(Grain.MINUTE)
+    assert [(c.bucket.hour, c.bucket.minute, c.status_delivered) for c in minutes] == [(10, 15, 0), (11, 5, 1)]
+    assert [(c.bucket.hour, c.messages, c.status_delivered) for c in cells(Grain.HOUR)] == [(10, 1, 1), (11, 1, 1)]
+    assert [(c.messages, c.status_delivered) for c in cells(Grain.DAY)] == [(2, 2)]
+    assert coarse_rows_add_up_the_fine_rows()
+
+
 def test_a_message_deleted_takes_its_contribution_with_it(clock: Any) -> None:
     connection = ConnectionFactory()
     message = register(connection, "m1")
