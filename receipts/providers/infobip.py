@@ -76,15 +76,17 @@ class InfobipAdapter(TokenAuthenticated):
         return Status.UNKNOWN
 
     def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
-        payload = request.json()
+        payload, parts = request.json_parts("results")
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list) or not results:
             raise PayloadError("body must be an object with a non-empty `results` list")
         if len(results) > self.max_events:
             raise PayloadError(f"`results` holds more than {self.max_events} reports")
-        return [self._event(item, index) for index, item in enumerate(results)]
+        if parts is None:
+            parts = list(map(compact_json, results))
+        return [self._event(item, index, raw) for index, (item, raw) in enumerate(zip(results, parts, strict=True))]
 
-    def _event(self, item: object, index: int) -> ReceiptEvent:
+    def _event(self, item: object, index: int, raw: str) -> ReceiptEvent:
         if not isinstance(item, dict):
             raise PayloadError(f"results[{index}] is not an object")
         message_id = item.get("messageId")
@@ -115,7 +117,7 @@ class InfobipAdapter(TokenAuthenticated):
             provider_timestamp=parse_iso_timestamp(item.get("doneAt")),
             # The provider's own word on the failure, which wins over our catalog's class.
             permanent=permanent if code and isinstance(permanent, bool) else None,
-            raw=compact_json(item),
+            raw=raw,
             extra={key: item.get(key) for key in ("bulkId", "to", "callbackData", "price", "mccMnc") if key in item},
             network=clean_network(item.get("mccMnc")),
             # `pricePerMessage`, in `currency`. Whether a message of several parts (smsCount > 1)

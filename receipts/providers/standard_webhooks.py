@@ -96,7 +96,7 @@ class StandardWebhooksAdapter(ProviderAdapter):
         raise SignatureError("no webhook-signature matches")
 
     def parse_events(self, request: WebhookRequest) -> list[ReceiptEvent]:
-        payload = request.json()
+        payload, parts = request.json_parts("data")
         if not isinstance(payload, dict):
             raise PayloadError("body must be a JSON object")
         data = payload.get("data")
@@ -108,7 +108,10 @@ class StandardWebhooksAdapter(ProviderAdapter):
         if len(data) > self.max_events:
             raise PayloadError(f"`data` lists more than {self.max_events} receipts")
         # Each item of a list keeps its own part of the body, not the whole body again.
-        return [self._event(item, event_id_for(msg_id, i), raw=compact_json(item)) for i, item in enumerate(data)]
+        if parts is None:
+            parts = list(map(compact_json, data))
+        items = enumerate(zip(data, parts, strict=True))
+        return [self._event(item, event_id_for(msg_id, i), raw=raw) for i, (item, raw) in items]
 
     def _event(self, item: dict[str, Any], event_id: str, *, raw: str = "") -> ReceiptEvent:
         message_id = item.get("message_id")

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import timezone as django_timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receipts.ingestion import final_time
 from receipts.models import Message, Receipt
@@ -116,6 +118,8 @@ def json_request(body: bytes) -> WebhookRequest:
 def test_json_numbers_beyond_rfc_8259_or_64_bits_are_refused_with_the_reason(body: bytes, reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         json_request(body).json()
+    with pytest.raises(PayloadError, match=reason):
+        json_request(b'{"results": [' + body + b"]}").json_parts("results")
 
 
 @pytest.mark.parametrize(
@@ -211,6 +215,71 @@ def test_a_price_reads_the_same_every_time_it_is_read() -> None:
             (value, None if text is None else Decimal(text)) for value, text in PRICES_READ
         ]
         assert [str(clean_price(value)) for value, text in PRICES_READ if text] == [t for _, t in PRICES_READ if t]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+json_writers = st.sampled_from(
+    [
+        {"separators": (",", ":")},
+        {},
+        {"indent": 2},
+        {"indent": "\t", "ensure_ascii": False},
+        {"ensure_ascii": False, "separators": (" , ", " : ")},
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    items=st.lists(json_values, max_size=5),
+    after=st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    writer=json_writers,
+)
+def test_a_body_read_with_its_parts_is_what_json_reads_and_the_parts_are_its_elements_as_written(
+    before: dict[str, Any], items: list[Any], after: dict[str, Any], writer: dict[str, Any]
+) -> None:
+    after.pop("results", None)
+    text = json.dumps({**before, "results": items, **after}, **writer)
+    payload, parts = json_request(f"  {text}\n".encode()).json_parts("results")
+    assert payload == json.loads(text)
+    assert parts is not None
+    assert [json.loads(part) for part in parts] == items
+    # As written, in order: each part is the body's own text, not the element written again.
+    at = 0
+    for part in parts:
+        at = text.index(part, at) + len(part)
+
+
+@pytest.mark.parametrize(
+    ("body", "payload", "parts"),
+    [
+        (b'{"results": [1], "results": [2, 3]}', {"results": [2, 3]}, ["2", "3"]),  # the last, as json keeps
+        (b'{"results": [1], "results": {"a": 1}}', {"results": {"a": 1}}, None),
+        (b'{"data": [1]}', {"data": [1]}, None),
+        (b"[1, 2]", [1, 2], None),
+        (b'\xef\xbb\xbf{"results": [ 1 ]}', {"results": [1]}, ["1"]),  # a UTF-8 BOM, as json.loads reads bytes
+        ('{"results": ["\u00e9"]}'.encode("utf-16"), {"results": ["\u00e9"]}, ['"\u00e9"']),
+    ],
+)
+def test_a_body_of_another_shape_is_read_as_json_reads_it(body: bytes, payload: Any, parts: list[str] | None) -> None:
+    assert json_request(body).json_parts("results") == (payload, parts)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"results": [1,]}', b'{"results": [1]} {}', b'{"results" [1]}', b"", b'{"results": [1', b"\xff"]
+)
+def test_a_malformed_body_read_with_its_parts_is_refused_as_loads_json_refuses_it(body: bytes) -> None:
+    with pytest.raises(PayloadError, match="body is not valid JSON"):
+        json_request(body).json_parts("results")
 
 
 def test_a_reports_own_part_is_written_as_json_dumps_writes_it() -> None:

@@ -58,8 +58,18 @@ def edited(result: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
-def raw(result: dict[str, Any]) -> str:
-    return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+def sent(name: str, index: int = 0) -> str:
+    """The fixture's index-th report exactly as the file writes it (spacing, escapes): the part of
+    the body its receipt keeps. Found by decoding at each `{` until the report comes out."""
+    text = fixture("infobip", name).decode()
+    wanted = json.loads(text)["results"][index]
+    decoder = json.JSONDecoder()
+    at = text.index("[", text.index('"results"'))
+    while True:
+        at = text.index("{", at + 1)
+        value, end = decoder.raw_decode(text, at)
+        if value == wanted:
+            return text[at:end]
 
 
 class TestInfobipTokens(TokenProviderSecuritySuite):
@@ -83,7 +93,7 @@ def test_delivered_report_parses_with_every_field() -> None:
             provider_timestamp=datetime(2026, 11, 26, 10, 0, 4, 250000, tzinfo=UTC),
             event_id="",
             permanent=None,
-            raw=raw(report()),
+            raw=sent("delivered.json"),
             extra={
                 "bulkId": "BULK-ID-7f3a2c91-d4e8",
                 "to": "41793026727",
@@ -110,7 +120,7 @@ def test_undelivered_report_carries_the_error_id_and_infobips_permanent_flag() -
             provider_timestamp=datetime(2026, 11, 26, 10, 1, 7, tzinfo=UTC),
             event_id="",
             permanent=True,
-            raw=raw(result),
+            raw=sent("undelivered_unknown_subscriber.json"),
             extra={
                 "bulkId": "BULK-ID-7f3a2c91-d4e8",
                 "to": "41793026728",
@@ -173,7 +183,7 @@ def test_batch_gives_one_event_per_report_each_with_its_own_part_of_the_body() -
         ),
     ]
     assert [e.error_description for e in events] == ["", "Absent Subscriber", "", "", ""]
-    assert [e.raw for e in events] == [raw(result) for result in results]
+    assert [e.raw for e in events] == [sent("batch.json", index) for index in range(len(results))]
     assert [e.event_id for e in events] == [""] * 5
 
 
@@ -206,7 +216,6 @@ def test_status_names_map_by_name_then_by_group(name: str, status: Status) -> No
 
 
 def test_status_name_without_a_group_prefix_falls_back_on_the_reports_group() -> None:
-    result = report("rejected_signals_blocked.json")
     assert infobip.adapter.parse(infobip_request(fixture("infobip", "rejected_signals_blocked.json"))) == [
         ReceiptEvent(
             provider_message_id="4089136245390354563001",
@@ -217,7 +226,7 @@ def test_status_name_without_a_group_prefix_falls_back_on_the_reports_group() ->
             provider_timestamp=datetime(2026, 11, 26, 12, 0, 0, 310000, tzinfo=UTC),
             event_id="",
             permanent=None,
-            raw=raw(result),
+            raw=sent("rejected_signals_blocked.json"),
             extra={
                 "bulkId": "BULK-ID-3d9e1f70-2b4c",
                 "to": "41793026729",
@@ -365,12 +374,22 @@ def test_retried_report_has_the_same_dedupe_key_and_the_next_status_another() ->
         body_of(edited(report(), status_name=5)),
         body_of(edited(report(), messageId="x" * 129)),
         b"not json",
-        b'{"results": [{"messageId": "1", "status": {"name": "PENDING_ENROUTE"}, "callbackData": "\\ud800"}]}',
     ],
 )
 def test_malformed_body_is_refused(body: bytes) -> None:
     with pytest.raises(PayloadError):
         infobip.adapter.parse(infobip_request(body))
+
+
+def test_a_report_keeps_its_part_of_the_body_as_the_provider_wrote_it() -> None:
+    # Escapes stay escapes: an escaped lone surrogate in a field no receipt column reads is text
+    # PostgreSQL holds (as a receipt alone in its request keeps its whole body as sent).
+    first = '{"messageId": "1", "status": {"name": "PENDING_ENROUTE"}, "callbackData": "caf\\u00e9 \\ud800"}'
+    second = '{ "messageId" : "2" , "status" : { "name" : "DELIVERED_TO_HANDSET" } }'
+    body = f'{{"results": [{first},\n  {second}]}}'.encode()
+    events = infobip.adapter.parse(infobip_request(body))
+    assert [(e.provider_message_id, e.raw) for e in events] == [("1", first), ("2", second)]
+    assert json.loads(events[0].raw)["callbackData"] == "caf\u00e9 \ud800"
 
 
 def test_one_bad_report_refuses_the_whole_batch() -> None:
@@ -387,6 +406,18 @@ def test_more_reports_than_the_bound_are_refused() -> None:
 
 
 # Through the endpoint
+
+
+@pytest.mark.django_db
+def test_a_batch_is_stored_with_each_report_as_the_provider_wrote_it(client) -> None:
+    connection = ConnectionFactory(provider="infobip", secrets=[TOKEN])
+    first = '{"messageId": "m-1", "status": {"name": "DELIVERED_TO_HANDSET"}, "callbackData": "\\ud800"}'
+    second = '{"messageId":"m-2","status":{"name":"PENDING_ENROUTE"}}'
+    body = f'{{"results": [\n  {first},\n  {second}\n]}}'
+    response = client.post(f"/hooks/{connection.slug}/{TOKEN}/", data=body, content_type="application/json")
+    assert response.status_code == 200
+    stored = dict(Receipt.objects.values_list("provider_message_id", "raw_body"))
+    assert stored == {"m-1": first, "m-2": second}
 
 
 @pytest.mark.django_db
@@ -408,7 +439,7 @@ def test_report_posted_with_the_token_is_stored_and_moves_the_message(client, wh
         "1",
     )
     assert receipt.provider_timestamp == datetime(2026, 11, 26, 10, 1, 7, tzinfo=UTC)
-    assert receipt.raw_body == raw(report("undelivered_unknown_subscriber.json"))
+    assert receipt.raw_body == sent("undelivered_unknown_subscriber.json")
     message = Message.objects.get(pk=message.pk)
     # Infobip's own `permanent: true` decides the class, whatever the catalog would say.
     assert (message.status, message.error_code, message.error_class) == (Status.UNDELIVERED, "1", "permanent")
