@@ -147,7 +147,7 @@ class DecisionBatch:
             return False
         # A fresh chain has no rule escalating it yet: the first rule matching is the one.
         rule = first_matching_rule(message, _seen(event))
-        return rule is None or all(get_action(step.action).holdable for step in rule.steps.all())
+        return rule is None or all(get_action(step.action).holdable for step in rule.step_list())
 
     def consume(self, event: OutboxEvent, now: datetime) -> list[Decision]:
         if not self.holds(event):

@@ -85,7 +85,7 @@ def escalate(trigger: Trigger, rule: Rule | None, *, now: datetime) -> list[Deci
 
 
 def _take_steps(trigger: Trigger, rule: Rule, *, now: datetime) -> list[Decision]:
-    steps = list(rule.steps.all())
+    steps = rule.step_list()
     spent, taken = (set(), set()) if trigger.fresh_chain else _steps_done(trigger.root, rule)
     made = Counter[int]() if trigger.fresh_chain else _attempts_by_step(trigger.root, rule)
     deadline = rule_deadline(rule, trigger.root)

@@ -55,17 +55,16 @@ class RuleDraft:
 
 def rule_from_draft(draft: RuleDraft, *, base: Rule | None = None) -> Rule:
     """An unsaved Rule carrying the draft (for warnings, the tester and the dry run): its
-    connections and steps as attributes the readers know (`draft_connection_ids`, `draft_steps`)."""
+    connections and steps carried (Rule.carry), not read from the database."""
     rule = Rule(
         pk=base.pk if base else None, name=draft.name, enabled=draft.enabled,
         position=base.position if base else 10**6, deadline_seconds=draft.deadline_seconds,
         flows=draft.flows, countries=draft.countries, statuses=draft.statuses,
         error_classes=draft.error_classes, reasons=draft.reasons,
     )  # fmt: skip
-    rule.draft_connection_ids = list(draft.connection_ids)  # type: ignore[attr-defined]
     channels = FallbackChannel.objects.in_bulk([s.fallback_channel_id for s in draft.steps if s.fallback_channel_id])
     connections = Connection.objects.in_bulk([s.target_connection_id for s in draft.steps if s.target_connection_id])
-    rule.draft_steps = [  # type: ignore[attr-defined]
+    steps = [
         Step(
             pk=s.id,
             position=number,
@@ -77,6 +76,7 @@ def rule_from_draft(draft: RuleDraft, *, base: Rule | None = None) -> Rule:
         )
         for number, s in enumerate(draft.steps, start=1)
     ]
+    rule.carry(draft.connection_ids, steps)
     return rule
 
 

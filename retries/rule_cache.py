@@ -14,9 +14,12 @@ from retries.models import Rule, Step
 
 
 def _enabled_rules() -> list[Rule]:
-    """Enabled rules in order, their connections and steps (with their channels) prefetched."""
+    """Enabled rules in order, each carrying its connections and steps (with their channels)."""
     steps = Prefetch("steps", queryset=Step.objects.select_related("fallback_channel", "target_connection"))
-    return list(Rule.objects.filter(enabled=True).prefetch_related("connections", steps))
+    rules = list(Rule.objects.filter(enabled=True).prefetch_related("connections", steps))
+    for rule in rules:
+        rule.carry((connection.pk for connection in rule.connections.all()), rule.steps.all())
+    return rules
 
 
 rule_cache: TtlValue[list[Rule]] = TtlValue(_enabled_rules, seconds=lambda: settings.DLR_RULES_CACHE_SECONDS)

@@ -9,7 +9,7 @@ from receipts.models import OutboxEvent
 from retries.decisions import decide
 from retries.models import Rule
 from retries.rule_cache import rule_cache
-from tests.factories import MessageFactory, rule_with_steps
+from tests.factories import ConnectionFactory, MessageFactory, rule_with_steps
 
 # The shipped rules, as migrations install them: a transactional test run before in the same
 # process (another file, under xdist) flushes them away.
@@ -50,3 +50,17 @@ def test_disabling_a_rule_through_save_applies_at_once():
     rule.enabled = False
     rule.save()
     assert decide(delivered())[0].action == "none"  # no other rule matches a delivery
+
+
+def test_cached_rules_carry_their_connections_and_steps_and_read_nothing_more(django_assert_num_queries):
+    route, other = ConnectionFactory(), ConnectionFactory()
+    rule = rule_with_steps("Route: tell, then nothing", {"action": "notify"}, {"action": "none"}, position=0)
+    rule.connections.add(route)
+    (cached_rule,) = [r for r in rule_cache.get() if r.pk == rule.pk]
+    with django_assert_num_queries(0):
+        assert cached_rule.connection_ids() == {route.pk}
+        assert [step.action for step in cached_rule.step_list()] == ["notify", "none"]
+    # An edit of its connections clears the cache: the next read carries the new ones.
+    rule.connections.add(other)
+    (cached_rule,) = [r for r in rule_cache.get() if r.pk == rule.pk]
+    assert cached_rule.connection_ids() == {route.pk, other.pk}
