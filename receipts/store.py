@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import psycopg
 from django.conf import settings
 from django.db import connection as db
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import F, Q, QuerySet
 
+from dlrconsole.lib.array_cursor import array_cursor
 from dlrconsole.lib.request_id import MAX_LENGTH as REQUEST_ID_MAX_LENGTH
 from dlrconsole.lib.request_id import current_request_id
 from receipts.models import Message, OutboxEvent, Receipt, RollupPending
@@ -428,34 +428,10 @@ MOVE_SQL = (
 )
 
 
-class _BatchCursor(psycopg.Cursor[Any]):
-    """psycopg's cursor binding a batch's parameters on the server (`%(name)b`: in binary),
-    prepared once per connection when DLR_DB_PREPARED_STATEMENTS allows.
-
-    Django's cursor binds on the client, in text, and psycopg writes a list in text format in
-    Python, escaping every element with a regular expression: for the receipts' arrays of a
-    1,000-report Infobip batch that took 410-450 ms (the raw bodies, full of quotes, 160 ms
-    alone) where the server ran the INSERT in 23 ms (bench/profile_batch.py). In binary each
-    element is copied as it is. Unprepared, the statement still binds on the server (an unnamed
-    statement), which a pooler in transaction mode passes through."""
-
-    prepared = False
-
-    def execute(
-        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
-    ) -> _BatchCursor:
-        super().execute(query, params, prepare=self.prepared if prepare is None else prepare, binary=binary)
-        return self
-
-
 def _execute_all(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a batch statement on a _BatchCursor and fetch its rows. Wrapped as Django wraps its
-    own cursors, so the statement is counted and logged as theirs are (CaptureQueriesContext,
-    execute_wrappers) and its errors are Django's."""
-    db.ensure_connection()
-    raw = _BatchCursor(db.connection)
-    raw.prepared = settings.DLR_DB_PREPARED_STATEMENTS
-    with (CursorDebugWrapper if db.queries_logged else CursorWrapper)(raw, db) as cursor:
+    """Run a batch statement (its arrays bound in binary: dlrconsole.lib.array_cursor) and
+    fetch its rows."""
+    with array_cursor(db) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -21,6 +21,8 @@ from typing import TypeVar
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from dlrconsole.lib.array_cursor import array_cursor
+
 M = TypeVar("M", bound=models.Model)
 
 
@@ -49,7 +51,7 @@ def bulk_insert(objects: Sequence[M]) -> None:
         [column.get_db_prep_save(value, connection) for value in column_values]
         for column, column_values in zip(columns, values, strict=True)
     ]
-    with connection.cursor() as cursor:
+    with array_cursor(connection) as cursor:
         cursor.execute(_insert_statement(model, connection.alias), prepared)
         keys = cursor.fetchall()
     for obj, (key,) in zip(objects, keys, strict=True):
@@ -73,7 +75,7 @@ def bulk_set(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
     values += [
         [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objects] for column in columns
     ]
-    with connection.cursor() as cursor:
+    with array_cursor(connection) as cursor:
         cursor.execute(_update_statement(model, tuple(fields), connection.alias), values)
 
 
@@ -138,6 +140,6 @@ def _update_statement(model: type[models.Model], fields: tuple[str, ...], alias:
 
 
 def _unnest(fields: list[models.Field], connection: BaseDatabaseWrapper) -> str:
-    """Rows out of columns: one array parameter per field, cast to the column's type (an array
-    holding only None has no type of its own)."""
-    return f"unnest({', '.join(f'%s::{field.db_type(connection)}[]' for field in fields)})"
+    """Rows out of columns: one array parameter per field, bound in binary (array_cursor), cast
+    to the column's type (an array holding only None has no type of its own)."""
+    return f"unnest({', '.join(f'%b::{field.db_type(connection)}[]' for field in fields)})"
