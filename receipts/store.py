@@ -460,12 +460,13 @@ class PostgresBackend:
         # the registration (not committed yet) and finds no message itself: parked forever.
         # In key order, as every taker of several: two of them wait, never deadlock.
         keys = sorted({_identity_lock_key(connection_id, pmid) for connection_id, pmid in identities})
-        with db.cursor() as cursor:
-            if len(keys) == 1:
+        if len(keys) == 1:
+            with db.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", keys)
-            elif keys:
+        elif keys:
+            with array_cursor(db) as cursor:
                 cursor.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
+                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%b::bigint[]) AS k ORDER BY k) AS keys",
                     [keys],
                 )
 
@@ -482,10 +483,10 @@ class PostgresBackend:
     def _lock_found(self, connection_id: int, provider_message_ids: Sequence[str]) -> dict[str, Found]:
         # In id order, as every other taker of several message locks (messages_lock, a chain's
         # original before its resend): two batches sharing messages wait, never deadlock.
-        with db.cursor() as cursor:
+        with array_cursor(db) as cursor:
             cursor.execute(
                 "SELECT provider_message_id, id, status FROM receipts_message WHERE connection_id = %s "
-                "AND provider_message_id = ANY(%s::text[]) ORDER BY id FOR UPDATE",
+                "AND provider_message_id = ANY(%b::text[]) ORDER BY id FOR UPDATE",
                 [connection_id, list(provider_message_ids)],
             )
             return {pmid: Found(message_id, status) for pmid, message_id, status in cursor.fetchall()}

@@ -37,6 +37,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from dlrconsole.lib import outbound
+from dlrconsole.lib.array_cursor import array_cursor
 from dlrconsole.lib.deferred_inserts import deferred_inserts, insert
 from dlrconsole.lib.failures import failure_summary
 from dlrconsole.lib.languages import in_default_language
@@ -350,7 +351,7 @@ CLOSE_DELIVERED_SQL = """
 UPDATE feed_feeddelivery AS d
 SET status = 'delivered', next_attempt_at = NULL, last_error = '', attempts = v.attempts,
     last_status_code = v.status_code, last_duration_ms = v.duration_ms, delivered_at = v.delivered_at
-FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::integer[], %s::timestamptz[])
+FROM unnest(%b::bigint[], %b::integer[], %b::integer[], %b::integer[], %b::timestamptz[])
     AS v (id, attempts, status_code, duration_ms, delivered_at)
 WHERE d.id = v.id
 """
@@ -365,7 +366,7 @@ def _close_delivered(deliveries: list[FeedDelivery]) -> None:
             )  # fmt: skip
         return
     columns = ("pk", "attempts", "last_status_code", "last_duration_ms", "delivered_at")
-    with connection.cursor() as cursor:
+    with array_cursor(connection) as cursor:
         cursor.execute(CLOSE_DELIVERED_SQL, [[getattr(d, name) for d in deliveries] for name in columns])
 
 
