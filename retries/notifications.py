@@ -69,11 +69,15 @@ def _published(message: Message, event_type: str, *, locked: bool) -> bool:
     if held is not None:
         # A batch holds its inserts only for fresh chains (retries/decisions.py): their
         # messages, locked, have no event in the database; only what the batch holds counts.
-        return any(e.message_id == message.pk and e.type == event_type for e in held.held(FeedEvent))
+        return (message.pk, event_type) in held.held_keys(FeedEvent, _message_and_type)
     if not locked:
         # The row lock serialises the check with a concurrent decision or attempt.
         store.message_lock(message.pk)
     return FeedEvent.objects.filter(message=message, type=event_type).exists()
+
+
+def _message_and_type(event: FeedEvent) -> tuple[int, str]:
+    return event.message_id, event.type
 
 
 def attempt_data(attempt: Attempt) -> dict[str, Any]:
