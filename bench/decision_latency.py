@@ -104,6 +104,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="dlrconsole.settings",
         help="DJANGO_SETTINGS_MODULE of the Celery worker only, to try a settings change (default dlrconsole.settings)",
     )
+    # A production database has statistics for its tables; the bench's start empty and grow
+    # 0 -> N rows in a minute, before autovacuum first analyzes them (its launcher looks at a
+    # database once a minute). Statements prepared meanwhile keep generic plans made for empty
+    # tables (sequential scans of the outbox, the feed's deliveries, the decisions and the
+    # attempts), and PostgreSQL's CPU for the same run went from ~24 to ~84 s (docs/SCALING.md).
+    parser.add_argument(
+        "--analyze-every",
+        type=float,
+        default=10,
+        help="ANALYZE the bench database this often during the load, as autovacuum would a running "
+        "database's (seconds; 0: never, as a fresh database under load; default 10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the logs at the end")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -113,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--receipts / --rate is at most 600 s")
     if not 0 < args.drain_seconds <= 600 or not 0 <= args.settle_seconds <= 60:
         parser.error("--drain-seconds must be in (0, 600], --settle-seconds in [0, 60]")
+    if args.analyze_every != 0 and not 1 <= args.analyze_every <= 600:
+        parser.error("--analyze-every is 0 (never) or 1 to 600 seconds")
     if not args.database.isidentifier():
         parser.error("--database must be a plain identifier")
     if not all(part.isidentifier() for part in args.worker_settings.split(".")):
@@ -362,6 +376,33 @@ class QueueSampler:
             "p50": percentile(lengths, 50) if lengths else 0,
             "max": lengths[-1] if lengths else 0,
         }
+
+
+class Analyzer:
+    """ANALYZE the bench database every `every` seconds while the load runs (0: never), and
+    count the passes. Bounded by the load: stopped when it ends."""
+
+    def __init__(self, db_url: str, every: float) -> None:
+        self.db_url, self.every = db_url, every
+        self.passes = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Analyzer:
+        if self.every:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        if self.every:
+            self.thread.join(timeout=60)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.db_url, autocommit=True, connect_timeout=10) as conn:
+            while not self.stopping.wait(self.every):
+                conn.execute("ANALYZE")
+                self.passes += 1
 
 
 def send_paced(hooks: list[Hook], port: int, rate: float, senders: int) -> dict[str, object]:
@@ -726,6 +767,7 @@ class Outcome:
     data: Collected | None = None
     # The machine's 1-minute load average when the load starts, ends, and every decision is executed.
     loadavg: dict[str, float] = field(default_factory=dict)
+    analyzed: int = 0  # ANALYZE passes during the load (--analyze-every)
 
 
 def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path) -> Outcome:
@@ -769,7 +811,9 @@ def run(args: argparse.Namespace, db_url: str, queue: BrokerQueue, workdir: Path
             sessions, active = db_sessions(db_url), db_active_seconds(db_url)
             meter.begin()
             out.loadavg["start"] = os.getloadavg()[0]
-            out.load = send_paced(hooks, server.port, args.rate, args.senders)
+            with Analyzer(db_url, args.analyze_every) as analyzer:
+                out.load = send_paced(hooks, server.port, args.rate, args.senders)
+            out.analyzed = analyzer.passes
             out.loadavg["end of load"] = os.getloadavg()[0]
             out.drained, out.waited, out.left = wait_drained(db_url, args.drain_seconds)
             out.loadavg["drained"] = os.getloadavg()[0]
@@ -872,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: str(v) for k, v in vars(args).items()},
             "load": out.load, "drained": out.drained, "drain_waited_s": out.waited, "queue_length": out.queue,
             "worker_tasks": out.tasks, "cpu_s": out.cpu, "cpu_others_s": out.cpu_others, "db_sessions": out.db_sessions,
-            "db_active_share": out.db_active_share,
+            "db_active_share": out.db_active_share, "analyze_passes": out.analyzed,
             "counts": out.data.counts if out.data else {},
             "decisions_by_action_state": out.data.decisions_by_action_state if out.data else {},
             "throughput": analysis.throughput if analysis else {},
@@ -914,9 +958,10 @@ def print_report(out: Outcome, analysis: Analysis, args: argparse.Namespace) -> 
     print("stages, ms")
     for name, label in STAGE_LABELS.items():
         print(fmt_stats(label, analysis.stages[name]))
+    analyzed = f"every {args.analyze_every:g} s, {out.analyzed} passes" if args.analyze_every else "none"
     print(
         f"broker queue length (sampled every 0.25 s): p50 {out.queue.get('p50', 0):g}, max {out.queue.get('max', 0):g};"
-        f" database sessions opened {out.db_sessions}"
+        f" database sessions opened {out.db_sessions}; ANALYZE during the load: {analyzed}"
     )
     print(
         "worker tasks (runs, wall seconds; of which found nothing to do): "
