@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone as django_timezone
 from hypothesis import given, settings
@@ -41,6 +43,13 @@ from tests.factories import MessageFactory
 from tests.webhooks import post_status
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    """Every test here at NOW: the fixed times they write are read against it."""
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.http import HttpResponse
 from django.test import Client
 
@@ -25,6 +27,17 @@ from tests.providers.signing import fixture
 from tests.providers.token_suite import TOKEN, TokenProviderSecuritySuite
 
 URL = "https://dlr.example/hooks/infobip-eu/"
+
+
+# The recorded reports were done on 2026-11-26 between 10:00 and 12:01 UTC, and a provider time
+# is kept only up to a day ahead of the clock: every test here runs that afternoon.
+FIXTURES_AFTERNOON = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with time_machine.travel(FIXTURES_AFTERNOON, tick=True):
+        yield
 
 
 def infobip_request(body: bytes) -> WebhookRequest:
