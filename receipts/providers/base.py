@@ -143,8 +143,8 @@ def _bounded_int(text: str) -> int:
 
 def loads_json_parts(body: bytes, key: str, *, what: str) -> tuple[Any, list[str] | None]:
     """`loads_json(body)`, and when it is an object whose `key` holds an array (the last `key`,
-    as json keeps a repeated one), each element's own text as the body writes it; None when the
-    body is shaped otherwise.
+    as json keeps a repeated one), each element's own text as the body writes it; None exactly
+    when the body is shaped otherwise.
 
     How a report of a batch keeps its own part of the body: cut out as the provider sent it,
     as a receipt alone in its request keeps the whole body, where writing each parsed report
@@ -157,7 +157,11 @@ def loads_json_parts(body: bytes, key: str, *, what: str) -> tuple[Any, list[str
         text = body.decode(json.detect_encoding(body), "surrogatepass")
         return _object_with_parts(text, key)
     except (ValueError, StopIteration, IndexError, RecursionError, PayloadError):
-        return loads_json(body, what=what), None
+        payload = loads_json(body, what=what)
+    # Read alike, this is not reached with an array under `key`; should the two readers ever
+    # differ, its elements are written out again rather than kept without a part.
+    value = payload.get(key) if isinstance(payload, dict) else None
+    return payload, list(map(compact_json, value)) if isinstance(value, list) else None
 
 
 # JSON's whitespace, as json.decoder skips it. The pattern matches the empty string, so a match

@@ -23,7 +23,6 @@ from receipts.providers.base import (
     clean_currency,
     clean_network,
     clean_price,
-    compact_json,
     parse_iso_timestamp,
 )
 from receipts.statuses import Status
@@ -82,8 +81,7 @@ class InfobipAdapter(TokenAuthenticated):
             raise PayloadError("body must be an object with a non-empty `results` list")
         if len(results) > self.max_events:
             raise PayloadError(f"`results` holds more than {self.max_events} reports")
-        if parts is None:
-            parts = list(map(compact_json, results))
+        assert parts is not None  # loads_json_parts gives the parts of a list
         return [self._event(item, index, raw) for index, (item, raw) in enumerate(zip(results, parts, strict=True))]
 
     def _event(self, item: object, index: int, raw: str) -> ReceiptEvent:

@@ -30,7 +30,6 @@ from receipts.providers.base import (
     clean_currency,
     clean_network,
     clean_price,
-    compact_json,
     require_secrets,
     unix_seconds,
 )
@@ -108,8 +107,7 @@ class StandardWebhooksAdapter(ProviderAdapter):
         if len(data) > self.max_events:
             raise PayloadError(f"`data` lists more than {self.max_events} receipts")
         # Each item of a list keeps its own part of the body, not the whole body again.
-        if parts is None:
-            parts = list(map(compact_json, data))
+        assert parts is not None  # loads_json_parts gives the parts of a list
         items = enumerate(zip(data, parts, strict=True))
         return [self._event(item, event_id_for(msg_id, i), raw=raw) for i, (item, raw) in items]
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from receipts.ingestion import final_time
 from receipts.models import Message, Receipt
+from receipts.providers import base
 from receipts.providers.base import (
     EARLIEST_PROVIDER_TIME,
     EVENT_OVERHEAD_CHARS,
@@ -281,6 +282,17 @@ def test_a_body_read_with_its_parts_is_what_json_reads_and_the_parts_are_its_ele
 )
 def test_a_body_of_another_shape_is_read_as_json_reads_it(body: bytes, payload: Any, parts: list[str] | None) -> None:
     assert json_request(body).json_parts("results") == (payload, parts)
+
+
+def test_a_body_the_cutting_reader_gives_up_on_still_has_its_elements_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def gives_up(text: str, key: str) -> None:
+        raise ValueError("not read")
+
+    monkeypatch.setattr(base, "_object_with_parts", gives_up)
+    item = {"messageId": "m", "price": {"pricePerMessage": 0.02}}
+    payload, parts = json_request(json.dumps({"results": [item]}).encode()).json_parts("results")
+    assert payload == {"results": [item]}
+    assert parts == [compact_json(item)]  # written out again, never missing
 
 
 @pytest.mark.parametrize(
