@@ -149,9 +149,8 @@ def loads_json_parts(body: bytes, key: str, *, what: str) -> tuple[Any, list[str
     How a report of a batch keeps its own part of the body: cut out as the provider sent it,
     as a receipt alone in its request keeps the whole body, where writing each parsed report
     out again (compact_json) took as long as reading the whole body (bench/profile_batch.py).
-    Values are read by json's own scanner with loads_json's checks; anything else this reads
-    otherwise (a malformed body, another shape) is read again by loads_json, which decides:
-    only a body both read alike is answered here.
+    Values are read by json's own scanner with loads_json's checks; a body this does not read
+    (a malformed one, another shape) is read again by loads_json, whose reading is the answer.
     """
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")
