@@ -39,6 +39,10 @@ def test_an_admin_records_a_no_go_and_prints_the_launch_checklist(page: Page, li
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the flow's page
     page.get_by_test_id("edit-flow").click()
+    # The click only starts the navigation: measuring before the edit page has loaded reads a
+    # document that is not there yet.
+    expect(page.get_by_role("heading", name="Edit Login OTP, France")).to_be_visible()
+    page.wait_for_load_state()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.go_back()
     page.get_by_test_id("checklist-link").click()
