@@ -27,9 +27,9 @@ def refuse_if_receipts_arrived(sender: type[Connection], instance: Connection, u
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Receipt._meta.db_table)} IN SHARE MODE")
     # (SQLite, the embedded default, lets one transaction write at a time: nothing is in flight.)
-    arrived = Receipt.objects.using(using).filter(connection=instance)
-    if arrived.exists():
+    arrived = list(Receipt.objects.using(using).filter(connection=instance)[:10])
+    if arrived:
         raise ProtectedError(
             f"Cannot delete connection {instance.slug!r}: receipts arrived for it while it was being deleted.",
-            set(arrived[:10]),
+            set(arrived),
         )

@@ -48,7 +48,7 @@ class DeferredInserts:
         "did this message already get this event?" read 125,000 rows)."""
         rows = self.held(model)
         counted, generation, keys = self._keys.get((model, key), (0, self._generation, set()))
-        if generation != self._generation or counted > len(rows):
+        if generation != self._generation:  # rows only shrink by a rollback or a flush
             counted, keys = 0, set()
         keys.update(map(key, rows[counted:]))
         self._keys[(model, key)] = (len(rows), self._generation, keys)
