@@ -463,7 +463,8 @@ class ConnectionPrice(models.Model):
     """What a message costs on a connection, per destination country, for providers whose
     receipts carry no price. A provider's own price in a receipt wins over this list."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="prices")
+    # No index of its own: price_unique_connection_country leads with it.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="prices", db_index=False)
     country = models.CharField(
         max_length=2,
         blank=True,
@@ -501,7 +502,8 @@ class WebhookRefusal(models.Model):
         MALFORMED = "malformed", _("Not a receipt of this provider (400)")
         RATE_LIMITED = "rate_limited", _("Over the connection's rate limit (429)")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: refusal_unique_minute leads with it.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+", db_index=False)
     minute = models.DateTimeField()
     reason = models.CharField(max_length=16, choices=Reason.choices)
     count = models.PositiveIntegerField(default=0)
@@ -532,7 +534,8 @@ class Conversion(models.Model):
         REPLIED = "replied", _("Replied")
         ACTION_COMPLETED = "action_completed", _("Action completed")
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="conversions")
+    # No index of its own: conversion_unique_message_kind leads with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="conversions", db_index=False)
     kind = models.CharField(max_length=24, choices=Kind.choices)
     # When the product saw it (its clock), and when we were told (ours).
     converted_at = models.DateTimeField()

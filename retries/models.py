@@ -216,7 +216,7 @@ class Attempt(models.Model):
     # The original message of the chain this attempt belongs to (resends point to it too).
     chain_root = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="chain_attempts")
     number = models.PositiveIntegerField(help_text="1 for the first resend of the chain, 2 for the next, ...")
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=64)
     # What to run, fixed when scheduled so that editing a rule later does not change an
     # attempt already promised: a resend through `connection`, or a send on `channel`.
     action = models.CharField(max_length=16, choices=action_choices, default="retry_same")
@@ -239,6 +239,11 @@ class Attempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # A constraint, not unique=True: that adds a LIKE index nothing reads, written with
+            # every attempt (dlrconsole.lib.redundant_indexes.py).
+            models.UniqueConstraint(fields=["idempotency_key"], name="attempt_unique_idempotency_key"),
+        ]
         indexes = [
             # The attempt runner's scan: attempts to run, or whose runner's lease ran out.
             models.Index(fields=["due_at"], name="attempt_due_idx", condition=Q(outcome__in=["scheduled", "running"])),
@@ -374,7 +379,8 @@ class PilotSend(models.Model):
         SENT = "sent", pgettext_lazy("pilot send", "Sent")
         FAILED = "failed", pgettext_lazy("pilot send", "Not sent")
 
-    pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="sends")
+    # No index of its own: pilot_send_unique_message leads with it.
+    pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="sends", db_index=False)
     connection = models.ForeignKey("receipts.Connection", on_delete=models.PROTECT, related_name="+")
     country = models.CharField(max_length=2)
     recipient = models.CharField(max_length=16)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tests.factories import GENERIC_SECRET
@@ -351,3 +351,71 @@ def test_pilots_of_a_described_flow_are_tied_to_it_and_the_others_keep_the_flow_
         (None, "never-described"),
         (None, ""),
     ]
+
+
+def _indexes(table: str) -> set[str]:
+    """Its indexes and unique constraints (each has an index), the primary key left out."""
+    with connection.cursor() as cursor:
+        return {
+            name
+            for name, found in connection.introspection.get_constraints(cursor, table).items()
+            if (found["index"] or found["unique"]) and not found["primary_key"]
+        }
+
+
+def _foreign_keys(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        return {
+            name
+            for name, found in connection.introspection.get_constraints(cursor, table).items()
+            if found["foreign_key"]
+        }
+
+
+REDUNDANT_BEFORE = [("feed", "0005_endpoint_management")]
+REDUNDANT_AFTER = [("feed", "0007_webhook_id_unique_without_pattern_index")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redundant_indexes_go_without_their_foreign_keys_being_checked_again_and_come_back(migrator):
+    old = migrator.apply_initial_migration(REDUNDANT_BEFORE)
+    now = timezone.now()
+    connection_ = old.apps.get_model("receipts", "Connection").objects.create(
+        slug="generic", provider="standard-webhooks", secrets=[GENERIC_SECRET]
+    )
+    message = old.apps.get_model("receipts", "Message").objects.create(
+        connection=connection_, provider_message_id="m-1", recipient="+33612345678", submitted_at=now
+    )
+    endpoint = old.apps.get_model("feed", "ProductEndpoint").objects.create(
+        name="product", url="https://product.example/feed", secret=GENERIC_SECRET
+    )
+    event = old.apps.get_model("feed", "FeedEvent").objects.create(
+        type="message.delivered", message=message, payload={}, created_at=now
+    )
+    old.apps.get_model("feed", "FeedDelivery").objects.create(event=event, endpoint=endpoint, message=message)
+    deliveries_before, events_before = _indexes("feed_feeddelivery"), _indexes("feed_feedevent")
+    assert any(name.endswith("_like") for name in events_before)
+    keys_before = {table: _foreign_keys(table) for table in ("feed_feeddelivery", "feed_feedevent")}
+
+    new = migrator.apply_tested_migration(REDUNDANT_AFTER)
+
+    # Only the indexes went; each foreign key is the same constraint, not one added again.
+    gone = deliveries_before - _indexes("feed_feeddelivery")
+    assert len(gone) == 2
+    assert {"feed_delivery_unique", "feed_delivery_order_idx", "feed_delivery_due_idx"} <= _indexes("feed_feeddelivery")
+    assert {table: _foreign_keys(table) for table in keys_before} == keys_before
+    assert _indexes("feed_feedevent") == {
+        name for name in events_before if not name.endswith(("_like", "_uniq", "_key"))
+    } | {"feed_event_unique_webhook_id"}
+    FeedEvent = new.apps.get_model("feed", "FeedEvent")
+    assert FeedEvent.objects.get().deliveries.count() == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FeedEvent.objects.create(
+            type="message.failed", message_id=message.pk, payload={}, created_at=now, webhook_id=event.webhook_id
+        )
+
+    migrator.apply_tested_migration(REDUNDANT_BEFORE)
+
+    assert len(_indexes("feed_feeddelivery")) == len(deliveries_before)
+    assert len(_indexes("feed_feedevent")) == len(events_before)
+    assert {table: _foreign_keys(table) for table in keys_before} == keys_before

@@ -136,7 +136,8 @@ KPI_RANGES: dict[str, tuple[Decimal, Decimal]] = {
 class FlowKpi(models.Model):
     """A figure the flow is held to, and the threshold past which someone must be told."""
 
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="kpis")
+    # No index of its own: flow_kpi_one_per_metric leads with it.
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="kpis", db_index=False)
     metric = models.CharField(max_length=24, choices=KpiMetric.choices)
     threshold = models.DecimalField(max_digits=12, decimal_places=2)
     window_minutes = models.PositiveIntegerField(
@@ -218,7 +219,8 @@ class RouteTiming(models.Model):
     """A route's recent time to delivery (connection and country), learned from the rollups'
     histograms (receipts/rollups/route_timing.py): what an adaptive receipt SLA waits for."""
 
-    connection = models.ForeignKey("receipts.Connection", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: route_timing_one_per_route leads with it.
+    connection = models.ForeignKey("receipts.Connection", on_delete=models.CASCADE, related_name="+", db_index=False)
     country = models.CharField(max_length=2, blank=True)
     p99_seconds = models.FloatField()
     delivered = models.PositiveIntegerField(help_text=_("Deliveries the percentile was read from."))

@@ -117,9 +117,16 @@ class FeedEvent(models.Model):
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="feed_events")
     # Fixed when the event is recorded and sent as `webhook-id` on every attempt of every
     # delivery of it: the product's dedupe key (unique: the product's check relies on it).
-    webhook_id = models.CharField(max_length=40, unique=True, default=new_webhook_id, editable=False)
+    webhook_id = models.CharField(max_length=40, default=new_webhook_id, editable=False)
     payload = models.JSONField()
     created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # A constraint, not unique=True: that adds a LIKE index nothing reads, written for
+            # every event (dlrconsole.lib.redundant_indexes.py).
+            models.UniqueConstraint(fields=["webhook_id"], name="feed_event_unique_webhook_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.webhook_id} {self.type}"
@@ -134,8 +141,11 @@ class FeedDelivery(models.Model):
         FAILED = "failed", "Failed (retrying)"
         ABANDONED = "abandoned", "Abandoned"
 
-    event = models.ForeignKey(FeedEvent, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(ProductEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of their own: feed_delivery_unique leads with the event, feed_delivery_order_idx
+    # with the endpoint, and each row is written three times (queued, claimed, closed), every
+    # index with it.
+    event = models.ForeignKey(FeedEvent, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    endpoint = models.ForeignKey(ProductEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     # Denormalized from the event: the in-order check looks up earlier deliveries by it.
     message = models.ForeignKey("receipts.Message", on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
