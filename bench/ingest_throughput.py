@@ -755,6 +755,14 @@ def summarize(runs: list[Run], args: argparse.Namespace, client: str) -> dict[st
         }
     reference = summary["reference"]["receipts_per_s"]
     summary["ratio"] = summary["project"]["receipts_per_s"] / reference if reference else 0.0
+    # Each round's own ratio: its two runs are seconds apart, where the medians of a run's
+    # rounds can be a minute apart while this machine's speed drifts. Shown, not judged.
+    by_round = {(run.target, run.round_no): run.load.rate for run in runs}
+    summary["round_ratios"] = [
+        by_round[("project", r)] / by_round[("reference", r)]
+        for r in sorted({run.round_no for run in runs})
+        if by_round.get(("reference", r)) and ("project", r) in by_round
+    ]
     if args.batch:
         summary["bar"] = BATCH_BAR
         summary["pass"] = summary["project"]["receipts_per_s"] >= BATCH_BAR
@@ -859,6 +867,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print(f"ratio project/reference = {summary['ratio']:.3f}  ->  {verdict} (bar >= {BAR})")
+        if len(summary["round_ratios"]) > 1:
+            ratios = summary["round_ratios"]
+            print(
+                f"each round's own ratio: {', '.join(f'{r:.3f}' for r in ratios)}"
+                f" (median {statistics.median(ratios):.3f}; not the verdict)"
+            )
     print(f"load average (1 min) at each run's end: {', '.join(f'{x:.2f}' for x in summary['loadavg'])}")
     last = next(run for run in reversed(runs) if run.target == "project").checks
     print(
