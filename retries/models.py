@@ -241,7 +241,7 @@ class Attempt(models.Model):
     class Meta:
         constraints = [
             # A constraint, not unique=True: that adds a LIKE index nothing reads, written with
-            # every attempt (dlrconsole.lib.redundant_indexes.py).
+            # every attempt (dlrconsole/lib/redundant_indexes.py).
             models.UniqueConstraint(fields=["idempotency_key"], name="attempt_unique_idempotency_key"),
         ]
         indexes = [

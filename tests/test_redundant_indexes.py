@@ -14,7 +14,7 @@ from tests.factories import MessageFactory
 
 OUR_APPS = {"receipts", "rollups", "flows", "retries", "feed", "alerts", "reports", "accounts", "audit"}
 # Kept on purpose: the rollup pages read a window of one grain and group it, through an index
-# a third the width of the cell's unique one.
+# narrower than the cell's unique one (seven columns, most of them text).
 SERVED_ON_PURPOSE = {"rollup_grain_bucket_idx", "rollup_reason_grain_bucket_idx"}
 
 

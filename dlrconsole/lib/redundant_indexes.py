@@ -8,9 +8,10 @@ holds up its writers; `drop_column_indexes` drops only the index (the migration'
 the AlterField).
 
 **A unique CharField's pattern index**: on PostgreSQL Django gives every unique or indexed
-CharField a second index with varchar_pattern_ops, for LIKE 'prefix%' searches. Identifiers nobody searches by prefix (a
-feed event's webhook id, an attempt's idempotency key) pay for it on every row written and hold
-it on disk, as large as the unique index itself. A UniqueConstraint has no such index.
+CharField a second index with varchar_pattern_ops, for LIKE 'prefix%' searches. Identifiers
+nobody searches by prefix (a feed event's webhook id, an attempt's idempotency key) pay for it
+on every row written and hold it on disk, nearly as large as the unique index itself. A
+UniqueConstraint has no such index.
 
 The migration's state becomes the constraint; the database keeps the unique index it has,
 renamed (no rebuild, no lock held longer than the rename), and loses the pattern index. Other

@@ -124,7 +124,7 @@ class FeedEvent(models.Model):
     class Meta:
         constraints = [
             # A constraint, not unique=True: that adds a LIKE index nothing reads, written for
-            # every event (dlrconsole.lib.redundant_indexes.py).
+            # every event (dlrconsole/lib/redundant_indexes.py).
             models.UniqueConstraint(fields=["webhook_id"], name="feed_event_unique_webhook_id"),
         ]
 
