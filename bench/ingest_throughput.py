@@ -723,6 +723,8 @@ def server_env(args: argparse.Namespace, db_url: str, queue: BrokerQueue) -> dic
         "PUBLIC_BASE_URL": f"http://{LOOPBACK}:8000",
         # The benches' peers (send gateway, product endpoint) listen on loopback.
         "DLR_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
+        # gunicorn.conf.py's threads a worker (4) unless the bench is run with it set.
+        **{name: os.environ[name] for name in ("GUNICORN_THREADS",) if name in os.environ},
     }
 
 

@@ -250,10 +250,16 @@ def main() -> int:
         help="M more messages in the table, no batch's (the plans at a production table's size)",
     )  # fmt: skip
     parser.add_argument("--cprofile", type=int, metavar="N", help="print cProfile's top N functions of the timed run")
+    parser.add_argument(
+        "--hot-status", type=int, metavar="FILLFACTOR",
+        help="what a HOT status change would take: no index on the status, the messages table at this fillfactor",
+    )  # fmt: skip
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="dlrconsole_bench_batch_profile")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
+    if args.hot_status is not None and not 10 <= args.hot_status <= 100:
+        parser.error("--hot-status takes a fillfactor from 10 to 100")
     n = args.batches * args.batch
     db_url = database_url(args.pg_url, args.database)
     queue = BrokerQueue(args.redis_url)
@@ -264,6 +270,15 @@ def main() -> int:
         env["DJANGO_SETTINGS_MODULE"] = "dlrconsole.settings"
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "create_connection", INFOBIP_SLUG, "--provider", "infobip", f"--secret={token}")
+        if args.hot_status is not None:
+            # An experiment, not the schema: a message's status change can be a HOT update only
+            # if no index holds a column it changes and its page has room (bench/README.md,
+            # "The batch, stop 26"). The fillfactor applies to the rows each reset loads.
+            import psycopg
+
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                conn.execute("DROP INDEX message_status_submitted_idx")
+                conn.execute(f"ALTER TABLE receipts_message SET (fillfactor = {int(args.hot_status)})")
         os.environ.update(env)
 
         import psycopg
